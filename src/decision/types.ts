@@ -1,0 +1,49 @@
+// What a phase returns when it refuses a request, and what the whole pipeline decides.
+import type { DenyReason, Reason } from './reasons.js';
+
+/** What a denied request lacked, in the policy's own words (scope, permission, role and location names). */
+export interface Missing {
+  /** Permissions the route requires that the caller was not granted. */
+  permissions?: string[];
+  /** Scopes that would grant the missing permissions. */
+  scopes?: string[];
+  /** Roles that would grant the missing permissions. */
+  roles?: string[];
+  /** Locations in the request the caller may not access. */
+  locations?: string[];
+  /** Grant types the client may use (when the token's grant type is refused). */
+  grantTypes?: string[];
+}
+
+/** A phase's refusal: a closed reason plus a sentence with the specifics (never a secret). */
+export interface Denial {
+  readonly ok: false;
+  readonly reason: DenyReason;
+  readonly detail: string;
+  readonly missing?: Missing;
+  /** Which permissions were missing from which source, for scopegate_missing_permissions_total. */
+  readonly missingBySource?: ReadonlyArray<{ permission: string; source: 'scope' | 'role' }>;
+}
+
+export type Outcome<T> = { readonly ok: true; readonly value: T } | Denial;
+
+export function deny(reason: DenyReason, detail: string, extra?: Pick<Denial, 'missing' | 'missingBySource'>): Denial {
+  return { ok: false, reason, detail, ...extra };
+}
+
+export function ok<T>(value: T): { readonly ok: true; readonly value: T } {
+  return { ok: true, value };
+}
+
+export interface Decision {
+  readonly reason: Reason;
+  readonly detail: string;
+  /** Route name from the policy, when one matched. */
+  readonly route?: string;
+  readonly subject?: string;
+  readonly client?: string;
+  readonly missing?: Missing;
+  readonly missingBySource?: Denial['missingBySource'];
+  /** Policy revision the decision was made on. */
+  readonly revision: string;
+}

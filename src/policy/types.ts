@@ -1,0 +1,133 @@
+// The policy as users write it (PolicyDocument, the YAML contract in DESIGN.md) and as the hot path reads
+// it (CompiledPolicy: lookup tables built once per revision, then frozen).
+
+export type LocationSource = { body: string } | { path: string } | { query: string } | { header: string };
+
+export interface RouteDocument {
+  name: string;
+  method: string | string[];
+  path: string;
+  permissions: string[];
+  location?: LocationSource;
+}
+
+export interface IssuerDocument {
+  issuer: string;
+  audiences: string[];
+  jwks: { uri: string } | { file: string };
+  algorithms: string[];
+  clockToleranceSeconds?: number;
+}
+
+export interface ClaimsDocument {
+  subject?: string[];
+  scopes?: string[];
+  roles?: string[];
+  client?: string[];
+  grantType?: string[];
+  locations?: string[];
+}
+
+export interface PolicyDocument {
+  version: 1;
+  authentication: {
+    realm?: string;
+    maxTokenBytes?: number;
+    issuers?: IssuerDocument[];
+    envoyJwtAuthn?: { metadataKey: string };
+    claims?: ClaimsDocument;
+  };
+  scopes: Record<string, string[]>;
+  roles?: Record<string, string[]>;
+  clients?: Record<string, { scopes: string[]; grantTypes?: string[] }>;
+  subjects?: Record<string, { roles?: string[]; locations?: string[] }>;
+  routes: RouteDocument[];
+}
+
+/** Claim names to read, in order; the first present claim wins. Defaults filled in by compile. */
+export interface ClaimNames {
+  readonly subject: readonly string[];
+  readonly scopes: readonly string[];
+  readonly roles: readonly string[];
+  readonly client: readonly string[];
+  readonly grantType: readonly string[];
+  readonly locations: readonly string[];
+}
+
+export interface CompiledIssuer {
+  readonly issuer: string;
+  readonly audiences: readonly string[];
+  /** A jwks.file path is resolved against the policy file's directory. */
+  readonly jwks: { readonly uri: string } | { readonly file: string };
+  readonly algorithms: readonly string[];
+  readonly clockToleranceSeconds: number;
+}
+
+export interface CompiledRoute {
+  readonly name: string;
+  /** Position in the policy: the first matching route wins. */
+  readonly index: number;
+  readonly methods: readonly string[];
+  readonly path: string;
+  readonly permissions: readonly string[];
+  readonly location?: LocationSource;
+}
+
+export interface RouteMatch {
+  readonly route: CompiledRoute;
+  /** Template parameters, percent-decoded, by name. */
+  readonly params: Readonly<Record<string, string>>;
+}
+
+/** A location grant: exact codes, prefixes from trailing-`*` patterns, or everything (`*`). */
+export interface LocationGrant {
+  readonly all: boolean;
+  readonly exact: ReadonlySet<string>;
+  readonly prefixes: readonly string[];
+}
+
+export interface CompiledClient {
+  readonly scopes: ReadonlySet<string>;
+  /** Undefined: any grant type. */
+  readonly grantTypes?: ReadonlySet<string>;
+}
+
+export interface CompiledSubject {
+  readonly roles: ReadonlySet<string>;
+  readonly locations: LocationGrant;
+}
+
+export interface CompiledPolicy {
+  /** Content hash of the policy file (first 12 hex chars of sha256). */
+  readonly revision: string;
+  readonly source: string;
+  readonly realm: string;
+  readonly maxTokenBytes: number;
+  readonly issuers: readonly CompiledIssuer[];
+  readonly issuerByName: ReadonlyMap<string, CompiledIssuer>;
+  readonly envoyJwtAuthn?: { readonly metadataKey: string };
+  readonly claims: ClaimNames;
+  /** scope → permissions it grants. */
+  readonly scopes: ReadonlyMap<string, ReadonlySet<string>>;
+  /** permission → scopes that grant it (sorted). */
+  readonly scopesGranting: ReadonlyMap<string, readonly string[]>;
+  /** Undefined when the policy has no `roles` section (then roles are not checked). */
+  readonly roles?: ReadonlyMap<string, ReadonlySet<string>>;
+  /** permission → roles that grant it (sorted). */
+  readonly rolesGranting: ReadonlyMap<string, readonly string[]>;
+  readonly clients: ReadonlyMap<string, CompiledClient>;
+  readonly subjects: ReadonlyMap<string, CompiledSubject>;
+  readonly routes: readonly CompiledRoute[];
+  /** First route (by policy order) whose method and path template match a canonical path. */
+  matchRoute(method: string, canonicalPath: string): RouteMatch | undefined;
+}
+
+/** One problem found in a policy file, located for `FILE:LINE:COL: field: message`. */
+export interface PolicyProblem {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+  /** Path to the field, e.g. `routes[2].permissions[0]`. */
+  readonly field: string;
+  readonly message: string;
+}

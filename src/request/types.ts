@@ -1,0 +1,28 @@
+// What the request phase extracts from a CheckRequest: plain data the other phases read.
+
+export interface RequestBody {
+  /** The body as Envoy sent it (`body`, or `raw_body` decoded as UTF-8), or undefined when none was sent. */
+  readonly text?: string;
+  /** Envoy cut the body at max_request_bytes (`x-envoy-auth-partial-body: true`). */
+  readonly partial: boolean;
+  /** The body was sent as bytes that are not valid UTF-8. */
+  readonly invalidUtf8: boolean;
+}
+
+export interface RequestFacts {
+  /** Envoy's `x-request-id` (or the attribute id); generated when absent. Safe to log. */
+  readonly requestId: string;
+  /** Upper-case HTTP method. */
+  readonly method: string;
+  /** The path without its query string, in the one canonical form (security rule 2). */
+  readonly path: string;
+  /** Query parameters, percent-decoded, repeated names keep every value in order. */
+  readonly query: ReadonlyMap<string, readonly string[]>;
+  /** Headers by lower-case name; repeated headers joined with `,` as Envoy does. Pseudo-headers included. */
+  readonly headers: ReadonlyMap<string, string>;
+  readonly body: RequestBody;
+  /** `attributes.context_extensions` from the route's ExtAuthzPerRoute. */
+  readonly contextExtensions: Readonly<Record<string, string>>;
+  /** Claims Envoy's jwt_authn filter verified, keyed by filter_metadata key, as plain JSON. */
+  readonly jwtAuthnPayloads: ReadonlyMap<string, unknown>;
+}

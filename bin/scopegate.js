@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// Entry point for `npx scopegate`: runs the compiled CLI (built by `npm ci` through the prepare script).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const cli = new URL('../dist/cli.js', import.meta.url);
+if (!existsSync(fileURLToPath(cli))) {
+  console.error('scopegate: dist/ is missing; run `npm ci` (or `npm run build`) first.');
+  process.exit(2);
+}
+const { main } = await import(cli.href);
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,196 @@
+// scopegate's command line: serve, validate, keys, token. Each command returns an exit code; only `serve`
+// keeps running (until SIGTERM/SIGINT).
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { envTwin, SettingsError, serveSettings } from './config/settings.js';
+import { ensureDevKeys, mintToken, SIGNING_KEY_FILE } from './dev/keys.js';
+import { formatProblem, loadPolicyFile } from './policy/index.js';
+import { PolicyLoadError, startServer } from './server/app.js';
+import { createLogger } from './telemetry/log.js';
+import { Metrics } from './telemetry/metrics.js';
+
+const USAGE = `scopegate — Envoy external authorization by OAuth2 scope, role and location
+
+Usage:
+  scopegate serve    --policy FILE [--listen HOST:PORT] [--admin HOST:PORT] [--log-level LEVEL]
+                     [--token-cache-size N] [--drain-seconds N]
+                     gRPC ext_authz on --listen (default 0.0.0.0:9191), /metrics /healthz /readyz on
+                     --admin (default 0.0.0.0:9464). Every flag has a SCOPEGATE_* twin (SCOPEGATE_POLICY, …).
+                     SIGHUP reloads the policy; SIGTERM drains and exits 0.
+  scopegate validate FILE...
+                     Exit 0 if every policy is valid, else print FILE:LINE:COL: field: message and exit 1.
+  scopegate keys     DIR
+                     Create a development RS256 key pair in DIR (signing-key.jwk, jwks.json) unless present.
+  scopegate token    --policy FILE --sub SUBJECT [--client ID] [--scope "a b"] [--gty GRANT (default client_credentials)]
+                     [--roles R1,R2] [--locations L1,L2] [--ttl SECONDS] [--aud AUD] [--iss ISS] [--key FILE]
+                     Mint a signed development token for the policy's first file-based issuer.
+`;
+
+function usageError(message: string): number {
+  console.error(`scopegate: ${message}\n\n${USAGE}`);
+  return 2;
+}
+
+async function validate(files: string[]): Promise<number> {
+  if (files.length === 0) return usageError('validate needs at least one FILE');
+  let failed = false;
+  for (const file of files) {
+    const result = await loadPolicyFile(file);
+    if (result.ok) {
+      console.log(`${file}: ok (revision ${result.policy.revision}, ${result.policy.routes.length} routes)`);
+    } else {
+      failed = true;
+      for (const problem of result.problems) console.error(formatProblem(problem));
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+async function serve(args: string[]): Promise<number> {
+  let settings: ReturnType<typeof serveSettings>;
+  try {
+    settings = serveSettings(args);
+  } catch (err) {
+    if (err instanceof SettingsError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      return usageError((err as Error).message);
+    }
+    throw err;
+  }
+  const log = createLogger(settings.logLevel);
+  const metrics = new Metrics();
+  let running: Awaited<ReturnType<typeof startServer>>;
+  try {
+    running = await startServer(settings, log, metrics);
+  } catch (err) {
+    if (err instanceof PolicyLoadError) {
+      console.error(err.message);
+      log.flush();
+      return 1;
+    }
+    log.fatal({ err: { message: (err as Error).message } }, 'could not start');
+    log.flush();
+    return 1;
+  }
+  const revision = running.current().policy.revision;
+  log.info(
+    { grpc: running.grpcAddress, admin: running.adminAddress, policy_revision: revision },
+    'listening',
+  );
+  process.on('SIGHUP', () => void running.reload());
+  return new Promise((resolveExit) => {
+    const shutdown = (signal: string) => {
+      log.info({ signal }, 'draining');
+      void running.stop().then(() => {
+        log.info('stopped');
+        log.flush();
+        resolveExit(0);
+      });
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+}
+
+async function keys(args: string[]): Promise<number> {
+  if (args.length !== 1) return usageError('keys needs exactly one DIR');
+  const result = await ensureDevKeys(resolve(args[0]!));
+  console.log(
+    result.created
+      ? `created ${result.keyFile} and ${result.jwksFile}`
+      : `keys already in ${dirname(result.keyFile)}`,
+  );
+  return 0;
+}
+
+async function token(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      policy: { type: 'string' },
+      sub: { type: 'string' },
+      client: { type: 'string' },
+      scope: { type: 'string' },
+      gty: { type: 'string' },
+      roles: { type: 'string' },
+      locations: { type: 'string' },
+      ttl: { type: 'string', default: '3600' },
+      aud: { type: 'string' },
+      iss: { type: 'string' },
+      key: { type: 'string' },
+    },
+    strict: true,
+  });
+  const policyFile = values.policy ?? process.env[envTwin('policy')];
+  if (!policyFile) return usageError(`token needs --policy FILE (or ${envTwin('policy')})`);
+  if (!values.sub) return usageError('token needs --sub SUBJECT');
+  const loaded = await loadPolicyFile(policyFile);
+  if (!loaded.ok) {
+    for (const problem of loaded.problems) console.error(formatProblem(problem));
+    return 1;
+  }
+  const issuer = loaded.policy.issuers.find((i) => (values.iss ? i.issuer === values.iss : 'file' in i.jwks));
+  if (!issuer && !(values.iss && values.key))
+    return usageError('the policy has no issuer with a jwks file; pass --iss and --key');
+  const keyFile =
+    values.key ??
+    (issuer && 'file' in issuer.jwks ? resolve(dirname(issuer.jwks.file), SIGNING_KEY_FILE) : '');
+  const ttl = Number(values.ttl);
+  if (!Number.isInteger(ttl)) return usageError('--ttl must be an integer number of seconds');
+  const split = (text?: string) =>
+    text
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  try {
+    readFileSync(keyFile);
+  } catch {
+    return usageError(`no signing key at ${keyFile}; create one with: scopegate keys ${dirname(keyFile)}`);
+  }
+  // A client's token comes from the client_credentials flow unless the caller says otherwise.
+  const grantType = values.gty ?? (values.client ? 'client_credentials' : undefined);
+  const roles = split(values.roles);
+  const locations = split(values.locations);
+  const jwt = await mintToken({
+    keyFile,
+    issuer: values.iss ?? issuer!.issuer,
+    audience: values.aud ?? issuer?.audiences[0] ?? '',
+    subject: values.sub,
+    ttlSeconds: ttl,
+    ...(values.client !== undefined && { client: values.client }),
+    ...(values.scope !== undefined && { scope: values.scope }),
+    ...(grantType !== undefined && { grantType }),
+    ...(roles && { roles }),
+    ...(locations && { locations }),
+  });
+  console.log(jwt);
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(rest);
+      case 'validate':
+        return await validate(rest);
+      case 'keys':
+        return await keys(rest);
+      case 'token':
+        return await token(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        return usageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
+      return usageError((err as Error).message);
+    throw err;
+  }
+}

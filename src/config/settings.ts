@@ -1,0 +1,78 @@
+// Runtime settings for `scopegate serve`, from flags and their SCOPEGATE_* environment twins (a flag wins
+// over its twin). Validated once, then frozen; a bad value is a clear message, never a default in disguise.
+import { parseArgs } from 'node:util';
+import type { LogLevel } from '../telemetry/log.js';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ServeSettings {
+  readonly policy: string;
+  readonly listen: HostPort;
+  readonly admin: HostPort;
+  readonly logLevel: LogLevel;
+  readonly tokenCacheSize: number;
+  /** How long SIGTERM waits for in-flight checks before closing connections. */
+  readonly drainSeconds: number;
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export const SERVE_FLAGS = {
+  policy: { type: 'string' },
+  listen: { type: 'string', default: '0.0.0.0:9191' },
+  admin: { type: 'string', default: '0.0.0.0:9464' },
+  'log-level': { type: 'string', default: 'info' },
+  'token-cache-size': { type: 'string', default: '10000' },
+  'drain-seconds': { type: 'string', default: '10' },
+} as const;
+
+/** `--log-level` ↔ `SCOPEGATE_LOG_LEVEL`. */
+export function envTwin(flag: string): string {
+  return 'SCOPEGATE_' + flag.toUpperCase().replaceAll('-', '_');
+}
+
+/** `127.0.0.1:9191`, `[::1]:0`, `:9191` (all interfaces). */
+export function parseHostPort(text: string, what: string): HostPort {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim());
+  const port = Number(match?.[3]);
+  if (!match || port > 65535)
+    throw new SettingsError(`${what}: expected HOST:PORT (e.g. 127.0.0.1:9191 or [::1]:0), got "${text}"`);
+  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
+}
+
+function positiveInt(text: string, what: string, max: number): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 0 || value > max)
+    throw new SettingsError(`${what}: expected an integer 0..${max}, got "${text}"`);
+  return value;
+}
+
+export class SettingsError extends Error {}
+
+export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.env): ServeSettings {
+  const { values } = parseArgs({ args, options: SERVE_FLAGS, strict: true, allowPositionals: false });
+  const pick = (flag: keyof typeof SERVE_FLAGS): string | undefined => {
+    const explicit = args.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
+    return explicit ? (values[flag] as string) : (env[envTwin(flag)] ?? (values[flag] as string | undefined));
+  };
+  const policy = pick('policy');
+  if (!policy) throw new SettingsError(`--policy FILE (or ${envTwin('policy')}) is required`);
+  const logLevel = pick('log-level') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) throw new SettingsError(`--log-level: one of ${LOG_LEVELS.join(', ')}`);
+  return Object.freeze({
+    policy,
+    listen: parseHostPort(pick('listen')!, '--listen'),
+    admin: parseHostPort(pick('admin')!, '--admin'),
+    logLevel,
+    tokenCacheSize: positiveInt(pick('token-cache-size')!, '--token-cache-size', 10_000_000),
+    drainSeconds: positiveInt(pick('drain-seconds')!, '--drain-seconds', 3600),
+  });
+}
+
+/** grpc-js wants `[::1]:port` for IPv6. */
+export function formatHostPort({ host, port }: HostPort): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

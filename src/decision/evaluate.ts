@@ -1,0 +1,130 @@
+// The authorization decision proper: given who is calling and which route they hit, does the policy grant
+// every permission the route requires, and may they touch every location the request names? Pure
+// functions over compiled policy data; each failure is a closed reason naming exactly what is missing.
+
+import type { Principal } from '../identity/types.js';
+import { locationAllowed, parseLocationGrant } from '../policy/locations.js';
+import type { CompiledPolicy, CompiledRoute } from '../policy/types.js';
+import { deny, type Outcome, ok } from './types.js';
+
+const list = (items: Iterable<string>) => [...items].join(', ');
+
+function union(target: Set<string>, items: Iterable<string> | undefined): Set<string> {
+  if (items) for (const item of items) target.add(item);
+  return target;
+}
+
+/** Permissions granted by a set of scopes. */
+function permissionsOfScopes(policy: CompiledPolicy, scopes: Iterable<string>): Set<string> {
+  const granted = new Set<string>();
+  for (const scope of scopes) union(granted, policy.scopes.get(scope));
+  return granted;
+}
+
+/** The scopes that count: the token's, narrowed to what its client may use when the policy lists the client. */
+export function effectiveScopes(policy: CompiledPolicy, principal: Principal): ReadonlySet<string> {
+  const client = principal.client === undefined ? undefined : policy.clients.get(principal.client);
+  if (!client) return principal.scopes;
+  return new Set([...principal.scopes].filter((scope) => client.scopes.has(scope)));
+}
+
+/** Roles from the token's claim plus those the policy gives the subject. */
+export function rolesOf(policy: CompiledPolicy, principal: Principal): ReadonlySet<string> {
+  const subject = policy.subjects.get(principal.subject);
+  return subject ? union(new Set(principal.roles), subject.roles) : principal.roles;
+}
+
+/**
+ * Grant type, then scopes (token ∩ client), then roles. The order follows the support thread: the nature of
+ * the token first, then what it carries, then who holds it.
+ */
+export function checkPermissions(
+  policy: CompiledPolicy,
+  principal: Principal,
+  route: CompiledRoute,
+): Outcome<void> {
+  const client = principal.client === undefined ? undefined : policy.clients.get(principal.client);
+  if (client?.grantTypes && !(principal.grantType && client.grantTypes.has(principal.grantType))) {
+    const allowed = [...client.grantTypes].sort();
+    const got = principal.grantType ? `was obtained with ${principal.grantType}` : 'names no grant type';
+    return deny(
+      'grant_type_not_allowed',
+      `client ${principal.client} may only use grant type ${list(allowed)}; the token ${got}`,
+      { missing: { grantTypes: allowed } },
+    );
+  }
+
+  const granted = permissionsOfScopes(policy, effectiveScopes(policy, principal));
+  const lacking = route.permissions.filter((permission) => !granted.has(permission));
+  if (lacking.length > 0) {
+    // A permission some token scope grants, but the client may not use that scope, is the client's fault;
+    // one no token scope grants at all means the token must ask for more.
+    const byToken = permissionsOfScopes(policy, principal.scopes);
+    const notRequested = lacking.filter((permission) => !byToken.has(permission));
+    const missingBySource = lacking.map((permission) => ({ permission, source: 'scope' as const }));
+    if (notRequested.length > 0) {
+      const scopes = union(
+        new Set<string>(),
+        notRequested.flatMap((p) => policy.scopesGranting.get(p) ?? []),
+      );
+      return deny(
+        'scope_missing',
+        `route ${route.name} requires ${list(notRequested)}, which no scope in the token grants; ` +
+          `request scope ${list([...scopes].sort())}`,
+        { missing: { permissions: notRequested, scopes: [...scopes].sort() }, missingBySource },
+      );
+    }
+    const refused = [...principal.scopes]
+      .filter((scope) => lacking.some((permission) => policy.scopes.get(scope)?.has(permission)))
+      .sort();
+    return deny(
+      'client_scope_not_allowed',
+      `client ${principal.client} is not allowed scope ${list(refused)}, needed for ${list(lacking)} on route ${route.name}`,
+      { missing: { permissions: lacking, scopes: refused }, missingBySource },
+    );
+  }
+
+  if (policy.roles) {
+    const byRoles = new Set<string>();
+    for (const role of rolesOf(policy, principal)) union(byRoles, policy.roles.get(role));
+    const lackingRole = route.permissions.filter((permission) => !byRoles.has(permission));
+    if (lackingRole.length > 0) {
+      const roles = [
+        ...union(
+          new Set<string>(),
+          lackingRole.flatMap((p) => policy.rolesGranting.get(p) ?? []),
+        ),
+      ].sort();
+      const fix =
+        roles.length > 0 ? `; a role that grants it: ${list(roles)}` : '; no role in the policy grants it';
+      return deny(
+        'role_missing',
+        `${principal.subject} has no role granting ${list(lackingRole)} on route ${route.name}${fix}`,
+        {
+          missing: { permissions: lackingRole, roles },
+          missingBySource: lackingRole.map((permission) => ({ permission, source: 'role' as const })),
+        },
+      );
+    }
+  }
+  return ok(undefined);
+}
+
+/** Every location the request names must be granted to the subject by the policy or by the token's claim. */
+export function checkLocations(
+  policy: CompiledPolicy,
+  principal: Principal,
+  locations: readonly string[],
+): Outcome<void> {
+  if (locations.length === 0) return ok(undefined);
+  const bySubject = policy.subjects.get(principal.subject)?.locations;
+  const byToken = principal.locations.length > 0 ? parseLocationGrant([...principal.locations]) : undefined;
+  const refused = locations.filter(
+    (code) =>
+      !(bySubject && locationAllowed(bySubject, code)) && !(byToken && locationAllowed(byToken, code)),
+  );
+  if (refused.length === 0) return ok(undefined);
+  return deny('location_denied', `${principal.subject} may not access location ${list(refused)}`, {
+    missing: { locations: refused },
+  });
+}

@@ -1,0 +1,113 @@
+// Decision → CheckResponse. Everything the caller sees (HTTP status, WWW-Authenticate, JSON body, gRPC
+// status) is read from the REASONS table; this file only lays it out in Envoy's message shapes.
+
+import { REASONS } from '../decision/reasons.js';
+import type { Decision } from '../decision/types.js';
+import type { CheckResponse, HeaderValueOption, ProtoStruct } from '../envoy.js';
+
+/** Identity headers scopegate sets for the upstream; any client-sent `x-scopegate-*` is stripped. */
+export const IDENTITY_HEADER_PREFIX = 'x-scopegate-';
+
+export interface ResponseContext {
+  readonly requestId: string;
+  readonly realm: string;
+  /** Lower-case names of the request's headers, to strip client-sent `x-scopegate-*`. */
+  readonly requestHeaderNames: Iterable<string>;
+}
+
+// Envoy < 1.37 reads only the deprecated `append` BoolValue; newer Envoy also reads append_action.
+function overwrite(key: string, value: string): HeaderValueOption {
+  return { header: { key, value }, append: { value: false }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' };
+}
+
+/** RFC 6750 §3: quoted values may not contain `"` or `\`, and only printable ASCII. */
+function quotable(text: string): string {
+  return text.replace(/[^\x20-\x7e]|["\\]/g, '?');
+}
+
+/** Header values must not carry control characters (a claim could contain anything). */
+function headerSafe(text: string): string {
+  return text.replace(/[^\x20-\x7e\x80-\uffff]/g, '');
+}
+
+export function wwwAuthenticate(decision: Decision, realm: string): string | undefined {
+  const spec = REASONS[decision.reason];
+  if (spec.challenge === null) return undefined;
+  const params = [`realm="${quotable(realm)}"`];
+  if (spec.challenge !== 'bare') {
+    params.push(`error="${spec.challenge}"`, `error_description="${quotable(spec.summary)}"`);
+    const scopes = decision.missing?.scopes;
+    if (spec.challenge === 'insufficient_scope' && scopes && scopes.length > 0) {
+      params.push(`scope="${quotable(scopes.join(' '))}"`);
+    }
+  }
+  return `Bearer ${params.join(', ')}`;
+}
+
+function stringStruct(entries: Record<string, string | undefined>): ProtoStruct {
+  const fields: NonNullable<ProtoStruct['fields']> = {};
+  for (const [key, value] of Object.entries(entries)) {
+    if (value !== undefined) fields[key] = { string_value: value };
+  }
+  return { fields };
+}
+
+/** What Envoy's access log can read under `envoy.filters.http.ext_authz`. */
+function metadataOf(decision: Decision): ProtoStruct {
+  return stringStruct({
+    decision: decision.reason === 'allowed' ? 'allow' : 'deny',
+    reason: decision.reason,
+    route: decision.route,
+    subject: decision.subject,
+    policy_revision: decision.revision,
+  });
+}
+
+/** The deny body. 401/400 answers name no route: the caller is not known yet, so policy details stay private. */
+export function denyBody(decision: Decision, requestId: string): string {
+  const spec = REASONS[decision.reason];
+  const authenticated = spec.http === 403;
+  return JSON.stringify({
+    error: spec.error,
+    error_description: decision.detail || spec.summary,
+    reason: decision.reason,
+    route: authenticated ? (decision.route ?? null) : null,
+    request_id: requestId,
+    ...(authenticated && decision.missing ? { missing: decision.missing } : {}),
+  });
+}
+
+export function toCheckResponse(decision: Decision, context: ResponseContext): CheckResponse {
+  const spec = REASONS[decision.reason];
+  const dynamic_metadata = metadataOf(decision);
+  if (decision.reason === 'allowed') {
+    const set: Array<[string, string | undefined]> = [
+      ['x-scopegate-subject', decision.subject],
+      ['x-scopegate-client', decision.client],
+      ['x-scopegate-route', decision.route],
+    ];
+    const headers = set.flatMap(([key, value]) =>
+      value === undefined ? [] : [overwrite(key, headerSafe(value))],
+    );
+    const setNames = new Set(headers.map((h) => h.header.key));
+    // Envoy applies removals after additions, so only strip what we did not just set.
+    const headers_to_remove = [...context.requestHeaderNames].filter(
+      (name) => name.startsWith(IDENTITY_HEADER_PREFIX) && !setNames.has(name),
+    );
+    return { status: { code: spec.grpc }, ok_response: { headers, headers_to_remove }, dynamic_metadata };
+  }
+
+  const headers = [
+    overwrite('content-type', 'application/json'),
+    overwrite('cache-control', 'no-store'),
+    overwrite('x-scopegate-reason', decision.reason),
+  ];
+  const challenge = wwwAuthenticate(decision, context.realm);
+  if (challenge) headers.push(overwrite('www-authenticate', challenge));
+  if (spec.http === 503) headers.push(overwrite('retry-after', '1'));
+  return {
+    status: { code: spec.grpc, message: decision.reason },
+    denied_response: { status: { code: spec.http }, headers, body: denyBody(decision, context.requestId) },
+    dynamic_metadata,
+  };
+}

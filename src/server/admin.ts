@@ -1,0 +1,50 @@
+// The admin HTTP edge: /metrics for Prometheus, /healthz (the process is alive) and /readyz (a policy is
+// loaded and every issuer has usable keys). Kept on its own port so it is never exposed with the gRPC port.
+import { createServer, type Server } from 'node:http';
+import type { Metrics } from '../telemetry/metrics.js';
+
+export interface Readiness {
+  /** Empty when ready; otherwise the reasons, safe to show (no secrets). */
+  readonly problems: () => string[];
+}
+
+export function createAdminServer(metrics: Metrics, readiness: Readiness): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        () => res.writeHead(500).end('metrics unavailable\n'),
+      );
+    } else if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (path === '/readyz') {
+      const problems = readiness.problems();
+      res
+        .writeHead(problems.length === 0 ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ ready: problems.length === 0, problems }) + '\n');
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  });
+}
+
+export function listenHttp(
+  server: Server,
+  host: string,
+  port: number,
+): Promise<{ host: string; port: number }> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const address = server.address();
+      if (address && typeof address === 'object') resolve({ host: address.address, port: address.port });
+      else reject(new Error('admin server has no address'));
+    });
+  });
+}

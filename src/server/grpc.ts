@@ -1,0 +1,157 @@
+// The gRPC edge: Envoy's Authorization/Check and grpc.health.v1.Health. Thin by design: decode (grpc-js),
+// run the pipeline, encode, count. Security rule 1: a decodable CheckRequest always gets a CheckResponse —
+// internal errors become an `internal_error` deny (503), never a gRPC error Envoy could fail open on.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Decision } from '../decision/types.js';
+import type { CheckRequest, CheckResponse } from '../envoy.js';
+import { check, type Snapshot } from '../pipeline.js';
+import { toCheckResponse } from '../response/encode.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { authorizationService, healthService } from './proto.js';
+
+export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
+
+export interface CheckServiceDeps {
+  readonly current: () => Snapshot;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+}
+
+/** Answers one Check; never rejects. Exposed for tests and the benchmark's in-process mode. */
+export async function answerCheck(request: CheckRequest, deps: CheckServiceDeps): Promise<CheckResponse> {
+  const started = process.hrtime.bigint();
+  const snapshot = deps.current();
+  let decision: Decision;
+  let requestId = '';
+  let headerNames: Iterable<string> = [];
+  try {
+    const checked = await check(request, snapshot);
+    decision = checked.decision;
+    if (checked.facts) {
+      requestId = checked.facts.requestId;
+      headerNames = checked.facts.headers.keys();
+    }
+  } catch (err) {
+    // A bug, not an outcome: deny and say so without echoing the request.
+    deps.log.error(
+      { err: { message: (err as Error)?.message, stack: (err as Error)?.stack } },
+      'check failed',
+    );
+    decision = { reason: 'internal_error', detail: 'internal error', revision: snapshot.policy.revision };
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const allowed = decision.reason === 'allowed';
+  deps.metrics.recordDecision(decision, allowed ? 'allow' : 'deny', seconds);
+  logDecision(deps.log, decision, requestId, seconds);
+  return toCheckResponse(decision, {
+    requestId,
+    realm: snapshot.policy.realm,
+    requestHeaderNames: headerNames,
+  });
+}
+
+function logDecision(log: Logger, decision: Decision, requestId: string, seconds: number): void {
+  const allowed = decision.reason === 'allowed';
+  if (allowed ? !log.isLevelEnabled('debug') : !log.isLevelEnabled('info')) return;
+  const entry = {
+    request_id: requestId,
+    decision: allowed ? 'allow' : 'deny',
+    reason: decision.reason,
+    route: decision.route,
+    subject: decision.subject,
+    client: decision.client,
+    missing: decision.missing,
+    detail: decision.detail,
+    policy_revision: decision.revision,
+    duration_ms: Math.round(seconds * 1e6) / 1e3,
+  };
+  if (allowed) log.debug(entry, 'decision');
+  else log.info(entry, 'decision');
+}
+
+type ServingStatus = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
+
+/** grpc.health.v1: "" and the Authorization service report the same status (Kubernetes probes ask for ""). */
+export class HealthStatus {
+  private status: ServingStatus = 'SERVING';
+  private readonly watchers = new Set<grpc.ServerWritableStream<unknown, { status: ServingStatus }>>();
+
+  set(status: ServingStatus): void {
+    this.status = status;
+    for (const watcher of this.watchers) watcher.write({ status });
+  }
+
+  statusOf(service: string): ServingStatus {
+    return service === '' || service === AUTHORIZATION_SERVICE_NAME ? this.status : 'SERVICE_UNKNOWN';
+  }
+
+  handlers(): grpc.UntypedServiceImplementation {
+    return {
+      Check: (
+        call: grpc.ServerUnaryCall<{ service?: string }, unknown>,
+        callback: grpc.sendUnaryData<unknown>,
+      ) => {
+        const status = this.statusOf(call.request.service ?? '');
+        if (status === 'SERVICE_UNKNOWN')
+          callback({ code: grpc.status.NOT_FOUND, details: 'unknown service' });
+        else callback(null, { status });
+      },
+      Watch: (call: grpc.ServerWritableStream<{ service?: string }, { status: ServingStatus }>) => {
+        const service = call.request.service ?? '';
+        call.write({ status: this.statusOf(service) });
+        if (service !== '' && service !== AUTHORIZATION_SERVICE_NAME) return;
+        this.watchers.add(call);
+        call.on('cancelled', () => this.watchers.delete(call));
+        call.on('close', () => this.watchers.delete(call));
+      },
+    };
+  }
+
+  /** Ends open Watch streams so a draining server can finish. */
+  endWatches(): void {
+    for (const watcher of this.watchers) watcher.end();
+    this.watchers.clear();
+  }
+}
+
+export function createGrpcServer(deps: CheckServiceDeps, health: HealthStatus): grpc.Server {
+  const server = new grpc.Server({
+    // Envoy sends the body when with_request_body is on; cap what we accept well above inventory payloads.
+    'grpc.max_receive_message_length': 4 * 1024 * 1024,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  server.addService(authorizationService, {
+    Check: (
+      call: grpc.ServerUnaryCall<CheckRequest, CheckResponse>,
+      callback: grpc.sendUnaryData<CheckResponse>,
+    ) => {
+      answerCheck(call.request ?? {}, deps).then(
+        (response) => callback(null, response),
+        // answerCheck never rejects; this is the last line of rule 1 if it somehow does.
+        () =>
+          callback(
+            null,
+            toCheckResponse(
+              {
+                reason: 'internal_error',
+                detail: 'internal error',
+                revision: deps.current().policy.revision,
+              },
+              { requestId: '', realm: deps.current().policy.realm, requestHeaderNames: [] },
+            ),
+          ),
+      );
+    },
+  });
+  server.addService(healthService, health.handlers());
+  return server;
+}
+
+export function bindGrpc(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(err) : resolve(port),
+    );
+  });
+}

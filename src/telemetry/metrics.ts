@@ -1,0 +1,87 @@
+// The Prometheus metrics contract from DESIGN.md. Label values come only from the policy (route names,
+// permissions, issuers) and closed sets (reasons, decisions), never from the request, so cardinality stays
+// bounded whatever clients send.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Decision } from '../decision/types.js';
+
+export type DecisionLabel = 'allow' | 'deny' | 'dry_run_deny';
+
+/** Histogram buckets from 50 µs: most checks are answered from caches in well under a millisecond. */
+export const CHECK_DURATION_BUCKETS = [
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+];
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly decisions = new Counter({
+    name: 'scopegate_decisions_total',
+    help: 'Check decisions by outcome, reason and policy route.',
+    labelNames: ['decision', 'reason', 'route'] as const,
+    registers: [this.registry],
+  });
+
+  readonly missingPermissions = new Counter({
+    name: 'scopegate_missing_permissions_total',
+    help: 'Permissions a denied request lacked, by route and by where it should have come from (scope or role).',
+    labelNames: ['route', 'permission', 'source'] as const,
+    registers: [this.registry],
+  });
+
+  readonly checkDuration = new Histogram({
+    name: 'scopegate_check_duration_seconds',
+    help: 'Time from receiving a Check to answering it.',
+    labelNames: ['decision'] as const,
+    buckets: CHECK_DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly cacheLookups = new Counter({
+    name: 'scopegate_cache_lookups_total',
+    help: 'Cache lookups by cache and result.',
+    labelNames: ['cache', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly policyReloads = new Counter({
+    name: 'scopegate_policy_reloads_total',
+    help: 'Policy loads and reloads by result.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly policyRevision = new Gauge({
+    name: 'scopegate_policy_revision_info',
+    help: 'The policy revision being served (content hash); value is always 1.',
+    labelNames: ['revision'] as const,
+    registers: [this.registry],
+  });
+
+  readonly jwksRefreshes = new Counter({
+    name: 'scopegate_jwks_refreshes_total',
+    help: 'JWKS fetches by issuer and result.',
+    labelNames: ['issuer', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    // Present from the first scrape, so rate() and absent() work before any traffic.
+    this.policyReloads.inc({ result: 'success' }, 0);
+    this.policyReloads.inc({ result: 'error' }, 0);
+  }
+
+  recordDecision(decision: Decision, label: DecisionLabel, seconds: number): void {
+    const route = decision.route ?? '';
+    this.decisions.inc({ decision: label, reason: decision.reason, route });
+    this.checkDuration.observe({ decision: label }, seconds);
+    for (const { permission, source } of decision.missingBySource ?? []) {
+      this.missingPermissions.inc({ route, permission, source });
+    }
+  }
+
+  setRevision(revision: string): void {
+    this.policyRevision.reset();
+    this.policyRevision.set({ revision }, 1);
+  }
+}

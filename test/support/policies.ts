@@ -1,0 +1,28 @@
+// The example policy, compiled for tests, with its JWKS pointed wherever the test needs it.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parsePolicy } from '../../src/policy/index.js';
+import type { CompiledPolicy } from '../../src/policy/types.js';
+
+export const EXAMPLE_POLICY_FILE = fileURLToPath(new URL('../../examples/inventory/policy.yaml', import.meta.url));
+export const EXAMPLE_ISSUER = 'https://dev-issuer.scopegate.local/';
+export const EXAMPLE_AUDIENCE = 'https://gateway.example.com';
+
+/** The example policy text, with `jwks: { file: … }` replaced by the given JWKS URI when one is passed. */
+export function examplePolicyText(jwksUri?: string): string {
+  const text = readFileSync(EXAMPLE_POLICY_FILE, 'utf8');
+  if (!jwksUri) return text;
+  const replaced = text.replace(/jwks: \{ file: [^}]+\}/, `jwks: { uri: "${jwksUri}" }`);
+  if (replaced === text) throw new Error('example policy has no jwks file line to replace');
+  return replaced;
+}
+
+export function compile(text: string, file = 'policy.yaml'): CompiledPolicy {
+  const result = parsePolicy(text, file);
+  if (!result.ok) throw new Error(result.problems.map((p) => `${p.line}:${p.col}: ${p.field}: ${p.message}`).join('\n'));
+  return result.policy;
+}
+
+export function examplePolicy(jwksUri?: string): CompiledPolicy {
+  return compile(examplePolicyText(jwksUri));
+}

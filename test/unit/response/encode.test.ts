@@ -1,0 +1,145 @@
+import { describe, expect, it } from 'vitest';
+import { REASON_CODES, type Reason } from '../../../src/decision/reasons.js';
+import type { Decision } from '../../../src/decision/types.js';
+import { toCheckResponse, wwwAuthenticate } from '../../../src/response/encode.js';
+
+const context = { requestId: 'req-1', realm: 'inventory', requestHeaderNames: [] as string[] };
+const decision = (reason: Reason, more: Partial<Decision> = {}): Decision => ({
+  reason,
+  detail: `detail for ${reason}`,
+  revision: 'abc123',
+  ...more,
+});
+const header = (response: ReturnType<typeof toCheckResponse>, name: string) =>
+  response.denied_response?.headers?.find((h) => h.header.key === name)?.header.value;
+
+// DESIGN.md's reasons table, written out independently of src/decision/reasons.ts.
+const DESIGN_TABLE: Record<Reason, { http: number; grpc: number; challenge: string | null }> = {
+  allowed: { http: 200, grpc: 0, challenge: null },
+  token_missing: { http: 401, grpc: 16, challenge: 'bare' },
+  request_malformed: { http: 400, grpc: 7, challenge: 'invalid_request' },
+  token_invalid: { http: 401, grpc: 16, challenge: 'invalid_token' },
+  key_unknown: { http: 401, grpc: 16, challenge: 'invalid_token' },
+  token_expired: { http: 401, grpc: 16, challenge: 'invalid_token' },
+  token_not_yet_valid: { http: 401, grpc: 16, challenge: 'invalid_token' },
+  issuer_untrusted: { http: 401, grpc: 16, challenge: 'invalid_token' },
+  audience_mismatch: { http: 401, grpc: 16, challenge: 'invalid_token' },
+  scope_missing: { http: 403, grpc: 7, challenge: 'insufficient_scope' },
+  client_scope_not_allowed: { http: 403, grpc: 7, challenge: 'insufficient_scope' },
+  grant_type_not_allowed: { http: 403, grpc: 7, challenge: null },
+  role_missing: { http: 403, grpc: 7, challenge: null },
+  location_denied: { http: 403, grpc: 7, challenge: null },
+  location_missing: { http: 403, grpc: 7, challenge: null },
+  body_unreadable: { http: 403, grpc: 7, challenge: null },
+  route_unknown: { http: 403, grpc: 7, challenge: null },
+  keys_unavailable: { http: 503, grpc: 14, challenge: null },
+  internal_error: { http: 503, grpc: 14, challenge: null },
+};
+
+describe('every reason answers as DESIGN.md says', () => {
+  it('the code has exactly the reasons of the design table', () => {
+    expect([...REASON_CODES].sort()).toEqual(Object.keys(DESIGN_TABLE).sort());
+  });
+
+  for (const reason of REASON_CODES.filter((r) => r !== 'allowed')) {
+    it(`${reason}: denied_response with HTTP ${DESIGN_TABLE[reason].http}, never ok_response`, () => {
+      const expected = DESIGN_TABLE[reason];
+      const response = toCheckResponse(decision(reason, { missing: { scopes: ['inventory.read'] } }), context);
+      expect(response.status.code).toBe(expected.grpc);
+      expect(response.ok_response).toBeUndefined();
+      expect(response.denied_response?.status.code).toBe(expected.http);
+      const challenge = header(response, 'www-authenticate');
+      if (expected.challenge === null) expect(challenge).toBeUndefined();
+      else if (expected.challenge === 'bare') expect(challenge).toBe('Bearer realm="inventory"');
+      else expect(challenge).toContain(`error="${expected.challenge}"`);
+      const body = JSON.parse(response.denied_response?.body ?? '{}');
+      expect(body).toMatchObject({ reason, request_id: 'req-1' });
+      expect(typeof body.error).toBe('string');
+      expect(response.dynamic_metadata?.fields?.reason?.string_value).toBe(reason);
+      expect(response.dynamic_metadata?.fields?.decision?.string_value).toBe('deny');
+    });
+  }
+});
+
+describe('RFC 6750 challenges and bodies', () => {
+  it('insufficient_scope names the scope that would grant the permission', () => {
+    const denied = decision('scope_missing', {
+      route: 'create_transaction',
+      missing: { permissions: ['INV_TRANSACTION_READ'], scopes: ['inventory.read'] },
+    });
+    expect(wwwAuthenticate(denied, 'inventory')).toBe(
+      'Bearer realm="inventory", error="insufficient_scope", ' +
+        'error_description="The access token lacks a scope this request needs.", scope="inventory.read"',
+    );
+    const body = JSON.parse(toCheckResponse(denied, context).denied_response!.body!);
+    expect(body).toEqual({
+      error: 'insufficient_scope',
+      error_description: 'detail for scope_missing',
+      reason: 'scope_missing',
+      route: 'create_transaction',
+      request_id: 'req-1',
+      missing: { permissions: ['INV_TRANSACTION_READ'], scopes: ['inventory.read'] },
+    });
+  });
+
+  it('an expired token is 401 invalid_token, never insufficient_scope (the support thread’s mix-up)', () => {
+    const response = toCheckResponse(decision('token_expired', { route: 'create_transaction' }), context);
+    expect(header(response, 'www-authenticate')).toContain('error="invalid_token"');
+    expect(header(response, 'www-authenticate')).not.toContain('insufficient_scope');
+    const body = JSON.parse(response.denied_response!.body!);
+    expect(body.error).toBe('invalid_token');
+    // Not authenticated yet: the body names no route of the policy.
+    expect(body.route).toBeNull();
+  });
+
+  it('quotes and control characters cannot break out of the challenge', () => {
+    const hostile = decision('scope_missing', { missing: { scopes: ['a"b\\c\r\nd'] } });
+    const challenge = wwwAuthenticate(hostile, 'in"ventory')!;
+    expect(challenge).not.toMatch(/[\r\n\\]/);
+    expect(challenge.match(/"/g)?.length).toBe(8);
+  });
+
+  it('503s tell Envoy’s clients to retry', () => {
+    expect(header(toCheckResponse(decision('keys_unavailable'), context), 'retry-after')).toBe('1');
+  });
+});
+
+describe('allow', () => {
+  const allowed = decision('allowed', { route: 'create_transaction', subject: 'svc-inventory-sync', client: 'inventory-sync' });
+
+  it('sets identity headers for the upstream, overwriting in both Envoy dialects', () => {
+    const response = toCheckResponse(allowed, context);
+    expect(response.status.code).toBe(0);
+    expect(response.denied_response).toBeUndefined();
+    expect(response.ok_response?.headers).toEqual(
+      ['x-scopegate-subject', 'x-scopegate-client', 'x-scopegate-route'].map((key, i) => ({
+        header: { key, value: ['svc-inventory-sync', 'inventory-sync', 'create_transaction'][i] },
+        append: { value: false },
+        append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+      })),
+    );
+  });
+
+  it('removes client-sent x-scopegate-* headers it does not overwrite', () => {
+    const noClient = decision('allowed', { route: 'r', subject: 's' });
+    const response = toCheckResponse(noClient, {
+      ...context,
+      requestHeaderNames: ['x-scopegate-subject', 'x-scopegate-client', 'x-scopegate-admin', 'authorization'],
+    });
+    expect(response.ok_response?.headers_to_remove?.sort()).toEqual(['x-scopegate-admin', 'x-scopegate-client']);
+  });
+
+  it('strips control characters from claim values before they become headers', () => {
+    const sneaky = decision('allowed', { route: 'r', subject: 'admin\r\nx-evil: 1' });
+    const value = toCheckResponse(sneaky, context).ok_response?.headers?.[0]?.header.value;
+    expect(value).toBe('adminx-evil: 1');
+  });
+
+  it('puts decision, reason, route and subject in dynamic metadata for access logs', () => {
+    const fields = toCheckResponse(allowed, context).dynamic_metadata?.fields;
+    expect(fields?.decision?.string_value).toBe('allow');
+    expect(fields?.reason?.string_value).toBe('allowed');
+    expect(fields?.route?.string_value).toBe('create_transaction');
+    expect(fields?.subject?.string_value).toBe('svc-inventory-sync');
+  });
+});

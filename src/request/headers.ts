@@ -1,0 +1,76 @@
+// Reads a CheckRequest's headers into one lower-case name → value map, whichever way Envoy sent them:
+// the `headers` map (repeated headers already joined with `,`), or `header_map.headers[]` when the filter
+// sets `encode_raw_headers: true` (one entry per header line, repeats not merged, values in `raw_value`).
+import { type Denial, deny, type Outcome, ok } from '../decision/types.js';
+import type { HttpRequestAttrs } from '../envoy.js';
+
+export interface HeaderLimits {
+  /** Most header entries read (before repeats are joined). */
+  readonly maxHeaders: number;
+  /** Most bytes of names plus values in total. */
+  readonly maxHeaderBytes: number;
+}
+
+export const DEFAULT_HEADER_LIMITS: HeaderLimits = Object.freeze({
+  maxHeaders: 200,
+  maxHeaderBytes: 64 * 1024,
+});
+
+/**
+ * Headers by lower-case name. A name seen twice (raw mode, or a map with two spellings of one name) is
+ * joined with `,` exactly as Envoy joins them in map mode, so `Authorization` sent twice reads the same
+ * either way and the identity phase can refuse it.
+ */
+export function readHeaders(
+  http: HttpRequestAttrs,
+  limits: Partial<HeaderLimits> = {},
+): Outcome<Map<string, string>> {
+  const { maxHeaders, maxHeaderBytes } = { ...DEFAULT_HEADER_LIMITS, ...limits };
+  const mapEntries = Object.entries(http.headers ?? {});
+  const rawEntries = http.header_map?.headers ?? [];
+  // Envoy fills exactly one of the two; both at once is not something Envoy sends, so we do not pick one.
+  if (mapEntries.length > 0 && rawEntries.length > 0) {
+    return deny('request_malformed', 'headers arrived both as a map and as header_map');
+  }
+  const count = mapEntries.length + rawEntries.length;
+  if (count > maxHeaders) return deny('request_malformed', `request has more than ${maxHeaders} headers`);
+
+  const headers = new Map<string, string>();
+  let bytes = 0;
+  const add = (rawName: string, value: string): Denial | undefined => {
+    if (rawName === '') return deny('request_malformed', 'a request header has no name');
+    const name = rawName.toLowerCase();
+    const seen = headers.get(name);
+    headers.set(name, seen === undefined ? value : `${seen},${value}`);
+    return undefined;
+  };
+  const tooBig = () => deny('request_malformed', `request headers exceed ${maxHeaderBytes} bytes`);
+
+  for (const [name, value] of mapEntries) {
+    const text = typeof value === 'string' ? value : '';
+    bytes += Buffer.byteLength(name, 'utf8') + Buffer.byteLength(text, 'utf8');
+    if (bytes > maxHeaderBytes) return tooBig();
+    const refused = add(name, text);
+    if (refused) return refused;
+  }
+  for (const header of rawEntries) {
+    const name = header.key ?? '';
+    const raw = header.raw_value;
+    const hasRaw = raw !== undefined && raw !== null && raw.length > 0;
+    // Counted before decoding, so an oversized value is refused without being copied.
+    bytes +=
+      Buffer.byteLength(name, 'utf8') + (hasRaw ? raw.length : Buffer.byteLength(header.value ?? '', 'utf8'));
+    if (bytes > maxHeaderBytes) return tooBig();
+    const refused = add(name, hasRaw ? utf8OrReplacement(raw) : (header.value ?? ''));
+    if (refused) return refused;
+  }
+  return ok(headers);
+}
+
+/**
+ * `raw_value` wins when present: it is what Envoy sets in raw mode. Bytes that are not UTF-8 become U+FFFD,
+ * which is what the same header would look like had it arrived as a proto string in map mode.
+ */
+function utf8OrReplacement(raw: Uint8Array): string {
+  return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8');
+}

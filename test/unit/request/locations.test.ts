@@ -1,0 +1,298 @@
+// "The account may not touch the warehouse/location in the payload ({"location":"WH01",…})": finding the
+// locations a request names, from the path, query, a header or the JSON body, and refusing every doubt.
+import { describe, expect, it } from 'vitest';
+import type { CheckRequest, HttpRequestAttrs } from '../../../src/envoy.js';
+import type { CompiledRoute, LocationSource, RouteMatch } from '../../../src/policy/types.js';
+import { readRequest } from '../../../src/request/facts.js';
+import { isJsonContentType, parseBodyPath, readLocations } from '../../../src/request/locations.js';
+import type { RequestFacts } from '../../../src/request/types.js';
+
+function route(location?: LocationSource): CompiledRoute {
+  return {
+    name: 'create_transaction',
+    index: 0,
+    methods: ['POST'],
+    path: '/api/inventory/transactions',
+    permissions: ['INV_TRANSACTION_CREATE', 'INV_TRANSACTION_READ'],
+    location,
+  };
+}
+
+function match(location?: LocationSource, params: Record<string, string> = {}): RouteMatch {
+  return { route: route(location), params };
+}
+
+function facts(http: Partial<HttpRequestAttrs>): RequestFacts {
+  const check: CheckRequest = {
+    attributes: { request: { http: { method: 'POST', path: '/api/inventory/transactions', ...http } } },
+  };
+  const result = readRequest(check);
+  if (!result.ok) throw new Error(`test request refused: ${result.detail}`);
+  return result.value;
+}
+
+/** A POST with a JSON body, as Envoy forwards it with `with_request_body`. */
+function post(
+  body: string,
+  headers: Record<string, string> = { 'content-type': 'application/json' },
+): RequestFacts {
+  return facts({ body, headers });
+}
+
+function locationsOf(source: LocationSource | undefined, request: RequestFacts, params = {}): string[] {
+  const result = readLocations(match(source, params), request);
+  if (!result.ok) throw new Error(`expected locations, got ${result.reason}: ${result.detail}`);
+  return result.value;
+}
+
+function refusal(source: LocationSource, request: RequestFacts, params = {}) {
+  const result = readLocations(match(source, params), request);
+  if (result.ok) throw new Error(`expected a refusal, got ${JSON.stringify(result.value)}`);
+  return result;
+}
+
+describe('readLocations: where the route says to look', () => {
+  it('finds nothing, and needs nothing, on a route without `location`', () => {
+    expect(locationsOf(undefined, post('{"location":"WH01"}'))).toEqual([]);
+  });
+
+  it('reads a path parameter: GET /api/inventory/locations/WH01/items', () => {
+    const request = facts({ method: 'GET', path: '/api/inventory/locations/WH01/items' });
+    expect(locationsOf({ path: 'location' }, request, { location: 'WH01' })).toEqual(['WH01']);
+  });
+
+  it('reads every value of a query parameter, once each', () => {
+    const request = facts({ method: 'GET', path: '/items?location=WH01&location=WH02&location=WH01' });
+    expect(locationsOf({ query: 'location' }, request)).toEqual(['WH01', 'WH02']);
+  });
+
+  it('reads a header, split on "," and trimmed (a repeated header arrives joined)', () => {
+    expect(
+      locationsOf({ header: 'X-Location' }, facts({ headers: { 'x-location': 'WH01, WH02 ,WH03' } })),
+    ).toEqual(['WH01', 'WH02', 'WH03']);
+    const raw = facts({
+      header_map: {
+        headers: [
+          { key: 'x-location', raw_value: Buffer.from('WH01') },
+          { key: 'x-location', raw_value: Buffer.from('EU-7') },
+        ],
+      },
+    });
+    expect(locationsOf({ header: 'x-location' }, raw)).toEqual(['WH01', 'EU-7']);
+  });
+
+  it('reads the body field from the support thread', () => {
+    expect(locationsOf({ body: 'location' }, post('{"location":"WH01","sku":"A-1","quantity":3}'))).toEqual([
+      'WH01',
+    ]);
+  });
+
+  it('reads a nested body field', () => {
+    expect(
+      locationsOf({ body: 'transfer.to.location' }, post('{"transfer":{"to":{"location":"WH02"}}}')),
+    ).toEqual(['WH02']);
+  });
+
+  it('reads every element of an array with `[]`', () => {
+    const body = '{"lines":[{"location":"WH01","qty":1},{"location":"WH02","qty":2},{"location":"WH01"}]}';
+    expect(locationsOf({ body: 'lines[].location' }, post(body))).toEqual(['WH01', 'WH02']);
+    expect(locationsOf({ body: 'locations[]' }, post('{"locations":["WH01","WH03"]}'))).toEqual([
+      'WH01',
+      'WH03',
+    ]);
+    const orders = '{"orders":[{"lines":[{"location":"A"}]},{"lines":[{"location":"B"},{"location":"C"}]}]}';
+    expect(locationsOf({ body: 'orders[].lines[].location' }, post(orders))).toEqual(['A', 'B', 'C']);
+  });
+
+  it.each([
+    'application/json',
+    'application/json; charset=utf-8',
+    'Application/JSON;charset="UTF-8"',
+    'application/merge-patch+json',
+    'application/vnd.inventory.v1+json; charset=utf-8',
+  ])('accepts content-type %s', (contentType) => {
+    expect(
+      locationsOf({ body: 'location' }, post('{"location":"WH01"}', { 'content-type': contentType })),
+    ).toEqual(['WH01']);
+  });
+});
+
+describe('readLocations: a body that cannot be read is body_unreadable, never "no location"', () => {
+  it.each([
+    [
+      'a body Envoy cut',
+      facts({
+        body: '{"location":"WH01","lines":[',
+        headers: { 'content-type': 'application/json', 'x-envoy-auth-partial-body': 'true' },
+      }),
+      "cut at Envoy's buffer limit",
+    ],
+    ['no body at all', facts({ headers: { 'content-type': 'application/json' } }), 'body is empty'],
+    [
+      'bytes that are not UTF-8',
+      facts({ raw_body: Buffer.from([0x7b, 0xff, 0x7d]), headers: { 'content-type': 'application/json' } }),
+      'not valid UTF-8',
+    ],
+    ['text/plain', post('{"location":"WH01"}', { 'content-type': 'text/plain' }), 'content-type'],
+    ['no content-type', post('{"location":"WH01"}', {}), 'content-type'],
+    [
+      'application/jsonx',
+      post('{"location":"WH01"}', { 'content-type': 'application/jsonx' }),
+      'content-type',
+    ],
+    [
+      'a non-UTF-8 charset',
+      post('{"location":"WH01"}', { 'content-type': 'application/json; charset=iso-8859-1' }),
+      'content-type',
+    ],
+    [
+      'form data',
+      post('location=WH01', { 'content-type': 'application/x-www-form-urlencoded' }),
+      'content-type',
+    ],
+    ['invalid JSON', post('{"location":"WH01",}'), 'not valid JSON'],
+    ['a BOM', post('\uFEFF{"location":"WH01"}'), 'byte order mark'],
+    ['a top-level array', post('[{"location":"WH01"}]'), 'not a JSON object'],
+    [
+      '100,000 levels of nesting',
+      post('{"location":"WH01","x":' + '['.repeat(100_000) + ']'.repeat(100_000) + '}'),
+      'deeper than 64',
+    ],
+  ])('%s', (_, request, detail) => {
+    const denial = refusal({ body: 'location' }, request);
+    expect(denial.reason).toBe('body_unreadable');
+    expect(denial.detail).toContain(detail);
+  });
+
+  it('refuses the duplicate-key body instead of checking one warehouse and storing another', () => {
+    const denial = refusal({ body: 'location' }, post('{"location":"WH01","quantity":3,"location":"WH99"}'));
+    expect(denial).toMatchObject({ reason: 'body_unreadable' });
+    expect(denial.detail).toContain('duplicate key "location"');
+    expect(denial.detail).not.toContain('WH99');
+    const nested = refusal(
+      { body: 'lines[].location' },
+      post('{"lines":[{"location":"WH01","location":"WH99"}]}'),
+    );
+    expect(nested.detail).toContain('duplicate key');
+  });
+
+  it.each([
+    ['a number', '{"location":1}', 'location'],
+    ['an object', '{"location":{"code":"WH01"}}', 'location'],
+    ['a boolean', '{"location":true}', 'location'],
+    ['an array', '{"location":["WH01"]}', 'location'],
+    ['an array element', '{"lines":[{"location":"WH01"},{"location":7}]}', 'lines[].location'],
+    ['a list element', '{"locations":["WH01",null,false]}', 'locations[]'],
+  ])('refuses a location that is %s', (_, body, path) => {
+    const denial = refusal({ body: path }, post(body));
+    expect(denial.reason).toBe('body_unreadable');
+    expect(denial.detail).toContain('location must be a string');
+  });
+
+  it('refuses a body whose shape does not fit the path', () => {
+    expect(refusal({ body: 'lines[].location' }, post('{"lines":{"location":"WH01"}}')).detail).toContain(
+      '"lines[]" is not an array',
+    );
+    expect(refusal({ body: 'transfer.location' }, post('{"transfer":"WH01"}')).detail).toContain(
+      '"transfer" is not an object',
+    );
+  });
+
+  it('is internal_error, not a caller problem, when the route has a broken body path', () => {
+    expect(refusal({ body: 'lines[.location' }, post('{}')).reason).toBe('internal_error');
+  });
+});
+
+describe('readLocations: none found is location_missing', () => {
+  it.each([
+    ['absent', '{"sku":"A-1"}'],
+    ['null', '{"location":null}'],
+    ['empty', '{"location":""}'],
+    ['an empty array', '{"lines":[]}'],
+    ['a missing parent', '{"transfer":null}'],
+  ])('body field %s', (_, body) => {
+    const path = body.includes('lines')
+      ? 'lines[].location'
+      : body.includes('transfer')
+        ? 'transfer.location'
+        : 'location';
+    const denial = refusal({ body: path }, post(body));
+    expect(denial.reason).toBe('location_missing');
+    expect(denial.detail).toContain(`the body field "${path}"`);
+  });
+
+  it('no query parameter, header or path parameter', () => {
+    expect(refusal({ query: 'location' }, facts({ path: '/items?other=1' })).reason).toBe('location_missing');
+    expect(refusal({ header: 'x-location' }, facts({})).reason).toBe('location_missing');
+    expect(refusal({ header: 'x-location' }, facts({ headers: { 'x-location': ' , ' } })).reason).toBe(
+      'location_missing',
+    );
+    expect(refusal({ path: 'location' }, facts({}), {}).reason).toBe('location_missing');
+  });
+});
+
+describe('readLocations: location codes a request may send', () => {
+  it.each([
+    ['"*"', '{"location":"*"}'],
+    ['a prefix pattern', '{"location":"EU-*"}'],
+  ])('refuses %s as request_malformed: a request location is never a wildcard', (_, body) => {
+    const denial = refusal({ body: 'location' }, post(body));
+    expect(denial.reason).toBe('request_malformed');
+    expect(denial.detail).toContain('"*"');
+  });
+
+  it('refuses "*" from a query or header as well', () => {
+    expect(refusal({ query: 'location' }, facts({ path: '/items?location=*' })).reason).toBe(
+      'request_malformed',
+    );
+    expect(refusal({ header: 'x-location' }, facts({ headers: { 'x-location': 'WH01,*' } })).reason).toBe(
+      'request_malformed',
+    );
+  });
+
+  it.each([
+    ['a space', 'WH 01'],
+    ['a slash', 'WH01/../WH99'],
+    ['a newline', 'WH01\nWH99'],
+    ['non-ASCII', 'WHÖ1'],
+  ])('refuses a code with %s', (_, code) => {
+    const denial = refusal({ body: 'location' }, post(JSON.stringify({ location: code })));
+    expect(denial.reason).toBe('request_malformed');
+    expect(denial.detail).toContain('[A-Za-z0-9._:-]');
+  });
+
+  it('accepts 128 characters and refuses 129', () => {
+    const longest = 'W'.repeat(128);
+    expect(locationsOf({ body: 'location' }, post(JSON.stringify({ location: longest })))).toEqual([longest]);
+    const denial = refusal({ body: 'location' }, post(JSON.stringify({ location: `${longest}W` })));
+    expect(denial.reason).toBe('request_malformed');
+    expect(denial.detail).toContain('longer than 128');
+  });
+
+  it('accepts 100 distinct locations and refuses 101', () => {
+    const codes = (n: number) => Array.from({ length: n }, (_, i) => `WH${i}`);
+    expect(locationsOf({ body: 'locations[]' }, post(JSON.stringify({ locations: codes(100) })))).toEqual(
+      codes(100),
+    );
+    const denial = refusal({ body: 'locations[]' }, post(JSON.stringify({ locations: codes(101) })));
+    expect(denial.reason).toBe('request_malformed');
+    expect(denial.detail).toContain('more than 100 locations');
+  });
+});
+
+describe('helpers the policy compiler can reuse', () => {
+  it('parseBodyPath', () => {
+    expect(parseBodyPath('lines[].location')).toEqual([
+      { key: 'lines', each: true },
+      { key: 'location', each: false },
+    ]);
+    for (const bad of ['', 'a..b', '.a', 'a.', 'a[0]', 'a[]b', '[]', 'a[].[]'])
+      expect(parseBodyPath(bad)).toBeUndefined();
+  });
+
+  it('isJsonContentType', () => {
+    expect(isJsonContentType('application/problem+json')).toBe(true);
+    expect(isJsonContentType('application/json, text/plain')).toBe(false);
+    expect(isJsonContentType(undefined)).toBe(false);
+  });
+});

@@ -1,0 +1,160 @@
+// Compiles a validated PolicyDocument into the lookup tables the hot path reads: reverse maps
+// (permission → scopes/roles that grant it), client and subject tables, location grants and the route
+// matcher. Done once per policy revision; the result is frozen.
+import { createHash } from 'node:crypto';
+import { isAbsolute, resolve } from 'node:path';
+import { parseLocationGrant } from './locations.js';
+import { buildRouteMatcher } from './routes.js';
+import type {
+  ClaimNames,
+  CompiledClient,
+  CompiledIssuer,
+  CompiledPolicy,
+  CompiledRoute,
+  CompiledSubject,
+  PolicyDocument,
+} from './types.js';
+
+export const DEFAULT_REALM = 'scopegate';
+export const DEFAULT_MAX_TOKEN_BYTES = 8192;
+export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 30;
+export const DEFAULT_CLAIMS: ClaimNames = Object.freeze({
+  subject: Object.freeze(['sub']),
+  scopes: Object.freeze(['scope', 'scp']),
+  roles: Object.freeze(['roles']),
+  client: Object.freeze(['client_id', 'azp']),
+  grantType: Object.freeze(['gty']),
+  locations: Object.freeze(['locations']),
+});
+
+export interface CompileOptions {
+  /** The policy file's text: its hash is the revision. */
+  readonly text: string;
+  /** Where the policy came from (a file path), kept as `CompiledPolicy.source`. */
+  readonly source: string;
+  /** Directory that a relative `jwks.file` is resolved against. */
+  readonly baseDir: string;
+  /** Use this revision instead of the content hash (e.g. a revision the caller already tracks). */
+  readonly revision?: string;
+}
+
+/** First 12 hex characters of the sha256 of the policy text. */
+export function policyRevision(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 12);
+}
+
+/** Compiles a document that `validatePolicy` accepted. */
+export function compilePolicy(doc: PolicyDocument, opts: CompileOptions): CompiledPolicy {
+  const auth = doc.authentication;
+
+  const issuers: CompiledIssuer[] = (auth.issuers ?? []).map((i) =>
+    deepFreeze({
+      issuer: i.issuer,
+      audiences: [...i.audiences],
+      jwks: 'uri' in i.jwks ? { uri: i.jwks.uri } : { file: resolveFile(opts.baseDir, i.jwks.file) },
+      algorithms: [...i.algorithms],
+      clockToleranceSeconds: i.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS,
+    }),
+  );
+
+  const claims: ClaimNames = Object.freeze(
+    Object.fromEntries(
+      (Object.keys(DEFAULT_CLAIMS) as (keyof ClaimNames)[]).map((k) => [
+        k,
+        Object.freeze([...(auth.claims?.[k] ?? DEFAULT_CLAIMS[k])]),
+      ]),
+    ) as unknown as ClaimNames,
+  );
+
+  const scopes = grantTable(doc.scopes);
+  const roles = doc.roles ? grantTable(doc.roles) : undefined;
+
+  const clients = new Map<string, CompiledClient>(
+    Object.entries(doc.clients ?? {}).map(([id, c]) => [
+      id,
+      Object.freeze({
+        scopes: new Set(c.scopes),
+        ...(c.grantTypes ? { grantTypes: new Set(c.grantTypes) } : {}),
+      }),
+    ]),
+  );
+
+  const subjects = new Map<string, CompiledSubject>(
+    Object.entries(doc.subjects ?? {}).map(([id, s]) => [
+      id,
+      Object.freeze({ roles: new Set(s.roles ?? []), locations: parseLocationGrant(s.locations ?? []) }),
+    ]),
+  );
+
+  const routes: CompiledRoute[] = doc.routes.map((r, index) =>
+    deepFreeze({
+      name: r.name,
+      index,
+      methods: typeof r.method === 'string' ? [r.method] : [...r.method],
+      path: r.path,
+      permissions: [...r.permissions],
+      ...(r.location ? { location: { ...r.location } } : {}),
+    }),
+  );
+  const matchRoute = buildRouteMatcher(routes);
+
+  return Object.freeze({
+    revision: opts.revision ?? policyRevision(opts.text),
+    source: opts.source,
+    realm: auth.realm ?? DEFAULT_REALM,
+    maxTokenBytes: auth.maxTokenBytes ?? DEFAULT_MAX_TOKEN_BYTES,
+    issuers: Object.freeze(issuers),
+    issuerByName: new Map(issuers.map((i) => [i.issuer, i])),
+    ...(auth.envoyJwtAuthn
+      ? { envoyJwtAuthn: Object.freeze({ metadataKey: auth.envoyJwtAuthn.metadataKey }) }
+      : {}),
+    claims,
+    scopes: scopes.grants,
+    scopesGranting: scopes.granting,
+    ...(roles ? { roles: roles.grants } : {}),
+    rolesGranting: roles?.granting ?? new Map<string, readonly string[]>(),
+    clients,
+    subjects,
+    routes: Object.freeze(routes),
+    matchRoute,
+  });
+}
+
+/** name → permissions it grants, and the reverse: permission → names granting it (sorted). */
+function grantTable(section: Record<string, string[]>): {
+  grants: Map<string, ReadonlySet<string>>;
+  granting: Map<string, readonly string[]>;
+} {
+  const grants = new Map<string, ReadonlySet<string>>();
+  const reverse = new Map<string, string[]>();
+  for (const [name, permissions] of Object.entries(section)) {
+    grants.set(name, new Set(permissions));
+    for (const permission of permissions) {
+      const list = reverse.get(permission) ?? [];
+      if (!list.includes(name)) list.push(name);
+      reverse.set(permission, list);
+    }
+  }
+  const granting = new Map<string, readonly string[]>();
+  for (const [permission, names] of [...reverse].sort(([a], [b]) => compare(a, b))) {
+    granting.set(permission, Object.freeze(names.sort(compare)));
+  }
+  return { grants, granting };
+}
+
+// Code-point order, not locale order: the same policy compiles the same way on every machine.
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function resolveFile(baseDir: string, file: string): string {
+  return isAbsolute(file) ? file : resolve(baseDir, file);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

@@ -1,0 +1,862 @@
+// Validates a parsed policy YAML document against the format in DESIGN.md ("Policy file"), reading the
+// YAML nodes themselves so every problem points at the exact key or value (line and column) and names
+// the field (`routes[2].permissions[0]`). All problems are collected, not just the first: a user fixing
+// a policy should see everything wrong in one run.
+import { type Document, isAlias, isMap, isScalar, isSeq, type LineCounter, type Node, visit } from 'yaml';
+import { locationPatternProblem } from './locations.js';
+import { HTTP_METHODS, parsePathTemplate, templateParams, templateShape } from './routes.js';
+import type {
+  ClaimsDocument,
+  IssuerDocument,
+  LocationSource,
+  PolicyDocument,
+  PolicyProblem,
+  RouteDocument,
+} from './types.js';
+
+/** Asymmetric algorithms only: `none` and HS* (a shared secret verified with a public key) are never allowed. */
+export const ALLOWED_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+] as const;
+
+export const CLOCK_TOLERANCE_MAX_SECONDS = 300;
+export const MAX_TOKEN_BYTES_RANGE = { min: 1024, max: 65536 } as const;
+
+export interface ValidateResult {
+  /** The document as plain data; present only when there are no problems. */
+  readonly document?: PolicyDocument;
+  readonly problems: PolicyProblem[];
+  /** Offsets of duplicate keys already reported here (so the loader can drop yaml's terser duplicate). */
+  readonly duplicateKeyOffsets: ReadonlySet<number>;
+}
+
+const CLAIM_KEYS = ['subject', 'scopes', 'roles', 'client', 'grantType', 'locations'] as const;
+const LOCATION_KEYS = ['body', 'path', 'query', 'header'] as const;
+
+// RFC 6749 §3.3 scope-token: printable ASCII without space, `"` and `\` (scopes are also quoted in
+// `WWW-Authenticate: Bearer scope="…"`, so anything else would break the header).
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+// Route names become metric labels and the `x-scopegate-route` header value.
+const ROUTE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]*$/;
+// RFC 9110 token, lower-case (Envoy hands headers to us lower-cased).
+const HEADER_NAME = /^[a-z0-9!#$%&'*+\-.^_`|~]+$/;
+// The realm is quoted in `WWW-Authenticate: Bearer realm="…"`.
+const REALM = /^[\x20\x21\x23-\x5B\x5D-\x7E]{1,128}$/;
+// A JSON field path: keys separated by `.`, a key may end with `[]` (every element of an array).
+const BODY_FIELD_PATH = /^[^.[\]]+(\[\])?(\.[^.[\]]+(\[\])?)*$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+/** Validates a parsed YAML document; `lineCounter` must be the one the document was parsed with. */
+export function validatePolicy(doc: Document.Parsed, lineCounter: LineCounter, file: string): ValidateResult {
+  const reader = new Reader(doc, lineCounter, file);
+  const document = reader.readPolicy(doc.contents);
+  return {
+    document: reader.problems.length === 0 ? document : undefined,
+    problems: reader.problems,
+    duplicateKeyOffsets: reader.duplicateKeyOffsets,
+  };
+}
+
+interface Entry {
+  readonly key: string;
+  readonly keyNode: Node;
+  readonly value: Node | null;
+}
+
+type Ref = { name: string; node: Node; field: string };
+
+class Reader {
+  readonly problems: PolicyProblem[] = [];
+  readonly duplicateKeyOffsets = new Set<number>();
+  private readonly aliasTargets = new Map<Node, Node | null>();
+  private suggestionBudget = 200;
+  private knownPermissions?: Set<string>;
+  private knownScopes?: Set<string>;
+  /** Undefined: no `roles` section; null: a `roles` section too broken to check against. */
+  private knownRoles?: Set<string> | null;
+
+  constructor(
+    doc: Document.Parsed,
+    private readonly lineCounter: LineCounter,
+    private readonly file: string,
+  ) {
+    // Resolve every alias once, up front. An alias inside the node it names would make the walk endless.
+    const anchors = new Map<string, Node>();
+    visit(doc, {
+      Node: (_key, node) => {
+        if (isAlias(node)) {
+          const target = anchors.get(node.source);
+          const inside =
+            target?.range &&
+            node.range &&
+            target.range[0] <= node.range[0] &&
+            node.range[0] < target.range[2];
+          this.aliasTargets.set(node, target && !inside ? target : null);
+          if (!target) this.report(node, '', `alias "*${node.source}" names no earlier anchor`);
+          else if (inside) this.report(node, '', `alias "*${node.source}" refers to a node that contains it`);
+        }
+        if ('anchor' in node && typeof node.anchor === 'string') anchors.set(node.anchor, node);
+      },
+    });
+  }
+
+  // ── the policy, section by section ──────────────────────────────────────────────────────────────
+
+  readPolicy(root: Node | null): PolicyDocument | undefined {
+    const node = this.deref(root);
+    if (node === null || (isScalar(node) && node.value === null)) {
+      this.problems.push({
+        ...this.pos(root),
+        field: '',
+        message: 'the policy is empty; it needs at least "version: 1"',
+      });
+      return undefined;
+    }
+    const sections = this.section(node, '', {
+      version: true,
+      authentication: true,
+      scopes: true,
+      roles: false,
+      clients: false,
+      subjects: false,
+      routes: true,
+    });
+    if (!sections) return undefined;
+
+    if (sections.version) {
+      const v = this.deref(sections.version.value);
+      if (!(isScalar(v) && v.value === 1)) {
+        this.report(
+          v ?? sections.version.keyNode,
+          'version',
+          `unsupported version ${this.show(v)}; write "version: 1"`,
+        );
+      }
+    }
+    // Read in dependency order (scopes define permissions, roles use them, …), whatever the file's order.
+    const scopes = sections.scopes ? this.readScopes(sections.scopes.value) : undefined;
+    const roles = sections.roles ? this.readRoles(sections.roles.value) : undefined;
+    const authentication = sections.authentication
+      ? this.readAuthentication(sections.authentication.value)
+      : undefined;
+    const clients = sections.clients ? this.readClients(sections.clients.value) : undefined;
+    const subjects = sections.subjects ? this.readSubjects(sections.subjects.value) : undefined;
+    const routes = sections.routes ? this.readRoutes(sections.routes.value) : undefined;
+
+    if (!authentication || !scopes || !routes) return undefined;
+    return {
+      version: 1,
+      authentication,
+      scopes,
+      ...(roles ? { roles } : {}),
+      ...(clients ? { clients } : {}),
+      ...(subjects ? { subjects } : {}),
+      routes,
+    };
+  }
+
+  private readAuthentication(value: Node | null): PolicyDocument['authentication'] | undefined {
+    const f = 'authentication';
+    const s = this.section(value, f, {
+      realm: false,
+      maxTokenBytes: false,
+      issuers: false,
+      envoyJwtAuthn: false,
+      claims: false,
+    });
+    if (!s) return undefined;
+    const out: PolicyDocument['authentication'] = {};
+    if (s.realm) {
+      const realm = this.string(s.realm.value, `${f}.realm`);
+      if (realm !== undefined && !REALM.test(realm)) {
+        this.report(
+          s.realm.value,
+          `${f}.realm`,
+          'realm must be 1 to 128 printable ASCII characters without " or \\ (it is quoted in WWW-Authenticate)',
+        );
+      } else if (realm !== undefined) out.realm = realm;
+    }
+    if (s.maxTokenBytes) {
+      const n = this.integer(
+        s.maxTokenBytes.value,
+        `${f}.maxTokenBytes`,
+        MAX_TOKEN_BYTES_RANGE.min,
+        MAX_TOKEN_BYTES_RANGE.max,
+      );
+      if (n !== undefined) out.maxTokenBytes = n;
+    }
+    if (s.issuers) {
+      const issuers = this.readIssuers(s.issuers.value, `${f}.issuers`);
+      if (issuers) out.issuers = issuers;
+    }
+    if (s.envoyJwtAuthn) {
+      const e = this.section(s.envoyJwtAuthn.value, `${f}.envoyJwtAuthn`, { metadataKey: true });
+      const key = e?.metadataKey && this.string(e.metadataKey.value, `${f}.envoyJwtAuthn.metadataKey`);
+      if (key) out.envoyJwtAuthn = { metadataKey: key };
+    }
+    if (s.claims) {
+      const c = this.section(
+        s.claims.value,
+        `${f}.claims`,
+        Object.fromEntries(CLAIM_KEYS.map((k) => [k, false])),
+      );
+      if (c) {
+        const claims: ClaimsDocument = {};
+        for (const k of CLAIM_KEYS) {
+          const entry = c[k];
+          if (!entry) continue;
+          const names = this.stringList(entry.value, `${f}.claims.${k}`, { nonEmpty: true });
+          if (names) claims[k] = names.map((n) => n.value);
+        }
+        out.claims = claims;
+      }
+    }
+    const issuerList = s.issuers ? this.deref(s.issuers.value) : null;
+    const hasIssuers = isSeq(issuerList) && issuerList.items.length > 0;
+    if (!hasIssuers && !s.envoyJwtAuthn) {
+      this.report(
+        s.issuers?.value ?? this.deref(value),
+        s.issuers ? `${f}.issuers` : f,
+        'no way to authenticate callers: list at least one issuer, or set envoyJwtAuthn',
+      );
+    }
+    return out;
+  }
+
+  private readIssuers(value: Node | null, f: string): IssuerDocument[] | undefined {
+    const items = this.list(value, f);
+    if (!items) return undefined;
+    const out: IssuerDocument[] = [];
+    const seen = new Map<string, Node>();
+    items.forEach((item, i) => {
+      const fi = `${f}[${i}]`;
+      const s = this.section(item, fi, {
+        issuer: true,
+        audiences: true,
+        jwks: true,
+        algorithms: true,
+        clockToleranceSeconds: false,
+      });
+      if (!s) return;
+      const issuer = s.issuer && this.url(s.issuer.value, `${fi}.issuer`, 'issuer');
+      if (issuer && s.issuer?.value) {
+        const first = seen.get(issuer);
+        if (first) {
+          this.report(
+            s.issuer.value,
+            `${fi}.issuer`,
+            `duplicate issuer "${issuer}" (first at line ${this.pos(first).line})`,
+          );
+        } else seen.set(issuer, s.issuer.value);
+      }
+      const audiences =
+        s.audiences && this.stringList(s.audiences.value, `${fi}.audiences`, { nonEmpty: true });
+      const jwks = s.jwks && this.readJwks(s.jwks.value, `${fi}.jwks`);
+      const algorithms = s.algorithms && this.readAlgorithms(s.algorithms.value, `${fi}.algorithms`);
+      let clockToleranceSeconds: number | undefined;
+      if (s.clockToleranceSeconds) {
+        clockToleranceSeconds = this.integer(
+          s.clockToleranceSeconds.value,
+          `${fi}.clockToleranceSeconds`,
+          0,
+          CLOCK_TOLERANCE_MAX_SECONDS,
+        );
+      }
+      if (issuer && audiences && jwks && algorithms) {
+        out.push({
+          issuer,
+          audiences: audiences.map((a) => a.value),
+          jwks,
+          algorithms,
+          ...(clockToleranceSeconds !== undefined ? { clockToleranceSeconds } : {}),
+        });
+      }
+    });
+    return out;
+  }
+
+  private readJwks(value: Node | null, f: string): IssuerDocument['jwks'] | undefined {
+    const s = this.section(value, f, { uri: false, file: false });
+    if (!s) return undefined;
+    if (s.uri && s.file) {
+      this.report(s.file.keyNode, `${f}.file`, 'jwks must have exactly one of "uri" or "file", not both');
+      return undefined;
+    }
+    if (s.uri) {
+      const uri = this.url(s.uri.value, `${f}.uri`, 'jwks uri');
+      return uri ? { uri } : undefined;
+    }
+    if (s.file) {
+      const file = this.string(s.file.value, `${f}.file`);
+      return file ? { file } : undefined;
+    }
+    this.report(
+      this.deref(value),
+      f,
+      'jwks needs exactly one of "uri" (an http(s) URL) or "file" (a JWKS file)',
+    );
+    return undefined;
+  }
+
+  private readAlgorithms(value: Node | null, f: string): string[] | undefined {
+    const names = this.stringList(value, f, { nonEmpty: true, unique: true });
+    if (!names) return undefined;
+    let good = true;
+    for (const { value: alg, node, field } of names) {
+      if ((ALLOWED_ALGORITHMS as readonly string[]).includes(alg)) continue;
+      good = false;
+      if (alg.toLowerCase() === 'none') {
+        this.report(node, field, 'algorithm "none" is never allowed: unsigned tokens prove nothing');
+      } else if (/^HS\d+$/i.test(alg)) {
+        this.report(
+          node,
+          field,
+          `algorithm "${alg}" is not allowed: HMAC (HS*) needs a shared secret, and verifying it with a public key lets anyone forge tokens`,
+        );
+      } else {
+        this.report(node, field, unknownMessage('algorithm', alg, ALLOWED_ALGORITHMS, true));
+      }
+    }
+    return good ? names.map((n) => n.value) : undefined;
+  }
+
+  private readScopes(value: Node | null): Record<string, string[]> | undefined {
+    const entries = this.entries(value, 'scopes');
+    if (!entries) return undefined;
+    const out: Record<string, string[]> = {};
+    const permissions = new Set<string>();
+    for (const { key, keyNode, value: v } of entries) {
+      const f = fieldPath('scopes', key);
+      if (!SCOPE_TOKEN.test(key)) {
+        this.report(
+          keyNode,
+          f,
+          `scope "${key}" is not a valid OAuth2 scope name (printable ASCII without spaces, " or \\)`,
+        );
+      }
+      const list = this.stringList(v, f, { nonEmpty: true, unique: true });
+      if (!list) continue;
+      for (const p of list) {
+        if (CONTROL_CHARS.test(p.value))
+          this.report(p.node, p.field, 'a permission name must not contain control characters');
+        permissions.add(p.value);
+      }
+      setOwn(
+        out,
+        key,
+        list.map((p) => p.value),
+      );
+    }
+    // Known names come from what could be read, so one broken scope does not make every route "unknown".
+    this.knownScopes = new Set(entries.map((e) => e.key));
+    this.knownPermissions = permissions;
+    return out;
+  }
+
+  private readRoles(value: Node | null): Record<string, string[]> | undefined {
+    const entries = this.entries(value, 'roles');
+    if (!entries) {
+      this.knownRoles = null;
+      return undefined;
+    }
+    this.knownRoles = new Set(entries.map((e) => e.key));
+    const out: Record<string, string[]> = {};
+    for (const { key, value: v } of entries) {
+      const f = fieldPath('roles', key);
+      const list = this.stringList(v, f, { nonEmpty: true, unique: true });
+      if (!list) continue;
+      this.checkRefs('permission', list.map(asRef));
+      setOwn(
+        out,
+        key,
+        list.map((p) => p.value),
+      );
+    }
+    return out;
+  }
+
+  private readClients(value: Node | null): NonNullable<PolicyDocument['clients']> | undefined {
+    const entries = this.entries(value, 'clients');
+    if (!entries) return undefined;
+    const out: NonNullable<PolicyDocument['clients']> = {};
+    for (const { key, value: v } of entries) {
+      const f = fieldPath('clients', key);
+      const s = this.section(v, f, { scopes: true, grantTypes: false });
+      if (!s) continue;
+      const scopes = s.scopes && this.stringList(s.scopes.value, `${f}.scopes`, { unique: true });
+      if (scopes) this.checkRefs('scope', scopes.map(asRef));
+      const grantTypes =
+        s.grantTypes &&
+        this.stringList(s.grantTypes.value, `${f}.grantTypes`, { nonEmpty: true, unique: true });
+      if (scopes) {
+        setOwn(out, key, {
+          scopes: scopes.map((x) => x.value),
+          ...(grantTypes ? { grantTypes: grantTypes.map((g) => g.value) } : {}),
+        });
+      }
+    }
+    return out;
+  }
+
+  private readSubjects(value: Node | null): NonNullable<PolicyDocument['subjects']> | undefined {
+    const entries = this.entries(value, 'subjects');
+    if (!entries) return undefined;
+    const out: NonNullable<PolicyDocument['subjects']> = {};
+    for (const { key, value: v } of entries) {
+      const f = fieldPath('subjects', key);
+      const s = this.section(v, f, { roles: false, locations: false });
+      if (!s) continue;
+      const subject: { roles?: string[]; locations?: string[] } = {};
+      if (s.roles) {
+        const roles = this.stringList(s.roles.value, `${f}.roles`, { unique: true });
+        if (roles) {
+          this.checkRefs('role', roles.map(asRef));
+          subject.roles = roles.map((r) => r.value);
+        }
+      }
+      if (s.locations) {
+        const locations = this.stringList(s.locations.value, `${f}.locations`, { unique: true });
+        if (locations) {
+          for (const l of locations) {
+            const problem = locationPatternProblem(l.value);
+            if (problem) this.report(l.node, l.field, problem);
+          }
+          subject.locations = locations.map((l) => l.value);
+        }
+      }
+      setOwn(out, key, subject);
+    }
+    return out;
+  }
+
+  private readRoutes(value: Node | null): RouteDocument[] | undefined {
+    const items = this.list(value, 'routes');
+    if (!items) return undefined;
+    const out: RouteDocument[] = [];
+    const names = new Map<string, Node>();
+    // `METHOD shape` → the first route that takes it, so a later identical one is reported unreachable.
+    const taken = new Map<string, { name: string; node: Node | null }>();
+    items.forEach((item, i) => {
+      const f = `routes[${i}]`;
+      const s = this.section(item, f, {
+        name: true,
+        method: true,
+        path: true,
+        permissions: true,
+        location: false,
+      });
+      if (!s) return;
+      const name = s.name && this.string(s.name.value, `${f}.name`);
+      if (name !== undefined && s.name?.value) {
+        const first = names.get(name);
+        if (!ROUTE_NAME.test(name)) {
+          this.report(
+            s.name.value,
+            `${f}.name`,
+            `route name "${name}" may only use letters, digits and _ . : - (it is a metric label and a header value)`,
+          );
+        } else if (first) {
+          this.report(
+            s.name.value,
+            `${f}.name`,
+            `duplicate route name "${name}" (first at line ${this.pos(first).line})`,
+          );
+        } else names.set(name, s.name.value);
+      }
+      const methods = s.method && this.readMethods(s.method.value, `${f}.method`);
+      const path = s.path && this.string(s.path.value, `${f}.path`);
+      let templateOk = false;
+      if (path !== undefined && s.path?.value) {
+        const parsed = parsePathTemplate(path);
+        if (!parsed.ok) this.report(s.path.value, `${f}.path`, parsed.message);
+        templateOk = parsed.ok;
+      }
+      const permissions =
+        s.permissions &&
+        this.stringList(s.permissions.value, `${f}.permissions`, { nonEmpty: true, unique: true });
+      if (permissions) this.checkRefs('permission', permissions.map(asRef));
+      const location =
+        s.location && this.readLocation(s.location.value, `${f}.location`, templateOk ? path : undefined);
+
+      if (templateOk && methods && path !== undefined && name !== undefined && s.path) {
+        const shape = templateShape(path);
+        for (const method of methods) {
+          const key = `${method} ${shape}`;
+          const first = taken.get(key);
+          if (first) {
+            this.report(
+              s.path.value,
+              `${f}.path`,
+              `route "${name}" can never match: route "${first.name}" (line ${this.pos(first.node).line}) has the same method ${method} and path template`,
+            );
+            break;
+          }
+        }
+        for (const method of methods) {
+          const key = `${method} ${shape}`;
+          if (!taken.has(key)) taken.set(key, { name, node: s.name?.value ?? item });
+        }
+      }
+      if (name !== undefined && methods && path !== undefined && permissions && location !== null) {
+        out.push({
+          name,
+          method: methods.length === 1 ? methods[0]! : methods,
+          path,
+          permissions: permissions.map((p) => p.value),
+          ...(location ? { location } : {}),
+        });
+      }
+    });
+    return out;
+  }
+
+  private readMethods(value: Node | null, f: string): string[] | undefined {
+    const node = this.deref(value);
+    const names = isSeq(node)
+      ? this.stringList(node, f, { nonEmpty: true, unique: true })
+      : (() => {
+          const one = this.string(node, f);
+          return one === undefined ? undefined : [{ value: one, node: node as Node, field: f }];
+        })();
+    if (!names) return undefined;
+    let good = true;
+    for (const m of names) {
+      if ((HTTP_METHODS as readonly string[]).includes(m.value)) continue;
+      good = false;
+      this.report(m.node, m.field, unknownMessage('HTTP method', m.value, HTTP_METHODS, true));
+    }
+    return good ? names.map((m) => m.value) : undefined;
+  }
+
+  /** Undefined: no usable location given; null: a location was given but it is broken. */
+  private readLocation(value: Node | null, f: string, template: string | undefined): LocationSource | null {
+    const s = this.section(value, f, Object.fromEntries(LOCATION_KEYS.map((k) => [k, false])));
+    if (!s) return null;
+    const given = LOCATION_KEYS.filter((k) => s[k]);
+    if (given.length !== 1) {
+      const at = given.length > 1 ? s[given[1]!]!.keyNode : this.deref(value);
+      this.report(
+        at,
+        f,
+        `location needs exactly one of ${LOCATION_KEYS.join(', ')}${given.length > 1 ? `, not ${given.join(' and ')}` : ''}`,
+      );
+      return null;
+    }
+    const kind = given[0]!;
+    const entry = s[kind]!;
+    const fk = `${f}.${kind}`;
+    const name = this.string(entry.value, fk);
+    if (name === undefined) return null;
+    switch (kind) {
+      case 'body':
+        if (!BODY_FIELD_PATH.test(name)) {
+          this.report(
+            entry.value,
+            fk,
+            `"${name}" is not a JSON field path; write keys separated by "." like "location" or "lines[].location"`,
+          );
+          return null;
+        }
+        return { body: name };
+      case 'path': {
+        if (template === undefined) return null;
+        const params = templateParams(template);
+        if (!params.includes(name)) {
+          const suggestion = closest(name, params);
+          const hint =
+            suggestion !== undefined
+              ? `; did you mean "${suggestion}"?`
+              : params.length === 0
+                ? '; it has no parameters'
+                : `; it has ${params.map((p) => `"${p}"`).join(', ')}`;
+          this.report(entry.value, fk, `"${name}" is not a parameter of path "${template}"${hint}`);
+          return null;
+        }
+        return { path: name };
+      }
+      case 'query':
+        return { query: name };
+      case 'header':
+        if (name !== name.toLowerCase() && HEADER_NAME.test(name.toLowerCase())) {
+          this.report(entry.value, fk, `header names are matched lower-cased; write "${name.toLowerCase()}"`);
+          return null;
+        }
+        if (!HEADER_NAME.test(name)) {
+          this.report(entry.value, fk, `"${name}" is not a valid HTTP header name`);
+          return null;
+        }
+        return { header: name };
+    }
+  }
+
+  // ── references between sections ───────────────────────────────────────────────────────────────────
+
+  private checkRefs(kind: 'permission' | 'scope' | 'role', refs: Ref[]): void {
+    if (kind === 'role' && this.knownRoles === undefined) {
+      for (const r of refs) {
+        this.report(r.node, r.field, `role "${r.name}" is not defined: this policy has no roles section`);
+      }
+      return;
+    }
+    const known =
+      kind === 'permission' ? this.knownPermissions : kind === 'scope' ? this.knownScopes : this.knownRoles;
+    // The section itself is broken (already reported): checking against it would only add noise.
+    if (!known) return;
+    const candidates = [...known];
+    for (const r of refs) {
+      if (known.has(r.name)) continue;
+      // Suggestions cost a scan of every known name; a file full of typos gets them for the first ones only.
+      const suggest = this.suggestionBudget-- > 0;
+      this.report(r.node, r.field, unknownMessage(kind, r.name, suggest ? candidates : [], false));
+    }
+  }
+
+  // ── typed readers over YAML nodes ─────────────────────────────────────────────────────────────────
+
+  /** A map with a fixed set of keys (`true` = required); unknown keys are reported with a suggestion. */
+  private section<K extends string>(
+    value: Node | null,
+    f: string,
+    keys: Record<K, boolean>,
+  ): Partial<Record<K, Entry>> | undefined {
+    const entries = this.entries(value, f);
+    if (!entries) return undefined;
+    const known = Object.keys(keys) as K[];
+    const out: Partial<Record<K, Entry>> = {};
+    for (const e of entries) {
+      if ((known as string[]).includes(e.key)) out[e.key as K] = e;
+      else this.report(e.keyNode, fieldPath(f, e.key), unknownMessage('key', e.key, known, true));
+    }
+    for (const k of known) {
+      if (keys[k] && !out[k])
+        this.report(this.deref(value), fieldPath(f, k), `required key "${k}" is missing`);
+    }
+    return out;
+  }
+
+  /** The entries of a map with string keys; a repeated key is reported and only its first value kept. */
+  private entries(value: Node | null, f: string): Entry[] | undefined {
+    const node = this.deref(value);
+    if (!isMap(node)) {
+      this.report(node, f, `expected a map, got ${this.describe(node)}`);
+      return undefined;
+    }
+    const out: Entry[] = [];
+    const seen = new Map<string, Node>();
+    for (const pair of node.items) {
+      const keyNode = this.deref(pair.key as Node | null);
+      if (!isScalar(keyNode) || typeof keyNode.value !== 'string' || keyNode.value === '') {
+        this.report(
+          keyNode ?? node,
+          f,
+          `a key must be a non-empty string, got ${this.describe(keyNode)} (quote it)`,
+        );
+        continue;
+      }
+      const key = keyNode.value;
+      const first = seen.get(key);
+      if (first) {
+        if (keyNode.range) this.duplicateKeyOffsets.add(keyNode.range[0]);
+        this.report(
+          keyNode,
+          fieldPath(f, key),
+          `duplicate key "${key}" (first at line ${this.pos(first).line})`,
+        );
+        continue;
+      }
+      seen.set(key, keyNode);
+      out.push({ key, keyNode, value: (pair.value as Node | null) ?? null });
+    }
+    return out;
+  }
+
+  private list(value: Node | null, f: string): (Node | null)[] | undefined {
+    const node = this.deref(value);
+    if (!isSeq(node)) {
+      this.report(node, f, `expected a list, got ${this.describe(node)}`);
+      return undefined;
+    }
+    return node.items as (Node | null)[];
+  }
+
+  private stringList(
+    value: Node | null,
+    f: string,
+    opts: { nonEmpty?: boolean; unique?: boolean } = {},
+  ): { value: string; node: Node; field: string }[] | undefined {
+    const items = this.list(value, f);
+    if (!items) return undefined;
+    if (opts.nonEmpty && items.length === 0) {
+      this.report(this.deref(value), f, 'the list must not be empty');
+      return undefined;
+    }
+    const out: { value: string; node: Node; field: string }[] = [];
+    let good = true;
+    const seen = new Set<string>();
+    items.forEach((item, i) => {
+      const fi = `${f}[${i}]`;
+      const s = this.string(item, fi);
+      const node = this.deref(item);
+      if (s === undefined || !node) {
+        good = false;
+        return;
+      }
+      if (opts.unique && seen.has(s)) {
+        this.report(node, fi, `"${s}" is listed twice`);
+        return;
+      }
+      seen.add(s);
+      out.push({ value: s, node, field: fi });
+    });
+    return good ? out : undefined;
+  }
+
+  private string(value: Node | null, f: string): string | undefined {
+    const node = this.deref(value);
+    if (!isScalar(node) || typeof node.value !== 'string') {
+      this.report(node, f, `expected a string, got ${this.describe(node)}`);
+      return undefined;
+    }
+    if (node.value.trim() === '') {
+      this.report(node, f, 'must not be empty');
+      return undefined;
+    }
+    return node.value;
+  }
+
+  private integer(value: Node | null, f: string, min: number, max: number): number | undefined {
+    const node = this.deref(value);
+    const n = isScalar(node) ? node.value : undefined;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+      this.report(node, f, `expected a whole number from ${min} to ${max}, got ${this.show(node)}`);
+      return undefined;
+    }
+    return n;
+  }
+
+  private url(value: Node | null, f: string, what: string): string | undefined {
+    const s = this.string(value, f);
+    if (s === undefined) return undefined;
+    let protocol: string | undefined;
+    try {
+      protocol = new URL(s).protocol;
+    } catch {
+      protocol = undefined;
+    }
+    if (protocol !== 'https:' && protocol !== 'http:') {
+      this.report(value, f, `${what} must be an http(s) URL, got "${s}"`);
+      return undefined;
+    }
+    return s;
+  }
+
+  // ── helpers ───────────────────────────────────────────────────────────────────────────────────────
+
+  private deref(node: Node | null | undefined): Node | null {
+    // A broken alias stays itself, so problems about it point at the alias (and say so).
+    if (node && isAlias(node)) return this.aliasTargets.get(node) ?? node;
+    return node ?? null;
+  }
+
+  private pos(node: Node | null | undefined): { file: string; line: number; col: number } {
+    const offset = node?.range?.[0] ?? 0;
+    const { line, col } = this.lineCounter.linePos(offset);
+    return { file: this.file, line: Math.max(line, 1), col: Math.max(col, 1) };
+  }
+
+  private report(node: Node | null | undefined, field: string, message: string): void {
+    this.problems.push({ ...this.pos(node), field, message });
+  }
+
+  private describe(node: Node | null): string {
+    if (node === null) return 'nothing';
+    if (isAlias(node)) return 'an alias that cannot be used';
+    if (isMap(node)) return 'a map';
+    if (isSeq(node)) return 'a list';
+    if (isScalar(node)) {
+      const v = node.value;
+      if (v === null) return 'nothing';
+      if (typeof v === 'string') return v.trim() === '' ? 'an empty string' : 'a string';
+      if (typeof v === 'number') return `the number ${v}`;
+      if (typeof v === 'boolean') return `${v}`;
+    }
+    return 'an unsupported value';
+  }
+
+  /** A short rendering of a scalar for messages (never long: values are user-written, not secrets). */
+  private show(node: Node | null): string {
+    if (isScalar(node) && (typeof node.value === 'number' || typeof node.value === 'boolean'))
+      return String(node.value);
+    if (isScalar(node) && typeof node.value === 'string') return JSON.stringify(node.value.slice(0, 60));
+    return this.describe(node);
+  }
+}
+
+// A user-chosen key such as "__proto__" must become a plain own property, never a prototype change.
+function setOwn<T>(target: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+function asRef(x: { value: string; node: Node; field: string }): Ref {
+  return { name: x.value, node: x.node, field: x.field };
+}
+
+/** `routes[2].permissions[0]`, `scopes["inventory.read"]`, `roles["Inventory Data Reader"]`. */
+export function fieldPath(parent: string, key: string | number): string {
+  if (typeof key === 'number') return `${parent}[${key}]`;
+  if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) return parent ? `${parent}.${key}` : key;
+  return `${parent}[${JSON.stringify(key)}]`;
+}
+
+function unknownMessage(kind: string, name: string, candidates: readonly string[], listAll: boolean): string {
+  const base = `unknown ${kind} "${name}"`;
+  const suggestion = closest(name, candidates);
+  if (suggestion !== undefined) return `${base}; did you mean "${suggestion}"?`;
+  if (listAll && candidates.length > 0) return `${base}; expected one of ${candidates.join(', ')}`;
+  return base;
+}
+
+/** The candidate closest to `name`, when it is close enough to be a likely typo. */
+export function closest(name: string, candidates: readonly string[]): string | undefined {
+  // Names this long are not typos of anything; skipping them keeps the quadratic distance cheap.
+  if (name.length > 128) return undefined;
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  const limit = Math.max(1, Math.min(3, Math.floor(name.length / 3)));
+  for (const candidate of candidates) {
+    if (candidate.length > 128) continue;
+    // Case-only differences count as closest of all.
+    const d = candidate.toLowerCase() === name.toLowerCase() ? 0 : editDistance(name, candidate);
+    // Ties go to the name first in code-point order, so the suggestion does not depend on file order.
+    if (d < bestDistance || (d === bestDistance && best !== undefined && candidate < best)) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= limit ? best : undefined;
+}
+
+/** Levenshtein distance (names are short; the policy is capped at 1 MiB). */
+export function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 3) return Math.abs(a.length - b.length);
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}

@@ -1,0 +1,136 @@
+// The identity phase: who is calling. Takes the bearer token (or the claims Envoy's jwt_authn filter already
+// verified), checks it against the policy's issuers and returns a Principal or a closed-reason denial.
+// One Authenticator per compiled policy revision; the key registry outlives revisions.
+import { TokenCache } from '../cache/tokens.js';
+import { deny, type Outcome } from '../decision/types.js';
+import type { CompiledIssuer, CompiledPolicy } from '../policy/types.js';
+import type { RequestFacts } from '../request/types.js';
+import { extractBearer } from './bearer.js';
+import { principalFromClaims } from './claims.js';
+import type { KeyRegistry, KeySource } from './keys.js';
+import type { Principal } from './types.js';
+import { type VerifyContext, verifyToken } from './verify.js';
+
+export interface AuthenticatorOptions {
+  /** Clock in ms, used for token times and the cache. Default `Date.now`. */
+  readonly now?: () => number;
+  /** A cache to share; entries are keyed by policy revision. Default: a new one for this Authenticator. */
+  readonly tokenCache?: TokenCache;
+  /** Entries in the default cache (default 10,000). */
+  readonly tokenCacheSize?: number;
+  readonly onCacheLookup?: (cache: 'token', result: 'hit' | 'miss') => void;
+}
+
+type Authenticated = Outcome<Principal>;
+
+export class Authenticator {
+  private readonly now: () => number;
+  private readonly cache: TokenCache;
+  private readonly verifyContext: VerifyContext;
+
+  constructor(
+    private readonly policy: CompiledPolicy,
+    keys: KeyRegistry,
+    options: AuthenticatorOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.cache =
+      options.tokenCache ??
+      new TokenCache({
+        maxEntries: options.tokenCacheSize,
+        now: this.now,
+        onLookup: options.onCacheLookup,
+      });
+    // Resolve stores now so the registry knows every issuer before start()/ready().
+    const stores = new Map<CompiledIssuer, KeySource>(
+      policy.issuers.map((issuer) => [issuer, keys.storeFor(issuer)]),
+    );
+    this.verifyContext = {
+      maxTokenBytes: policy.maxTokenBytes,
+      issuerByName: policy.issuerByName,
+      keysFor: (issuer) => stores.get(issuer) ?? keys.storeFor(issuer),
+      now: this.now,
+    };
+  }
+
+  async authenticate(
+    facts: Pick<RequestFacts, 'headers' | 'query' | 'jwtAuthnPayloads'>,
+  ): Promise<Authenticated> {
+    try {
+      return await this.identify(facts);
+    } catch {
+      // Expected outcomes are values; reaching here is a bug, and a bug must deny, not allow.
+      return deny('internal_error', 'the caller could not be identified');
+    }
+  }
+
+  private async identify(
+    facts: Pick<RequestFacts, 'headers' | 'query' | 'jwtAuthnPayloads'>,
+  ): Promise<Authenticated> {
+    const bearer = extractBearer(facts);
+    if (!bearer.ok) return bearer;
+    const token = bearer.value;
+
+    const envoy = this.policy.envoyJwtAuthn;
+    if (envoy !== undefined && facts.jwtAuthnPayloads.has(envoy.metadataKey)) {
+      return this.fromEnvoyPayload(facts.jwtAuthnPayloads.get(envoy.metadataKey));
+    }
+    if (token === undefined) {
+      return deny('token_missing', 'send an access token in the Authorization header as "Bearer <token>"');
+    }
+    if (this.policy.issuers.length === 0) {
+      // Only Envoy's jwt_authn may vouch for tokens here, and it sent no verified claims for this one.
+      return deny('token_invalid', "the token was not verified by Envoy's jwt_authn filter");
+    }
+    return this.fromToken(token);
+  }
+
+  private async fromToken(token: string): Promise<Authenticated> {
+    const revision = this.policy.revision;
+    const cached = this.cache.get(revision, token);
+    if (cached !== undefined) return cached;
+
+    const verified = await verifyToken(token, this.verifyContext);
+    if (!verified.ok) return verified;
+    const principal = principalFromClaims(
+      verified.value.payload,
+      this.policy.claims,
+      verified.value.issuer.issuer,
+    );
+    if (principal.ok) this.cache.set(revision, token, principal.value);
+    return principal;
+  }
+
+  /**
+   * Claims Envoy already verified (signature, issuer, audience, times per its own config). Still refuse an
+   * expired payload and, when the policy lists issuers, one from any other issuer: the two configs can drift.
+   */
+  private fromEnvoyPayload(payload: unknown): Authenticated {
+    if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+      return deny('token_invalid', "Envoy's jwt_authn payload is not a claims object");
+    }
+    const claims = payload as Record<string, unknown>;
+    let issuer: CompiledIssuer | undefined;
+    if (claims.iss !== undefined) {
+      if (typeof claims.iss !== 'string') return deny('token_invalid', 'the "iss" claim must be a string');
+      issuer = this.policy.issuerByName.get(claims.iss);
+      if (issuer === undefined && this.policy.issuers.length > 0) {
+        return deny('issuer_untrusted', 'the token issuer is not trusted by this policy');
+      }
+    }
+    if (claims.exp !== undefined) {
+      if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp)) {
+        return deny('token_invalid', 'the "exp" claim must be a number');
+      }
+      const tolerance = issuer?.clockToleranceSeconds ?? 0;
+      if (claims.exp + tolerance <= this.now() / 1000) {
+        return deny('token_expired', 'the token has expired');
+      }
+    }
+    return principalFromClaims(
+      claims,
+      this.policy.claims,
+      issuer?.issuer ?? (claims.iss as string | undefined),
+    );
+  }
+}

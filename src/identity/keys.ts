@@ -1,0 +1,387 @@
+// Signing keys per issuer (DESIGN.md security rule 6): loaded from a JWKS file or URL, kept as last-good
+// across failed refreshes, refreshed in the background and — at most once per cool-down, single-flight — when
+// a token names a key we do not have, so key rotation works without letting junk `kid`s flood the IdP.
+// Every fetch is bounded in time (far below Envoy's 200 ms ext_authz timeout) and in size.
+// Nothing here logs: outcomes go to the `onRefresh` observer and `lastError()`.
+import { open } from 'node:fs/promises';
+import { createLocalJWKSet, type JWK, type JWTVerifyGetKey } from 'jose';
+import type { CompiledIssuer } from '../policy/types.js';
+
+export interface KeyStoreOptions {
+  /** Time one JWKS fetch may take, and the longest a Check waits for an on-demand refresh. Default 100 ms. */
+  readonly fetchTimeoutMs?: number;
+  /** Background refresh period. Default 5 minutes. */
+  readonly refreshIntervalMs?: number;
+  /** Least time between two refreshes triggered by tokens (unknown `kid`, or no keys yet). Default 30 s. */
+  readonly onDemandCooldownMs?: number;
+  /** Largest JWKS document accepted. Default 256 KiB. */
+  readonly maxJwksBytes?: number;
+  /** Clock for the cool-down, in ms. Default `Date.now`. */
+  readonly now?: () => number;
+  /** Told about every refresh attempt, for `scopegate_jwks_refreshes_total`. */
+  readonly onRefresh?: (issuer: string, result: 'success' | 'error') => void;
+}
+
+const DEFAULTS = {
+  fetchTimeoutMs: 100,
+  refreshIntervalMs: 5 * 60_000,
+  onDemandCooldownMs: 30_000,
+  maxJwksBytes: 256 * 1024,
+} as const;
+
+/** Key types jose can verify JWS signatures with; `oct` (shared secrets) never belongs in a public JWKS. */
+const SIGNING_KEY_TYPES = new Set(['RSA', 'EC', 'OKP']);
+/** Private members: a JWKS that publishes them is broken, and such a key must not be used. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'];
+
+/** Thrown from the key resolver when an issuer has no usable keys at all; verify maps it to keys_unavailable. */
+/** Why a key set could not be loaded; the message is safe to show (no URL, no key material). */
+class KeyLoadError extends Error {}
+
+export class KeysUnavailableError extends Error {
+  readonly code = 'ERR_SCOPEGATE_KEYS_UNAVAILABLE';
+  constructor(issuer: string) {
+    super(`no usable signing keys are loaded for issuer ${issuer}`);
+  }
+}
+
+/** What verification needs from a key store (KeyStore implements it; tests may too). */
+export interface KeySource {
+  /** True once a usable key set has been loaded (it is then kept even when refreshes fail). */
+  hasKeys(): boolean;
+  /** Refresh now unless one ran within the cool-down; waits at most the fetch timeout. Never throws. */
+  refreshOnDemand(): Promise<void>;
+  /** jose key resolver over the current set; on an unknown `kid` it refreshes on demand and retries once. */
+  readonly getKey: JWTVerifyGetKey;
+}
+
+/** A loaded key set: jose's resolver over the usable keys. */
+export interface LoadedKeys {
+  readonly resolve: ReturnType<typeof createLocalJWKSet>;
+  readonly keyCount: number;
+}
+
+type JwksSource = CompiledIssuer['jwks'];
+
+export class KeyStore implements KeySource {
+  readonly issuer: string;
+  private readonly source: JwksSource;
+  private readonly options: Required<Omit<KeyStoreOptions, 'onRefresh'>> & Pick<KeyStoreOptions, 'onRefresh'>;
+  private current: LoadedKeys | undefined;
+  private inFlight: Promise<boolean> | undefined;
+  private lastOnDemandAt = Number.NEGATIVE_INFINITY;
+  private lastProblem: string | undefined;
+  private started: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(issuer: Pick<CompiledIssuer, 'issuer' | 'jwks'>, options: KeyStoreOptions = {}) {
+    this.issuer = issuer.issuer;
+    this.source = issuer.jwks;
+    this.options = {
+      fetchTimeoutMs: options.fetchTimeoutMs ?? DEFAULTS.fetchTimeoutMs,
+      refreshIntervalMs: options.refreshIntervalMs ?? DEFAULTS.refreshIntervalMs,
+      onDemandCooldownMs: options.onDemandCooldownMs ?? DEFAULTS.onDemandCooldownMs,
+      maxJwksBytes: options.maxJwksBytes ?? DEFAULTS.maxJwksBytes,
+      now: options.now ?? Date.now,
+      onRefresh: options.onRefresh,
+    };
+  }
+
+  hasKeys(): boolean {
+    return this.current !== undefined;
+  }
+
+  /** Number of usable keys in the current set (0 before any load succeeded). */
+  keyCount(): number {
+    return this.current?.keyCount ?? 0;
+  }
+
+  /** Why the last load failed, or undefined after a success. Safe to show: never includes the URL or keys. */
+  lastError(): string | undefined {
+    return this.lastProblem;
+  }
+
+  /** Loads the keys once and starts the background refresh. Never throws; see hasKeys()/lastError(). */
+  start(): Promise<void> {
+    if (this.started === undefined) {
+      this.started = this.refresh().then(() => undefined);
+      this.timer = setInterval(() => void this.refresh(), this.options.refreshIntervalMs);
+      // A background refresh must never keep the process alive on its own.
+      this.timer.unref();
+    }
+    return this.started;
+  }
+
+  /** Fetches (or re-reads) the key set now; concurrent callers share one fetch. True when it succeeded. */
+  refresh(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    this.inFlight ??= this.load().finally(() => {
+      this.inFlight = undefined;
+    });
+    return this.inFlight;
+  }
+
+  async refreshOnDemand(): Promise<void> {
+    if (this.inFlight === undefined) {
+      const now = this.options.now();
+      if (now - this.lastOnDemandAt < this.options.onDemandCooldownMs) return;
+      this.lastOnDemandAt = now;
+      void this.refresh();
+    }
+    const pending = this.inFlight;
+    if (pending === undefined) return;
+    // A Check waits for the refresh at most the fetch timeout; the fetch may finish later and still be kept.
+    await waitAtMost(pending, this.options.fetchTimeoutMs);
+  }
+
+  readonly getKey: JWTVerifyGetKey = async (header, token) => {
+    const before = this.current;
+    if (before === undefined) throw new KeysUnavailableError(this.issuer);
+    try {
+      return await before.resolve(header, token);
+    } catch (err) {
+      if (errorCode(err) !== 'ERR_JWKS_NO_MATCHING_KEY') throw err;
+      // Another Check may already have loaded a newer set; otherwise ask for one (cool-down permitting).
+      if (this.current === before) await this.refreshOnDemand();
+      const after = this.current;
+      if (after === undefined || after === before) throw err;
+      return after.resolve(header, token);
+    }
+  };
+
+  close(): void {
+    this.closed = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private async load(): Promise<boolean> {
+    let loaded: LoadedKeys;
+    try {
+      const text =
+        'uri' in this.source
+          ? await fetchBounded(this.source.uri, this.options.fetchTimeoutMs, this.options.maxJwksBytes)
+          : await readBounded(this.source.file, this.options.maxJwksBytes);
+      loaded = keysFromJwks(text);
+    } catch (err) {
+      this.lastProblem = err instanceof KeyLoadError ? err.message : 'the key set could not be loaded';
+      this.options.onRefresh?.(this.issuer, 'error');
+      return false;
+    }
+    if (this.closed) return false;
+    this.current = loaded;
+    this.lastProblem = undefined;
+    this.options.onRefresh?.(this.issuer, 'success');
+    return true;
+  }
+}
+
+/**
+ * Hands out one KeyStore per distinct issuer configuration (issuer name + key source), so a policy reload
+ * that keeps its issuers reuses the loaded keys instead of refetching them.
+ */
+export class KeyRegistry {
+  private readonly stores = new Map<string, KeyStore>();
+  private started = false;
+
+  constructor(private readonly options: KeyStoreOptions = {}) {}
+
+  storeFor(issuer: Pick<CompiledIssuer, 'issuer' | 'jwks'>): KeyStore {
+    const id = storeId(issuer);
+    let store = this.stores.get(id);
+    if (store === undefined) {
+      store = new KeyStore(issuer, this.options);
+      this.stores.set(id, store);
+      if (this.started) void store.start();
+    }
+    return store;
+  }
+
+  /** After a policy reload: closes and forgets the stores no current issuer uses, so readiness tracks the policy. */
+  retainOnly(issuers: ReadonlyArray<Pick<CompiledIssuer, 'issuer' | 'jwks'>>): void {
+    const keep = new Set(issuers.map(storeId));
+    for (const [id, store] of this.stores) {
+      if (!keep.has(id)) {
+        store.close();
+        this.stores.delete(id);
+      }
+    }
+  }
+
+  /**
+   * Initial loads of every store (and of any added later). Given a policy's issuers, first makes the
+   * registry hold exactly their stores (as after a reload). Never throws; waits at most one fetch timeout.
+   */
+  async start(issuers?: ReadonlyArray<Pick<CompiledIssuer, 'issuer' | 'jwks'>>): Promise<void> {
+    if (issuers !== undefined) {
+      for (const issuer of issuers) this.storeFor(issuer);
+      this.retainOnly(issuers);
+    }
+    this.started = true;
+    await Promise.all([...this.stores.values()].map((store) => store.start()));
+  }
+
+  /** Every issuer has a usable key set (for /readyz). */
+  ready(): boolean {
+    return [...this.stores.values()].every((store) => store.hasKeys());
+  }
+
+  /**
+   * Why the given issuers (default: every store) cannot verify tokens yet, one sentence each; empty when
+   * ready. Safe to show: names issuers, never URLs or keys.
+   */
+  problems(issuers?: ReadonlyArray<Pick<CompiledIssuer, 'issuer' | 'jwks'>>): string[] {
+    const stores =
+      issuers === undefined ? [...this.stores.values()] : issuers.map((i) => this.stores.get(storeId(i)));
+    const problems: string[] = [];
+    stores.forEach((store, index) => {
+      if (store === undefined) {
+        problems.push(`issuer ${issuers?.[index]?.issuer}: key store not started`);
+      } else if (!store.hasKeys()) {
+        problems.push(
+          `issuer ${store.issuer}: no usable signing keys (${store.lastError() ?? 'still loading'})`,
+        );
+      }
+    });
+    return problems;
+  }
+
+  /** Per-issuer state for readiness output: never includes key material or the JWKS URL. */
+  status(): Array<{ issuer: string; keys: number; error?: string }> {
+    return [...this.stores.values()].map((store) => {
+      const error = store.lastError();
+      return { issuer: store.issuer, keys: store.keyCount(), ...(error !== undefined && { error }) };
+    });
+  }
+
+  close(): void {
+    for (const store of this.stores.values()) store.close();
+    this.stores.clear();
+    this.started = false;
+  }
+}
+
+function storeId(issuer: Pick<CompiledIssuer, 'issuer' | 'jwks'>): string {
+  const source = 'uri' in issuer.jwks ? `uri ${issuer.jwks.uri}` : `file ${issuer.jwks.file}`;
+  return `${issuer.issuer}\n${source}`;
+}
+
+/** A JWKS document's usable signing keys; throws (with a safe message) when there are none. */
+export function keysFromJwks(text: string): LoadedKeys {
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch {
+    throw new KeyLoadError('the key set is not valid JSON');
+  }
+  const keys = (document as { keys?: unknown } | null)?.keys;
+  if (typeof document !== 'object' || document === null || !Array.isArray(keys)) {
+    throw new KeyLoadError('the key set is not a JWKS (no "keys" array)');
+  }
+  const usable = keys.filter(isUsableSigningKey);
+  if (usable.length === 0) throw new KeyLoadError('the key set has no usable signing keys');
+  return { resolve: createLocalJWKSet({ keys: usable }), keyCount: usable.length };
+}
+
+function isUsableSigningKey(key: unknown): key is JWK {
+  if (typeof key !== 'object' || key === null || Array.isArray(key)) return false;
+  const jwk = key as Record<string, unknown>;
+  if (typeof jwk.kty !== 'string' || !SIGNING_KEY_TYPES.has(jwk.kty)) return false;
+  if (jwk.use !== undefined && jwk.use !== 'sig') return false;
+  if (jwk.kid !== undefined && typeof jwk.kid !== 'string') return false;
+  if (jwk.alg !== undefined && typeof jwk.alg !== 'string') return false;
+  return !PRIVATE_MEMBERS.some((member) => Object.hasOwn(jwk, member));
+}
+
+/** GET a JWKS over HTTP(S) within a time and size budget. Messages never include the URL (it may hold credentials). */
+async function fetchBounded(uri: string, timeoutMs: number, maxBytes: number): Promise<string> {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    throw new KeyLoadError('the JWKS URI is not a valid URL');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new KeyLoadError('the JWKS URI must be http(s)');
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    // Redirects are refused: a key source that moves is a configuration change, not something to follow.
+    const response = await fetch(url, {
+      signal,
+      redirect: 'error',
+      headers: { accept: 'application/jwk-set+json, application/json' },
+    });
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new KeyLoadError(`the JWKS endpoint answered HTTP ${response.status}`);
+    }
+    const declared = Number(response.headers.get('content-length'));
+    if (Number.isFinite(declared) && declared > maxBytes) {
+      await response.body?.cancel();
+      throw tooLarge(maxBytes);
+    }
+    return await readCapped(response.body, maxBytes);
+  } catch (err) {
+    if (signal.aborted) throw new KeyLoadError(`the JWKS fetch took longer than ${timeoutMs} ms`);
+    if (err instanceof KeyLoadError) throw err;
+    throw new KeyLoadError('the JWKS endpoint could not be reached');
+  }
+}
+
+async function readCapped(body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<string> {
+  if (body === null) return '';
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    total += chunk.byteLength;
+    if (total > maxBytes) {
+      // Leaving the loop early cancels the stream, so the rest is never downloaded.
+      throw tooLarge(maxBytes);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function readBounded(path: string, maxBytes: number): Promise<string> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(path, 'r');
+    const buffer = Buffer.alloc(maxBytes + 1);
+    const { bytesRead } = await handle.read(buffer, 0, maxBytes + 1, 0);
+    if (bytesRead > maxBytes) throw tooLarge(maxBytes);
+    return buffer.subarray(0, bytesRead).toString('utf8');
+  } catch (err) {
+    if (err instanceof KeyLoadError) throw err;
+    const code = errorCode(err);
+    throw new KeyLoadError(`the JWKS file could not be read${code ? ` (${code})` : ''}`);
+  } finally {
+    await handle?.close();
+  }
+}
+
+function tooLarge(maxBytes: number): Error {
+  return new KeyLoadError(`the key set is larger than ${maxBytes} bytes`);
+}
+
+function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    promise.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+    );
+  });
+}
+
+export function errorCode(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null || !('code' in err)) return undefined;
+  return typeof err.code === 'string' ? err.code : undefined;
+}

@@ -1,0 +1,238 @@
+// The identity phase end to end: header → token → keys from a real JWKS endpoint → Principal, plus Envoy's
+// jwt_authn mode and the verified-token cache.
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { TokenCache } from '../../../src/cache/tokens.js';
+import { Authenticator } from '../../../src/identity/authenticate.js';
+import { KeyRegistry } from '../../../src/identity/keys.js';
+import { type JwksServer, startJwksServer } from '../../support/jwks-server.js';
+import { mintToken, newSigningKey, type SigningKey } from '../../support/tokens.js';
+import {
+  AUDIENCE,
+  CLAIM_NAMES,
+  ISSUER,
+  identityPolicy,
+  issuerConfig,
+  ManualClock,
+  requestFacts,
+} from './fixtures.js';
+
+let key: SigningKey;
+let server: JwksServer;
+
+beforeAll(async () => {
+  key = await newSigningKey('RS256');
+  server = await startJwksServer([key.publicJwk]);
+});
+afterAll(() => server.close());
+
+let clock: ManualClock;
+let registry: KeyRegistry;
+let lookups: string[];
+
+beforeEach(() => {
+  clock = new ManualClock();
+  lookups = [];
+  registry = new KeyRegistry({ now: clock.now, fetchTimeoutMs: 2000 });
+});
+afterEach(() => registry.close());
+
+async function authenticatorFor(extra: Parameters<typeof identityPolicy>[1] = {}, withIssuer = true) {
+  const policy = identityPolicy(withIssuer ? [issuerConfig({ uri: server.uri })] : [], extra);
+  const authenticator = new Authenticator(policy, registry, {
+    now: clock.now,
+    onCacheLookup: (_, result) => lookups.push(result),
+  });
+  await registry.start(policy.issuers);
+  return authenticator;
+}
+
+const serviceAccount = (extra: Record<string, unknown> = {}) => ({
+  iss: ISSUER,
+  aud: AUDIENCE,
+  sub: 'svc-inventory-sync',
+  client_id: 'inventory-sync',
+  gty: 'client_credentials',
+  scope: 'inventory.read inventory.write',
+  ...extra,
+});
+
+const bearer = (token: string) => requestFacts({ authorization: `Bearer ${token}` });
+
+describe('Authenticator: bearer tokens', () => {
+  it('the service account from the support thread is identified with its scopes, client and grant type', async () => {
+    const authenticator = await authenticatorFor();
+    const result = await authenticator.authenticate(
+      bearer(await mintToken(key, serviceAccount(), { now: clock.seconds })),
+    );
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.value).toMatchObject({
+      subject: 'svc-inventory-sync',
+      client: 'inventory-sync',
+      grantType: 'client_credentials',
+      issuer: ISSUER,
+    });
+    expect([...result.value.scopes].sort()).toEqual(['inventory.read', 'inventory.write']);
+  });
+
+  it('scopes may come from an scp array', async () => {
+    const authenticator = await authenticatorFor();
+    const token = await mintToken(key, serviceAccount({ scope: undefined, scp: ['inventory.read'] }), {
+      now: clock.seconds,
+    });
+    const result = await authenticator.authenticate(bearer(token));
+    expect(result.ok && [...result.value.scopes]).toEqual(['inventory.read']);
+  });
+
+  it('no Authorization header is token_missing', async () => {
+    const authenticator = await authenticatorFor();
+    expect(await authenticator.authenticate(requestFacts())).toMatchObject({
+      ok: false,
+      reason: 'token_missing',
+    });
+  });
+
+  it('a malformed header is request_malformed, whatever else the request carries', async () => {
+    const authenticator = await authenticatorFor({ envoyJwtAuthn: { metadataKey: 'jwt_payload' } });
+    const facts = requestFacts({
+      authorization: 'Bearer a, Bearer b',
+      jwtAuthn: { jwt_payload: serviceAccount({ exp: clock.seconds + 60 }) },
+    });
+    expect(await authenticator.authenticate(facts)).toMatchObject({ ok: false, reason: 'request_malformed' });
+  });
+
+  it('an expired token is token_expired', async () => {
+    const authenticator = await authenticatorFor();
+    const token = await mintToken(key, serviceAccount(), { now: clock.seconds - 3600 });
+    expect(await authenticator.authenticate(bearer(token))).toMatchObject({
+      ok: false,
+      reason: 'token_expired',
+    });
+  });
+
+  it('a verified token whose claims are the wrong shape is token_invalid', async () => {
+    const authenticator = await authenticatorFor();
+    const token = await mintToken(key, serviceAccount({ scope: 42 }), { now: clock.seconds });
+    const result = await authenticator.authenticate(bearer(token));
+    expect(result).toMatchObject({ ok: false, reason: 'token_invalid' });
+    expect(!result.ok && result.detail).toContain('claim scope must be');
+  });
+});
+
+describe('Authenticator: the verified-token cache', () => {
+  it('verifies a token once, then serves it from the cache', async () => {
+    const authenticator = await authenticatorFor();
+    const token = await mintToken(key, serviceAccount(), { now: clock.seconds });
+    const first = await authenticator.authenticate(bearer(token));
+    const second = await authenticator.authenticate(bearer(token));
+    expect(lookups).toEqual(['miss', 'hit']);
+    expect(second).toEqual(first);
+  });
+
+  it('never serves a cached principal after the token expires', async () => {
+    const authenticator = await authenticatorFor();
+    const token = await mintToken(key, serviceAccount(), { now: clock.seconds, lifetime: 60 });
+    expect((await authenticator.authenticate(bearer(token))).ok).toBe(true);
+    clock.advance(120_000);
+    expect(await authenticator.authenticate(bearer(token))).toMatchObject({
+      ok: false,
+      reason: 'token_expired',
+    });
+  });
+
+  it('does not cache failures', async () => {
+    const authenticator = await authenticatorFor();
+    const token = await mintToken(key, serviceAccount({ aud: 'https://other.example' }), {
+      now: clock.seconds,
+    });
+    await authenticator.authenticate(bearer(token));
+    await authenticator.authenticate(bearer(token));
+    expect(lookups).toEqual(['miss', 'miss']);
+  });
+
+  it('after a policy reload, a shared cache does not serve principals built under the old claim names', async () => {
+    const tokenCache = new TokenCache({ now: clock.now });
+    const issuer = issuerConfig({ uri: server.uri });
+    const before = identityPolicy([issuer], { revision: 'rev-1' });
+    const after = identityPolicy([issuer], {
+      revision: 'rev-2',
+      claims: { ...CLAIM_NAMES, scopes: ['scp'] },
+    });
+    await registry.start([issuer]);
+    const token = await mintToken(key, serviceAccount({ scp: ['inventory.read'] }), { now: clock.seconds });
+
+    const old = await new Authenticator(before, registry, { now: clock.now, tokenCache }).authenticate(
+      bearer(token),
+    );
+    expect(old.ok && [...old.value.scopes].sort()).toEqual(['inventory.read', 'inventory.write']);
+    const reloaded = await new Authenticator(after, registry, { now: clock.now, tokenCache }).authenticate(
+      bearer(token),
+    );
+    expect(reloaded.ok && [...reloaded.value.scopes]).toEqual(['inventory.read']);
+  });
+});
+
+describe("Authenticator: Envoy's jwt_authn already verified the token", () => {
+  const envoyMode = { envoyJwtAuthn: { metadataKey: 'jwt_payload' } };
+
+  it('builds the principal from the verified payload; no Authorization header is needed', async () => {
+    const authenticator = await authenticatorFor(envoyMode);
+    const facts = requestFacts({ jwtAuthn: { jwt_payload: serviceAccount({ exp: clock.seconds + 60 }) } });
+    const result = await authenticator.authenticate(facts);
+    expect(result.ok && result.value.subject).toBe('svc-inventory-sync');
+    expect(result.ok && result.value.issuer).toBe(ISSUER);
+  });
+
+  it('works with no issuers configured at all (Envoy is the only verifier)', async () => {
+    const authenticator = await authenticatorFor(envoyMode, false);
+    const facts = requestFacts({
+      jwtAuthn: {
+        jwt_payload: serviceAccount({ iss: 'https://anywhere.example/', exp: clock.seconds + 60 }),
+      },
+    });
+    expect((await authenticator.authenticate(facts)).ok).toBe(true);
+  });
+
+  it('an expired payload is still token_expired', async () => {
+    const authenticator = await authenticatorFor(envoyMode);
+    const facts = requestFacts({ jwtAuthn: { jwt_payload: serviceAccount({ exp: clock.seconds - 120 }) } });
+    expect(await authenticator.authenticate(facts)).toMatchObject({ ok: false, reason: 'token_expired' });
+  });
+
+  it('a payload from an issuer the policy does not list is issuer_untrusted', async () => {
+    const authenticator = await authenticatorFor(envoyMode);
+    const facts = requestFacts({
+      jwtAuthn: {
+        jwt_payload: serviceAccount({ iss: 'https://other-idp.example/', exp: clock.seconds + 60 }),
+      },
+    });
+    expect(await authenticator.authenticate(facts)).toMatchObject({ ok: false, reason: 'issuer_untrusted' });
+  });
+
+  it('a payload that is not an object is token_invalid', async () => {
+    const authenticator = await authenticatorFor(envoyMode);
+    const facts = requestFacts({ jwtAuthn: { jwt_payload: 'eyJ...' } });
+    expect(await authenticator.authenticate(facts)).toMatchObject({ ok: false, reason: 'token_invalid' });
+  });
+
+  it('the payload under another key is ignored: with no token that is token_missing', async () => {
+    const authenticator = await authenticatorFor(envoyMode);
+    const facts = requestFacts({ jwtAuthn: { other_key: serviceAccount({ exp: clock.seconds + 60 }) } });
+    expect(await authenticator.authenticate(facts)).toMatchObject({ ok: false, reason: 'token_missing' });
+  });
+
+  it('no payload but a bearer token: verified by scopegate when the policy lists issuers', async () => {
+    const authenticator = await authenticatorFor(envoyMode);
+    const token = await mintToken(key, serviceAccount(), { now: clock.seconds });
+    expect((await authenticator.authenticate(bearer(token))).ok).toBe(true);
+  });
+
+  it('no payload and no issuers to verify the bearer token with: token_invalid', async () => {
+    const authenticator = await authenticatorFor(envoyMode, false);
+    const token = await mintToken(key, serviceAccount(), { now: clock.seconds });
+    expect(await authenticator.authenticate(bearer(token))).toMatchObject({
+      ok: false,
+      reason: 'token_invalid',
+    });
+  });
+});

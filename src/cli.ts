@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { envTwin, SettingsError, serveSettings } from './config/settings.js';
+import { describeResponse, sendCheck } from './dev/check-client.js';
 import { ensureDevKeys, mintToken, SIGNING_KEY_FILE } from './dev/keys.js';
 import { formatProblem, loadPolicyFile } from './policy/index.js';
 import { PolicyLoadError, startServer } from './server/app.js';
@@ -25,6 +26,9 @@ Usage:
   scopegate token    --policy FILE --sub SUBJECT [--client ID] [--scope "a b"] [--gty GRANT (default client_credentials)]
                      [--roles R1,R2] [--locations L1,L2] [--ttl SECONDS] [--aud AUD] [--iss ISS] [--key FILE]
                      Mint a signed development token for the policy's first file-based issuer.
+  scopegate check    [--server HOST:PORT] --method M --path P [--token JWT] [--header k:v]... [--body TEXT]
+                     [--json] Send one Check as Envoy would for that HTTP request and print the answer
+                     (exit 0 allowed, 1 denied). --server defaults to SCOPEGATE_SERVER or 127.0.0.1:9191.
 `;
 
 function usageError(message: string): number {
@@ -73,10 +77,10 @@ async function serve(args: string[]): Promise<number> {
     return 1;
   }
   const revision = running.current().policy.revision;
-  log.info(
-    { grpc: running.grpcAddress, admin: running.adminAddress, policy_revision: revision },
-    'listening',
-  );
+  // Scripts wait for this line to learn the bound ports, so it is written whatever the log level.
+  log
+    .child({}, { level: 'info' })
+    .info({ grpc: running.grpcAddress, admin: running.adminAddress, policy_revision: revision }, 'listening');
   process.on('SIGHUP', () => void running.reload());
   return new Promise((resolveExit) => {
     const shutdown = (signal: string) => {
@@ -167,6 +171,46 @@ async function token(args: string[]): Promise<number> {
   return 0;
 }
 
+async function checkCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      server: { type: 'string' },
+      method: { type: 'string', default: 'GET' },
+      path: { type: 'string' },
+      token: { type: 'string' },
+      header: { type: 'string', multiple: true, default: [] },
+      body: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      timeout: { type: 'string', default: '2000' },
+    },
+    strict: true,
+  });
+  if (!values.path) return usageError('check needs --path PATH');
+  const headers: Array<[string, string]> = [];
+  for (const header of values.header) {
+    const colon = header.indexOf(':');
+    if (colon <= 0) return usageError(`--header expects name:value, got "${header}"`);
+    headers.push([header.slice(0, colon).trim(), header.slice(colon + 1).trim()]);
+  }
+  const server = values.server ?? process.env.SCOPEGATE_SERVER ?? '127.0.0.1:9191';
+  const response = await sendCheck({
+    server,
+    method: values.method,
+    path: values.path,
+    headers,
+    timeoutMs: Number(values.timeout) || 2000,
+    ...(values.token !== undefined && { token: values.token }),
+    ...(values.body !== undefined && { body: values.body }),
+  }).catch((err: Error) => err);
+  if (response instanceof Error) {
+    console.error(`scopegate: Check to ${server} failed: ${response.message}`);
+    return 2;
+  }
+  console.log(values.json ? JSON.stringify(response, null, 2) : describeResponse(response));
+  return response.denied_response ? 1 : 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -179,6 +223,8 @@ export async function main(argv: string[]): Promise<number> {
         return await keys(rest);
       case 'token':
         return await token(rest);
+      case 'check':
+        return await checkCommand(rest);
       case undefined:
       case 'help':
       case '--help':

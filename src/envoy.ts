@@ -60,7 +60,11 @@ export interface HeaderValueOption {
   header: { key: string; value: string };
   /** Deprecated BoolValue honoured by Envoy < 1.37; false means overwrite. */
   append?: { value: boolean };
-  append_action?: 'APPEND_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT' | 'OVERWRITE_IF_EXISTS_OR_ADD' | 'OVERWRITE_IF_EXISTS';
+  append_action?:
+    | 'APPEND_IF_EXISTS_OR_ADD'
+    | 'ADD_IF_ABSENT'
+    | 'OVERWRITE_IF_EXISTS_OR_ADD'
+    | 'OVERWRITE_IF_EXISTS';
 }
 
 export interface CheckResponse {

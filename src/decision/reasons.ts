@@ -21,8 +21,18 @@ export interface ReasonSpec {
   readonly summary: string;
 }
 
-const unauthorized = { http: 401, grpc: GrpcCode.UNAUTHENTICATED, challenge: 'invalid_token', error: 'invalid_token' } as const;
-const forbidden = { http: 403, grpc: GrpcCode.PERMISSION_DENIED, challenge: null, error: 'access_denied' } as const;
+const unauthorized = {
+  http: 401,
+  grpc: GrpcCode.UNAUTHENTICATED,
+  challenge: 'invalid_token',
+  error: 'invalid_token',
+} as const;
+const forbidden = {
+  http: 403,
+  grpc: GrpcCode.PERMISSION_DENIED,
+  challenge: null,
+  error: 'access_denied',
+} as const;
 const insufficientScope = {
   http: 403,
   grpc: GrpcCode.PERMISSION_DENIED,
@@ -53,17 +63,26 @@ export const REASONS = {
     summary: 'The request is malformed or ambiguous.',
   },
   token_invalid: { ...unauthorized, summary: 'The access token is not valid.' },
-  key_unknown: { ...unauthorized, summary: 'The access token is signed with a key the issuer does not publish.' },
+  key_unknown: {
+    ...unauthorized,
+    summary: 'The access token is signed with a key the issuer does not publish.',
+  },
   token_expired: { ...unauthorized, summary: 'The access token has expired.' },
   token_not_yet_valid: { ...unauthorized, summary: 'The access token is not valid yet.' },
-  issuer_untrusted: { ...unauthorized, summary: 'The access token comes from an issuer that is not trusted.' },
+  issuer_untrusted: {
+    ...unauthorized,
+    summary: 'The access token comes from an issuer that is not trusted.',
+  },
   audience_mismatch: { ...unauthorized, summary: 'The access token was not issued for this audience.' },
   scope_missing: { ...insufficientScope, summary: 'The access token lacks a scope this request needs.' },
   client_scope_not_allowed: {
     ...insufficientScope,
     summary: 'The OAuth2 client is not allowed a scope this request needs.',
   },
-  grant_type_not_allowed: { ...forbidden, summary: 'The token was obtained with a grant type this client may not use.' },
+  grant_type_not_allowed: {
+    ...forbidden,
+    summary: 'The token was obtained with a grant type this client may not use.',
+  },
   role_missing: { ...forbidden, summary: 'The caller lacks a role this request needs.' },
   location_denied: { ...forbidden, summary: 'The caller may not access this location.' },
   location_missing: { ...forbidden, summary: 'The request names no location, and this route needs one.' },

@@ -27,7 +27,11 @@ export interface Denial {
 
 export type Outcome<T> = { readonly ok: true; readonly value: T } | Denial;
 
-export function deny(reason: DenyReason, detail: string, extra?: Pick<Denial, 'missing' | 'missingBySource'>): Denial {
+export function deny(
+  reason: DenyReason,
+  detail: string,
+  extra?: Pick<Denial, 'missing' | 'missingBySource'>,
+): Denial {
   return { ok: false, reason, detail, ...extra };
 }
 

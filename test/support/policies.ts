@@ -4,7 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { parsePolicy } from '../../src/policy/index.js';
 import type { CompiledPolicy } from '../../src/policy/types.js';
 
-export const EXAMPLE_POLICY_FILE = fileURLToPath(new URL('../../examples/inventory/policy.yaml', import.meta.url));
+export const EXAMPLE_POLICY_FILE = fileURLToPath(
+  new URL('../../examples/inventory/policy.yaml', import.meta.url),
+);
 export const EXAMPLE_ISSUER = 'https://dev-issuer.scopegate.local/';
 export const EXAMPLE_AUDIENCE = 'https://gateway.example.com';
 
@@ -19,7 +21,8 @@ export function examplePolicyText(jwksUri?: string): string {
 
 export function compile(text: string, file = 'policy.yaml'): CompiledPolicy {
   const result = parsePolicy(text, file);
-  if (!result.ok) throw new Error(result.problems.map((p) => `${p.line}:${p.col}: ${p.field}: ${p.message}`).join('\n'));
+  if (!result.ok)
+    throw new Error(result.problems.map((p) => `${p.line}:${p.col}: ${p.field}: ${p.message}`).join('\n'));
   return result.policy;
 }
 

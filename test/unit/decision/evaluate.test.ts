@@ -26,7 +26,11 @@ describe('permissions: the support thread, one cause at a time', () => {
   });
 
   it('POST with only inventory.write is denied scope_missing, naming inventory.read', () => {
-    const result = checkPermissions(policy, syncAccount({ scopes: new Set(['inventory.write']) }), route('create_transaction'));
+    const result = checkPermissions(
+      policy,
+      syncAccount({ scopes: new Set(['inventory.write']) }),
+      route('create_transaction'),
+    );
     expect(result).toMatchObject({
       ok: false,
       reason: 'scope_missing',
@@ -50,7 +54,11 @@ describe('permissions: the support thread, one cause at a time', () => {
   });
 
   it('a scope neither in the token nor allowed to the client is scope_missing (the token must ask first)', () => {
-    const report = syncAccount({ subject: 'svc-stock-report', client: 'stock-report', scopes: new Set(['inventory.read']) });
+    const report = syncAccount({
+      subject: 'svc-stock-report',
+      client: 'stock-report',
+      scopes: new Set(['inventory.read']),
+    });
     expect(checkPermissions(policy, report, route('create_transaction'))).toMatchObject({
       reason: 'scope_missing',
       missing: { scopes: ['inventory.write'] },
@@ -58,14 +66,23 @@ describe('permissions: the support thread, one cause at a time', () => {
   });
 
   it('an authorization_code token for a client_credentials client is grant_type_not_allowed', () => {
-    const result = checkPermissions(policy, syncAccount({ grantType: 'authorization_code' }), route('list_transactions'));
-    expect(result).toMatchObject({ reason: 'grant_type_not_allowed', missing: { grantTypes: ['client_credentials'] } });
+    const result = checkPermissions(
+      policy,
+      syncAccount({ grantType: 'authorization_code' }),
+      route('list_transactions'),
+    );
+    expect(result).toMatchObject({
+      reason: 'grant_type_not_allowed',
+      missing: { grantTypes: ['client_credentials'] },
+    });
     if (!result.ok) expect(result.detail).toContain('authorization_code');
   });
 
   it('a token with no grant type claim is refused for a client that pins grant types', () => {
     const { grantType: _, ...noGrant } = syncAccount();
-    expect(checkPermissions(policy, noGrant, route('list_transactions'))).toMatchObject({ reason: 'grant_type_not_allowed' });
+    expect(checkPermissions(policy, noGrant, route('list_transactions'))).toMatchObject({
+      reason: 'grant_type_not_allowed',
+    });
   });
 
   it('an account without Inventory Transaction Manager is role_missing, naming the role', () => {
@@ -79,7 +96,10 @@ describe('permissions: the support thread, one cause at a time', () => {
   });
 
   it('roles named in the token count alongside the subject roles', () => {
-    const newcomer = syncAccount({ subject: 'svc-new-integration', roles: new Set(['Inventory Transaction Manager']) });
+    const newcomer = syncAccount({
+      subject: 'svc-new-integration',
+      roles: new Set(['Inventory Transaction Manager']),
+    });
     expect(checkPermissions(policy, newcomer, route('create_transaction')).ok).toBe(true);
   });
 
@@ -98,7 +118,9 @@ describe('permissions: the support thread, one cause at a time', () => {
     const noRoles = compile(text);
     expect(noRoles.roles).toBeUndefined();
     const stranger = syncAccount({ subject: 'svc-stranger' });
-    expect(checkPermissions(noRoles, stranger, noRoles.routes.find((r) => r.name === 'create_transaction')!).ok).toBe(true);
+    expect(
+      checkPermissions(noRoles, stranger, noRoles.routes.find((r) => r.name === 'create_transaction')!).ok,
+    ).toBe(true);
   });
 
   it('a client the policy does not list keeps all its token scopes', () => {
@@ -138,6 +160,8 @@ describe('locations: data-level grants', () => {
   });
 
   it('a "*" grant covers every location', () => {
-    expect(checkLocations(policy, syncAccount({ subject: 'svc-stock-report' }), ['WH77', 'EU-1']).ok).toBe(true);
+    expect(checkLocations(policy, syncAccount({ subject: 'svc-stock-report' }), ['WH77', 'EU-1']).ok).toBe(
+      true,
+    );
   });
 });

@@ -44,7 +44,10 @@ describe('every reason answers as DESIGN.md says', () => {
   for (const reason of REASON_CODES.filter((r) => r !== 'allowed')) {
     it(`${reason}: denied_response with HTTP ${DESIGN_TABLE[reason].http}, never ok_response`, () => {
       const expected = DESIGN_TABLE[reason];
-      const response = toCheckResponse(decision(reason, { missing: { scopes: ['inventory.read'] } }), context);
+      const response = toCheckResponse(
+        decision(reason, { missing: { scopes: ['inventory.read'] } }),
+        context,
+      );
       expect(response.status.code).toBe(expected.grpc);
       expect(response.ok_response).toBeUndefined();
       expect(response.denied_response?.status.code).toBe(expected.http);
@@ -105,7 +108,11 @@ describe('RFC 6750 challenges and bodies', () => {
 });
 
 describe('allow', () => {
-  const allowed = decision('allowed', { route: 'create_transaction', subject: 'svc-inventory-sync', client: 'inventory-sync' });
+  const allowed = decision('allowed', {
+    route: 'create_transaction',
+    subject: 'svc-inventory-sync',
+    client: 'inventory-sync',
+  });
 
   it('sets identity headers for the upstream, overwriting in both Envoy dialects', () => {
     const response = toCheckResponse(allowed, context);
@@ -126,7 +133,10 @@ describe('allow', () => {
       ...context,
       requestHeaderNames: ['x-scopegate-subject', 'x-scopegate-client', 'x-scopegate-admin', 'authorization'],
     });
-    expect(response.ok_response?.headers_to_remove?.sort()).toEqual(['x-scopegate-admin', 'x-scopegate-client']);
+    expect(response.ok_response?.headers_to_remove?.sort()).toEqual([
+      'x-scopegate-admin',
+      'x-scopegate-client',
+    ]);
   });
 
   it('strips control characters from claim values before they become headers', () => {

@@ -1,0 +1,170 @@
+// Hostile and broken input over real gRPC: each gets its own reason, never a gRPC error, and the server keeps
+// serving. (The full hostile corpus lives with the hardening work; these are the core's promises.)
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkRequestFor } from '../../src/dev/check-client.js';
+import { EXAMPLE_AUDIENCE, EXAMPLE_ISSUER } from '../support/policies.js';
+import { type Harness, JSON_BODY, startHarness, transaction } from '../support/scopegate.js';
+import { b64url, handBuiltToken, mintToken, newSigningKey } from '../support/tokens.js';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => h?.close());
+
+const claims = () => ({
+  iss: EXAMPLE_ISSUER,
+  aud: EXAMPLE_AUDIENCE,
+  sub: 'svc-inventory-sync',
+  client_id: 'inventory-sync',
+  gty: 'client_credentials',
+  scope: 'inventory.read inventory.write',
+  exp: Math.floor(Date.now() / 1000) + 300,
+});
+const list = (token: string, path = '/api/inventory/transactions') => ({ method: 'GET', path, token });
+const create = (token: string, body: string, headers = JSON_BODY) => ({
+  method: 'POST',
+  path: '/api/inventory/transactions',
+  token,
+  headers,
+  body,
+});
+
+describe('tokens', () => {
+  it('alg none is token_invalid', async () => {
+    const token = handBuiltToken({ alg: 'none', typ: 'JWT', kid: h.key.kid }, claims());
+    expect((await h.send(list(token))).reason).toBe('token_invalid');
+  });
+
+  it('a token signed by another key under the published kid is token_invalid', async () => {
+    const impostor = await newSigningKey('RS256', h.key.kid);
+    const token = await mintToken(impostor, claims());
+    expect((await h.send(list(token))).reason).toBe('token_invalid');
+  });
+
+  it('an unknown kid is key_unknown (after at most one JWKS refresh)', async () => {
+    const stranger = await newSigningKey('RS256');
+    const answer = await h.send(list(await mintToken(stranger, claims())));
+    expect(answer.status).toBe(401);
+    expect(answer.reason).toBe('key_unknown');
+  });
+
+  const padded = (bytes: number) =>
+    handBuiltToken({ alg: 'RS256', kid: h.key.kid }, { ...claims(), pad: 'x'.repeat(bytes) }, b64url('sig'));
+
+  it('a 20 KB token (over maxTokenBytes, 8 KiB) is token_invalid before any signature work', async () => {
+    const answer = await h.send(list(padded(20_000)));
+    expect(answer.status).toBe(401);
+    expect(answer.reason).toBe('token_invalid');
+    expect(answer.body?.error_description).toMatch(/bytes/);
+  });
+
+  it('a 100 KB token overflows the 64 KiB header block: request_malformed, as Envoy itself would refuse it', async () => {
+    const answer = await h.send(list(padded(100_000)));
+    expect(answer.status).toBe(400);
+    expect(answer.reason).toBe('request_malformed');
+  });
+});
+
+describe('headers and paths', () => {
+  it('two Authorization values (Envoy joins them with ",") are request_malformed', async () => {
+    const token = await h.syncToken('inventory.read');
+    const answer = await h.send({
+      method: 'GET',
+      path: '/api/inventory/transactions',
+      headers: [
+        ['authorization', `Bearer ${token}`],
+        ['authorization', `Bearer ${token}`],
+      ],
+    });
+    expect(answer.status).toBe(400);
+    expect(answer.headers.get('www-authenticate')).toContain('error="invalid_request"');
+    expect(answer.reason).toBe('request_malformed');
+  });
+
+  for (const path of [
+    '/api/inventory//transactions',
+    '/api/inventory%2Ftransactions',
+    '/api/inventory/transactions/../transactions',
+    '/api/inventory/transactions/..%2F..%2Fadmin',
+    '/api/inventory/transactions;jsessionid=1',
+  ]) {
+    it(`non-canonical path ${path} is request_malformed`, async () => {
+      const answer = await h.send(list(await h.syncToken('inventory.read'), path));
+      expect(answer.status).toBe(400);
+      expect(answer.reason).toBe('request_malformed');
+    });
+  }
+
+  it('a client-sent x-scopegate-subject never reaches the upstream as ours', async () => {
+    const answer = await h.send({
+      ...list(await h.syncToken('inventory.read')),
+      headers: [
+        ['x-scopegate-subject', 'admin'],
+        ['x-scopegate-role', 'root'],
+      ],
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('x-scopegate-subject')).toBe('svc-inventory-sync');
+    expect(answer.headersToRemove).toEqual(['x-scopegate-role']);
+  });
+});
+
+describe('bodies', () => {
+  it('a duplicate location key is body_unreadable, never checked against one value and stored with another', async () => {
+    const token = await h.syncToken('inventory.read inventory.write');
+    const answer = await h.send(create(token, '{"location":"WH01","location":"WH99","item":"ITEM001"}'));
+    expect(answer.status).toBe(403);
+    expect(answer.reason).toBe('body_unreadable');
+  });
+
+  it('a body Envoy cut at its buffer limit is body_unreadable, not "no location"', async () => {
+    const token = await h.syncToken('inventory.read inventory.write');
+    const answer = await h.send(
+      create(token, transaction('WH01').slice(0, 10), [...JSON_BODY, ['x-envoy-auth-partial-body', 'true']]),
+    );
+    expect(answer.reason).toBe('body_unreadable');
+  });
+
+  it('a POST with no body where the route reads one is body_unreadable', async () => {
+    const token = await h.syncToken('inventory.read inventory.write');
+    const { body: _, ...noBody } = create(token, '');
+    expect((await h.send(noBody)).reason).toBe('body_unreadable');
+  });
+
+  it('a body with no location is location_missing', async () => {
+    const token = await h.syncToken('inventory.read inventory.write');
+    expect((await h.send(create(token, '{"item":"ITEM001"}'))).reason).toBe('location_missing');
+  });
+});
+
+describe('CheckRequests Envoy would never send', () => {
+  it('no attributes at all is request_malformed, as a CheckResponse', async () => {
+    const answer = await h.sendRaw({});
+    expect(answer.status).toBe(400);
+    expect(answer.reason).toBe('request_malformed');
+  });
+
+  it('raw headers (header_map) are read like the headers map', async () => {
+    const token = await h.syncToken('inventory.read');
+    const request = checkRequestFor({
+      method: 'GET',
+      path: '/api/inventory/transactions',
+      token,
+      headers: [],
+    });
+    const http = request.attributes!.request!.http!;
+    const headers = Object.entries(http.headers ?? {}).map(([key, value]) => ({
+      key,
+      raw_value: Buffer.from(value),
+    }));
+    delete http.headers;
+    http.header_map = { headers };
+    expect((await h.sendRaw(request)).status).toBe(200);
+  });
+
+  it('after all of the above, the server still serves', async () => {
+    const answer = await h.send(list(await h.syncToken('inventory.read')));
+    expect(answer.status).toBe(200);
+  });
+});

@@ -1,0 +1,126 @@
+// Starts scopegate in-process on loopback port 0 against a real HTTP JWKS server, and sends HTTP-shaped
+// requests through real gRPC Check calls, returning what Envoy would send the client.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { JWTPayload } from 'jose';
+import { serveSettings } from '../../src/config/settings.js';
+import { checkRequestFor } from '../../src/dev/check-client.js';
+import type { CheckRequest } from '../../src/envoy.js';
+import { type Running, startServer } from '../../src/server/app.js';
+import type { ReceivedCheckResponse } from '../../src/server/proto.js';
+import { createLogger } from '../../src/telemetry/log.js';
+import { Metrics } from '../../src/telemetry/metrics.js';
+import { type AuthorizationConnection, connectAuthorization, deniedHttpStatus } from './grpc-client.js';
+import { type JwksServer, startJwksServer } from './jwks-server.js';
+import { EXAMPLE_AUDIENCE, EXAMPLE_ISSUER, examplePolicyText } from './policies.js';
+import { mintToken, newSigningKey, type SigningKey } from './tokens.js';
+
+export interface HttpAnswer {
+  /** 200 when allowed (Envoy forwards upstream), else the denied status. */
+  readonly status: number;
+  readonly grpcCode: number;
+  readonly reason: string | undefined;
+  readonly headers: ReadonlyMap<string, string>;
+  readonly body: Record<string, unknown> | undefined;
+  readonly headersToRemove: readonly string[];
+  readonly raw: ReceivedCheckResponse;
+}
+
+export function answerOf(raw: ReceivedCheckResponse): HttpAnswer {
+  const allowed = raw.denied_response === undefined;
+  const headerList = (allowed ? raw.ok_response?.headers : raw.denied_response?.headers) ?? [];
+  const text = raw.denied_response?.body;
+  return {
+    status: allowed ? 200 : (deniedHttpStatus(raw) ?? 403),
+    grpcCode: raw.status?.code ?? 0,
+    reason: raw.dynamic_metadata?.fields?.reason?.string_value,
+    headers: new Map(headerList.map((h) => [h.header.key, h.header.value])),
+    body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined,
+    headersToRemove: raw.ok_response?.headers_to_remove ?? [],
+    raw,
+  };
+}
+
+export interface HttpLike {
+  method: string;
+  path: string;
+  token?: string;
+  headers?: Array<[string, string]>;
+  body?: string;
+}
+
+export interface Harness {
+  readonly key: SigningKey;
+  readonly jwks: JwksServer;
+  readonly running: Running;
+  readonly metrics: Metrics;
+  readonly policyFile: string;
+  readonly grpc: AuthorizationConnection;
+  /** A token for the example issuer and audience, signed by the harness key, valid for 5 minutes. */
+  token(claims: JWTPayload, options?: Parameters<typeof mintToken>[2]): Promise<string>;
+  /** The support thread's service account, with the given scopes. */
+  syncToken(scope: string, more?: JWTPayload): Promise<string>;
+  send(request: HttpLike): Promise<HttpAnswer>;
+  sendRaw(request: CheckRequest): Promise<HttpAnswer>;
+  scrape(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(policyText?: (jwksUri: string) => string): Promise<Harness> {
+  const key = await newSigningKey('RS256');
+  const jwks = await startJwksServer([key.publicJwk]);
+  const dir = mkdtempSync(join(tmpdir(), 'scopegate-it-'));
+  const policyFile = join(dir, 'policy.yaml');
+  writeFileSync(policyFile, (policyText ?? examplePolicyText)(jwks.uri));
+  const metrics = new Metrics();
+  const settings = serveSettings(
+    ['--policy', policyFile, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--log-level', 'silent'],
+    {},
+  );
+  const running = await startServer(settings, createLogger('silent'), metrics);
+  const grpc = connectAuthorization(running.grpcAddress);
+  const token: Harness['token'] = (claims, options) =>
+    mintToken(key, { iss: EXAMPLE_ISSUER, aud: EXAMPLE_AUDIENCE, ...claims }, options);
+  const sendRaw = async (request: CheckRequest) => answerOf(await grpc.check(request));
+  return {
+    key,
+    jwks,
+    running,
+    metrics,
+    policyFile,
+    grpc,
+    token,
+    syncToken: (scope, more) =>
+      token({
+        sub: 'svc-inventory-sync',
+        client_id: 'inventory-sync',
+        gty: 'client_credentials',
+        scope,
+        ...more,
+      }),
+    send: ({ method, path, token: bearer, headers = [], body }) =>
+      sendRaw(
+        checkRequestFor({
+          method,
+          path,
+          headers,
+          ...(bearer !== undefined && { token: bearer }),
+          ...(body !== undefined && { body }),
+        }),
+      ),
+    sendRaw,
+    scrape: async () => {
+      const response = await fetch(`http://${running.adminAddress}/metrics`);
+      return response.text();
+    },
+    close: async () => {
+      grpc.close();
+      await running.stop();
+      await jwks.close();
+    },
+  };
+}
+
+export const JSON_BODY: Array<[string, string]> = [['content-type', 'application/json']];
+export const transaction = (location: string) => JSON.stringify({ location, item: 'ITEM001', quantity: 10 });

@@ -12,6 +12,11 @@ export interface KeyStoreOptions {
   readonly fetchTimeoutMs?: number;
   /** Background refresh period. Default 5 minutes. */
   readonly refreshIntervalMs?: number;
+  /**
+   * While no key set has ever loaded, background retries start this soon and back off (doubling) up to the
+   * refresh interval, so an IdP that was down at start-up is picked up in seconds, not minutes. Default 1 s.
+   */
+  readonly emptyRetryMs?: number;
   /** Least time between two refreshes triggered by tokens (unknown `kid`, or no keys yet). Default 30 s. */
   readonly onDemandCooldownMs?: number;
   /** Largest JWKS document accepted. Default 256 KiB. */
@@ -25,6 +30,7 @@ export interface KeyStoreOptions {
 const DEFAULTS = {
   fetchTimeoutMs: 100,
   refreshIntervalMs: 5 * 60_000,
+  emptyRetryMs: 1_000,
   onDemandCooldownMs: 30_000,
   maxJwksBytes: 256 * 1024,
 } as const;
@@ -73,6 +79,7 @@ export class KeyStore implements KeySource {
   private lastProblem: string | undefined;
   private started: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private emptyRetries = 0;
   private closed = false;
 
   constructor(issuer: Pick<CompiledIssuer, 'issuer' | 'jwks'>, options: KeyStoreOptions = {}) {
@@ -81,6 +88,7 @@ export class KeyStore implements KeySource {
     this.options = {
       fetchTimeoutMs: options.fetchTimeoutMs ?? DEFAULTS.fetchTimeoutMs,
       refreshIntervalMs: options.refreshIntervalMs ?? DEFAULTS.refreshIntervalMs,
+      emptyRetryMs: options.emptyRetryMs ?? DEFAULTS.emptyRetryMs,
       onDemandCooldownMs: options.onDemandCooldownMs ?? DEFAULTS.onDemandCooldownMs,
       maxJwksBytes: options.maxJwksBytes ?? DEFAULTS.maxJwksBytes,
       now: options.now ?? Date.now,
@@ -105,12 +113,21 @@ export class KeyStore implements KeySource {
   /** Loads the keys once and starts the background refresh. Never throws; see hasKeys()/lastError(). */
   start(): Promise<void> {
     if (this.started === undefined) {
-      this.started = this.refresh().then(() => undefined);
-      this.timer = setInterval(() => void this.refresh(), this.options.refreshIntervalMs);
-      // A background refresh must never keep the process alive on its own.
-      this.timer.unref();
+      this.started = this.refresh().then(() => this.scheduleBackground());
     }
     return this.started;
+  }
+
+  /** Next background refresh: the regular interval once keys exist, a backing-off retry until then. */
+  private scheduleBackground(): void {
+    if (this.closed) return;
+    const { refreshIntervalMs, emptyRetryMs } = this.options;
+    const delay = this.hasKeys()
+      ? refreshIntervalMs
+      : Math.min(refreshIntervalMs, emptyRetryMs * 2 ** Math.min(this.emptyRetries++, 16));
+    this.timer = setTimeout(() => void this.refresh().then(() => this.scheduleBackground()), delay);
+    // A background refresh must never keep the process alive on its own.
+    this.timer.unref();
   }
 
   /** Fetches (or re-reads) the key set now; concurrent callers share one fetch. True when it succeeded. */
@@ -152,7 +169,7 @@ export class KeyStore implements KeySource {
 
   close(): void {
     this.closed = true;
-    if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
   }
 

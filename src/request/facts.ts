@@ -103,6 +103,17 @@ function readRequestId(http: HttpRequestAttrs, headers: ReadonlyMap<string, stri
   return randomUUID();
 }
 
+/**
+ * Best-effort request id for a CheckRequest the request phase refused, so even a malformed request's deny
+ * body and log line can be matched with Envoy's access log.
+ */
+export function requestIdOf(check: CheckRequest): string {
+  const http = check.attributes?.request?.http;
+  const header =
+    http?.headers && Object.hasOwn(http.headers, 'x-request-id') ? http.headers['x-request-id'] : undefined;
+  return sanitizeRequestId(header) || sanitizeRequestId(http?.id) || randomUUID();
+}
+
 export function sanitizeRequestId(value: string | undefined): string {
   if (typeof value !== 'string') return '';
   // Cut before cleaning too, so a 60 KiB header costs no more than a short one.

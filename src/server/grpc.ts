@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Decision } from '../decision/types.js';
 import type { CheckRequest, CheckResponse } from '../envoy.js';
 import { check, type Snapshot } from '../pipeline.js';
+import { requestIdOf } from '../request/facts.js';
 import { toCheckResponse } from '../response/encode.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { authorizationService, healthService } from './proto.js';
@@ -31,6 +32,8 @@ export async function answerCheck(request: CheckRequest, deps: CheckServiceDeps)
     if (checked.facts) {
       requestId = checked.facts.requestId;
       headerNames = checked.facts.headers.keys();
+    } else {
+      requestId = requestIdOf(request);
     }
   } catch (err) {
     // A bug, not an outcome: deny and say so without echoing the request.

@@ -90,9 +90,12 @@ describe('headers and paths', () => {
     '/api/inventory/transactions;jsessionid=1',
   ]) {
     it(`non-canonical path ${path} is request_malformed`, async () => {
-      const answer = await h.send(list(await h.syncToken('inventory.read'), path));
+      const request = checkRequestFor({ ...list(await h.syncToken('inventory.read'), path), headers: [] });
+      const answer = await h.sendRaw(request);
       expect(answer.status).toBe(400);
       expect(answer.reason).toBe('request_malformed');
+      // Even a refused request keeps Envoy's x-request-id, so the deny can be found in the access log.
+      expect(answer.body?.request_id).toBe(request.attributes?.request?.http?.headers?.['x-request-id']);
     });
   }
 

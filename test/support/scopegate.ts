@@ -67,9 +67,13 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(policyText?: (jwksUri: string) => string): Promise<Harness> {
+export async function startHarness(
+  policyText?: (jwksUri: string) => string,
+  options: { jwksDown?: boolean } = {},
+): Promise<Harness> {
   const key = await newSigningKey('RS256');
   const jwks = await startJwksServer([key.publicJwk]);
+  if (options.jwksDown) jwks.setAvailable(false);
   const dir = mkdtempSync(join(tmpdir(), 'scopegate-it-'));
   const policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, (policyText ?? examplePolicyText)(jwks.uri));

@@ -1,0 +1,24 @@
+# scopegate: multi-stage build, production dependencies only, runs as the unprivileged `node` user.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY src ./src
+COPY proto ./proto
+RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json policy.schema.json ./
+COPY bin ./bin
+COPY proto ./proto
+COPY examples ./examples
+# The example's dev keys are generated at start-up into this folder, never baked into the image.
+RUN mkdir -p examples/inventory/dev-keys && chown node:node examples/inventory/dev-keys
+USER node
+EXPOSE 9191 9464
+ENTRYPOINT ["node", "bin/scopegate.js"]
+CMD ["serve", "--policy", "/etc/scopegate/policy.yaml"]

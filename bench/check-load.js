@@ -8,7 +8,7 @@
 //
 // Bounded: every run stops after --seconds per cell; only 127.0.0.1 is targeted.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -148,6 +148,16 @@ async function drive(requests, concurrency, durationSeconds, once = false) {
   return { rate: latencies.length / elapsed, p50: pct(50), p99: pct(99), errors, count: latencies.length };
 }
 
+/** CPU seconds the server process has used (Linux /proc), to report checks per server CPU-second. */
+function serverCpuSeconds() {
+  try {
+    const fields = readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks (USER_HZ = 100)
+  } catch {
+    return Number.NaN;
+  }
+}
+
 const rows = [];
 try {
   for (const scenario of scenarios) {
@@ -160,11 +170,18 @@ try {
       await drive(requests.slice(0, 200), concurrency, 0.5); // warm-up (JIT, connections)
       // Distinct tokens: stop when the pool is used up, so every check is a token-cache miss (full RS256 verify).
       const measured = scenario === 'distinct' ? requests.slice(200) : requests;
+      const cpuBefore = serverCpuSeconds();
       const result = await drive(measured, concurrency, seconds, scenario === 'distinct');
-      rows.push({ scenario, concurrency, ...result });
+      const cpu = serverCpuSeconds() - cpuBefore;
+      // When the load generator saturates first, checks per server CPU-second is the server's one-core capacity.
+      const perCpuSecond = result.count / cpu;
+      rows.push({ scenario, concurrency, ...result, perCpuSecond });
       console.log(
         `${scenario.padEnd(9)} c=${String(concurrency).padEnd(3)} ${result.rate.toFixed(0).padStart(7)} checks/s` +
-          `  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  (${result.count} checks, ${result.errors} gRPC errors)`,
+          `  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms` +
+          `  server CPU ${((100 * cpu) / (result.count / result.rate)).toFixed(0).padStart(3)}%` +
+          `  ${Number.isFinite(perCpuSecond) ? perCpuSecond.toFixed(0) : '?'} checks per server CPU-second` +
+          `  (${result.count} checks, ${result.errors} gRPC errors)`,
       );
     }
   }

@@ -3,6 +3,7 @@
 // matcher. Done once per policy revision; the result is frozen.
 import { createHash } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
+import { compileLocationSource } from './body-path.js';
 import { parseLocationGrant } from './locations.js';
 import { buildRouteMatcher } from './routes.js';
 import type {
@@ -93,7 +94,7 @@ export function compilePolicy(doc: PolicyDocument, opts: CompileOptions): Compil
       methods: typeof r.method === 'string' ? [r.method] : [...r.method],
       path: r.path,
       permissions: [...r.permissions],
-      ...(r.location ? { location: { ...r.location } } : {}),
+      ...(r.location ? { location: compileLocationSource(r.location) } : {}),
     }),
   );
   const matchRoute = buildRouteMatcher(routes);

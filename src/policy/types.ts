@@ -3,6 +3,13 @@
 
 export type LocationSource = { body: string } | { path: string } | { query: string } | { header: string };
 
+/** A location source as the hot path reads it: a body path comes pre-parsed into steps. */
+export type CompiledLocationSource =
+  | { readonly body: string; readonly steps: readonly import('./body-path.js').BodyPathStep[] }
+  | { readonly path: string }
+  | { readonly query: string }
+  | { readonly header: string };
+
 export interface RouteDocument {
   name: string;
   method: string | string[];
@@ -70,7 +77,7 @@ export interface CompiledRoute {
   readonly methods: readonly string[];
   readonly path: string;
   readonly permissions: readonly string[];
-  readonly location?: LocationSource;
+  readonly location?: CompiledLocationSource;
 }
 
 export interface RouteMatch {

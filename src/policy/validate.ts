@@ -2,7 +2,9 @@
 // YAML nodes themselves so every problem points at the exact key or value (line and column) and names
 // the field (`routes[2].permissions[0]`). All problems are collected, not just the first: a user fixing
 // a policy should see everything wrong in one run.
+
 import { type Document, isAlias, isMap, isScalar, isSeq, type LineCounter, type Node, visit } from 'yaml';
+import { parseBodyPath } from './body-path.js';
 import { locationPatternProblem } from './locations.js';
 import { HTTP_METHODS, parsePathTemplate, templateParams, templateShape } from './routes.js';
 import type {
@@ -51,8 +53,6 @@ const ROUTE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]*$/;
 const HEADER_NAME = /^[a-z0-9!#$%&'*+\-.^_`|~]+$/;
 // The realm is quoted in `WWW-Authenticate: Bearer realm="…"`.
 const REALM = /^[\x20\x21\x23-\x5B\x5D-\x7E]{1,128}$/;
-// A JSON field path: keys separated by `.`, a key may end with `[]` (every element of an array).
-const BODY_FIELD_PATH = /^[^.[\]]+(\[\])?(\.[^.[\]]+(\[\])?)*$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
@@ -559,7 +559,7 @@ class Reader {
     if (name === undefined) return null;
     switch (kind) {
       case 'body':
-        if (!BODY_FIELD_PATH.test(name)) {
+        if (parseBodyPath(name) === undefined) {
           this.report(
             entry.value,
             fk,

@@ -11,11 +11,9 @@ export {
 export { DEFAULT_HEADER_LIMITS, type HeaderLimits, readHeaders } from './headers.js';
 export { DEFAULT_JSON_LIMITS, type JsonLimits, type JsonResult, parseStrictJson } from './json.js';
 export {
-  type BodyPathStep,
   DEFAULT_LOCATION_LIMITS,
   isJsonContentType,
   type LocationLimits,
-  parseBodyPath,
   readLocations,
 } from './locations.js';
 export { type CanonicalPath, canonicalPath, MAX_PATH_BYTES, percentDecode } from './path.js';

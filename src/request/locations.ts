@@ -2,7 +2,8 @@
 // parameter, query, header or a JSON body field), so the decision can check each one against the caller's
 // grants. Every doubt about the body is `body_unreadable` (security rule 4), never "no location".
 import { deny, type Outcome, ok } from '../decision/types.js';
-import type { LocationSource, RouteMatch } from '../policy/types.js';
+import { type BodyPathStep, formatBodyPath } from '../policy/body-path.js';
+import type { CompiledLocationSource, RouteMatch } from '../policy/types.js';
 import { type JsonLimits, parseStrictJson } from './json.js';
 import type { RequestFacts } from './types.js';
 
@@ -19,12 +20,6 @@ export const DEFAULT_LOCATION_LIMITS: LocationLimits = Object.freeze({
   maxLocationLength: 128,
   json: Object.freeze({}),
 });
-
-/** One step of a body path: `lines[]` is `{ key: 'lines', each: true }` (every element of that array). */
-export interface BodyPathStep {
-  readonly key: string;
-  readonly each: boolean;
-}
 
 /** A location code as a request may send it. `*` is absent on purpose: in a request it is not a wildcard. */
 const LOCATION_CODE = /^[A-Za-z0-9._:-]+$/;
@@ -74,7 +69,7 @@ export function readLocations(
 }
 
 function candidatesFrom(
-  source: LocationSource,
+  source: CompiledLocationSource,
   match: RouteMatch,
   facts: RequestFacts,
   json: Partial<JsonLimits>,
@@ -89,15 +84,15 @@ function candidatesFrom(
     // Envoy joins a repeated header with `,`, so `location: WH01` twice reads as `WH01,WH01`.
     return ok(value === undefined ? [] : value.split(',').map((part) => part.trim()));
   }
-  return bodyCandidates(source.body, facts, json);
+  return bodyCandidates(source.body, source.steps, facts, json);
 }
 
-function bodyCandidates(bodyPath: string, facts: RequestFacts, json: Partial<JsonLimits>): Outcome<string[]> {
-  const steps = parseBodyPath(bodyPath);
-  // The policy compiler validates body paths; reaching here with a bad one is our bug, not the caller's.
-  if (steps === undefined)
-    return deny('internal_error', `the route's body location path "${bodyPath}" is invalid`);
-
+function bodyCandidates(
+  bodyPath: string,
+  steps: readonly BodyPathStep[],
+  facts: RequestFacts,
+  json: Partial<JsonLimits>,
+): Outcome<string[]> {
   const { body } = facts;
   if (body.partial) return deny('body_unreadable', "the body was cut at Envoy's buffer limit");
   if (body.invalidUtf8) return deny('body_unreadable', 'the body is not valid UTF-8');
@@ -156,26 +151,6 @@ function bodyCandidates(bodyPath: string, facts: RequestFacts, json: Partial<Jso
 }
 
 /**
- * `lines[].location` → steps, or undefined when the text is not a body path (empty step, `[]` mid-name,
- * stray brackets). Exported so the policy compiler can refuse a bad path when the policy loads.
- */
-export function parseBodyPath(path: string): BodyPathStep[] | undefined {
-  if (path === '') return undefined;
-  const steps: BodyPathStep[] = [];
-  for (const part of path.split('.')) {
-    const each = part.endsWith('[]');
-    const key = each ? part.slice(0, -2) : part;
-    if (key === '' || key.includes('[') || key.includes(']')) return undefined;
-    steps.push({ key, each });
-  }
-  return steps;
-}
-
-function formatBodyPath(steps: readonly BodyPathStep[]): string {
-  return steps.map((step) => (step.each ? `${step.key}[]` : step.key)).join('.');
-}
-
-/**
  * `application/json` or `application/<anything>+json`, parameters allowed; a charset other than UTF-8 is
  * refused because the body was decoded as UTF-8. A missing or repeated content-type is not JSON.
  */
@@ -203,7 +178,7 @@ function isJsonObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** Where the route reads its location, in the policy's words (safe to show: it comes from the policy). */
-function describeSource(source: LocationSource): string {
+function describeSource(source: CompiledLocationSource): string {
   if ('path' in source) return `the path parameter "${source.path}"`;
   if ('query' in source) return `the query parameter "${source.query}"`;
   if ('header' in source) return `the header "${source.header}"`;

@@ -137,7 +137,7 @@ describe('compiled policy', () => {
       ['update_transaction', 1, ['PUT']],
       ['list_location_items', 2, ['GET']],
     ]);
-    expect(p.routes[0]?.location).toEqual({ body: 'location' });
+    expect(p.routes[0]?.location).toEqual({ body: 'location', steps: [{ key: 'location', each: false }] });
     expect(p.routes[2]?.location).toEqual({ path: 'location' });
     expect(p.routes[0]?.permissions).toEqual(['INV_TRANSACTION_CREATE', 'INV_TRANSACTION_READ']);
   });

@@ -2,9 +2,10 @@
 // locations a request names, from the path, query, a header or the JSON body, and refusing every doubt.
 import { describe, expect, it } from 'vitest';
 import type { CheckRequest, HttpRequestAttrs } from '../../../src/envoy.js';
+import { compileLocationSource, parseBodyPath } from '../../../src/policy/body-path.js';
 import type { CompiledRoute, LocationSource, RouteMatch } from '../../../src/policy/types.js';
 import { readRequest } from '../../../src/request/facts.js';
-import { isJsonContentType, parseBodyPath, readLocations } from '../../../src/request/locations.js';
+import { isJsonContentType, readLocations } from '../../../src/request/locations.js';
 import type { RequestFacts } from '../../../src/request/types.js';
 
 function route(location?: LocationSource): CompiledRoute {
@@ -14,7 +15,7 @@ function route(location?: LocationSource): CompiledRoute {
     methods: ['POST'],
     path: '/api/inventory/transactions',
     permissions: ['INV_TRANSACTION_CREATE', 'INV_TRANSACTION_READ'],
-    location,
+    ...(location && { location: compileLocationSource(location) }),
   };
 }
 
@@ -198,8 +199,8 @@ describe('readLocations: a body that cannot be read is body_unreadable, never "n
     );
   });
 
-  it('is internal_error, not a caller problem, when the route has a broken body path', () => {
-    expect(refusal({ body: 'lines[.location' }, post('{}')).reason).toBe('internal_error');
+  it('a broken body path can never reach a Check: compiling it fails (validation refuses it first)', () => {
+    expect(() => compileLocationSource({ body: 'lines[.location' })).toThrow(/invalid body path/);
   });
 });
 

@@ -4,7 +4,7 @@
 // the token's `exp`, and `exp` is checked again on every hit.
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { deny, type Outcome, ok } from '../decision/types.js';
+import { type Outcome, ok } from '../decision/types.js';
 import type { Principal } from '../identity/types.js';
 
 export interface TokenCacheOptions {
@@ -35,19 +35,22 @@ export class TokenCache {
   }
 
   /**
-   * The principal verified earlier for this token under this policy revision; `token_expired` when the token
-   * has expired since; undefined when not cached.
+   * The principal verified earlier for this token under this policy revision, or undefined. An entry whose
+   * token has reached `exp` is dropped and reported as a miss, so the full verification (with the issuer's
+   * clock tolerance) decides: a cached answer is always the answer a fresh verification would give.
    */
   get(revision: string, token: string): Outcome<Principal> | undefined {
     const key = cacheKey(revision, token);
-    const principal = this.entries.get(key);
-    this.onLookup?.('token', principal === undefined ? 'miss' : 'hit');
-    if (principal === undefined) return undefined;
-    if (principal.expiresAt === undefined || principal.expiresAt * 1000 <= this.now()) {
+    let principal = this.entries.get(key);
+    if (
+      principal !== undefined &&
+      (principal.expiresAt === undefined || principal.expiresAt * 1000 <= this.now())
+    ) {
       this.entries.delete(key);
-      return deny('token_expired', 'the token has expired');
+      principal = undefined;
     }
-    return ok(principal);
+    this.onLookup?.('token', principal === undefined ? 'miss' : 'hit');
+    return principal === undefined ? undefined : ok(principal);
   }
 
   /** Keeps a verified principal until its token's `exp` at the latest; one without `exp` is not cached. */

@@ -16,6 +16,8 @@ export interface ServeSettings {
   readonly tokenCacheSize: number;
   /** How long SIGTERM waits for in-flight checks before closing connections. */
   readonly drainSeconds: number;
+  /** One JWKS fetch, and the longest a Check waits for a key refresh: far below Envoy's 200 ms default. */
+  readonly jwksTimeoutMs: number;
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -27,6 +29,7 @@ export const SERVE_FLAGS = {
   'log-level': { type: 'string', default: 'info' },
   'token-cache-size': { type: 'string', default: '10000' },
   'drain-seconds': { type: 'string', default: '10' },
+  'jwks-timeout-ms': { type: 'string', default: '100' },
 } as const;
 
 /** `--log-level` ↔ `SCOPEGATE_LOG_LEVEL`. */
@@ -69,6 +72,7 @@ export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.e
     logLevel,
     tokenCacheSize: positiveInt(pick('token-cache-size')!, '--token-cache-size', 10_000_000),
     drainSeconds: positiveInt(pick('drain-seconds')!, '--drain-seconds', 3600),
+    jwksTimeoutMs: positiveInt(pick('jwks-timeout-ms')!, '--jwks-timeout-ms', 10_000),
   });
 }
 

@@ -102,8 +102,10 @@ export class Authenticator {
   }
 
   /**
-   * Claims Envoy already verified (signature, issuer, audience, times per its own config). Still refuse an
-   * expired payload and, when the policy lists issuers, one from any other issuer: the two configs can drift.
+   * Claims Envoy already verified (the signature, and whatever its own config checks). Envoy's jwt_authn
+   * does not require `exp` and skips the audience check when none is configured, so the same rules as for a
+   * verified token apply here: `exp` required and honoured, and when the policy lists issuers, a listed
+   * `iss` and one of its audiences. The two configs can drift; this keeps scopegate's rules in force.
    */
   private fromEnvoyPayload(payload: unknown): Authenticated {
     if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
@@ -111,21 +113,25 @@ export class Authenticator {
     }
     const claims = payload as Record<string, unknown>;
     let issuer: CompiledIssuer | undefined;
-    if (claims.iss !== undefined) {
-      if (typeof claims.iss !== 'string') return deny('token_invalid', 'the "iss" claim must be a string');
-      issuer = this.policy.issuerByName.get(claims.iss);
-      if (issuer === undefined && this.policy.issuers.length > 0) {
+    if (claims.iss !== undefined && typeof claims.iss !== 'string') {
+      return deny('token_invalid', 'the "iss" claim must be a string');
+    }
+    if (this.policy.issuers.length > 0) {
+      issuer = typeof claims.iss === 'string' ? this.policy.issuerByName.get(claims.iss) : undefined;
+      if (issuer === undefined)
         return deny('issuer_untrusted', 'the token issuer is not trusted by this policy');
+      const audiences =
+        typeof claims.aud === 'string' ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : [];
+      if (!audiences.some((aud) => typeof aud === 'string' && issuer?.audiences.includes(aud))) {
+        return deny('audience_mismatch', 'the token was not issued for this audience');
       }
     }
-    if (claims.exp !== undefined) {
-      if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp)) {
-        return deny('token_invalid', 'the "exp" claim must be a number');
-      }
-      const tolerance = issuer?.clockToleranceSeconds ?? 0;
-      if (claims.exp + tolerance <= this.now() / 1000) {
-        return deny('token_expired', 'the token has expired');
-      }
+    if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp)) {
+      return deny('token_invalid', 'the "exp" claim is required and must be a number');
+    }
+    const tolerance = issuer?.clockToleranceSeconds ?? 0;
+    if (claims.exp + tolerance <= this.now() / 1000) {
+      return deny('token_expired', 'the token has expired');
     }
     return principalFromClaims(
       claims,

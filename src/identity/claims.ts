@@ -100,6 +100,8 @@ function readId(
   if (found.value.length > CLAIM_LIMITS.maxIdLength) {
     return deny('token_invalid', `claim ${found.name} is longer than ${CLAIM_LIMITS.maxIdLength} characters`);
   }
+  if (!found.value.isWellFormed())
+    return deny('token_invalid', `claim ${found.name} is not well-formed Unicode`);
   return ok(found.value);
 }
 
@@ -132,6 +134,10 @@ function readList(
     values = found.value;
   } else {
     return deny('token_invalid', `claim ${found.name} must be ${shape}`);
+  }
+  // A lone surrogate would make our CheckResponse invalid UTF-8 on the wire, which Envoy treats as a failed call.
+  if (!values.every((v) => v.isWellFormed())) {
+    return deny('token_invalid', `claim ${found.name} is not well-formed Unicode`);
   }
   if (values.length > CLAIM_LIMITS.maxValues) {
     return deny('token_invalid', `claim ${found.name} has more than ${CLAIM_LIMITS.maxValues} ${field}`);

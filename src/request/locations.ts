@@ -119,6 +119,13 @@ function bodyCandidates(
           `the body field "${formatBodyPath(steps.slice(0, i))}" is not an object`,
         );
       }
+      if (hasLookalikeKey(value, step.key)) {
+        return deny(
+          'body_unreadable',
+          `the body names "${formatBodyPath(steps.slice(0, i + 1))}" twice, spelled differently ` +
+            '(an upstream that ignores case could store the other one)',
+        );
+      }
       const field = Object.hasOwn(value, step.key) ? value[step.key] : undefined;
       if (!step.each) {
         next.push(field);
@@ -148,6 +155,23 @@ function bodyCandidates(
     codes.push(value);
   }
   return ok(codes);
+}
+
+/** Case- and compatibility-folded key, as Go's encoding/json and case-insensitive .NET binders match fields. */
+function foldKey(key: string): string {
+  return key.normalize('NFKC').toLowerCase();
+}
+
+/**
+ * True when the object has a key other than `key` that folds to the same name: `{"location":"WH01",
+ * "Location":"WH99"}` is checked against one value by us and may be stored with the other upstream.
+ */
+function hasLookalikeKey(object: Record<string, unknown>, key: string): boolean {
+  const wanted = foldKey(key);
+  for (const other of Object.keys(object)) {
+    if (other !== key && foldKey(other) === wanted) return true;
+  }
+  return false;
 }
 
 /**

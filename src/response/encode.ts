@@ -25,9 +25,17 @@ function quotable(text: string): string {
   return text.replace(/[^\x20-\x7e]|["\\]/g, '?');
 }
 
-/** Header values must not carry control characters (a claim could contain anything). */
+/** Header values must not carry control characters, nor lone surrogates (invalid UTF-8 on the wire). */
 function headerSafe(text: string): string {
-  return text.replace(/[^\x20-\x7e\x80-\uffff]/g, '');
+  return text.toWellFormed().replace(/[^\x20-\x7e\x80-\uffff]/g, '');
+}
+
+/**
+ * Client-sent identity headers, in either spelling: Envoy forwards `x_scopegate_subject` by default, and
+ * CGI-style upstreams (WSGI, PHP, Rack) read it exactly like `x-scopegate-subject`.
+ */
+function isIdentityHeader(name: string): boolean {
+  return name.replaceAll('_', '-').startsWith(IDENTITY_HEADER_PREFIX);
 }
 
 export function wwwAuthenticate(decision: Decision, realm: string): string | undefined {
@@ -47,7 +55,7 @@ export function wwwAuthenticate(decision: Decision, realm: string): string | und
 function stringStruct(entries: Record<string, string | undefined>): ProtoStruct {
   const fields: NonNullable<ProtoStruct['fields']> = {};
   for (const [key, value] of Object.entries(entries)) {
-    if (value !== undefined) fields[key] = { string_value: value };
+    if (value !== undefined) fields[key] = { string_value: value.toWellFormed() };
   }
   return { fields };
 }
@@ -92,7 +100,7 @@ export function toCheckResponse(decision: Decision, context: ResponseContext): C
     const setNames = new Set(headers.map((h) => h.header.key));
     // Envoy applies removals after additions, so only strip what we did not just set.
     const headers_to_remove = [...context.requestHeaderNames].filter(
-      (name) => name.startsWith(IDENTITY_HEADER_PREFIX) && !setNames.has(name),
+      (name) => isIdentityHeader(name) && !setNames.has(name),
     );
     return { status: { code: spec.grpc }, ok_response: { headers, headers_to_remove }, dynamic_metadata };
   }

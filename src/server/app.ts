@@ -24,6 +24,7 @@ export class PolicyLoadError extends Error {}
 
 export async function startServer(settings: ServeSettings, log: Logger, metrics: Metrics): Promise<Running> {
   const keys = new KeyRegistry({
+    fetchTimeoutMs: settings.jwksTimeoutMs,
     onRefresh: (issuer, result) => metrics.jwksRefreshes.inc({ issuer, result }),
   });
   const build = (policy: CompiledPolicy): Snapshot => ({

@@ -60,11 +60,13 @@ describe('health and readiness', () => {
 });
 
 describe("Envoy's jwt_authn in front (envoyJwtAuthn mode)", () => {
-  const withJwtAuthn = (uri: string) =>
-    examplePolicyText(uri).replace(
-      '  claims:\n',
-      '  envoyJwtAuthn: { metadataKey: jwt_payload }\n  claims:\n',
-    );
+  // The example policy trusts Envoy's jwt_authn payload when present (and verifies bearer tokens otherwise).
+  const withJwtAuthn = (uri: string) => {
+    const text = examplePolicyText(uri);
+    if (!text.includes('envoyJwtAuthn: { metadataKey: jwt_payload }'))
+      throw new Error('example policy lost envoyJwtAuthn');
+    return text;
+  };
 
   const viaJwtAuthn = (payload: Record<string, unknown>, path = '/api/inventory/transactions') => {
     const request = checkRequestFor({ method: 'GET', path, headers: [] });
@@ -96,6 +98,30 @@ describe("Envoy's jwt_authn in front (envoyJwtAuthn mode)", () => {
     expect(allowed.headers.get('x-scopegate-subject')).toBe('svc-inventory-sync');
     const denied = await h.sendRaw(viaJwtAuthn({ ...payload, scope: 'inventory.write' }));
     expect(denied.reason).toBe('scope_missing');
+  });
+
+  it('the payload is held to the same rules as a token: exp required, listed iss, one of its audiences', async () => {
+    h = await startHarness(withJwtAuthn);
+    const payload = {
+      iss: EXAMPLE_ISSUER,
+      aud: EXAMPLE_AUDIENCE,
+      sub: 'svc-inventory-sync',
+      client_id: 'inventory-sync',
+      gty: 'client_credentials',
+      scope: 'inventory.read',
+      exp: Math.floor(Date.now() / 1000) + 60,
+    };
+    const { exp: _, ...noExp } = payload;
+    expect((await h.sendRaw(viaJwtAuthn(noExp))).reason).toBe('token_invalid');
+    expect((await h.sendRaw(viaJwtAuthn({ ...payload, aud: 'https://other.example' }))).reason).toBe(
+      'audience_mismatch',
+    );
+    expect((await h.sendRaw(viaJwtAuthn({ ...payload, iss: 'https://evil.example/' }))).reason).toBe(
+      'issuer_untrusted',
+    );
+    expect((await h.sendRaw(viaJwtAuthn({ ...payload, exp: payload.exp - 3600 }))).reason).toBe(
+      'token_expired',
+    );
   });
 
   it('no payload and no token is still token_missing', async () => {

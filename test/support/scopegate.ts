@@ -79,7 +79,19 @@ export async function startHarness(
   writeFileSync(policyFile, (policyText ?? examplePolicyText)(jwks.uri));
   const metrics = new Metrics();
   const settings = serveSettings(
-    ['--policy', policyFile, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--log-level', 'silent'],
+    // A generous JWKS timeout: tests run in parallel on a busy machine; timeouts have their own unit tests.
+    [
+      '--policy',
+      policyFile,
+      '--listen',
+      '127.0.0.1:0',
+      '--admin',
+      '127.0.0.1:0',
+      '--log-level',
+      'silent',
+      '--jwks-timeout-ms',
+      '2000',
+    ],
     {},
   );
   const running = await startServer(settings, createLogger('silent'), metrics);

@@ -25,6 +25,16 @@ describe('principalFromClaims: the caller as the policy names things', () => {
     expect(result.value.expiresAt).toBe(1_900_000_000);
   });
 
+  it('a claim with a lone surrogate is token_invalid (it could not be put on the wire as UTF-8)', () => {
+    for (const claims of [
+      { sub: 'a\ud800b' },
+      { sub: 'a', scope: 'inventory.read \udc00' },
+      { sub: 'a', roles: ['\ud800'] },
+    ]) {
+      expect(principalFromClaims(claims, CLAIM_NAMES)).toMatchObject({ ok: false, reason: 'token_invalid' });
+    }
+  });
+
   it('reads scopes from an array claim (scp) when no scope string is present', () => {
     const result = principalFromClaims({ sub: 'a', scp: ['inventory.read', 'inventory.write'] }, CLAIM_NAMES);
     expect(result.ok && [...result.value.scopes]).toEqual(['inventory.read', 'inventory.write']);

@@ -26,8 +26,8 @@ describe('TokenCache: verified tokens, never past exp', () => {
     clock.advance(59_000);
     expect(cache.get('rev', 'token')?.ok).toBe(true);
     clock.advance(1_000);
-    // At exp the entry is still in the LRU, but the exp check on the hit refuses it.
-    expect(cache.get('rev', 'token')).toMatchObject({ ok: false, reason: 'token_expired' });
+    // At exp the entry may still be in the LRU, but the exp check drops it: a miss, so a full verification decides.
+    expect(cache.get('rev', 'token')).toBeUndefined();
     clock.advance(10_000);
     expect(cache.get('rev', 'token')).toBeUndefined();
   });

@@ -297,3 +297,31 @@ describe('helpers the policy compiler can reuse', () => {
     expect(isJsonContentType(undefined)).toBe(false);
   });
 });
+
+describe('readLocations: a location key spelled twice in different case (security rule 4)', () => {
+  it.each([
+    ['case', '{"location":"WH01","Location":"WH99"}'],
+    ['upper case', '{"LOCATION":"WH98","location":"WH01"}'],
+  ])('refuses a second key differing only in %s', (_, body) => {
+    const denial = refusal({ body: 'location' }, post(body));
+    expect(denial.reason).toBe('body_unreadable');
+    expect(denial.detail).toContain('spelled differently');
+  });
+
+  it('folds compatibility characters too (ſ folds to s, as Go does)', () => {
+    expect(refusal({ body: 'site' }, post('{"site":"WH01","\u017fite":"WH99"}')).reason).toBe(
+      'body_unreadable',
+    );
+  });
+
+  it('checks lookalikes at every step of a nested path', () => {
+    const body = '{"transfer":{"location":"WH01"},"Transfer":{"location":"WH99"}}';
+    expect(refusal({ body: 'transfer.location' }, post(body)).reason).toBe('body_unreadable');
+  });
+
+  it('other fields may differ only in case without trouble', () => {
+    expect(locationsOf({ body: 'location' }, post('{"location":"WH01","item":"a","Item":"b"}'))).toEqual([
+      'WH01',
+    ]);
+  });
+});

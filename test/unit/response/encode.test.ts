@@ -139,6 +139,24 @@ describe('allow', () => {
     ]);
   });
 
+  it('removes the underscore spelling too, which CGI-style upstreams read as the same header', () => {
+    const response = toCheckResponse(decision('allowed', { route: 'r', subject: 's' }), {
+      ...context,
+      requestHeaderNames: ['x_scopegate_client', 'x_scopegate_subject', 'x-scopegate_route', 'x_scopegatex'],
+    });
+    expect(response.ok_response?.headers_to_remove?.sort()).toEqual([
+      'x-scopegate_route',
+      'x_scopegate_client',
+      'x_scopegate_subject',
+    ]);
+  });
+
+  it('never puts a lone surrogate on the wire (invalid UTF-8 would make Envoy fail the call)', () => {
+    const response = toCheckResponse(decision('allowed', { route: 'r', subject: 'a\ud800b' }), context);
+    expect(response.ok_response?.headers?.[0]?.header.value.isWellFormed()).toBe(true);
+    expect(response.dynamic_metadata?.fields?.subject?.string_value?.isWellFormed()).toBe(true);
+  });
+
   it('strips control characters from claim values before they become headers', () => {
     const sneaky = decision('allowed', { route: 'r', subject: 'admin\r\nx-evil: 1' });
     const value = toCheckResponse(sneaky, context).ok_response?.headers?.[0]?.header.value;

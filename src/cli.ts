@@ -3,9 +3,11 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { envTwin, SettingsError, serveSettings } from './config/settings.js';
+import { envTwin, parseHostPort, SettingsError, serveSettings } from './config/settings.js';
 import { describeResponse, sendCheck } from './dev/check-client.js';
+import { loadDevIssuerConfig, startDevIssuer } from './dev/issuer.js';
 import { ensureDevKeys, mintToken, SIGNING_KEY_FILE } from './dev/keys.js';
+import { startInventoryUpstream } from './dev/upstream.js';
 import { formatProblem, loadPolicyFile } from './policy/index.js';
 import { PolicyLoadError, startServer } from './server/app.js';
 import { createLogger } from './telemetry/log.js';
@@ -15,7 +17,7 @@ const USAGE = `scopegate — Envoy external authorization by OAuth2 scope, role 
 
 Usage:
   scopegate serve    --policy FILE [--listen HOST:PORT] [--admin HOST:PORT] [--log-level LEVEL]
-                     [--token-cache-size N] [--drain-seconds N]
+                     [--token-cache-size N] [--drain-seconds N] [--jwks-timeout-ms N (default 100)]
                      gRPC ext_authz on --listen (default 0.0.0.0:9191), /metrics /healthz /readyz on
                      --admin (default 0.0.0.0:9464). Every flag has a SCOPEGATE_* twin (SCOPEGATE_POLICY, …).
                      SIGHUP reloads the policy; SIGTERM drains and exits 0.
@@ -29,6 +31,13 @@ Usage:
   scopegate check    [--server HOST:PORT] --method M --path P [--token JWT] [--header k:v]... [--body TEXT]
                      [--json] Send one Check as Envoy would for that HTTP request and print the answer
                      (exit 0 allowed, 1 denied). --server defaults to SCOPEGATE_SERVER or 127.0.0.1:9191.
+  scopegate dev-upstream [--listen HOST:PORT]
+                     A stand-in inventory API (default 127.0.0.1:8081) that echoes the x-scopegate-* identity
+                     headers it receives. Not for production.
+  scopegate dev-issuer   [--listen HOST:PORT] [--config FILE] [--keys DIR]
+                     A development OAuth2 issuer (client credentials, default 127.0.0.1:8090) for the clients
+                     in --config (default examples/inventory/dev-issuer.yaml), signing with the keys in --keys
+                     (default examples/inventory/dev-keys, created if missing). Not for production.
 `;
 
 function usageError(message: string): number {
@@ -211,6 +220,64 @@ async function checkCommand(args: string[]): Promise<number> {
   return response.denied_response ? 1 : 0;
 }
 
+/** Prints the one `listening` line scripts wait for, then serves until SIGTERM/SIGINT (exit 0). */
+function serveUntilSignalled(
+  listening: Record<string, unknown>,
+  close: () => Promise<void>,
+): Promise<number> {
+  console.log(JSON.stringify({ msg: 'listening', ...listening }));
+  return new Promise((resolveExit) => {
+    const stop = () => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      void close().then(() => resolveExit(0));
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
+
+async function devUpstream(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { listen: { type: 'string', default: '127.0.0.1:8081' } } });
+  let listen: ReturnType<typeof parseHostPort>;
+  try {
+    listen = parseHostPort(values.listen, '--listen');
+  } catch (err) {
+    if (err instanceof SettingsError) return usageError(err.message);
+    throw err;
+  }
+  const upstream = await startInventoryUpstream(listen);
+  return serveUntilSignalled({ url: upstream.url }, upstream.close);
+}
+
+async function devIssuer(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      listen: { type: 'string', default: '127.0.0.1:8090' },
+      config: { type: 'string', default: 'examples/inventory/dev-issuer.yaml' },
+      keys: { type: 'string', default: 'examples/inventory/dev-keys' },
+    },
+  });
+  let listen: ReturnType<typeof parseHostPort>;
+  try {
+    listen = parseHostPort(values.listen, '--listen');
+  } catch (err) {
+    if (err instanceof SettingsError) return usageError(err.message);
+    throw err;
+  }
+  const loaded = await loadDevIssuerConfig(values.config);
+  if (!loaded.ok) {
+    for (const problem of loaded.problems) console.error(problem);
+    return 1;
+  }
+  const issuer = await startDevIssuer({ ...loaded.config, ...listen, keysDir: resolve(values.keys) });
+  return serveUntilSignalled(
+    { url: issuer.url, jwks_uri: issuer.jwksUri, token_url: issuer.tokenUrl },
+    issuer.close,
+  );
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -225,6 +292,10 @@ export async function main(argv: string[]): Promise<number> {
         return await token(rest);
       case 'check':
         return await checkCommand(rest);
+      case 'dev-upstream':
+        return await devUpstream(rest);
+      case 'dev-issuer':
+        return await devIssuer(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -73,10 +73,12 @@ export function readRequest(check: CheckRequest, limits: Partial<RequestLimits> 
 function readMethod(http: HttpRequestAttrs, headers: ReadonlyMap<string, string>): Outcome<string> {
   const given = onlyOne(http.method, headers.get(':method'), 'method');
   if (!given.ok) return given;
-  const method = given.value.toUpperCase();
-  if (!METHOD.test(method))
-    return deny('request_malformed', 'the HTTP method is not a token of 1-16 letters');
-  return ok(method);
+  // Methods are case-sensitive (RFC 9110 §9.1): `post` is not POST, though some upstreams treat it as one,
+  // so it is refused rather than decided as POST or as an unknown route.
+  if (!METHOD.test(given.value)) {
+    return deny('request_malformed', 'the HTTP method is not a token of 1-16 upper-case letters');
+  }
+  return ok(given.value);
 }
 
 /**

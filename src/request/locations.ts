@@ -107,12 +107,19 @@ function bodyCandidates(
   if (!parsed.ok) return deny('body_unreadable', `the body is not valid JSON: ${parsed.problem}`);
   if (!isJsonObject(parsed.value)) return deny('body_unreadable', 'the body is not a JSON object');
 
+  // Past an array step, every element must name its location: `{"lines":[{"location":"WH01"},{}]}` would
+  // otherwise pass on WH01 alone while the upstream books the second line somewhere we never checked.
+  const elementWithout = (i: number) =>
+    deny('location_missing', `an element of "${formatBodyPath(steps.slice(0, i))}" names no location`);
   let current: unknown[] = [parsed.value];
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i]!;
     const next: unknown[] = [];
     for (const value of current) {
-      if (value === null || value === undefined) continue;
+      if (value === null || value === undefined) {
+        if (steps.slice(0, i).some((s) => s.each)) return elementWithout(i);
+        continue;
+      }
       if (!isJsonObject(value)) {
         return deny(
           'body_unreadable',
@@ -144,8 +151,12 @@ function bodyCandidates(
   }
 
   const codes: string[] = [];
+  const perElement = steps.some((s) => s.each);
   for (const value of current) {
-    if (value === null || value === undefined) continue;
+    if (value === null || value === undefined || value === '') {
+      if (perElement) return elementWithout(steps.length);
+      continue;
+    }
     if (typeof value !== 'string') {
       return deny(
         'body_unreadable',

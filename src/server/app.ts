@@ -51,7 +51,14 @@ export async function startServer(settings: ServeSettings, log: Logger, metrics:
   });
   const adminBound = await listenHttp(admin, settings.admin.host, settings.admin.port);
 
-  async function reload(): Promise<boolean> {
+  // Reloads run one at a time, in order: two quick SIGHUPs must not let an older read win over a newer one.
+  let reloads: Promise<boolean> = Promise.resolve(true);
+  function reload(): Promise<boolean> {
+    reloads = reloads.then(reloadNow, reloadNow);
+    return reloads;
+  }
+
+  async function reloadNow(): Promise<boolean> {
     const next = await loadPolicyFile(settings.policy);
     metrics.policyReloads.inc({ result: next.ok ? 'success' : 'error' });
     if (!next.ok) {

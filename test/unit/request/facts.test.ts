@@ -94,7 +94,6 @@ describe('readRequest: the inventory POST from the support thread', () => {
 
 describe('readRequest: the method', () => {
   it.each([
-    ['post', 'POST'],
     ['GET', 'GET'],
     ['PROPFIND', 'PROPFIND'],
   ])('%s → %s', (given, method) => {
@@ -107,11 +106,13 @@ describe('readRequest: the method', () => {
   });
 
   it.each([
-    ['G3T', 'token of 1-16 letters'],
-    ['GET ', 'token of 1-16 letters'],
-    ['GET,POST', 'token of 1-16 letters'],
-    ['M-SEARCH', 'token of 1-16 letters'],
-    ['A'.repeat(17), 'token of 1-16 letters'],
+    ['post', 'token of 1-16 upper-case letters'],
+    ['Get', 'token of 1-16 upper-case letters'],
+    ['G3T', 'token of 1-16 upper-case letters'],
+    ['GET ', 'token of 1-16 upper-case letters'],
+    ['GET,POST', 'token of 1-16 upper-case letters'],
+    ['M-SEARCH', 'token of 1-16 upper-case letters'],
+    ['A'.repeat(17), 'token of 1-16 upper-case letters'],
     ['', 'no method'],
   ])('%j → request_malformed (%s)', (method, detail) => {
     const denial = refusal(checkRequest({ method, path: '/a' }));

@@ -183,7 +183,7 @@ describe('readLocations: a body that cannot be read is body_unreadable, never "n
     ['a boolean', '{"location":true}', 'location'],
     ['an array', '{"location":["WH01"]}', 'location'],
     ['an array element', '{"lines":[{"location":"WH01"},{"location":7}]}', 'lines[].location'],
-    ['a list element', '{"locations":["WH01",null,false]}', 'locations[]'],
+    ['a list element', '{"locations":["WH01",false]}', 'locations[]'],
   ])('refuses a location that is %s', (_, body, path) => {
     const denial = refusal({ body: path }, post(body));
     expect(denial.reason).toBe('body_unreadable');
@@ -323,5 +323,23 @@ describe('readLocations: a location key spelled twice in different case (securit
     expect(locationsOf({ body: 'location' }, post('{"location":"WH01","item":"a","Item":"b"}'))).toEqual([
       'WH01',
     ]);
+  });
+});
+
+describe('readLocations: every array element must name its location', () => {
+  it.each([
+    ['null', '{"lines":[{"location":"WH01"},{"location":null}]}'],
+    ['missing', '{"lines":[{"location":"WH01"},{"sku":"A-1"}]}'],
+    ['empty', '{"lines":[{"location":"WH01"},{"location":""}]}'],
+    ['a null element', '{"lines":[{"location":"WH01"},null]}'],
+  ])('one element with a %s location is location_missing, not a pass on the others', (_, body) => {
+    const denial = refusal({ body: 'lines[].location' }, post(body));
+    expect(denial.reason).toBe('location_missing');
+    expect(denial.detail).toContain('lines[]');
+  });
+
+  it('all elements named: every location is returned', () => {
+    const body = '{"lines":[{"location":"WH01"},{"location":"WH02"}]}';
+    expect(locationsOf({ body: 'lines[].location' }, post(body))).toEqual(['WH01', 'WH02']);
   });
 });

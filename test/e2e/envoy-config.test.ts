@@ -1,0 +1,135 @@
+// The Envoy configs we ship are ones Envoy accepts, and the local rewrite the e2e tests run changes only
+// where things listen and connect, so the tests exercise the very filters docker-compose mounts.
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { findEnvoy, localEnvoyConfig, repoRoot } from '../../src/dev/envoy.js';
+import { requireEnvoy, skipWithoutEnvoy, suiteName } from './envoy-required.js';
+
+const run = promisify(execFile);
+const ENVOY_DIR = join(repoRoot(), 'envoy');
+const shippedConfigs = readdirSync(ENVOY_DIR)
+  .filter((name) => name.endsWith('.yaml'))
+  .map((name) => join(ENVOY_DIR, name));
+/** [name, path] pairs, so test titles show the file name rather than this machine's path. */
+const configCases = shippedConfigs.map((file) => [basename(file), file] as const);
+const PORTS = { scopegate: 19191, inventory: 18081, devIssuer: 18090, listener: 18080, admin: 19901 };
+
+async function validate(file: string): Promise<string> {
+  const { stdout, stderr } = await run(requireEnvoy(), ['--mode', 'validate', '-c', file, '-l', 'error'], {
+    timeout: 20_000,
+  });
+  return stdout + stderr;
+}
+
+/** Every socket address in a config, as "host:port", in document order. */
+function socketAddresses(node: unknown, found: string[] = []): string[] {
+  if (Array.isArray(node)) for (const item of node) socketAddresses(item, found);
+  else if (typeof node === 'object' && node !== null) {
+    const record = node as Record<string, unknown>;
+    const socket = record.socket_address as { address?: unknown; port_value?: unknown } | undefined;
+    if (socket !== undefined) found.push(`${socket.address}:${socket.port_value}`);
+    for (const value of Object.values(record)) socketAddresses(value, found);
+  }
+  return found;
+}
+
+/** The config with every socket address and cluster type blanked: what must not change locally. */
+function withoutAddresses(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(withoutAddresses);
+  if (typeof node !== 'object' || node === null) return node;
+  return Object.fromEntries(
+    Object.entries(node as Record<string, unknown>)
+      .filter(([key]) => key !== 'socket_address' && key !== 'type')
+      .map(([key, value]) => [key, withoutAddresses(value)]),
+  );
+}
+
+describe('shipped configs', () => {
+  it('include both the plain and the jwt_authn config', () => {
+    expect(shippedConfigs.map((file) => file.slice(ENVOY_DIR.length + 1)).sort()).toEqual([
+      'envoy-jwt-authn.yaml',
+      'envoy.yaml',
+    ]);
+  });
+
+  it.each(configCases)('%s never fails open and bounds the ext_authz call', (_name, file) => {
+    const text = readFileSync(file, 'utf8');
+    expect(text).toMatch(/failure_mode_allow: false/);
+    expect(text).toMatch(/timeout: 0\.25s/);
+    expect(text).toMatch(/max_request_bytes: 65536, allow_partial_message: true/);
+  });
+});
+
+describe('local rewrite', () => {
+  it.each(configCases)(
+    '%s: only addresses move to 127.0.0.1, every filter stays as shipped',
+    (_name, file) => {
+      const shipped = parse(readFileSync(file, 'utf8'));
+      const local = parse(localEnvoyConfig(file, PORTS));
+      expect(withoutAddresses(local)).toEqual(withoutAddresses(shipped));
+      const addresses = socketAddresses(local);
+      expect(new Set(addresses.map((address) => address.split(':')[0]))).toEqual(new Set(['127.0.0.1']));
+      const ports = addresses.map((address) => Number(address.split(':')[1]));
+      expect(ports).toEqual(
+        expect.arrayContaining([PORTS.scopegate, PORTS.inventory, PORTS.listener, PORTS.admin]),
+      );
+      const types = (local.static_resources.clusters as Array<{ type: string }>).map(
+        (cluster) => cluster.type,
+      );
+      expect(new Set(types)).toEqual(new Set(['STATIC']));
+    },
+  );
+
+  it('the jwt_authn config needs the dev issuer port and says so', () => {
+    const { devIssuer: _, ...withoutIssuer } = PORTS;
+    expect(() => localEnvoyConfig(join(ENVOY_DIR, 'envoy-jwt-authn.yaml'), withoutIssuer)).toThrow(
+      /no local port given for cluster "dev_issuer"/,
+    );
+  });
+});
+
+describe('findEnvoy', () => {
+  it('takes ENVOY_BIN first, as given', () => {
+    expect(findEnvoy({ ENVOY_BIN: '/opt/custom/envoy', PATH: '' })).toBe('/opt/custom/envoy');
+  });
+
+  it('finds an executable envoy on the PATH (after the repo .venv, when the install script has run)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scopegate-path-'));
+    const fake = join(dir, 'envoy');
+    writeFileSync(fake, '#!/bin/sh\n');
+    chmodSync(fake, 0o755);
+    expect([fake, join(repoRoot(), '.venv', 'bin', 'envoy')]).toContain(findEnvoy({ PATH: dir }));
+  });
+});
+
+describe.skipIf(skipWithoutEnvoy)(suiteName('envoy --mode validate'), () => {
+  it('an Envoy binary is there to run (under CI=true a missing one fails here, with the fix)', async () => {
+    const { stdout } = await run(requireEnvoy(), ['--version'], { timeout: 20_000 });
+    expect(stdout).toMatch(/version: [0-9a-f]+\/1\.\d+\.\d+\//);
+  });
+
+  it.each(configCases)('accepts %s as shipped', async (_name, file) => {
+    expect(await validate(file)).toContain('OK');
+  });
+
+  it.each(configCases)('accepts %s rewritten for loopback', async (_name, file) => {
+    const local = join(mkdtempSync(join(tmpdir(), 'scopegate-validate-')), 'envoy.yaml');
+    writeFileSync(local, localEnvoyConfig(file, PORTS));
+    expect(await validate(local)).toContain('OK');
+  });
+
+  it('rejects a config with a misspelt field (the check can fail)', async () => {
+    const broken = join(mkdtempSync(join(tmpdir(), 'scopegate-validate-')), 'envoy.yaml');
+    const text = readFileSync(join(ENVOY_DIR, 'envoy.yaml'), 'utf8').replace(
+      'failure_mode_allow',
+      'failure_mode_alow',
+    );
+    writeFileSync(broken, text);
+    await expect(validate(broken)).rejects.toThrow();
+  });
+});

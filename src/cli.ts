@@ -5,6 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { envTwin, parseHostPort, SettingsError, serveSettings } from './config/settings.js';
 import { describeResponse, sendCheck } from './dev/check-client.js';
+import { runDemo } from './dev/demo.js';
 import { loadDevIssuerConfig, startDevIssuer } from './dev/issuer.js';
 import { ensureDevKeys, mintToken, SIGNING_KEY_FILE } from './dev/keys.js';
 import { startInventoryUpstream } from './dev/upstream.js';
@@ -25,9 +26,10 @@ Usage:
                      Exit 0 if every policy is valid, else print FILE:LINE:COL: field: message and exit 1.
   scopegate keys     DIR
                      Create a development RS256 key pair in DIR (signing-key.jwk, jwks.json) unless present.
-  scopegate token    --policy FILE --sub SUBJECT [--client ID] [--scope "a b"] [--gty GRANT (default client_credentials)]
-                     [--roles R1,R2] [--locations L1,L2] [--ttl SECONDS] [--aud AUD] [--iss ISS] [--key FILE]
-                     Mint a signed development token for the policy's first file-based issuer.
+  scopegate token    (--policy FILE | --iss ISS --aud AUD --key FILE) --sub SUBJECT [--client ID]
+                     [--scope "a b"] [--gty GRANT (default client_credentials)] [--roles R1,R2]
+                     [--locations L1,L2] [--ttl=SECONDS]
+                     Mint a signed development token (default: for the policy's first file-based issuer).
   scopegate check    [--server HOST:PORT] --method M --path P [--token JWT] [--header k:v]... [--body TEXT]
                      [--json] Send one Check as Envoy would for that HTTP request and print the answer
                      (exit 0 allowed, 1 denied). --server defaults to SCOPEGATE_SERVER or 127.0.0.1:9191.
@@ -38,6 +40,9 @@ Usage:
                      A development OAuth2 issuer (client credentials, default 127.0.0.1:8090) for the clients
                      in --config (default examples/inventory/dev-issuer.yaml), signing with the keys in --keys
                      (default examples/inventory/dev-keys, created if missing). Not for production.
+  scopegate demo     [--keep-running]
+                     Replay the support thread through a real Envoy (from .venv, see
+                     scripts/install-envoy.sh) in front of scopegate, the dev issuer and the upstream.
 `;
 
 function usageError(message: string): number {
@@ -134,20 +139,25 @@ async function token(args: string[]): Promise<number> {
     },
     strict: true,
   });
-  const policyFile = values.policy ?? process.env[envTwin('policy')];
-  if (!policyFile) return usageError(`token needs --policy FILE (or ${envTwin('policy')})`);
   if (!values.sub) return usageError('token needs --sub SUBJECT');
-  const loaded = await loadPolicyFile(policyFile);
-  if (!loaded.ok) {
-    for (const problem of loaded.problems) console.error(formatProblem(problem));
-    return 1;
+  // Issuer, audience and key come from the flags, or else from the policy's first file-based issuer.
+  let { iss, aud, key: keyFile } = values;
+  if (iss === undefined || aud === undefined || keyFile === undefined) {
+    const policyFile = values.policy ?? process.env[envTwin('policy')];
+    if (!policyFile)
+      return usageError(`token needs --policy FILE (or ${envTwin('policy')}), or --iss, --aud and --key`);
+    const loaded = await loadPolicyFile(policyFile);
+    if (!loaded.ok) {
+      for (const problem of loaded.problems) console.error(formatProblem(problem));
+      return 1;
+    }
+    const issuer = loaded.policy.issuers.find((i) => (iss ? i.issuer === iss : 'file' in i.jwks));
+    if (!issuer) return usageError('the policy has no issuer with a jwks file; pass --iss, --aud and --key');
+    iss ??= issuer.issuer;
+    aud ??= issuer.audiences[0];
+    keyFile ??= 'file' in issuer.jwks ? resolve(dirname(issuer.jwks.file), SIGNING_KEY_FILE) : undefined;
+    if (aud === undefined || keyFile === undefined) return usageError('pass --aud and --key for this issuer');
   }
-  const issuer = loaded.policy.issuers.find((i) => (values.iss ? i.issuer === values.iss : 'file' in i.jwks));
-  if (!issuer && !(values.iss && values.key))
-    return usageError('the policy has no issuer with a jwks file; pass --iss and --key');
-  const keyFile =
-    values.key ??
-    (issuer && 'file' in issuer.jwks ? resolve(dirname(issuer.jwks.file), SIGNING_KEY_FILE) : '');
   const ttl = Number(values.ttl);
   if (!Number.isInteger(ttl)) return usageError('--ttl must be an integer number of seconds');
   const split = (text?: string) =>
@@ -166,8 +176,8 @@ async function token(args: string[]): Promise<number> {
   const locations = split(values.locations);
   const jwt = await mintToken({
     keyFile,
-    issuer: values.iss ?? issuer!.issuer,
-    audience: values.aud ?? issuer?.audiences[0] ?? '',
+    issuer: iss,
+    audience: aud,
     subject: values.sub,
     ttlSeconds: ttl,
     ...(values.client !== undefined && { client: values.client }),
@@ -292,6 +302,13 @@ export async function main(argv: string[]): Promise<number> {
         return await token(rest);
       case 'check':
         return await checkCommand(rest);
+      case 'demo': {
+        const { values } = parseArgs({
+          args: rest,
+          options: { 'keep-running': { type: 'boolean', default: false } },
+        });
+        return await runDemo({ keepRunning: values['keep-running'], write: (line) => console.log(line) });
+      }
       case 'dev-upstream':
         return await devUpstream(rest);
       case 'dev-issuer':

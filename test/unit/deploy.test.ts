@@ -3,7 +3,7 @@
 // the Envoy clusters, Envoy pinned to the version the tests use, and a non-root, production-only image.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import Ajv2019 from 'ajv/dist/2019.js';
+import { Ajv2019 } from 'ajv/dist/2019.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 

@@ -50,4 +50,6 @@ export interface Decision {
   readonly missingBySource?: Denial['missingBySource'];
   /** Policy revision the decision was made on. */
   readonly revision: string;
+  /** A deny under `mode: dry_run`: counted and logged as dry_run_deny, but the request goes through. */
+  readonly dryRun?: boolean;
 }

@@ -95,12 +95,14 @@ export function compilePolicy(doc: PolicyDocument, opts: CompileOptions): Compil
       path: r.path,
       permissions: [...r.permissions],
       ...(r.location ? { location: compileLocationSource(r.location) } : {}),
+      mode: r.mode ?? doc.mode ?? 'enforce',
     }),
   );
   const matchRoute = buildRouteMatcher(routes);
 
   return Object.freeze({
     revision: opts.revision ?? policyRevision(opts.text),
+    mode: doc.mode ?? 'enforce',
     source: opts.source,
     realm: auth.realm ?? DEFAULT_REALM,
     maxTokenBytes: auth.maxTokenBytes ?? DEFAULT_MAX_TOKEN_BYTES,

@@ -1,6 +1,10 @@
 // The policy as users write it (PolicyDocument, the YAML contract in DESIGN.md) and as the hot path reads
 // it (CompiledPolicy: lookup tables built once per revision, then frozen).
 
+/** `dry_run`: a deny is counted (decision="dry_run_deny"), logged and put in metadata, but not enforced. */
+export const POLICY_MODES = ['enforce', 'dry_run'] as const;
+export type PolicyMode = (typeof POLICY_MODES)[number];
+
 export type LocationSource = { body: string } | { path: string } | { query: string } | { header: string };
 
 /** A location source as the hot path reads it: a body path comes pre-parsed into steps. */
@@ -16,6 +20,7 @@ export interface RouteDocument {
   path: string;
   permissions: string[];
   location?: LocationSource;
+  mode?: PolicyMode;
 }
 
 export interface IssuerDocument {
@@ -37,6 +42,7 @@ export interface ClaimsDocument {
 
 export interface PolicyDocument {
   version: 1;
+  mode?: PolicyMode;
   authentication: {
     realm?: string;
     maxTokenBytes?: number;
@@ -78,6 +84,8 @@ export interface CompiledRoute {
   readonly path: string;
   readonly permissions: readonly string[];
   readonly location?: CompiledLocationSource;
+  /** The route's own mode, else the policy's. */
+  readonly mode: PolicyMode;
 }
 
 export interface RouteMatch {
@@ -108,6 +116,8 @@ export interface CompiledPolicy {
   /** Content hash of the policy file (first 12 hex chars of sha256). */
   readonly revision: string;
   readonly source: string;
+  /** Mode for requests no route matches (and the default for routes). */
+  readonly mode: PolicyMode;
   readonly realm: string;
   readonly maxTokenBytes: number;
   readonly issuers: readonly CompiledIssuer[];

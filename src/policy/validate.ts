@@ -15,6 +15,7 @@ import type {
   PolicyProblem,
   RouteDocument,
 } from './types.js';
+import { POLICY_MODES, type PolicyMode } from './types.js';
 
 /** Asymmetric algorithms only: `none` and HS* (a shared secret verified with a public key) are never allowed. */
 export const ALLOWED_ALGORITHMS = [
@@ -124,6 +125,7 @@ class Reader {
     }
     const sections = this.section(node, '', {
       version: true,
+      mode: false,
       authentication: true,
       scopes: true,
       roles: false,
@@ -143,6 +145,7 @@ class Reader {
         );
       }
     }
+    const mode = sections.mode ? this.readMode(sections.mode.value, 'mode') : undefined;
     // Read in dependency order (scopes define permissions, roles use them, …), whatever the file's order.
     const scopes = sections.scopes ? this.readScopes(sections.scopes.value) : undefined;
     const roles = sections.roles ? this.readRoles(sections.roles.value) : undefined;
@@ -156,6 +159,7 @@ class Reader {
     if (!authentication || !scopes || !routes) return undefined;
     return {
       version: 1,
+      ...(mode ? { mode } : {}),
       authentication,
       scopes,
       ...(roles ? { roles } : {}),
@@ -454,6 +458,7 @@ class Reader {
         path: true,
         permissions: true,
         location: false,
+        mode: false,
       });
       if (!s) return;
       const name = s.name && this.string(s.name.value, `${f}.name`);
@@ -487,6 +492,7 @@ class Reader {
       if (permissions) this.checkRefs('permission', permissions.map(asRef));
       const location =
         s.location && this.readLocation(s.location.value, `${f}.location`, templateOk ? path : undefined);
+      const mode = s.mode && this.readMode(s.mode.value, `${f}.mode`);
 
       if (templateOk && methods && path !== undefined && name !== undefined && s.path) {
         const shape = templateShape(path);
@@ -514,10 +520,20 @@ class Reader {
           path,
           permissions: permissions.map((p) => p.value),
           ...(location ? { location } : {}),
+          ...(mode ? { mode } : {}),
         });
       }
     });
     return out;
+  }
+
+  /** `enforce` (the default) or `dry_run`: denials are counted and logged but the request goes through. */
+  private readMode(value: Node | null, f: string): PolicyMode | undefined {
+    const mode = this.string(value, f);
+    if (mode === undefined) return undefined;
+    if ((POLICY_MODES as readonly string[]).includes(mode)) return mode as PolicyMode;
+    this.report(value, f, unknownMessage('mode', mode, POLICY_MODES, true));
+    return undefined;
   }
 
   private readMethods(value: Node | null, f: string): string[] | undefined {

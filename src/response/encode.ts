@@ -1,7 +1,7 @@
 // Decision → CheckResponse. Everything the caller sees (HTTP status, WWW-Authenticate, JSON body, gRPC
 // status) is read from the REASONS table; this file only lays it out in Envoy's message shapes.
 
-import { REASONS } from '../decision/reasons.js';
+import { GrpcCode, REASONS } from '../decision/reasons.js';
 import type { Decision } from '../decision/types.js';
 import type { CheckResponse, HeaderValueOption, ProtoStruct } from '../envoy.js';
 
@@ -63,7 +63,7 @@ function stringStruct(entries: Record<string, string | undefined>): ProtoStruct 
 /** What Envoy's access log can read under `envoy.filters.http.ext_authz`. */
 function metadataOf(decision: Decision): ProtoStruct {
   return stringStruct({
-    decision: decision.reason === 'allowed' ? 'allow' : 'deny',
+    decision: decision.reason === 'allowed' ? 'allow' : decision.dryRun ? 'dry_run_deny' : 'deny',
     reason: decision.reason,
     route: decision.route,
     subject: decision.subject,
@@ -88,7 +88,8 @@ export function denyBody(decision: Decision, requestId: string): string {
 export function toCheckResponse(decision: Decision, context: ResponseContext): CheckResponse {
   const spec = REASONS[decision.reason];
   const dynamic_metadata = metadataOf(decision);
-  if (decision.reason === 'allowed') {
+  // A dry-run deny goes through like an allow; its would-be reason travels in the dynamic metadata.
+  if (decision.reason === 'allowed' || decision.dryRun) {
     const set: Array<[string, string | undefined]> = [
       ['x-scopegate-subject', decision.subject],
       ['x-scopegate-client', decision.client],
@@ -102,7 +103,7 @@ export function toCheckResponse(decision: Decision, context: ResponseContext): C
     const headers_to_remove = [...context.requestHeaderNames].filter(
       (name) => isIdentityHeader(name) && !setNames.has(name),
     );
-    return { status: { code: spec.grpc }, ok_response: { headers, headers_to_remove }, dynamic_metadata };
+    return { status: { code: GrpcCode.OK }, ok_response: { headers, headers_to_remove }, dynamic_metadata };
   }
 
   const headers = [

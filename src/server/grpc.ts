@@ -8,7 +8,7 @@ import type { CheckRequest, CheckResponse } from '../envoy.js';
 import { check, type Snapshot } from '../pipeline.js';
 import { requestIdOf } from '../request/facts.js';
 import { toCheckResponse } from '../response/encode.js';
-import type { Metrics } from '../telemetry/metrics.js';
+import type { DecisionLabel, Metrics } from '../telemetry/metrics.js';
 import { authorizationService, healthService } from './proto.js';
 
 export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
@@ -44,8 +44,7 @@ export async function answerCheck(request: CheckRequest, deps: CheckServiceDeps)
     decision = { reason: 'internal_error', detail: 'internal error', revision: snapshot.policy.revision };
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const allowed = decision.reason === 'allowed';
-  deps.metrics.recordDecision(decision, allowed ? 'allow' : 'deny', seconds);
+  deps.metrics.recordDecision(decision, decisionLabel(decision), seconds);
   logDecision(deps.log, decision, requestId, seconds);
   return toCheckResponse(decision, {
     requestId,
@@ -54,12 +53,18 @@ export async function answerCheck(request: CheckRequest, deps: CheckServiceDeps)
   });
 }
 
+function decisionLabel(decision: Decision): DecisionLabel {
+  if (decision.reason === 'allowed') return 'allow';
+  return decision.dryRun ? 'dry_run_deny' : 'deny';
+}
+
+/** One line per deny (and dry-run deny) at info; allows only at debug, so busy gateways log what matters. */
 function logDecision(log: Logger, decision: Decision, requestId: string, seconds: number): void {
   const allowed = decision.reason === 'allowed';
   if (allowed ? !log.isLevelEnabled('debug') : !log.isLevelEnabled('info')) return;
   const entry = {
     request_id: requestId,
-    decision: allowed ? 'allow' : 'deny',
+    decision: decisionLabel(decision),
     reason: decision.reason,
     route: decision.route,
     subject: decision.subject,

@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JWTPayload } from 'jose';
+import type { Logger } from 'pino';
 import { serveSettings } from '../../src/config/settings.js';
 import { checkRequestFor } from '../../src/dev/check-client.js';
 import type { CheckRequest } from '../../src/envoy.js';
@@ -69,7 +70,7 @@ export interface Harness {
 
 export async function startHarness(
   policyText?: (jwksUri: string) => string,
-  options: { jwksDown?: boolean } = {},
+  options: { jwksDown?: boolean; log?: Logger } = {},
 ): Promise<Harness> {
   const key = await newSigningKey('RS256');
   const jwks = await startJwksServer([key.publicJwk]);
@@ -94,7 +95,7 @@ export async function startHarness(
     ],
     {},
   );
-  const running = await startServer(settings, createLogger('silent'), metrics);
+  const running = await startServer(settings, options.log ?? createLogger('silent'), metrics);
   const grpc = connectAuthorization(running.grpcAddress);
   const token: Harness['token'] = (claims, options) =>
     mintToken(key, { iss: EXAMPLE_ISSUER, aud: EXAMPLE_AUDIENCE, ...claims }, options);

@@ -36,6 +36,7 @@ export function identityPolicy(
   return {
     revision: 'rev-1',
     source: 'policy.yaml',
+    mode: 'enforce',
     realm: 'scopegate',
     maxTokenBytes: 8192,
     issuers,

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 // A broken policy is rejected with the file, line, column and field named, one line per problem — the
 // way `scopegate validate` prints them. Each expected line here was counted by hand from the YAML.
 import { describe, expect, test } from 'vitest';
@@ -58,7 +59,7 @@ describe('a policy is rejected with FILE:LINE:COL: field: message', () => {
   test('an unknown key with no close match lists the keys that are allowed', () => {
     const text = policy('', LIST_ROUTE.replace('    method: GET\n', '    method: GET\n    tenant: acme\n'));
     expect(problemsOf(text)).toEqual([
-      'policy.yaml:14:5: routes[0].tenant: unknown key "tenant"; expected one of name, method, path, permissions, location',
+      'policy.yaml:14:5: routes[0].tenant: unknown key "tenant"; expected one of name, method, path, permissions, location, mode',
     ]);
   });
 
@@ -392,5 +393,38 @@ routes:
       'policy.yaml:21:43: routes[0].permissions[1]: unknown permission "INV_TRANSACTON_READ"; did you mean "INV_TRANSACTION_READ"?',
       'policy.yaml:22:11: routes[1].name: duplicate route name "create_transaction" (first at line 18)',
     ]);
+  });
+});
+
+describe('mode: enforce | dry_run', () => {
+  test('an unknown mode is refused at its line with the choices', () => {
+    const text = readFileSync(
+      new URL('../../../examples/inventory/policy.yaml', import.meta.url),
+      'utf8',
+    ).replace('version: 1\n', 'version: 1\nmode: audit\n');
+    const result = parsePolicy(text, 'policy.yaml');
+    expect(result.ok).toBe(false);
+    if (!result.ok) {
+      const line = text.split('\n').indexOf('mode: audit') + 1;
+      expect(result.problems.map(formatProblem)).toEqual([
+        `policy.yaml:${line}:7: mode: unknown mode "audit"; expected one of enforce, dry_run`,
+      ]);
+    }
+  });
+
+  test('routes inherit the policy mode unless they set their own', () => {
+    const text = readFileSync(new URL('../../../examples/inventory/policy.yaml', import.meta.url), 'utf8')
+      .replace('version: 1\n', 'version: 1\nmode: dry_run\n')
+      .replace(
+        '    path: /api/inventory/transactions/{id}\n    permissions: [INV_TRANSACTION_UPDATE',
+        '    path: /api/inventory/transactions/{id}\n    mode: enforce\n    permissions: [INV_TRANSACTION_UPDATE',
+      );
+    const result = parsePolicy(text, 'policy.yaml');
+    if (!result.ok) throw new Error(result.problems.map(formatProblem).join('\n'));
+    expect(result.policy.mode).toBe('dry_run');
+    expect(Object.fromEntries(result.policy.routes.map((r) => [r.name, r.mode]))).toMatchObject({
+      create_transaction: 'dry_run',
+      update_transaction: 'enforce',
+    });
   });
 });

@@ -6,7 +6,14 @@ import { buildRouteMatcher, MAX_PATH_SEGMENTS, parsePolicy } from '../../../src/
 import { policy } from './fixtures.js';
 
 function routes(...specs: [name: string, methods: string[], path: string][]): CompiledRoute[] {
-  return specs.map(([name, methods, path], index) => ({ name, index, methods, path, permissions: ['P'] }));
+  return specs.map(([name, methods, path], index) => ({
+    name,
+    index,
+    methods,
+    path,
+    permissions: ['P'],
+    mode: 'enforce' as const,
+  }));
 }
 
 describe('route matching', () => {
@@ -157,6 +164,7 @@ describe('10,000 routes', () => {
         methods: [...new Set(routeMethods)],
         path: '/' + parts.join('/'),
         permissions: ['P'],
+        mode: 'enforce',
       });
     }
     const match = buildRouteMatcher(all);
@@ -187,6 +195,7 @@ describe('10,000 routes', () => {
         methods: ['GET'],
         path: `/tenants/t${i}/items/{sku}`,
         permissions: ['P'],
+        mode: 'enforce',
       });
     }
     all.push({
@@ -195,6 +204,7 @@ describe('10,000 routes', () => {
       methods: ['GET'],
       path: '/tenants/{tenant}/items/{sku}',
       permissions: ['P'],
+      mode: 'enforce',
     });
     const match = buildRouteMatcher(all);
     expect(match('GET', '/tenants/t9999/items/ABC')?.route.name).toBe('tenant_9999');

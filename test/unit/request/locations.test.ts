@@ -15,6 +15,7 @@ function route(location?: LocationSource): CompiledRoute {
     methods: ['POST'],
     path: '/api/inventory/transactions',
     permissions: ['INV_TRANSACTION_CREATE', 'INV_TRANSACTION_READ'],
+    mode: 'enforce',
     ...(location && { location: compileLocationSource(location) }),
   };
 }

@@ -4,11 +4,13 @@
 // gateway then allows is scopegate's policy's business, not this issuer's. It signs with the dev keys of
 // src/dev/keys.ts and publishes their public half as a JWKS, so `scopegate token --key DIR/signing-key.jwk`
 // can mint other tokens (expired ones, other grant types) that verify against the same keys.
+
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { listenHttp } from '../server/admin.js';
+import { readBody } from './http.js';
 import { ensureDevKeys, mintToken } from './keys.js';
 
 export interface DevClient {
@@ -174,32 +176,6 @@ export function decideTokenRequest(
 // ---------------------------------------------------------------------------------------------------------
 // The HTTP edge.
 
-type BodyRead =
-  | { readonly ok: true; readonly text: string }
-  | { readonly ok: false; readonly tooLarge: boolean };
-
-/** Reads at most `limit` bytes; a declared or actual larger body stops reading at once. */
-function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) return Promise.resolve({ ok: false, tooLarge: true });
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    req.on('data', (chunk: Buffer) => {
-      length += chunk.length;
-      if (length > limit) {
-        req.removeAllListeners('data');
-        req.pause();
-        resolve({ ok: false, tooLarge: true });
-      } else {
-        chunks.push(chunk);
-      }
-    });
-    req.on('end', () => resolve({ ok: true, text: Buffer.concat(chunks, length).toString('utf8') }));
-    req.on('error', () => resolve({ ok: false, tooLarge: false }));
-  });
-}
-
 function sendJson(
   res: ServerResponse,
   status: number,
@@ -265,7 +241,11 @@ export async function startDevIssuer(options: DevIssuerOptions): Promise<DevIssu
       return sendTokenError(res, refuse('invalid_request', `the token request is ${why}`, 413), true);
     }
     const decision = decideTokenRequest(
-      { authorization: req.headers.authorization, contentType: req.headers['content-type'], body: read.text },
+      {
+        authorization: req.headers.authorization,
+        contentType: req.headers['content-type'],
+        body: read.bytes.toString('utf8'),
+      },
       clients,
     );
     if (!decision.ok) return sendTokenError(res, decision);

@@ -2,9 +2,11 @@
 // and the e2e tests have a real upstream. It trusts nothing about authorization (that is scopegate's job) but
 // echoes the x-scopegate-* identity headers it received in every answer, so a test can see exactly what
 // Envoy forwarded. Everything is in memory and bounded: request bodies, transaction count and stored bytes.
+
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { parseStrictJson } from '../request/json.js';
 import { listenHttp } from '../server/admin.js';
+import { readBody } from './http.js';
 
 /** Largest request body accepted (larger → 413 before parsing). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -226,32 +228,6 @@ function matchRoute(path: string): { route: Route; params: Record<string, string
     if (matched) return { route, params };
   }
   return undefined;
-}
-
-type BodyRead =
-  | { readonly ok: true; readonly bytes: Buffer }
-  | { readonly ok: false; readonly tooLarge: boolean };
-
-/** Reads at most `limit` bytes; a declared or actual larger body stops reading at once. */
-function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) return Promise.resolve({ ok: false, tooLarge: true });
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    req.on('data', (chunk: Buffer) => {
-      length += chunk.length;
-      if (length > limit) {
-        req.removeAllListeners('data');
-        req.pause();
-        resolve({ ok: false, tooLarge: true });
-      } else {
-        chunks.push(chunk);
-      }
-    });
-    req.on('end', () => resolve({ ok: true, bytes: Buffer.concat(chunks, length) }));
-    req.on('error', () => resolve({ ok: false, tooLarge: false }));
-  });
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });

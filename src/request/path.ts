@@ -19,7 +19,7 @@ export type Decoded =
 
 /**
  * Splits a raw request target (`:path`, query included) into its canonical path and raw query, or says
- * precisely why it is ambiguous. Never goes through `new URL(path, base)`: `//host/x` would become a host.
+ * precisely why it is ambiguous. Never goes through the WHATWG URL parser with a base: `//host/x` would become a host.
  */
 export function canonicalPath(raw: string, maxBytes = MAX_PATH_BYTES): Outcome<CanonicalPath> {
   const queryAt = raw.indexOf('?');

@@ -9,6 +9,7 @@ import { runDemo } from './dev/demo.js';
 import { loadDevIssuerConfig, startDevIssuer } from './dev/issuer.js';
 import { ensureDevKeys, mintToken, SIGNING_KEY_FILE } from './dev/keys.js';
 import { startInventoryUpstream } from './dev/upstream.js';
+import { explainCommand, testCommand } from './explain/command.js';
 import { formatProblem, loadPolicyFile } from './policy/index.js';
 import { PolicyLoadError, startServer } from './server/app.js';
 import { createLogger } from './telemetry/log.js';
@@ -24,6 +25,14 @@ Usage:
                      SIGHUP reloads the policy; SIGTERM drains and exits 0.
   scopegate validate FILE...
                      Exit 0 if every policy is valid, else print FILE:LINE:COL: field: message and exit 1.
+  scopegate explain  --policy FILE (--token JWT | --claims FILE_OR_JSON) --method M --path P
+                     [--header k:v]... [--body JSON] [--no-verify] [--json]
+                     Trace one decision: route, token and client scopes, each permission by scope and by
+                     role, grant type, locations, the reason, and what to change (exit 0 allowed, 1 denied).
+                     --no-verify decodes the token without checking its signature (and says so, loudly).
+  scopegate test     --policy FILE CASES.yaml...
+                     Policy unit tests: run each case (claims + request + expected decision/reason) and
+                     print ✓/✗ per case and "N passed, M failed"; exit 1 if any case fails.
   scopegate keys     DIR
                      Create a development RS256 key pair in DIR (signing-key.jwk, jwks.json) unless present.
   scopegate token    (--policy FILE | --iss ISS --aud AUD --key FILE) --sub SUBJECT [--client ID]
@@ -302,6 +311,18 @@ export async function main(argv: string[]): Promise<number> {
         return await token(rest);
       case 'check':
         return await checkCommand(rest);
+      case 'explain':
+        return await explainCommand(rest, {
+          out: (text) => console.log(text),
+          err: (text) => console.error(text),
+          usage: usageError,
+        });
+      case 'test':
+        return await testCommand(rest, {
+          out: (text) => console.log(text),
+          err: (text) => console.error(text),
+          usage: usageError,
+        });
       case 'demo': {
         const { values } = parseArgs({
           args: rest,

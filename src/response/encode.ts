@@ -1,6 +1,7 @@
 // Decision → CheckResponse. Everything the caller sees (HTTP status, WWW-Authenticate, JSON body, gRPC
 // status) is read from the REASONS table; this file only lays it out in Envoy's message shapes.
 
+import { fixHints } from '../decision/hints.js';
 import { GrpcCode, REASONS } from '../decision/reasons.js';
 import type { Decision } from '../decision/types.js';
 import type { CheckResponse, HeaderValueOption, ProtoStruct } from '../envoy.js';
@@ -13,6 +14,12 @@ export interface ResponseContext {
   readonly realm: string;
   /** Lower-case names of the request's headers, to strip client-sent `x-scopegate-*`. */
   readonly requestHeaderNames: Iterable<string>;
+  /**
+   * Add what to change ("request scope inventory.read as well") to 403 deny bodies: `hints` and the end of
+   * `error_description`. Off by default: it names policy internals (roles, clients, subjects) to the caller.
+   * Never for 401/400, whose caller is not authenticated.
+   */
+  readonly hints?: boolean;
 }
 
 // Envoy < 1.37 reads only the deprecated `append` BoolValue; newer Envoy also reads append_action.
@@ -72,16 +79,22 @@ function metadataOf(decision: Decision): ProtoStruct {
 }
 
 /** The deny body. 401/400 answers name no route: the caller is not known yet, so policy details stay private. */
-export function denyBody(decision: Decision, requestId: string): string {
+export function denyBody(decision: Decision, requestId: string, withHints = false): string {
   const spec = REASONS[decision.reason];
   const authenticated = spec.http === 403;
+  const description = decision.detail || spec.summary;
+  const hints =
+    withHints && authenticated
+      ? fixHints(decision.reason, decision.missing, { subject: decision.subject, client: decision.client })
+      : [];
   return JSON.stringify({
     error: spec.error,
-    error_description: decision.detail || spec.summary,
+    error_description: hints.length > 0 ? `${description}; to fix: ${hints.join('; ')}` : description,
     reason: decision.reason,
     route: authenticated ? (decision.route ?? null) : null,
     request_id: requestId,
     ...(authenticated && decision.missing ? { missing: decision.missing } : {}),
+    ...(hints.length > 0 && { hints }),
   });
 }
 
@@ -116,7 +129,11 @@ export function toCheckResponse(decision: Decision, context: ResponseContext): C
   if (spec.http === 503) headers.push(overwrite('retry-after', '1'));
   return {
     status: { code: spec.grpc, message: decision.reason },
-    denied_response: { status: { code: spec.http }, headers, body: denyBody(decision, context.requestId) },
+    denied_response: {
+      status: { code: spec.http },
+      headers,
+      body: denyBody(decision, context.requestId, context.hints === true),
+    },
     dynamic_metadata,
   };
 }

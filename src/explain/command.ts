@@ -1,0 +1,214 @@
+// The `explain` and `test` commands: flags in, exit code out (0 allowed / all passed, 1 denied / a case
+// failed, 2 usage errors and files that cannot be read). cli.ts only dispatches here.
+import { open } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { checkRequestFor } from '../dev/check-client.js';
+import { Authenticator } from '../identity/authenticate.js';
+import { KeyRegistry } from '../identity/keys.js';
+import { formatProblem, loadPolicyFile } from '../policy/index.js';
+import type { CompiledPolicy } from '../policy/types.js';
+import { parseStrictJson } from '../request/json.js';
+import { loadCasesFile, renderResults, runCases } from './cases.js';
+import {
+  decodeClaims,
+  type HttpRequestSpec,
+  StandInSigner,
+  unverifiedIdentity,
+  unverifiedRequest,
+  verifiedIdentity,
+} from './identity.js';
+import { NOT_VERIFIED_WARNING, renderTrace, traceJson } from './render.js';
+import { type Trace, traceCheck } from './trace.js';
+
+export interface CommandIO {
+  /** A line (or block) for stdout. */
+  out(text: string): void;
+  /** A line for stderr. */
+  err(text: string): void;
+  /** Reports a usage mistake (with the usage text) and returns the exit code for it. */
+  usage(message: string): number;
+}
+
+/** Claims given to --claims, inline or in a file, are read up to this size. */
+export const MAX_CLAIMS_BYTES = 64 * 1024;
+
+export interface ExplainOptions {
+  /** Time for JWKS fetches when verifying (default 2 s: a person is waiting, not Envoy). */
+  readonly jwksTimeoutMs?: number;
+  readonly now?: () => number;
+}
+
+export async function explainCommand(
+  args: string[],
+  io: CommandIO,
+  options: ExplainOptions = {},
+): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      policy: { type: 'string' },
+      token: { type: 'string' },
+      claims: { type: 'string' },
+      method: { type: 'string', default: 'GET' },
+      path: { type: 'string' },
+      header: { type: 'string', multiple: true, default: [] },
+      body: { type: 'string' },
+      'no-verify': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const policyFile = values.policy ?? process.env.SCOPEGATE_POLICY;
+  if (!policyFile) return io.usage('explain needs --policy FILE (or SCOPEGATE_POLICY)');
+  if ((values.token === undefined) === (values.claims === undefined)) {
+    return io.usage('explain needs exactly one of --token JWT or --claims FILE_OR_JSON');
+  }
+  if (!values.path) return io.usage('explain needs --path PATH');
+  const headers: Array<[string, string]> = [];
+  for (const header of values.header) {
+    const colon = header.indexOf(':');
+    if (colon <= 0) return io.usage('--header expects name:value');
+    headers.push([header.slice(0, colon).trim(), header.slice(colon + 1).trim()]);
+  }
+  const http: HttpRequestSpec = {
+    method: values.method,
+    path: values.path,
+    headers,
+    ...(values.body !== undefined && { body: values.body }),
+  };
+
+  let claims: Record<string, unknown> | undefined;
+  if (values.claims !== undefined) {
+    const read = await readClaims(values.claims);
+    if (typeof read === 'string') return io.usage(read);
+    claims = read;
+  }
+
+  const policy = await loadPolicy(policyFile, io);
+  if (!policy) return 2;
+
+  const now = options.now ?? Date.now;
+  const signer = new StandInSigner();
+  let trace: Trace;
+  if (claims !== undefined) {
+    const prepared = await unverifiedRequest(policy, http, claims, signer, now);
+    trace = await traceCheck({ policy, ...prepared, credential: 'claims', verified: false });
+  } else if (values['no-verify']) {
+    trace = await traceCheck({
+      policy,
+      ...(await decodedTokenRequest(policy, http, values.token!, signer, now)),
+      credential: 'token',
+      verified: false,
+      warnings: [NOT_VERIFIED_WARNING],
+    });
+  } else {
+    const { identity, keys } = await verifiedIdentity(policy, {
+      fetchTimeoutMs: options.jwksTimeoutMs ?? 2000,
+      now,
+    });
+    try {
+      trace = await traceCheck({
+        policy,
+        request: checkRequestFor({ ...http, token: values.token! }),
+        identity,
+        credential: 'token',
+        verified: true,
+        keyProblems: () => keys.problems(policy.issuers),
+      });
+    } finally {
+      keys.close();
+    }
+  }
+
+  if (values.json) {
+    // Whoever pipes the JSON into jq still sees that nothing was verified.
+    for (const warning of trace.warnings) io.err(warning);
+    io.out(traceJson(trace));
+  } else {
+    io.out(renderTrace(trace));
+  }
+  return trace.decision === 'allow' ? 0 : 1;
+}
+
+/**
+ * --no-verify: the token as sent, read without its signature. A policy that trusts only Envoy's jwt_authn
+ * gets the decoded claims as jwt_authn metadata, as Envoy would pass them on.
+ */
+async function decodedTokenRequest(
+  policy: CompiledPolicy,
+  http: HttpRequestSpec,
+  token: string,
+  signer: StandInSigner,
+  now: () => number,
+) {
+  const request = checkRequestFor({ ...http, token });
+  if (policy.issuers.length > 0) return { request, identity: unverifiedIdentity(policy, signer, now) };
+  const claims = decodeClaims(token);
+  if (claims === undefined)
+    return { request, identity: new Authenticator(policy, new KeyRegistry(), { now }) };
+  return unverifiedRequest(policy, http, claims, signer, now);
+}
+
+export async function testCommand(args: string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { policy: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  const policyFile = values.policy ?? process.env.SCOPEGATE_POLICY;
+  if (!policyFile) return io.usage('test needs --policy FILE (or SCOPEGATE_POLICY)');
+  if (positionals.length === 0) return io.usage('test needs a CASES.yaml file');
+
+  const policy = await loadPolicy(policyFile, io);
+  if (!policy) return 2;
+  const signer = new StandInSigner();
+  let failed = false;
+  for (const file of positionals) {
+    const loaded = await loadCasesFile(file);
+    if (!loaded.ok) {
+      for (const problem of loaded.problems) io.err(formatProblem(problem));
+      return 2;
+    }
+    const results = await runCases(policy, loaded.cases, { signer });
+    if (positionals.length > 1) io.out(`${file}:`);
+    io.out(renderResults(results).join('\n'));
+    failed ||= results.some((r) => r.failures.length > 0);
+  }
+  return failed ? 1 : 0;
+}
+
+async function loadPolicy(file: string, io: CommandIO): Promise<CompiledPolicy | undefined> {
+  const loaded = await loadPolicyFile(file);
+  if (loaded.ok) return loaded.policy;
+  for (const problem of loaded.problems) io.err(formatProblem(problem));
+  return undefined;
+}
+
+/** A claims object from inline JSON (starts with `{`) or a file; a sentence on failure (never the content). */
+async function readClaims(given: string): Promise<Record<string, unknown> | string> {
+  let text = given;
+  if (!given.trimStart().startsWith('{')) {
+    try {
+      const handle = await open(given, 'r');
+      try {
+        const buffer = Buffer.alloc(MAX_CLAIMS_BYTES + 1);
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+        if (bytesRead > MAX_CLAIMS_BYTES) return `--claims file is larger than ${MAX_CLAIMS_BYTES} bytes`;
+        text = buffer.subarray(0, bytesRead).toString('utf8');
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      return `--claims: cannot read the file (${typeof code === 'string' ? code : 'unknown error'}); give a file or inline JSON`;
+    }
+  }
+  const parsed = parseStrictJson(text, { maxBytes: MAX_CLAIMS_BYTES });
+  if (!parsed.ok) return `--claims is not valid JSON: ${parsed.problem}`;
+  const value = parsed.value;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return '--claims must be a JSON object of claims';
+  }
+  return value as Record<string, unknown>;
+}

@@ -1,0 +1,166 @@
+// A Trace for people (aligned text, ✓/✗ per check, the fix in the user's words) and for machines (one JSON
+// object whose field names are the Trace's own: `decision`, `reason`, `status`, `verified`, `hints`, …).
+import type { PermissionTrace, Trace } from './trace.js';
+
+const YES = '✓';
+const NO = '✗';
+const mark = (ok: boolean) => (ok ? YES : NO);
+const list = (items: readonly string[], none = '(none)') => (items.length > 0 ? items.join(', ') : none);
+
+/** The warning printed first, in capitals, whenever a token's signature was not checked. */
+export const NOT_VERIFIED_WARNING =
+  '!!! NOT VERIFIED: --no-verify decoded this token WITHOUT checking its signature. ' +
+  'Anyone can forge these claims; the decision below assumes the issuer really signed them. !!!';
+
+export function traceJson(trace: Trace): string {
+  return JSON.stringify(trace, null, 2);
+}
+
+export function renderTrace(trace: Trace): string {
+  const lines: string[] = [...trace.warnings, ...(trace.warnings.length > 0 ? [''] : [])];
+  const row = (label: string, text: string) => lines.push(`${label.padEnd(12)}${text}`.trimEnd());
+  const more = (text: string) => lines.push(`${' '.repeat(12)}${text}`);
+
+  row('policy', `${trace.policy.file} (revision ${trace.policy.revision})`);
+  if (!trace.request.ok) {
+    row('request', `${NO} ${trace.request.reason}: ${trace.request.detail}`);
+  } else {
+    row('request', `${YES} ${trace.request.method} ${trace.request.path}`);
+  }
+
+  const identity = trace.identity;
+  if (identity) {
+    const how =
+      trace.credential === 'claims'
+        ? 'claims given directly (no signature)'
+        : trace.credential === 'none'
+          ? 'no token'
+          : trace.verified
+            ? 'token, signature verified'
+            : 'token, signature NOT verified';
+    if (identity.ok) {
+      row('identity', `${YES} ${how}`);
+      const parts = [
+        `subject ${identity.subject}`,
+        ...(identity.client ? [`client ${identity.client}`] : []),
+        ...(identity.issuer ? [`issuer ${identity.issuer}`] : []),
+      ];
+      more(parts.join(', '));
+      if (identity.expiresAt) more(`expires ${identity.expiresAt}`);
+    } else {
+      row('identity', `${NO} ${how}: ${identity.reason}: ${identity.detail}`);
+      for (const problem of identity.keyProblems ?? []) more(`keys: ${problem}`);
+    }
+  }
+
+  const route = trace.route;
+  if (route) {
+    if (route.matched) {
+      const params = Object.entries(route.params).map(([k, v]) => `${k}=${v}`);
+      row(
+        'route',
+        `${YES} ${route.name} (${route.methods.join('|')} ${route.template})${params.length > 0 ? ` ${params.join(' ')}` : ''}`,
+      );
+    } else {
+      row('route', `${NO} no route matches this method and path`);
+    }
+  }
+
+  const scopes = trace.scopes;
+  if (scopes) {
+    row('scopes', `token: ${list(scopes.token)}`);
+    const client = scopes.client;
+    if (client === undefined) more('client: (the token names none; scopes are not narrowed)');
+    else if (!client.listed) more(`client ${client.id}: not listed in the policy (scopes are not narrowed)`);
+    else more(`client ${client.id} may use: ${list(client.allowed ?? [])}`);
+    more(`effective: ${list(scopes.effective)}`);
+  }
+
+  const grant = trace.grantType;
+  if (grant) {
+    const got = grant.token ?? '(none in the token)';
+    row(
+      'grant type',
+      grant.allowed
+        ? `${mark(grant.ok)} ${got} (client ${scopes?.client?.id} may use ${list(grant.allowed)})`
+        : `${YES} ${got} (any grant type is accepted)`,
+    );
+  }
+
+  const roles = trace.roles;
+  if (roles) {
+    if (!roles.checked) row('roles', 'not checked (the policy has no roles section)');
+    else {
+      row('roles', `from the token: ${list(roles.token)}`);
+      more(
+        `from the policy for ${trace.identity?.ok ? trace.identity.subject : 'the subject'}: ${list(roles.subject)}`,
+      );
+    }
+  }
+
+  if (trace.permissions) {
+    row('permissions', trace.permissions.length === 0 ? '(the route requires none)' : '');
+    const subject = trace.identity?.ok ? trace.identity.subject : 'the subject';
+    for (const permission of trace.permissions) lines.push(...renderPermission(permission, subject));
+  }
+
+  const locations = trace.locations;
+  if (locations) {
+    if (!locations.source) row('locations', 'the route reads none');
+    else {
+      const results = locations.results.map((r) => `${r.location} ${mark(r.ok)}`);
+      row(
+        'locations',
+        `from ${locations.source}: ${results.length > 0 ? results.join(', ') : '(none found)'}`,
+      );
+      if (locations.problem) more(`${NO} ${locations.problem.reason}: ${locations.problem.detail}`);
+      more(`granted to the subject: ${list(locations.grantedToSubject)}`);
+      if (locations.grantedByToken.length > 0)
+        more(`granted by the token: ${list(locations.grantedByToken)}`);
+    }
+  }
+
+  lines.push('');
+  const verdict =
+    trace.decision === 'allow'
+      ? `ALLOW (${trace.reason})`
+      : trace.decision === 'dry_run_deny'
+        ? `DRY RUN: would deny ${trace.reason}; the request goes through (mode: dry_run)`
+        : `DENY ${trace.reason} (HTTP ${trace.status})`;
+  row('decision', verdict);
+  if (trace.decision !== 'allow') more(trace.detail);
+  for (const hint of trace.hints) row('fix', hint);
+  for (const hint of trace.alsoNeeded) row('then', hint);
+  return lines.join('\n');
+}
+
+function renderPermission(permission: PermissionTrace, subject: string): string[] {
+  const indent = ' '.repeat(2);
+  const lines = [`${indent}${permission.permission}`];
+  const scopes = permission.byScope.scopes.map((grant) => {
+    const why = grant.effective
+      ? 'in the token'
+      : grant.inToken
+        ? 'in the token, but the client may not use it'
+        : grant.clientAllows === false
+          ? 'not in the token, and the client may not use it'
+          : 'not in the token';
+    return `${grant.scope} ${mark(grant.effective)} (${why})`;
+  });
+  lines.push(
+    `${indent}  by scope ${mark(permission.byScope.ok)}  ${scopes.length > 0 ? scopes.join('; ') : 'no scope in the policy grants it'}`,
+  );
+  if (permission.byRole.checked) {
+    const roles = permission.byRole.roles.map((grant) => {
+      const sources = grant.from.map((from) =>
+        from === 'token' ? "in the token's roles" : `the policy gives it to ${subject}`,
+      );
+      const why = grant.held ? sources.join(', and ') : `${subject} does not have it`;
+      return `${grant.role} ${mark(grant.held)} (${why})`;
+    });
+    lines.push(
+      `${indent}  by role  ${mark(permission.byRole.ok)}  ${roles.length > 0 ? roles.join('; ') : 'no role in the policy grants it'}`,
+    );
+  }
+  return lines;
+}

@@ -1,0 +1,373 @@
+// The whole story of one decision, for `scopegate explain` and `scopegate test`: request facts, identity,
+// route, token and client scopes, every required permission with the scopes and roles that grant it, the
+// grant type, the locations, the final reason and what to change. The decision itself is the server's:
+// the trace runs `check` from src/pipeline.ts with the same identity outcome, so the reason it reports is
+// the one Envoy's caller would get. The tables around it read the same compiled policy and call the same
+// decision functions; they show *why*, they never decide.
+import { checkLocations, effectiveScopes, rolesOf } from '../decision/evaluate.js';
+import { fixHints, type Who } from '../decision/hints.js';
+import { REASONS, type Reason } from '../decision/reasons.js';
+import { deny, type Missing, type Outcome } from '../decision/types.js';
+import type { CheckRequest } from '../envoy.js';
+import type { Principal } from '../identity/types.js';
+import { check } from '../pipeline.js';
+import type { CompiledLocationSource, CompiledPolicy, LocationGrant, RouteMatch } from '../policy/types.js';
+import { readRequest } from '../request/facts.js';
+import { readLocations } from '../request/locations.js';
+import type { RequestFacts } from '../request/types.js';
+import type { IdentityPhase } from './identity.js';
+
+/** How the caller's identity was given to explain. */
+export type Credential = 'token' | 'claims' | 'none';
+
+/** The metric's decision label: a dry-run deny lets the request through but is still a deny by the rules. */
+export type DecisionLabel = 'allow' | 'deny' | 'dry_run_deny';
+
+export interface ScopeGrant {
+  readonly scope: string;
+  readonly inToken: boolean;
+  /** Whether the caller's client may use it; null when the client is not listed (then it is not narrowed). */
+  readonly clientAllows: boolean | null;
+  readonly effective: boolean;
+}
+
+export interface RoleGrant {
+  readonly role: string;
+  readonly held: boolean;
+  /** Where the caller holds it from: the token's roles claim, the policy's subject entry, or both. */
+  readonly from: ReadonlyArray<'token' | 'subject'>;
+}
+
+export interface PermissionTrace {
+  readonly permission: string;
+  readonly byScope: { readonly ok: boolean; readonly scopes: readonly ScopeGrant[] };
+  /** `checked` is false when the policy has no `roles` section (roles are then not required). */
+  readonly byRole: { readonly checked: boolean; readonly ok: boolean; readonly roles: readonly RoleGrant[] };
+}
+
+export interface Trace {
+  readonly policy: { readonly file: string; readonly revision: string };
+  readonly credential: Credential;
+  /** False when the token's signature was not checked (--no-verify, or claims given directly). */
+  readonly verified: boolean;
+  readonly warnings: readonly string[];
+  readonly request:
+    | { readonly ok: true; readonly method: string; readonly path: string; readonly requestId: string }
+    | { readonly ok: false; readonly reason: Reason; readonly detail: string };
+  readonly identity?:
+    | {
+        readonly ok: true;
+        readonly subject: string;
+        readonly client?: string;
+        readonly issuer?: string;
+        readonly grantType?: string;
+        readonly expiresAt?: string;
+      }
+    | {
+        readonly ok: false;
+        readonly reason: Reason;
+        readonly detail: string;
+        /** Why the issuer's keys could not be loaded, when that is the reason. Never URLs or key material. */
+        readonly keyProblems?: readonly string[];
+      };
+  readonly route?:
+    | {
+        readonly matched: true;
+        readonly name: string;
+        readonly methods: readonly string[];
+        readonly template: string;
+        readonly params: Readonly<Record<string, string>>;
+      }
+    | { readonly matched: false };
+  readonly scopes?: {
+    readonly token: readonly string[];
+    readonly client?: { readonly id: string; readonly listed: boolean; readonly allowed?: readonly string[] };
+    readonly effective: readonly string[];
+  };
+  readonly grantType?: {
+    readonly token?: string;
+    /** Grant types the client may use; absent when any is fine (client not listed or no grantTypes). */
+    readonly allowed?: readonly string[];
+    readonly ok: boolean;
+  };
+  readonly roles?: {
+    readonly checked: boolean;
+    readonly token: readonly string[];
+    readonly subject: readonly string[];
+  };
+  readonly permissions?: readonly PermissionTrace[];
+  readonly locations?: {
+    /** Where the route reads locations from, e.g. `body field location`; absent when it reads none. */
+    readonly source?: string;
+    readonly found: readonly string[];
+    readonly grantedToSubject: readonly string[];
+    readonly grantedByToken: readonly string[];
+    readonly results: ReadonlyArray<{ readonly location: string; readonly ok: boolean }>;
+    /** Why the locations could not be read (location_missing, body_unreadable, request_malformed). */
+    readonly problem?: { readonly reason: Reason; readonly detail: string };
+  };
+  readonly decision: DecisionLabel;
+  readonly reason: Reason;
+  /** What the caller gets: 200 when the request reaches the upstream (allowed or dry-run), else the deny status. */
+  readonly status: number;
+  readonly detail: string;
+  readonly missing?: Missing;
+  /** What to change for this reason, in the user's words. */
+  readonly hints: readonly string[];
+  /** What the next check would refuse once this reason is fixed (same words). */
+  readonly alsoNeeded: readonly string[];
+}
+
+export interface TraceInput {
+  readonly policy: CompiledPolicy;
+  readonly request: CheckRequest;
+  readonly identity: IdentityPhase;
+  readonly credential: Credential;
+  readonly verified: boolean;
+  readonly warnings?: readonly string[];
+  /** Why keys are not loaded (KeyRegistry.problems), asked only when the reason is keys_unavailable. */
+  readonly keyProblems?: () => string[];
+}
+
+const sorted = (items: Iterable<string>) => [...items].sort();
+
+export async function traceCheck(input: TraceInput): Promise<Trace> {
+  const { policy, request } = input;
+  const read = readRequest(request);
+  let identity: Outcome<Principal> | undefined;
+  if (read.ok) identity = await input.identity.authenticate(read.value);
+
+  // The decision is the server pipeline's own, fed the identity outcome computed above (authenticating
+  // once: a token cache or a key refresh must not make the trace and the decision disagree).
+  const { decision } = await check(request, {
+    policy,
+    authenticator: {
+      // check() authenticates only requests it could read, and those already have their outcome.
+      authenticate: async () => identity ?? deny('internal_error', 'identity was not checked'),
+    },
+  });
+
+  const who: Who = {
+    subject: identity?.ok ? identity.value.subject : decision.subject,
+    client: identity?.ok ? identity.value.client : decision.client,
+  };
+  const label: DecisionLabel =
+    decision.reason === 'allowed' ? 'allow' : decision.dryRun ? 'dry_run_deny' : 'deny';
+  const base = {
+    policy: { file: policy.source, revision: policy.revision },
+    credential: input.credential,
+    verified: input.verified,
+    warnings: [...(input.warnings ?? [])],
+    decision: label,
+    reason: decision.reason,
+    status: label === 'deny' ? REASONS[decision.reason].http : 200,
+    detail: decision.detail,
+    ...(decision.missing && { missing: decision.missing }),
+  };
+  const hints = fixHints(decision.reason, decision.missing, who);
+  if (decision.reason === 'keys_unavailable' && input.credential === 'token' && input.verified) {
+    hints.push('to explain the rest without checking the signature, rerun with --no-verify');
+  }
+
+  if (!read.ok) {
+    return {
+      ...base,
+      request: { ok: false, reason: read.reason, detail: read.detail },
+      hints,
+      alsoNeeded: [],
+    };
+  }
+  const facts = read.value;
+  const match = policy.matchRoute(facts.method, facts.path);
+  const requestTrace = {
+    ok: true as const,
+    method: facts.method,
+    path: facts.path,
+    requestId: facts.requestId,
+  };
+  const routeTrace = match
+    ? {
+        matched: true as const,
+        name: match.route.name,
+        methods: match.route.methods,
+        template: match.route.path,
+        params: match.params,
+      }
+    : { matched: false as const };
+
+  if (!identity?.ok) {
+    const failed = identity ?? { reason: 'internal_error' as const, detail: 'identity was not checked' };
+    const keyProblems =
+      failed.reason === 'keys_unavailable' && input.keyProblems ? input.keyProblems() : undefined;
+    return {
+      ...base,
+      request: requestTrace,
+      identity: {
+        ok: false,
+        reason: failed.reason,
+        detail: failed.detail,
+        ...(keyProblems && keyProblems.length > 0 && { keyProblems }),
+      },
+      route: routeTrace,
+      hints,
+      alsoNeeded: [],
+    };
+  }
+
+  const principal = identity.value;
+  const sections = authorizationSections(policy, principal, match, facts);
+  return {
+    ...base,
+    request: requestTrace,
+    identity: {
+      ok: true,
+      subject: principal.subject,
+      ...(principal.client !== undefined && { client: principal.client }),
+      ...(principal.issuer !== undefined && { issuer: principal.issuer }),
+      ...(principal.grantType !== undefined && { grantType: principal.grantType }),
+      ...(principal.expiresAt !== undefined && { expiresAt: isoTime(principal.expiresAt) }),
+    },
+    route: routeTrace,
+    ...sections,
+    hints: [
+      ...hints,
+      ...clientHintsForMissingScopes(policy, principal, decision.reason, decision.missing, who),
+    ],
+    alsoNeeded: alsoNeeded(decision.reason, sections, who),
+  };
+}
+
+type Sections = Pick<Trace, 'scopes' | 'grantType' | 'roles' | 'permissions' | 'locations'>;
+
+function authorizationSections(
+  policy: CompiledPolicy,
+  principal: Principal,
+  match: RouteMatch | undefined,
+  facts: RequestFacts,
+): Sections {
+  const clientId = principal.client;
+  const client = clientId === undefined ? undefined : policy.clients.get(clientId);
+  const effective = effectiveScopes(policy, principal);
+  const held = rolesOf(policy, principal);
+  const subjectRoles = policy.subjects.get(principal.subject)?.roles ?? new Set<string>();
+
+  const scopes: Sections['scopes'] = {
+    token: sorted(principal.scopes),
+    ...(clientId !== undefined && {
+      client: {
+        id: clientId,
+        listed: client !== undefined,
+        ...(client && { allowed: sorted(client.scopes) }),
+      },
+    }),
+    effective: sorted(effective),
+  };
+  const grantType: Sections['grantType'] = {
+    ...(principal.grantType !== undefined && { token: principal.grantType }),
+    ...(client?.grantTypes && { allowed: sorted(client.grantTypes) }),
+    ok:
+      !client?.grantTypes ||
+      (principal.grantType !== undefined && client.grantTypes.has(principal.grantType)),
+  };
+  const roles: Sections['roles'] = {
+    checked: policy.roles !== undefined,
+    token: sorted(principal.roles),
+    subject: sorted(subjectRoles),
+  };
+  if (!match) return { scopes, grantType, roles };
+
+  const permissions = match.route.permissions.map((permission): PermissionTrace => {
+    const scopeGrants = (policy.scopesGranting.get(permission) ?? []).map(
+      (scope): ScopeGrant => ({
+        scope,
+        inToken: principal.scopes.has(scope),
+        clientAllows: client ? client.scopes.has(scope) : null,
+        effective: effective.has(scope),
+      }),
+    );
+    const roleGrants = (policy.rolesGranting.get(permission) ?? []).map((role): RoleGrant => {
+      const from: Array<'token' | 'subject'> = [];
+      if (principal.roles.has(role)) from.push('token');
+      if (subjectRoles.has(role)) from.push('subject');
+      return { role, held: held.has(role), from };
+    });
+    return {
+      permission,
+      byScope: { ok: scopeGrants.some((g) => g.effective), scopes: scopeGrants },
+      byRole: {
+        checked: policy.roles !== undefined,
+        ok: policy.roles === undefined || roleGrants.some((g) => g.held),
+        roles: roleGrants,
+      },
+    };
+  });
+
+  const subjectGrant = policy.subjects.get(principal.subject)?.locations;
+  const source = match.route.location;
+  const read = readLocations(match, facts);
+  const found = read.ok ? read.value : [];
+  const locations: Sections['locations'] = {
+    ...(source && { source: describeSource(source) }),
+    found,
+    grantedToSubject: subjectGrant ? patternsOf(subjectGrant) : [],
+    grantedByToken: [...principal.locations],
+    results: found.map((location) => ({
+      location,
+      ok: checkLocations(policy, principal, [location]).ok,
+    })),
+    ...(!read.ok && { problem: { reason: read.reason, detail: read.detail } }),
+  };
+  return { scopes, grantType, roles, permissions, locations };
+}
+
+/**
+ * When the token must ask for a scope its client may not use, asking is not enough: the client needs it
+ * too. Said alongside "request scope … as well", since both are needed for the one fix.
+ */
+function clientHintsForMissingScopes(
+  policy: CompiledPolicy,
+  principal: Principal,
+  reason: Reason,
+  missing: Missing | undefined,
+  who: Who,
+): string[] {
+  if (reason !== 'scope_missing' || principal.client === undefined) return [];
+  const client = policy.clients.get(principal.client);
+  if (!client) return [];
+  const refused = (missing?.scopes ?? []).filter((scope) => !client.scopes.has(scope));
+  return refused.length > 0 ? fixHints('client_scope_not_allowed', { scopes: refused }, who) : [];
+}
+
+/** The checks after the deciding one that would still refuse: roles after scopes, locations after both. */
+function alsoNeeded(reason: Reason, sections: Sections, who: Who): string[] {
+  const hints: string[] = [];
+  const beforeRoles: Reason[] = ['grant_type_not_allowed', 'scope_missing', 'client_scope_not_allowed'];
+  if (beforeRoles.includes(reason)) {
+    const lacking = (sections.permissions ?? []).filter((p) => !p.byRole.ok);
+    if (lacking.length > 0) {
+      const roles = sorted(new Set(lacking.flatMap((p) => p.byRole.roles.map((r) => r.role))));
+      hints.push(...fixHints('role_missing', { roles, permissions: lacking.map((p) => p.permission) }, who));
+    }
+  }
+  if (reason !== 'location_denied' && reason !== 'allowed') {
+    const refused = (sections.locations?.results ?? []).filter((r) => !r.ok).map((r) => r.location);
+    if (refused.length > 0) hints.push(...fixHints('location_denied', { locations: refused }, who));
+  }
+  return hints;
+}
+
+function patternsOf(grant: LocationGrant): string[] {
+  return [...(grant.all ? ['*'] : []), ...sorted(grant.exact), ...grant.prefixes.map((p) => `${p}*`)];
+}
+
+function describeSource(source: CompiledLocationSource): string {
+  if ('path' in source) return `path parameter {${source.path}}`;
+  if ('query' in source) return `query parameter ${source.query}`;
+  if ('header' in source) return `header ${source.header}`;
+  return `body field ${source.body}`;
+}
+
+function isoTime(seconds: number): string {
+  const date = new Date(seconds * 1000);
+  return Number.isNaN(date.getTime()) ? String(seconds) : date.toISOString();
+}

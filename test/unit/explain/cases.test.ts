@@ -1,0 +1,162 @@
+// `scopegate test` as a library: the cases file is read with precise FILE:LINE:COL problems, each case runs
+// through the explain trace, and expectations pass or fail with a sentence saying what differed.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  loadCasesFile,
+  type PolicyCase,
+  parseCases,
+  renderResults,
+  runCases,
+} from '../../../src/explain/cases.js';
+import { formatProblem } from '../../../src/policy/index.js';
+import { compile, examplePolicyText } from '../../support/policies.js';
+
+const policy = compile(examplePolicyText());
+
+function casesOf(text: string): PolicyCase[] {
+  const parsed = parseCases(text, 'cases.yaml');
+  if (!parsed.ok) throw new Error(parsed.problems.map(formatProblem).join('\n'));
+  return parsed.cases;
+}
+
+const WRITE_ONLY = `cases:
+  - name: POST with only inventory.write
+    claims: { sub: svc-inventory-sync, client_id: inventory-sync, gty: client_credentials, scope: inventory.write }
+    request:
+      method: POST
+      path: /api/inventory/transactions
+      body: { location: WH01 }
+    expect: EXPECT
+`;
+
+describe('running cases', () => {
+  it('passes when the reason and the missing names match', async () => {
+    const cases = casesOf(
+      WRITE_ONLY.replace(
+        'EXPECT',
+        '{ decision: deny, reason: scope_missing, missing: { scopes: [inventory.read] } }',
+      ),
+    );
+    const [result] = await runCases(policy, cases);
+    expect(result?.failures).toEqual([]);
+    expect(renderResults([result!])).toEqual(['✓ POST with only inventory.write', '', '1 passed, 0 failed']);
+  });
+
+  it('fails with "expected reason X, got Y" and prints the fix', async () => {
+    const cases = casesOf(WRITE_ONLY.replace('EXPECT', '{ reason: role_missing }'));
+    const results = await runCases(policy, cases);
+    expect(results[0]?.failures).toEqual(['expected reason role_missing, got scope_missing']);
+    const lines = renderResults(results);
+    expect(lines[0]).toBe(
+      '✗ POST with only inventory.write — expected reason role_missing, got scope_missing',
+    );
+    expect(lines).toContain('    at cases.yaml:2');
+    expect(lines).toContain('    fix: request scope inventory.read as well');
+    expect(lines.at(-1)).toBe('0 passed, 1 failed');
+  });
+
+  it('fails when a listed missing name is not named by the decision', async () => {
+    const cases = casesOf(WRITE_ONLY.replace('EXPECT', '{ missing: { scopes: [inventory.admin] } }'));
+    const [result] = await runCases(policy, cases);
+    expect(result?.failures).toEqual([
+      'expected missing scopes to include inventory.admin, got inventory.read',
+    ]);
+  });
+
+  it('fails "expected allow" when the policy denies', async () => {
+    const cases = casesOf(WRITE_ONLY.replace('EXPECT', '{ decision: allow }'));
+    const [result] = await runCases(policy, cases);
+    expect(result?.failures).toEqual(['expected allow, got deny (scope_missing)']);
+  });
+
+  it('a mapping body is sent as JSON; a string body is sent as written', async () => {
+    const text = `cases:
+  - name: string body without content-type
+    claims: { sub: svc-inventory-sync, client_id: inventory-sync, gty: client_credentials, scope: inventory.read inventory.write }
+    request: { method: POST, path: /api/inventory/transactions, body: '{"location":"WH01"}' }
+    expect: { reason: body_unreadable }
+  - name: mapping body
+    claims: { sub: svc-inventory-sync, client_id: inventory-sync, gty: client_credentials, scope: inventory.read inventory.write }
+    request: { method: POST, path: /api/inventory/transactions, body: { location: WH01 } }
+    expect: { decision: allow }
+`;
+    const results = await runCases(policy, casesOf(text));
+    expect(results.map((r) => r.failures)).toEqual([[], []]);
+  });
+});
+
+describe('a malformed cases file is reported as FILE:LINE:COL: field: message', () => {
+  const problemsOf = (text: string) => {
+    const parsed = parseCases(text, 'cases.yaml');
+    return parsed.ok ? [] : parsed.problems.map(formatProblem);
+  };
+
+  it('an unknown reason, with a suggestion', () => {
+    const text = WRITE_ONLY.replace('EXPECT', '{ reason: scope_misisng }');
+    const line = text.split('\n').findIndex((l) => l.includes('scope_misisng')) + 1;
+    const col = text.split('\n')[line - 1]!.indexOf('scope_misisng') + 1;
+    expect(problemsOf(text)).toEqual([
+      `cases.yaml:${line}:${col}: cases[0].expect.reason: unknown reason "scope_misisng"; did you mean "scope_missing"?`,
+    ]);
+  });
+
+  it('a typo in a key, a missing request, and an expectation that says nothing', () => {
+    const text = `cases:
+  - name: one
+    claim: { sub: a }
+    expect: { decision: allow }
+  - name: two
+    request: { method: GET, path: / }
+    expect: {}
+`;
+    expect(problemsOf(text)).toEqual([
+      'cases.yaml:3:5: cases[0]: unknown key "claim"; did you mean "claims"?',
+      'cases.yaml:2:5: cases[0]: required key "request" is missing',
+      'cases.yaml:7:13: cases[1].expect: say what to expect: a decision (allow or deny), a reason, or both',
+    ]);
+  });
+
+  it('a decision that contradicts the reason, and duplicate case names', () => {
+    const text = `cases:
+  - name: same
+    request: { method: GET, path: / }
+    expect: { decision: allow, reason: scope_missing }
+  - name: same
+    request: { method: GET, path: / }
+    expect: { decision: deny }
+`;
+    expect(problemsOf(text)).toEqual([
+      'cases.yaml:4:40: cases[0].expect.reason: reason scope_missing contradicts decision allow',
+      'cases.yaml:5:11: cases[1].name: "same" is also the name of cases[0]',
+    ]);
+  });
+
+  it('invalid YAML and duplicate keys', () => {
+    expect(problemsOf('cases:\n  - name: a\n    name: b\n')[0]).toMatch(/^cases\.yaml:3:5: invalid YAML: /);
+    expect(problemsOf('cases: [\n')[0]).toMatch(/^cases\.yaml:\d+:\d+: invalid YAML: /);
+  });
+
+  it('not a list of cases', () => {
+    expect(problemsOf('tests: []\n')).toEqual([
+      'cases.yaml:1:1: unknown key "tests" (known: cases)',
+      'cases.yaml:1:1: cases: required: a list of cases',
+    ]);
+  });
+
+  it('files that cannot be read, or are too large, are problems too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scopegate-cases-'));
+    const missing = await loadCasesFile(join(dir, 'nope.yaml'));
+    expect(missing.ok ? [] : missing.problems.map(formatProblem)).toEqual([
+      `${join(dir, 'nope.yaml')}:1:1: cannot read the cases file (ENOENT)`,
+    ]);
+    const big = join(dir, 'big.yaml');
+    writeFileSync(big, `# ${'x'.repeat(1024 * 1024)}\ncases: []\n`);
+    const loaded = await loadCasesFile(big);
+    expect(loaded.ok ? [] : loaded.problems.map((p) => p.message)).toEqual([
+      'the cases file is larger than the limit of 1048576 bytes (1 MiB)',
+    ]);
+  });
+});

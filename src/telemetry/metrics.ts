@@ -2,9 +2,24 @@
 // permissions, issuers) and closed sets (reasons, decisions), never from the request, so cardinality stays
 // bounded whatever clients send.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Reason } from '../decision/reasons.js';
 import type { Decision } from '../decision/types.js';
 
 export type DecisionLabel = 'allow' | 'deny' | 'dry_run_deny';
+
+/**
+ * prom-client's default collectors export these as gauges, yet name them like counters; `promtool check
+ * metrics` rejects that, and dashboards would rate() them. Each is only the sum of its labelled sibling
+ * (`nodejs_active_handles{type}` …), so nothing is lost by leaving them out: `sum(nodejs_active_handles)`.
+ */
+export const GAUGES_NAMED_LIKE_COUNTERS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+] as const;
+
+/** Denials that mean scopegate, not the caller, is failing; neither is ever tied to a route. */
+const FAIL_CLOSED_REASONS = ['keys_unavailable', 'internal_error'] as const satisfies readonly Reason[];
 
 /** Histogram buckets from 50 µs: most checks are answered from caches in well under a millisecond. */
 export const CHECK_DURATION_BUCKETS = [
@@ -65,10 +80,16 @@ export class Metrics {
   });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (options.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry });
+      for (const name of GAUGES_NAMED_LIKE_COUNTERS) this.registry.removeSingleMetric(name);
+    }
     // Present from the first scrape, so rate() and absent() work before any traffic.
     this.policyReloads.inc({ result: 'success' }, 0);
     this.policyReloads.inc({ result: 'error' }, 0);
+    // The two fail-closed 503 reasons page someone (deploy/prometheus/alerts.yaml): at 0 from the start, the
+    // first one is an increase() the alert sees, not a new series it cannot.
+    for (const reason of FAIL_CLOSED_REASONS) this.decisions.inc({ decision: 'deny', reason, route: '' }, 0);
   }
 
   recordDecision(decision: Decision, label: DecisionLabel, seconds: number): void {

@@ -3,16 +3,25 @@
 // policy (fresh dev keys, pinned to CPU 0 with taskset when available so "one core" means one core), drives it
 // from this process (CPU 1) with N outstanding calls, and prints checks/s, p50 and p99 per scenario.
 //
-//   npm run bench                       # all scenarios, concurrency 1, 16, 64, 5 s each
+//   npm run bench                       # repeated, mixed, distinct; concurrency 1, 16, 64, 5 s each
 //   npm run bench -- --seconds 2 --concurrency 16 --scenario repeated
+//   npm run bench -- --scenario caches  # caches on vs off (a second server with both sizes 0), 1 vs 100,000 tokens
+//   npm run bench -- --scenario rss     # server RSS while 1,000,000 distinct valid tokens go through the caches
 //
-// Bounded: every run stops after --seconds per cell; only 127.0.0.1 is targeted.
+// The 100,000 RS256 tokens are real, distinct and valid: minted once with worker threads (about half a minute)
+// into a file under the OS temp dir with their key, and reused by later runs while they have 12 h left.
+// The RSS run mints ES256 tokens (also real and valid; RS256 would take minutes to sign a million) with a key
+// added to the bench's JWKS, in batches, while it runs.
+//
+// Bounded: every cell stops after --seconds; token counts are capped; only 127.0.0.1 is targeted.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { generateKeyPairSync } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -26,33 +35,84 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '1,16,64' },
     scenario: { type: 'string', default: 'repeated,mixed,distinct' },
     'no-pin': { type: 'boolean', default: false },
+    distinct: { type: 'string', default: '100000' },
+    'rss-tokens': { type: 'string', default: '1000000' },
+    'token-cache-size': { type: 'string', default: '10000' },
+    'decision-cache-size': { type: 'string', default: '10000' },
   },
 });
 const seconds = Math.min(Number(values.seconds), 60);
 const concurrencies = values.concurrency.split(',').map(Number);
 const scenarios = values.scenario.split(',');
+const distinctCount = Math.min(Number(values.distinct), 200_000);
+const rssTokens = Math.min(Number(values['rss-tokens']), 2_000_000);
+const cachesOn = ['--token-cache-size', values['token-cache-size']];
+cachesOn.push('--decision-cache-size', values['decision-cache-size']);
+const cachesOff = ['--token-cache-size', '0', '--decision-cache-size', '0'];
 
-// --- a scopegate of its own, on the example policy with fresh dev keys ---
+// --- keys: the RS256 dev key kept across runs (its pre-minted tokens stay valid), plus a fresh ES256 key ---
+const keep = join(tmpdir(), 'scopegate-bench-keep');
+const { keyFile } = await ensureDevKeys(join(keep, 'dev-keys'));
 const dir = mkdtempSync(join(tmpdir(), 'scopegate-bench-'));
 cpSync(join(root, 'examples/inventory/policy.yaml'), join(dir, 'policy.yaml'));
-const { keyFile } = await ensureDevKeys(join(dir, 'dev-keys'));
+mkdirSync(join(dir, 'dev-keys'));
+cpSync(join(keep, 'dev-keys', 'jwks.json'), join(dir, 'dev-keys', 'jwks.json'));
+const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const ecKid = 'bench-es256';
+{
+  const jwksFile = join(dir, 'dev-keys', 'jwks.json');
+  const jwks = JSON.parse(readFileSync(jwksFile, 'utf8'));
+  const publicJwk = ec.publicKey.export({ format: 'jwk' });
+  jwks.keys.push({ ...publicJwk, kid: ecKid, alg: 'ES256', use: 'sig' });
+  writeFileSync(jwksFile, JSON.stringify(jwks));
+}
+
+// --- scopegate servers of our own, on the example policy ---
 const pin = !values['no-pin'] && spawnSync('taskset', ['--version']).status === 0;
-const serveArgs = [join(root, 'bin/scopegate.js'), 'serve', '--policy', join(dir, 'policy.yaml')];
-serveArgs.push('--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--log-level', 'warn');
-const server = pin
-  ? spawn('taskset', ['-c', '0', process.execPath, ...serveArgs], { stdio: ['ignore', 'pipe', 'inherit'] })
-  : spawn(process.execPath, serveArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
 if (pin) spawnSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
-const address = await new Promise((resolve, reject) => {
-  let buffered = '';
-  server.stdout.on('data', (chunk) => {
-    buffered += chunk;
-    const line = buffered.split('\n').find((l) => l.includes('"listening"'));
-    if (line) resolve(JSON.parse(line).grpc);
+const servers = new Set();
+
+/** `scopegate serve` with extra flags, pinned to CPU 0; resolves with the process and its gRPC address. */
+async function startScopegate(extra = []) {
+  const serveArgs = [join(root, 'bin/scopegate.js'), 'serve', '--policy', join(dir, 'policy.yaml')];
+  serveArgs.push('--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--log-level', 'warn', ...extra);
+  const child = pin
+    ? spawn('taskset', ['-c', '0', process.execPath, ...serveArgs], { stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn(process.execPath, serveArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
+  servers.add(child);
+  const address = await new Promise((resolve, reject) => {
+    let buffered = '';
+    child.stdout.on('data', (chunk) => {
+      buffered += chunk;
+      const line = buffered.split('\n').find((l) => l.includes('"listening"'));
+      if (line) resolve(JSON.parse(line).grpc);
+    });
+    child.once('exit', (code) => reject(new Error(`scopegate exited ${code}`)));
+    setTimeout(() => reject(new Error('scopegate did not print "listening" within 10 s')), 10_000).unref();
   });
-  server.once('exit', (code) => reject(new Error(`scopegate exited ${code}`)));
-  setTimeout(() => reject(new Error('scopegate did not print "listening" within 10 s')), 10_000).unref();
-});
+  return { child, address };
+}
+
+async function stopScopegate(server) {
+  const exited = new Promise((resolve) => server.child.once('exit', resolve));
+  server.child.kill('SIGTERM');
+  await exited;
+  servers.delete(server.child);
+}
+
+// taskset runs node as its child (exec), so the pid is node's own.
+function rssMiB(pid) {
+  try {
+    const kib = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kib === undefined ? Number.NaN : Number(kib) / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+const main = await startScopegate(cachesOn);
+const address = main.address;
+const server = main.child;
 
 // --- requests ---
 const base = {
@@ -114,25 +174,32 @@ async function distinctRequests(count) {
 
 const { AuthorizationClient } = loadClients();
 
-/** Keeps `concurrency` calls outstanding for `seconds`; returns checks/s and latency percentiles. */
-async function drive(requests, concurrency, durationSeconds, once = false) {
+/**
+ * Keeps `concurrency` calls outstanding for `seconds`; returns checks/s and latency percentiles. `requests` is
+ * an array, or a function from a running index (starting at `from`) to a request, for pools too big to prebuild.
+ */
+async function drive(requests, concurrency, durationSeconds, once = false, target = address, from = 0) {
   const clients = Array.from(
     { length: Math.min(concurrency, 4) },
-    (_, i) => new AuthorizationClient(address, grpc.credentials.createInsecure(), { 'grpc.channel_id': i }),
+    (_, i) => new AuthorizationClient(target, grpc.credentials.createInsecure(), { 'grpc.channel_id': i }),
   );
   const latencies = [];
-  let next = 0;
+  let next = from;
+  const count = typeof requests === 'function' ? Number.POSITIVE_INFINITY : requests.length;
+  const at = typeof requests === 'function' ? requests : (i) => requests[i % requests.length];
   let errors = 0;
+  let allowed = 0;
   const deadline = performance.now() + durationSeconds * 1000;
   const started = performance.now();
   async function worker(w) {
     const client = clients[w % clients.length];
-    while (performance.now() < deadline && (!once || next < requests.length)) {
-      const request = requests[next++ % requests.length];
+    while (performance.now() < deadline && (!once || next - from < count)) {
+      const request = at(next++);
       const t0 = performance.now();
       await new Promise((resolve) =>
-        client.Check(request, (err) => {
+        client.Check(request, (err, response) => {
           if (err) errors++;
+          else if (response?.denied_response === undefined) allowed++;
           latencies.push(performance.now() - t0);
           resolve();
         }),
@@ -145,22 +212,190 @@ async function drive(requests, concurrency, durationSeconds, once = false) {
   latencies.sort((a, b) => a - b);
   const pct = (p) =>
     latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
-  return { rate: latencies.length / elapsed, p50: pct(50), p99: pct(99), errors, count: latencies.length };
+  return {
+    rate: latencies.length / elapsed,
+    p50: pct(50),
+    p99: pct(99),
+    errors,
+    allowed,
+    count: latencies.length,
+    next,
+  };
 }
 
 /** CPU seconds the server process has used (Linux /proc), to report checks per server CPU-second. */
-function serverCpuSeconds() {
+function serverCpuSeconds(pid = server.pid) {
   try {
-    const fields = readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks (USER_HZ = 100)
   } catch {
     return Number.NaN;
   }
 }
 
+// --- minting many real tokens: worker threads, node:crypto, compact JWS by hand (same bytes jose would sign) ---
+const MINT_WORKER = `
+const { workerData, parentPort } = require('node:worker_threads');
+const { createPrivateKey, sign } = require('node:crypto');
+const { jwk, alg, kid, claims, from, to, exp } = workerData;
+const key = createPrivateKey({ key: jwk, format: 'jwk' });
+const b64 = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+const header = b64({ alg, kid, typ: 'JWT' });
+const iat = Math.floor(Date.now() / 1000);
+const out = [];
+for (let n = from; n < to; n++) {
+  const input = header + '.' + b64({ ...claims, iat, exp, jti: 'bench-' + n });
+  const signature = alg === 'ES256'
+    ? sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
+    : sign('sha256', Buffer.from(input), key);
+  out.push(input + '.' + signature.toString('base64url'));
+}
+parentPort.postMessage(out.join('\\n'));
+`;
+
+const readClaims = {
+  iss: base.issuer,
+  aud: base.audience,
+  sub: 'svc-inventory-sync',
+  client_id: 'inventory-sync',
+  gty: 'client_credentials',
+  scope: 'inventory.read',
+};
+
+/** Tokens `from`..`to`, signed in parallel by one worker per core. */
+async function mintMany({ jwk, alg, kid, from, to, exp }) {
+  const workers = Math.max(1, Math.min(availableParallelism(), 8));
+  const per = Math.ceil((to - from) / workers);
+  const parts = await Promise.all(
+    Array.from({ length: workers }, (_, w) => {
+      const start = from + w * per;
+      const end = Math.min(to, start + per);
+      if (start >= end) return Promise.resolve('');
+      return new Promise((resolve, reject) => {
+        const worker = new Worker(MINT_WORKER, {
+          eval: true,
+          workerData: { jwk, alg, kid, claims: readClaims, from: start, to: end, exp },
+        });
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+    }),
+  );
+  return parts.filter(Boolean).join('\n').split('\n');
+}
+
+/** 100,000 distinct RS256 tokens, from the kept file while they have 12 h left, else minted and saved. */
+async function distinctRs256Tokens(count) {
+  mkdirSync(keep, { recursive: true });
+  const file = join(keep, `rs256-tokens-${count}.txt`);
+  if (existsSync(file) && Date.now() - statSync(file).mtimeMs < 12 * 3_600_000) {
+    const tokens = readFileSync(file, 'utf8').split('\n');
+    if (tokens.length === count) return tokens;
+  }
+  const started = performance.now();
+  const jwk = JSON.parse(readFileSync(keyFile, 'utf8'));
+  const exp = Math.floor(Date.now() / 1000) + 24 * 3600;
+  const tokens = await mintMany({ jwk, alg: 'RS256', kid: jwk.kid, from: 0, to: count, exp });
+  writeFileSync(file, tokens.join('\n'), { mode: 0o600 });
+  console.log(
+    `minted ${count} RS256 tokens in ${((performance.now() - started) / 1000).toFixed(1)} s → ${file}`,
+  );
+  return tokens;
+}
+
+function report(label, concurrency, result, cpu) {
+  const perCpuSecond = result.count / cpu;
+  console.log(
+    `${label.padEnd(9)} c=${String(concurrency).padEnd(3)} ${result.rate.toFixed(0).padStart(7)} checks/s` +
+      `  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms` +
+      `  server CPU ${((100 * cpu) / (result.count / result.rate)).toFixed(0).padStart(3)}%` +
+      `  ${Number.isFinite(perCpuSecond) ? perCpuSecond.toFixed(0) : '?'} checks per server CPU-second` +
+      `  (${result.count} checks, ${result.allowed} allowed, ${result.errors} gRPC errors)`,
+  );
+  return perCpuSecond;
+}
+
+/** Caches on vs off × 1 vs N distinct tokens: the same GET, allowed, on two servers differing only in cache sizes. */
+async function cachesScenario() {
+  const tokens = await distinctRs256Tokens(distinctCount);
+  const off = await startScopegate(cachesOff);
+  let cursor = 0;
+  try {
+    for (const [caches, target] of [
+      ['on', main],
+      ['off', off],
+    ]) {
+      for (const [label, pool] of [
+        ['1 token', [tokens[0]]],
+        [`${distinctCount} tokens`, tokens],
+      ]) {
+        for (const concurrency of concurrencies) {
+          // Each cell continues through the pool where the last stopped, so no cell replays warm tokens.
+          const at = (i) => get(pool[i % pool.length]);
+          const warm = await drive(at, concurrency, 0.5, false, target.address, cursor);
+          const cpuBefore = serverCpuSeconds(target.child.pid);
+          const result = await drive(at, concurrency, seconds, false, target.address, warm.next);
+          cursor = pool.length > 1 ? result.next : 0;
+          const cpu = serverCpuSeconds(target.child.pid) - cpuBefore;
+          rows.push({ scenario: `caches ${caches}, ${label}`, concurrency, ...result });
+          report(`caches ${caches.padEnd(3)} ${label.padEnd(14)}`, concurrency, result, cpu);
+        }
+      }
+    }
+  } finally {
+    await stopScopegate(off);
+  }
+}
+
+/** RSS of a fresh server (caches at their configured sizes) as N distinct valid tokens go through it. */
+async function rssScenario() {
+  const fresh = await startScopegate(cachesOn);
+  try {
+    const jwk = ec.privateKey.export({ format: 'jwk' });
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    const batch = 50_000;
+    const step = Math.max(batch, Math.floor(rssTokens / 10 / batch) * batch);
+    console.log(
+      `RSS of scopegate (token cache ${values['token-cache-size']}, decision cache ${values['decision-cache-size']} entries)` +
+        ` while ${rssTokens} distinct valid ES256 tokens are checked:`,
+    );
+    console.log(`  after ${String(0).padStart(8)} tokens: ${rssMiB(fresh.child.pid).toFixed(1)} MiB`);
+    const started = performance.now();
+    let allowed = 0;
+    for (let from = 0; from < rssTokens; from += batch) {
+      const to = Math.min(rssTokens, from + batch);
+      const tokens = await mintMany({ jwk, alg: 'ES256', kid: ecKid, from, to, exp });
+      const result = await drive(
+        tokens.map((t) => get(t)),
+        64,
+        3600,
+        true,
+        fresh.address,
+      );
+      allowed += result.allowed;
+      if (to % step === 0 || to === rssTokens) {
+        console.log(`  after ${String(to).padStart(8)} tokens: ${rssMiB(fresh.child.pid).toFixed(1)} MiB`);
+      }
+    }
+    console.log(
+      `  (${allowed} of ${rssTokens} allowed, in ${((performance.now() - started) / 1000).toFixed(0)} s, minting included)`,
+    );
+  } finally {
+    await stopScopegate(fresh);
+  }
+}
+
 const rows = [];
 try {
   for (const scenario of scenarios) {
+    if (scenario === 'caches') {
+      await cachesScenario();
+      continue;
+    }
+    if (scenario === 'rss') {
+      await rssScenario();
+      continue;
+    }
     for (const concurrency of concurrencies) {
       let requests;
       if (scenario === 'repeated') requests = [get(readWrite)];
@@ -174,19 +409,12 @@ try {
       const result = await drive(measured, concurrency, seconds, scenario === 'distinct');
       const cpu = serverCpuSeconds() - cpuBefore;
       // When the load generator saturates first, checks per server CPU-second is the server's one-core capacity.
-      const perCpuSecond = result.count / cpu;
+      const perCpuSecond = report(scenario, concurrency, result, cpu);
       rows.push({ scenario, concurrency, ...result, perCpuSecond });
-      console.log(
-        `${scenario.padEnd(9)} c=${String(concurrency).padEnd(3)} ${result.rate.toFixed(0).padStart(7)} checks/s` +
-          `  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms` +
-          `  server CPU ${((100 * cpu) / (result.count / result.rate)).toFixed(0).padStart(3)}%` +
-          `  ${Number.isFinite(perCpuSecond) ? perCpuSecond.toFixed(0) : '?'} checks per server CPU-second` +
-          `  (${result.count} checks, ${result.errors} gRPC errors)`,
-      );
     }
   }
 } finally {
-  server.kill('SIGTERM');
+  for (const child of servers) child.kill('SIGTERM');
 }
 console.log(
   `\nserver ${pin ? 'pinned to CPU 0, load generator on CPU 1' : 'not pinned'}; node ${process.version}`,

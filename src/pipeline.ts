@@ -1,13 +1,18 @@
 // One Check, phase by phase: request facts → identity → route → permissions → locations → decision.
 // Every phase returns a value or a closed-reason denial; the first denial is the decision. Nothing here does
 // I/O except through the authenticator's key stores, and nothing here throws for an expected outcome.
+// A decision cache, when the snapshot has one, answers repeats of a request whose decision depends only on
+// its verified token, route, locations and the revision; everything else is decided afresh.
 
+import { DecisionCache } from './cache/decisions.js';
 import { checkLocations, checkPermissions } from './decision/evaluate.js';
 import type { Reason } from './decision/reasons.js';
-import type { Decision, Denial } from './decision/types.js';
+import type { Decision, Denial, Outcome } from './decision/types.js';
 import type { CheckRequest } from './envoy.js';
+import { extractBearer } from './identity/bearer.js';
+import type { SigningKeyRef } from './identity/keys.js';
 import type { Principal } from './identity/types.js';
-import type { CompiledPolicy } from './policy/types.js';
+import type { CompiledPolicy, RouteMatch } from './policy/types.js';
 import { readRequest } from './request/facts.js';
 import { readLocations } from './request/locations.js';
 import type { RequestFacts } from './request/types.js';
@@ -17,7 +22,12 @@ export interface Snapshot {
   readonly policy: CompiledPolicy;
   readonly authenticator: {
     authenticate(facts: RequestFacts): Promise<{ ok: true; value: Principal } | Denial>;
+    /** The key that verified a principal's token (Authenticator); without both of these, nothing is cached. */
+    signingKeyOf?(principal: Principal): SigningKeyRef | undefined;
+    isPublished?(ref: SigningKeyRef): boolean;
   };
+  /** Decisions of this revision by token, method, route and locations; absent or sized 0: off. */
+  readonly decisions?: DecisionCache;
 }
 
 export interface Checked {
@@ -59,9 +69,27 @@ export async function check(request: CheckRequest, snapshot: Snapshot): Promise<
     facts,
   });
 
+  // Read at most once: the decision cache keys on the locations, and the location phase checks them.
+  let locations: Outcome<string[]> | undefined;
+  const locationsOf = (m: RouteMatch) => (locations ??= readLocations(m, facts));
+
+  const cache = cacheFor(snapshot, facts, match, locationsOf);
+  if (cache !== undefined) {
+    const hit = cache.decisions.get(cache.key, cache.isPublished);
+    if (hit !== undefined) return { decision: hit, facts };
+  }
+
   const identity = await snapshot.authenticator.authenticate(facts);
   if (!identity.ok) return decided(denied(identity, revision));
   const principal = identity.value;
+  // From here the decision rests only on what the key holds, so it may be kept (until the token's exp).
+  const remember = (checked: Checked): Checked => {
+    const signedBy = snapshot.authenticator.signingKeyOf?.(principal);
+    if (cache !== undefined && signedBy !== undefined && principal.expiresAt !== undefined) {
+      cache.decisions.set(cache.key, checked.decision, { expiresAt: principal.expiresAt, signedBy });
+    }
+    return checked;
+  };
   const who = {
     subject: principal.subject,
     ...(principal.client !== undefined && { client: principal.client }),
@@ -78,12 +106,49 @@ export async function check(request: CheckRequest, snapshot: Snapshot): Promise<
   const at = { ...who, route: match.route.name };
 
   const permitted = checkPermissions(policy, principal, match.route);
-  if (!permitted.ok) return decided(denied(permitted, revision, at));
+  if (!permitted.ok) return remember(decided(denied(permitted, revision, at)));
 
-  const locations = readLocations(match, facts);
-  if (!locations.ok) return decided(denied(locations, revision, at));
-  const placed = checkLocations(policy, principal, locations.value);
-  if (!placed.ok) return decided(denied(placed, revision, at));
+  const found = locationsOf(match);
+  // Unreadable or missing locations are never cached (`cache` is undefined whenever `found` is a denial).
+  if (!found.ok) return decided(denied(found, revision, at));
+  const placed = checkLocations(policy, principal, found.value);
+  if (!placed.ok) return remember(decided(denied(placed, revision, at)));
 
-  return decided({ reason: 'allowed', detail: 'allowed', revision, ...at });
+  return remember(decided({ reason: 'allowed', detail: 'allowed', revision, ...at }));
+}
+
+interface CachePlan {
+  readonly decisions: DecisionCache;
+  readonly key: string;
+  readonly isPublished: (ref: SigningKeyRef) => boolean;
+}
+
+/**
+ * Where this request's decision is cached, when it can be: a bearer token this policy's issuers verify (not
+ * Envoy's jwt_authn claims), a matched route and readable locations. Anything else is decided afresh every
+ * time: a denial about the request itself, or a route_unknown, costs no cache entry.
+ */
+function cacheFor(
+  snapshot: Snapshot,
+  facts: RequestFacts,
+  match: RouteMatch | undefined,
+  locationsOf: (m: RouteMatch) => Outcome<string[]>,
+): CachePlan | undefined {
+  const { decisions, authenticator, policy } = snapshot;
+  if (!decisions?.enabled || !authenticator.isPublished || !authenticator.signingKeyOf) return;
+  if (match === undefined || policy.issuers.length === 0) return;
+  const envoy = policy.envoyJwtAuthn;
+  if (envoy !== undefined && facts.jwtAuthnPayloads.has(envoy.metadataKey)) return;
+  const bearer = extractBearer(facts);
+  if (!bearer.ok || bearer.value === undefined) return;
+  const locations = locationsOf(match);
+  if (!locations.ok) return;
+  const key = DecisionCache.keyFor({
+    revision: policy.revision,
+    token: bearer.value,
+    method: facts.method,
+    route: match.route.name,
+    locations: locations.value,
+  });
+  return { decisions, key, isPublished: (ref) => authenticator.isPublished?.(ref) ?? false };
 }

@@ -1,14 +1,16 @@
 // Verified-token cache: skips signature checks for a token seen recently. Keyed by a hash of the token (the
 // token itself is never kept as a key) and by the policy revision, so a principal built under one policy's
-// issuers and claim names is never served under another. Bounded by entry count; an entry never outlives
-// the token's `exp`, and `exp` is checked again on every hit.
+// issuers and claim names is never served under another. Bounded by entry count (0 turns it off); an entry
+// never outlives the token's `exp`, `exp` is checked again on every hit, and so is the signing key: a token
+// whose key has left the issuer's JWKS is verified afresh (and refused), never served from here.
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { type Outcome, ok } from '../decision/types.js';
+import type { SigningKeyRef } from '../identity/keys.js';
 import type { Principal } from '../identity/types.js';
 
 export interface TokenCacheOptions {
-  /** Most entries kept. Default 10,000. */
+  /** Most entries kept; 0 disables the cache. Default 10,000. */
   readonly maxEntries?: number;
   /** Clock in ms. Default `Date.now`. */
   readonly now?: () => number;
@@ -18,58 +20,85 @@ export interface TokenCacheOptions {
 
 export const DEFAULT_TOKEN_CACHE_ENTRIES = 10_000;
 
+interface Entry {
+  readonly principal: Principal;
+  /** The key that verified the token; undefined only for entries stored without one (tests). */
+  readonly signedBy?: SigningKeyRef;
+}
+
+/** Is this key still published by its issuer? (KeyStore.publishes, through the Authenticator.) */
+export type KeyStillPublished = (ref: SigningKeyRef) => boolean;
+
 export class TokenCache {
-  private readonly entries: LRUCache<string, Principal>;
+  /** Undefined when the cache is off (size 0): lru-cache needs a bound, and "no cache" is the honest one. */
+  private readonly entries: LRUCache<string, Entry> | undefined;
   private readonly now: () => number;
   private readonly onLookup: TokenCacheOptions['onLookup'];
 
   constructor(options: TokenCacheOptions = {}) {
     this.now = options.now ?? Date.now;
     this.onLookup = options.onLookup;
-    this.entries = new LRUCache<string, Principal>({
-      max: options.maxEntries ?? DEFAULT_TOKEN_CACHE_ENTRIES,
-      // Same clock as the exp check, read on every lookup (no 1 ms resolution caching).
-      perf: { now: this.now },
-      ttlResolution: 0,
-    });
+    const max = options.maxEntries ?? DEFAULT_TOKEN_CACHE_ENTRIES;
+    this.entries =
+      max > 0
+        ? new LRUCache<string, Entry>({
+            max,
+            // Same clock as the exp check, read on every lookup (no 1 ms resolution caching).
+            perf: { now: this.now },
+            ttlResolution: 0,
+          })
+        : undefined;
   }
 
   /**
    * The principal verified earlier for this token under this policy revision, or undefined. An entry whose
-   * token has reached `exp` is dropped and reported as a miss, so the full verification (with the issuer's
-   * clock tolerance) decides: a cached answer is always the answer a fresh verification would give.
+   * token has reached `exp`, or whose signing key `stillPublished` denies, is dropped and reported as a
+   * miss, so the full verification (with the issuer's clock tolerance and current keys) decides: a cached
+   * answer is always the answer a fresh verification would give.
    */
-  get(revision: string, token: string): Outcome<Principal> | undefined {
+  get(revision: string, token: string, stillPublished?: KeyStillPublished): Outcome<Principal> | undefined {
+    if (this.entries === undefined) return undefined;
     const key = cacheKey(revision, token);
-    let principal = this.entries.get(key);
-    if (
-      principal !== undefined &&
-      (principal.expiresAt === undefined || principal.expiresAt * 1000 <= this.now())
-    ) {
+    let entry = this.entries.get(key);
+    if (entry !== undefined && !isCurrent(entry, this.now(), stillPublished)) {
       this.entries.delete(key);
-      principal = undefined;
+      entry = undefined;
     }
-    this.onLookup?.('token', principal === undefined ? 'miss' : 'hit');
-    return principal === undefined ? undefined : ok(principal);
+    this.onLookup?.('token', entry === undefined ? 'miss' : 'hit');
+    return entry === undefined ? undefined : ok(entry.principal);
   }
 
-  /** Keeps a verified principal until its token's `exp` at the latest; one without `exp` is not cached. */
-  set(revision: string, token: string, principal: Principal): void {
-    if (principal.expiresAt === undefined) return;
+  /**
+   * Keeps a verified principal until its token's `exp` at the latest, with the key that verified it. One
+   * without `exp` is not cached.
+   */
+  set(revision: string, token: string, principal: Principal, signedBy?: SigningKeyRef): void {
+    if (this.entries === undefined || principal.expiresAt === undefined) return;
     const ttl = Math.floor(principal.expiresAt * 1000 - this.now());
     if (!(ttl > 0)) return;
-    this.entries.set(cacheKey(revision, token), principal, { ttl });
+    this.entries.set(cacheKey(revision, token), signedBy ? { principal, signedBy } : { principal }, { ttl });
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.entries?.size ?? 0;
   }
 
   clear(): void {
-    this.entries.clear();
+    this.entries?.clear();
   }
 }
 
+function isCurrent(entry: Entry, nowMs: number, stillPublished: KeyStillPublished | undefined): boolean {
+  const { expiresAt } = entry.principal;
+  if (expiresAt === undefined || expiresAt * 1000 <= nowMs) return false;
+  return entry.signedBy === undefined || stillPublished === undefined || stillPublished(entry.signedBy);
+}
+
+/** SHA-256 of the token, base64url: what the caches key on instead of the token itself. */
+export function tokenHash(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
+
 function cacheKey(revision: string, token: string): string {
-  return `${revision}:${createHash('sha256').update(token).digest('base64url')}`;
+  return `${revision}:${tokenHash(token)}`;
 }

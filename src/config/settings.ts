@@ -13,7 +13,10 @@ export interface ServeSettings {
   readonly listen: HostPort;
   readonly admin: HostPort;
   readonly logLevel: LogLevel;
+  /** Verified tokens kept (0: off). */
   readonly tokenCacheSize: number;
+  /** Decisions kept, by token, method, route, locations and revision (0: off). */
+  readonly decisionCacheSize: number;
   /** How long SIGTERM waits for in-flight checks before closing connections. */
   readonly drainSeconds: number;
   /** One JWKS fetch, and the longest a Check waits for a key refresh: far below Envoy's 200 ms default. */
@@ -28,6 +31,7 @@ export const SERVE_FLAGS = {
   admin: { type: 'string', default: '0.0.0.0:9464' },
   'log-level': { type: 'string', default: 'info' },
   'token-cache-size': { type: 'string', default: '10000' },
+  'decision-cache-size': { type: 'string', default: '10000' },
   'drain-seconds': { type: 'string', default: '10' },
   'jwks-timeout-ms': { type: 'string', default: '100' },
 } as const;
@@ -71,6 +75,7 @@ export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.e
     admin: parseHostPort(pick('admin')!, '--admin'),
     logLevel,
     tokenCacheSize: positiveInt(pick('token-cache-size')!, '--token-cache-size', 10_000_000),
+    decisionCacheSize: positiveInt(pick('decision-cache-size')!, '--decision-cache-size', 10_000_000),
     drainSeconds: positiveInt(pick('drain-seconds')!, '--drain-seconds', 3600),
     jwksTimeoutMs: positiveInt(pick('jwks-timeout-ms')!, '--jwks-timeout-ms', 10_000),
   });

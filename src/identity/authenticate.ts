@@ -1,13 +1,15 @@
 // The identity phase: who is calling. Takes the bearer token (or the claims Envoy's jwt_authn filter already
 // verified), checks it against the policy's issuers and returns a Principal or a closed-reason denial.
 // One Authenticator per compiled policy revision; the key registry outlives revisions.
+// It also remembers which published key verified each principal, so the caches (its own token cache and the
+// pipeline's decision cache) can stop serving a token the moment its key leaves the issuer's JWKS.
 import { TokenCache } from '../cache/tokens.js';
 import { deny, type Outcome } from '../decision/types.js';
 import type { CompiledIssuer, CompiledPolicy } from '../policy/types.js';
 import type { RequestFacts } from '../request/types.js';
 import { extractBearer } from './bearer.js';
 import { principalFromClaims } from './claims.js';
-import type { KeyRegistry, KeySource } from './keys.js';
+import { type KeyRegistry, type KeyStore, type SigningKeyRef, watchKeyUse } from './keys.js';
 import type { Principal } from './types.js';
 import { type VerifyContext, verifyToken } from './verify.js';
 
@@ -16,7 +18,7 @@ export interface AuthenticatorOptions {
   readonly now?: () => number;
   /** A cache to share; entries are keyed by policy revision. Default: a new one for this Authenticator. */
   readonly tokenCache?: TokenCache;
-  /** Entries in the default cache (default 10,000). */
+  /** Entries in the default cache (default 10,000; 0 turns it off). */
   readonly tokenCacheSize?: number;
   readonly onCacheLookup?: (cache: 'token', result: 'hit' | 'miss') => void;
 }
@@ -27,6 +29,9 @@ export class Authenticator {
   private readonly now: () => number;
   private readonly cache: TokenCache;
   private readonly verifyContext: VerifyContext;
+  private readonly stores: ReadonlyMap<CompiledIssuer, KeyStore>;
+  /** Principal → the key that verified its token. Weak: a principal lives as long as a cache or a Check holds it. */
+  private readonly signers = new WeakMap<Principal, SigningKeyRef>();
 
   constructor(
     private readonly policy: CompiledPolicy,
@@ -42,9 +47,10 @@ export class Authenticator {
         onLookup: options.onCacheLookup,
       });
     // Resolve stores now so the registry knows every issuer before start()/ready().
-    const stores = new Map<CompiledIssuer, KeySource>(
+    const stores = new Map<CompiledIssuer, KeyStore>(
       policy.issuers.map((issuer) => [issuer, keys.storeFor(issuer)]),
     );
+    this.stores = stores;
     this.verifyContext = {
       maxTokenBytes: policy.maxTokenBytes,
       issuerByName: policy.issuerByName,
@@ -52,6 +58,21 @@ export class Authenticator {
       now: this.now,
     };
   }
+
+  /**
+   * The published key that verified the token this principal came from; undefined for principals from
+   * Envoy's jwt_authn payload (no key of ours vouches for them), so nothing built on them is cached.
+   */
+  signingKeyOf(principal: Principal): SigningKeyRef | undefined {
+    return this.signers.get(principal);
+  }
+
+  /** Does the issuer's current key set still publish this key? Cheap: two set lookups. */
+  readonly isPublished = (ref: SigningKeyRef): boolean => {
+    const issuer = this.policy.issuerByName.get(ref.issuer);
+    const store = issuer === undefined ? undefined : this.stores.get(issuer);
+    return store?.publishes(ref) ?? false;
+  };
 
   async authenticate(
     facts: Pick<RequestFacts, 'headers' | 'query' | 'jwtAuthnPayloads'>,
@@ -87,17 +108,30 @@ export class Authenticator {
 
   private async fromToken(token: string): Promise<Authenticated> {
     const revision = this.policy.revision;
-    const cached = this.cache.get(revision, token);
+    const cached = this.cache.get(revision, token, this.isPublished);
     if (cached !== undefined) return cached;
 
-    const verified = await verifyToken(token, this.verifyContext);
+    // Watch which key jose uses, so the principal can be tied to it (and dropped from caches with it).
+    let watched: ReturnType<typeof watchKeyUse> | undefined;
+    const verified = await verifyToken(token, {
+      ...this.verifyContext,
+      keysFor: (issuer) => {
+        watched = watchKeyUse(this.verifyContext.keysFor(issuer), issuer.issuer);
+        return watched.source;
+      },
+    });
     if (!verified.ok) return verified;
     const principal = principalFromClaims(
       verified.value.payload,
       this.policy.claims,
       verified.value.issuer.issuer,
     );
-    if (principal.ok) this.cache.set(revision, token, principal.value);
+    const signedBy = await watched?.signedBy();
+    // Cached only when the key is known: a principal no key can be checked for must be verified every time.
+    if (principal.ok && signedBy !== undefined) {
+      this.signers.set(principal.value, signedBy);
+      this.cache.set(revision, token, principal.value, signedBy);
+    }
     return principal;
   }
 

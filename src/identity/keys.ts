@@ -1,17 +1,26 @@
 // Signing keys per issuer (DESIGN.md security rule 6): loaded from a JWKS file or URL, kept as last-good
 // across failed refreshes, refreshed in the background and — at most once per cool-down, single-flight — when
 // a token names a key we do not have, so key rotation works without letting junk `kid`s flood the IdP.
-// Every fetch is bounded in time (far below Envoy's 200 ms ext_authz timeout) and in size.
+// Every fetch is bounded in time (far below Envoy's 200 ms ext_authz timeout) and in size. The background
+// refresh follows the JWKS response's `Cache-Control: max-age`, within bounds.
+// Caches ask `publishes(ref)` on every hit, so a token whose key has left the JWKS is never served from them.
 // Nothing here logs: outcomes go to the `onRefresh` observer and `lastError()`.
+import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { createLocalJWKSet, type JWK, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, exportJWK, type JWK, type JWTVerifyGetKey } from 'jose';
 import type { CompiledIssuer } from '../policy/types.js';
 
 export interface KeyStoreOptions {
   /** Time one JWKS fetch may take, and the longest a Check waits for an on-demand refresh. Default 100 ms. */
   readonly fetchTimeoutMs?: number;
-  /** Background refresh period. Default 5 minutes. */
+  /** Background refresh period when the JWKS response sets no `Cache-Control: max-age`. Default 5 minutes. */
   readonly refreshIntervalMs?: number;
+  /**
+   * Bounds for the period a `Cache-Control: max-age` sets: an IdP saying `no-cache` must not make us poll it
+   * every second, nor one saying a year keep a removed key trusted that long. Default 60 s and 24 h.
+   */
+  readonly minRefreshIntervalMs?: number;
+  readonly maxRefreshIntervalMs?: number;
   /**
    * While no key set has ever loaded, background retries start this soon and back off (doubling) up to the
    * refresh interval, so an IdP that was down at start-up is picked up in seconds, not minutes. Default 1 s.
@@ -30,6 +39,8 @@ export interface KeyStoreOptions {
 const DEFAULTS = {
   fetchTimeoutMs: 100,
   refreshIntervalMs: 5 * 60_000,
+  minRefreshIntervalMs: 60_000,
+  maxRefreshIntervalMs: 24 * 3_600_000,
   emptyRetryMs: 1_000,
   onDemandCooldownMs: 30_000,
   maxJwksBytes: 256 * 1024,
@@ -40,10 +51,10 @@ const SIGNING_KEY_TYPES = new Set(['RSA', 'EC', 'OKP']);
 /** Private members: a JWKS that publishes them is broken, and such a key must not be used. */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'];
 
-/** Thrown from the key resolver when an issuer has no usable keys at all; verify maps it to keys_unavailable. */
 /** Why a key set could not be loaded; the message is safe to show (no URL, no key material). */
 class KeyLoadError extends Error {}
 
+/** Thrown from the key resolver when an issuer has no usable keys at all; verify maps it to keys_unavailable. */
 export class KeysUnavailableError extends Error {
   readonly code = 'ERR_SCOPEGATE_KEYS_UNAVAILABLE';
   constructor(issuer: string) {
@@ -65,6 +76,23 @@ export interface KeySource {
 export interface LoadedKeys {
   readonly resolve: ReturnType<typeof createLocalJWKSet>;
   readonly keyCount: number;
+  /** What the set publishes, one publicationId per key (and kid): answers `publishes(ref)` with two lookups. */
+  readonly published: ReadonlySet<string>;
+}
+
+/**
+ * The published key that verified a token, as the token chose it: enough to tell later, cheaply, whether the
+ * JWKS still publishes a key that token would be verified with (same key material, same `kid`, an `alg` the
+ * key allows). A removed or re-keyed `kid` no longer matches, so cached answers for its tokens stop.
+ */
+export interface SigningKeyRef {
+  readonly issuer: string;
+  /** RFC 7638 thumbprint of the public key. */
+  readonly thumbprint: string;
+  /** The token's `kid`; undefined when it named none (then any published copy of the key will do). */
+  readonly kid?: string;
+  /** The token's `alg`. */
+  readonly alg: string;
 }
 
 type JwksSource = CompiledIssuer['jwks'];
@@ -81,6 +109,8 @@ export class KeyStore implements KeySource {
   private timer: NodeJS.Timeout | undefined;
   private emptyRetries = 0;
   private closed = false;
+  /** Period of the background refresh, from the last successful fetch's `Cache-Control: max-age`. */
+  private interval: number;
 
   constructor(issuer: Pick<CompiledIssuer, 'issuer' | 'jwks'>, options: KeyStoreOptions = {}) {
     this.issuer = issuer.issuer;
@@ -88,12 +118,15 @@ export class KeyStore implements KeySource {
     this.options = {
       fetchTimeoutMs: options.fetchTimeoutMs ?? DEFAULTS.fetchTimeoutMs,
       refreshIntervalMs: options.refreshIntervalMs ?? DEFAULTS.refreshIntervalMs,
+      minRefreshIntervalMs: options.minRefreshIntervalMs ?? DEFAULTS.minRefreshIntervalMs,
+      maxRefreshIntervalMs: options.maxRefreshIntervalMs ?? DEFAULTS.maxRefreshIntervalMs,
       emptyRetryMs: options.emptyRetryMs ?? DEFAULTS.emptyRetryMs,
       onDemandCooldownMs: options.onDemandCooldownMs ?? DEFAULTS.onDemandCooldownMs,
       maxJwksBytes: options.maxJwksBytes ?? DEFAULTS.maxJwksBytes,
       now: options.now ?? Date.now,
       onRefresh: options.onRefresh,
     };
+    this.interval = this.options.refreshIntervalMs;
   }
 
   hasKeys(): boolean {
@@ -103,6 +136,21 @@ export class KeyStore implements KeySource {
   /** Number of usable keys in the current set (0 before any load succeeded). */
   keyCount(): number {
     return this.current?.keyCount ?? 0;
+  }
+
+  /** True when the current set still publishes the key a token was verified with (see SigningKeyRef). */
+  publishes(ref: SigningKeyRef): boolean {
+    const published = this.current?.published;
+    if (published === undefined || ref.issuer !== this.issuer) return false;
+    return (
+      published.has(publicationId(ref.thumbprint, ref.kid, ref.alg)) ||
+      published.has(publicationId(ref.thumbprint, ref.kid, undefined))
+    );
+  }
+
+  /** The current background refresh period: the last `Cache-Control: max-age` (within bounds), or the default. */
+  refreshIntervalMs(): number {
+    return this.interval;
   }
 
   /** Why the last load failed, or undefined after a success. Safe to show: never includes the URL or keys. */
@@ -121,10 +169,10 @@ export class KeyStore implements KeySource {
   /** Next background refresh: the regular interval once keys exist, a backing-off retry until then. */
   private scheduleBackground(): void {
     if (this.closed) return;
-    const { refreshIntervalMs, emptyRetryMs } = this.options;
+    const { emptyRetryMs } = this.options;
     const delay = this.hasKeys()
-      ? refreshIntervalMs
-      : Math.min(refreshIntervalMs, emptyRetryMs * 2 ** Math.min(this.emptyRetries++, 16));
+      ? this.interval
+      : Math.min(this.interval, emptyRetryMs * 2 ** Math.min(this.emptyRetries++, 16));
     this.timer = setTimeout(() => void this.refresh().then(() => this.scheduleBackground()), delay);
     // A background refresh must never keep the process alive on its own.
     this.timer.unref();
@@ -175,11 +223,20 @@ export class KeyStore implements KeySource {
 
   private async load(): Promise<boolean> {
     let loaded: LoadedKeys;
+    let maxAge: number | undefined;
     try {
-      const text =
-        'uri' in this.source
-          ? await fetchBounded(this.source.uri, this.options.fetchTimeoutMs, this.options.maxJwksBytes)
-          : await readBounded(this.source.file, this.options.maxJwksBytes);
+      let text: string;
+      if ('uri' in this.source) {
+        const fetched = await fetchBounded(
+          this.source.uri,
+          this.options.fetchTimeoutMs,
+          this.options.maxJwksBytes,
+        );
+        text = fetched.text;
+        maxAge = fetched.maxAgeSeconds;
+      } else {
+        text = await readBounded(this.source.file, this.options.maxJwksBytes);
+      }
       loaded = keysFromJwks(text);
     } catch (err) {
       this.lastProblem = err instanceof KeyLoadError ? err.message : 'the key set could not be loaded';
@@ -189,6 +246,11 @@ export class KeyStore implements KeySource {
     if (this.closed) return false;
     this.current = loaded;
     this.lastProblem = undefined;
+    const { refreshIntervalMs, minRefreshIntervalMs, maxRefreshIntervalMs } = this.options;
+    this.interval =
+      maxAge === undefined
+        ? refreshIntervalMs
+        : Math.min(maxRefreshIntervalMs, Math.max(minRefreshIntervalMs, maxAge * 1000));
     this.options.onRefresh?.(this.issuer, 'success');
     return true;
   }
@@ -298,7 +360,102 @@ export function keysFromJwks(text: string): LoadedKeys {
   }
   const usable = keys.filter(isUsableSigningKey);
   if (usable.length === 0) throw new KeyLoadError('the key set has no usable signing keys');
-  return { resolve: createLocalJWKSet({ keys: usable }), keyCount: usable.length };
+  const published = new Set<string>();
+  for (const jwk of usable) {
+    const thumbprint = jwkThumbprint(jwk);
+    // Indexed with and without its kid, so a token that named none still finds it.
+    for (const kid of jwk.kid === undefined ? [undefined] : [jwk.kid, undefined]) {
+      published.add(publicationId(thumbprint, kid, jwk.alg));
+    }
+  }
+  return { resolve: createLocalJWKSet({ keys: usable }), keyCount: usable.length, published };
+}
+
+/** One entry of LoadedKeys.published; `undefined` kid = "any kid", `undefined` alg = "the key allows any". */
+function publicationId(thumbprint: string, kid: string | undefined, alg: string | undefined): string {
+  return JSON.stringify([thumbprint, kid ?? null, alg ?? null]);
+}
+
+/** Members RFC 7638 hashes, per key type, in the lexicographic order it requires. */
+const THUMBPRINT_MEMBERS: Record<string, readonly string[]> = {
+  RSA: ['e', 'kty', 'n'],
+  EC: ['crv', 'kty', 'x', 'y'],
+  OKP: ['crv', 'kty', 'x'],
+};
+
+/** RFC 7638 JWK thumbprint (SHA-256, base64url): the key material, whatever `kid` it is published under. */
+export function jwkThumbprint(jwk: JWK): string {
+  const members = THUMBPRINT_MEMBERS[jwk.kty ?? ''] ?? ['kty'];
+  const canonical = JSON.stringify(
+    Object.fromEntries(members.map((name) => [name, (jwk as Record<string, unknown>)[name]])),
+  );
+  return createHash('sha256').update(canonical).digest('base64url');
+}
+
+const thumbprints = new WeakMap<object, Promise<string | undefined>>();
+
+/** Thumbprint of a key jose resolved (memoised per key object: jose reuses them). Undefined if not exportable. */
+function thumbprintOfKey(key: unknown): Promise<string | undefined> {
+  if (typeof key !== 'object' || key === null || key instanceof Uint8Array) return Promise.resolve(undefined);
+  let thumbprint = thumbprints.get(key);
+  if (thumbprint === undefined) {
+    thumbprint = exportJWK(key as Parameters<typeof exportJWK>[0]).then(jwkThumbprint, () => undefined);
+    thumbprints.set(key, thumbprint);
+  }
+  return thumbprint;
+}
+
+/**
+ * A key source for one verification that remembers the key jose was last handed: after a successful verify,
+ * that is the key that verified the token (with several candidates, jose tries them in turn and stops at the
+ * one that verifies). `signedBy()` names it as a SigningKeyRef, or undefined when it cannot tell.
+ */
+export function watchKeyUse(
+  source: KeySource,
+  issuer: string,
+): { readonly source: KeySource; signedBy(): Promise<SigningKeyRef | undefined> } {
+  let last: { key: unknown; kid: unknown; alg: unknown } | undefined;
+  const getKey: JWTVerifyGetKey = async (header, token) => {
+    const seen = (key: unknown) => {
+      last = { key, kid: header.kid, alg: header.alg };
+    };
+    try {
+      const key = await source.getKey(header, token);
+      seen(key);
+      return key;
+    } catch (err) {
+      if (errorCode(err) === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS' && isAsyncIterable(err)) {
+        const candidates = err[Symbol.asyncIterator].bind(err);
+        Object.defineProperty(err, Symbol.asyncIterator, {
+          value: async function* () {
+            for await (const key of { [Symbol.asyncIterator]: candidates }) {
+              seen(key);
+              yield key;
+            }
+          },
+        });
+      }
+      throw err;
+    }
+  };
+  return {
+    source: {
+      hasKeys: () => source.hasKeys(),
+      refreshOnDemand: () => source.refreshOnDemand(),
+      getKey,
+    },
+    async signedBy() {
+      if (last === undefined || typeof last.alg !== 'string') return undefined;
+      if (last.kid !== undefined && typeof last.kid !== 'string') return undefined;
+      const thumbprint = await thumbprintOfKey(last.key);
+      if (thumbprint === undefined) return undefined;
+      return { issuer, thumbprint, alg: last.alg, ...(last.kid !== undefined && { kid: last.kid }) };
+    },
+  };
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
 }
 
 function isUsableSigningKey(key: unknown): key is JWK {
@@ -311,8 +468,15 @@ function isUsableSigningKey(key: unknown): key is JWK {
   return !PRIVATE_MEMBERS.some((member) => Object.hasOwn(jwk, member));
 }
 
-/** GET a JWKS over HTTP(S) within a time and size budget. Messages never include the URL (it may hold credentials). */
-async function fetchBounded(uri: string, timeoutMs: number, maxBytes: number): Promise<string> {
+/**
+ * GET a JWKS over HTTP(S) within a time and size budget, with the response's `max-age`. Messages never
+ * include the URL (it may hold credentials).
+ */
+async function fetchBounded(
+  uri: string,
+  timeoutMs: number,
+  maxBytes: number,
+): Promise<{ text: string; maxAgeSeconds?: number }> {
   let url: URL;
   try {
     url = new URL(uri);
@@ -338,12 +502,33 @@ async function fetchBounded(uri: string, timeoutMs: number, maxBytes: number): P
       await response.body?.cancel();
       throw tooLarge(maxBytes);
     }
-    return await readCapped(response.body, maxBytes);
+    const text = await readCapped(response.body, maxBytes);
+    const maxAgeSeconds = maxAgeOf(response.headers.get('cache-control'));
+    return maxAgeSeconds === undefined ? { text } : { text, maxAgeSeconds };
   } catch (err) {
     if (signal.aborted) throw new KeyLoadError(`the JWKS fetch took longer than ${timeoutMs} ms`);
     if (err instanceof KeyLoadError) throw err;
     throw new KeyLoadError('the JWKS endpoint could not be reached');
   }
+}
+
+/**
+ * Seconds a `Cache-Control` header lets the response be reused: `max-age`, 0 for `no-cache`/`no-store`,
+ * undefined when it says neither (or is malformed). The caller clamps it.
+ */
+export function maxAgeOf(cacheControl: string | null): number | undefined {
+  if (cacheControl === null) return undefined;
+  let maxAge: number | undefined;
+  // Bounded: a header is client-of-ours input too; 1 KiB holds any honest Cache-Control.
+  for (const directive of cacheControl.slice(0, 1024).split(',')) {
+    const equals = directive.indexOf('=');
+    const name = (equals === -1 ? directive : directive.slice(0, equals)).trim().toLowerCase();
+    if (name === 'no-cache' || name === 'no-store') return 0;
+    if (name !== 'max-age' || maxAge !== undefined || equals === -1) continue;
+    const value = /^\s*"?(\d{1,10})"?\s*$/.exec(directive.slice(equals + 1));
+    if (value) maxAge = Number(value[1]);
+  }
+  return maxAge;
 }
 
 async function readCapped(body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<string> {

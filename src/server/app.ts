@@ -1,10 +1,13 @@
 // `scopegate serve`: load and compile the policy before binding any port, start the gRPC and admin edges,
-// swap policy revisions on SIGHUP, and drain on SIGTERM (health NOT_SERVING → in-flight checks finish → exit).
+// swap policy revisions live (file watch, ConfigMap `..data` swaps, SIGHUP), and drain on SIGTERM (health
+// NOT_SERVING → in-flight checks finish → exit).
 import type { Logger } from 'pino';
+import { DecisionCache } from '../cache/decisions.js';
 import { formatHostPort, type ServeSettings } from '../config/settings.js';
 import { Authenticator, KeyRegistry } from '../identity/index.js';
 import type { Snapshot } from '../pipeline.js';
-import { formatProblem, loadPolicyFile } from '../policy/index.js';
+import { formatProblem } from '../policy/index.js';
+import { openPolicySource } from '../policy/source.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { createAdminServer, listenHttp } from './admin.js';
@@ -14,7 +17,10 @@ export interface Running {
   readonly grpcAddress: string;
   readonly adminAddress: string;
   readonly current: () => Snapshot;
-  /** Re-reads the policy file; a broken file keeps the last good revision serving. */
+  /**
+   * Re-reads the policy file now (SIGHUP; the file is also watched). False when the file cannot be served:
+   * the last good revision keeps serving.
+   */
   reload(): Promise<boolean>;
   /** Health NOT_SERVING, wait for in-flight checks (bounded by drainSeconds), close everything. */
   stop(): Promise<void>;
@@ -33,54 +39,69 @@ export async function startServer(settings: ServeSettings, log: Logger, metrics:
       tokenCacheSize: settings.tokenCacheSize,
       onCacheLookup: (cache, result) => metrics.cacheLookups.inc({ cache, result }),
     }),
+    decisions: new DecisionCache({
+      maxEntries: settings.decisionCacheSize,
+      onLookup: (cache, result) => metrics.cacheLookups.inc({ cache, result }),
+    }),
   });
 
-  const first = await loadPolicyFile(settings.policy);
-  metrics.policyReloads.inc({ result: first.ok ? 'success' : 'error' });
-  if (!first.ok) throw new PolicyLoadError(first.problems.map(formatProblem).join('\n'));
-  let snapshot = build(first.policy);
-  await keys.start(first.policy.issuers);
-  metrics.setRevision(first.policy.revision);
-  const current = () => snapshot;
+  const opened = await openPolicySource<Snapshot>({
+    file: settings.policy,
+    // Off the hot path, before the swap: new issuers get their keys, then the revision gets its authenticator.
+    // Stores only the old revision uses are retired after the swap, so checks still on it keep refreshing.
+    prepare: async (policy) => {
+      for (const issuer of policy.issuers) keys.storeFor(issuer);
+      await keys.start();
+      return build(policy);
+    },
+    events: {
+      swapped: (from, to) => {
+        keys.retainOnly(to.issuers);
+        metrics.policyReloads.inc({ result: 'success' });
+        metrics.setRevision(to.revision);
+        log.info({ previous_revision: from.revision, policy_revision: to.revision }, 'policy reloaded');
+      },
+      rejected: (problems, serving) => {
+        metrics.policyReloads.inc({ result: 'error' });
+        log.error(
+          { problems: problems.map(formatProblem), policy_revision: serving.revision },
+          'policy reload rejected; still serving the last good revision',
+        );
+      },
+      restored: (serving) =>
+        log.info({ policy_revision: serving.revision }, 'policy file is back to the revision being served'),
+      watchFailed: (why) => log.warn({ error: why }, 'cannot watch the policy directory; polling it instead'),
+    },
+  });
+  metrics.policyReloads.inc({ result: opened.ok ? 'success' : 'error' });
+  if (!opened.ok) throw new PolicyLoadError(opened.problems.map(formatProblem).join('\n'));
+  const source = opened.source;
+  metrics.setRevision(source.policy().revision);
+  const current = () => source.current();
 
   const health = new HealthStatus();
   const grpcServer = createGrpcServer({ current, metrics, log }, health);
   const grpcPort = await bindGrpc(grpcServer, formatHostPort(settings.listen));
   const admin = createAdminServer(metrics, {
-    problems: () => keys.problems(snapshot.policy.issuers),
+    problems: () => keys.problems(source.policy().issuers),
   });
   const adminBound = await listenHttp(admin, settings.admin.host, settings.admin.port);
+  // Watched only once serving: a failed start leaves nothing behind. A change made since the first read is
+  // still caught, by the first poll.
+  source.watch();
 
-  // Reloads run one at a time, in order: two quick SIGHUPs must not let an older read win over a newer one.
-  let reloads: Promise<boolean> = Promise.resolve(true);
-  function reload(): Promise<boolean> {
-    reloads = reloads.then(reloadNow, reloadNow);
-    return reloads;
-  }
-
-  async function reloadNow(): Promise<boolean> {
-    const next = await loadPolicyFile(settings.policy);
-    metrics.policyReloads.inc({ result: next.ok ? 'success' : 'error' });
-    if (!next.ok) {
-      log.error(
-        { problems: next.problems.map(formatProblem) },
-        'policy reload rejected; still serving the last good revision',
-      );
-      return false;
-    }
-    if (next.policy.revision === snapshot.policy.revision) return true;
-    await keys.start(next.policy.issuers);
-    snapshot = build(next.policy);
-    metrics.setRevision(next.policy.revision);
-    log.info({ policy_revision: next.policy.revision }, 'policy reloaded');
-    return true;
-  }
+  // Every reload path (SIGHUP, file events, polling) goes through the source's one serialised reload.
+  const reload = async (): Promise<boolean> => {
+    const outcome = await source.reload();
+    return outcome.status === 'swapped' || outcome.status === 'unchanged';
+  };
 
   let stopping: Promise<void> | undefined;
   function stop(): Promise<void> {
     stopping ??= (async () => {
       health.set('NOT_SERVING');
       health.endWatches();
+      await source.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           log.warn('drain timed out; closing remaining connections');

@@ -1,0 +1,105 @@
+// Decision cache: the whole answer for a request seen recently, so a repeated Check costs a hash and a map
+// lookup. A decision is a pure function of the verified token, the route, the locations the request names and
+// the policy revision, so exactly those make the key (the token by its hash, never itself; the locations in
+// the order found, as the deny names them in that order). The pipeline only caches decisions that depend on
+// nothing else: a verified bearer token, a matched route, readable locations. Like the token cache, an entry
+// never outlives the token's `exp` and is dropped as soon as the key that signed the token leaves the JWKS.
+// Bounded by entry count; 0 turns it off.
+import { LRUCache } from 'lru-cache';
+import type { Decision } from '../decision/types.js';
+import type { SigningKeyRef } from '../identity/keys.js';
+import { type KeyStillPublished, tokenHash } from './tokens.js';
+
+export interface DecisionCacheOptions {
+  /** Most entries kept; 0 disables the cache. Default 10,000. */
+  readonly maxEntries?: number;
+  /** Clock in ms. Default `Date.now`. */
+  readonly now?: () => number;
+  /** Told about every lookup, for `scopegate_cache_lookups_total{cache="decision"}`. */
+  readonly onLookup?: (cache: 'decision', result: 'hit' | 'miss') => void;
+}
+
+export const DEFAULT_DECISION_CACHE_ENTRIES = 10_000;
+
+/** Everything a cacheable decision depends on. */
+export interface DecisionInputs {
+  readonly revision: string;
+  /** The bearer token as sent; only its hash is kept. */
+  readonly token: string;
+  readonly method: string;
+  readonly route: string;
+  /** Distinct locations in the order the request names them (validated codes, never `*`). */
+  readonly locations: readonly string[];
+}
+
+/** What the cached decision rests on besides its key: the token's lifetime and the key that signed it. */
+export interface DecisionBasis {
+  /** The token's `exp`, in seconds since the epoch. */
+  readonly expiresAt: number;
+  readonly signedBy: SigningKeyRef;
+}
+
+interface Entry extends DecisionBasis {
+  readonly decision: Decision;
+}
+
+export class DecisionCache {
+  private readonly entries: LRUCache<string, Entry> | undefined;
+  private readonly now: () => number;
+  private readonly onLookup: DecisionCacheOptions['onLookup'];
+
+  constructor(options: DecisionCacheOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.onLookup = options.onLookup;
+    const max = options.maxEntries ?? DEFAULT_DECISION_CACHE_ENTRIES;
+    this.entries =
+      max > 0 ? new LRUCache<string, Entry>({ max, perf: { now: this.now }, ttlResolution: 0 }) : undefined;
+  }
+
+  /** False when sized 0: callers then skip even building a key. */
+  get enabled(): boolean {
+    return this.entries !== undefined;
+  }
+
+  /**
+   * The cache key: JSON keeps the parts apart whatever they contain (route names come from the policy), and
+   * the token appears only as its SHA-256.
+   */
+  static keyFor(inputs: DecisionInputs): string {
+    const { revision, token, method, route, locations } = inputs;
+    return JSON.stringify([revision, tokenHash(token), method, route, ...locations]);
+  }
+
+  /**
+   * The decision stored under this key, unless its token has reached `exp` or its signing key is no longer
+   * published (then the entry is dropped and it is a miss: a fresh check decides).
+   */
+  get(key: string, stillPublished: KeyStillPublished): Decision | undefined {
+    if (this.entries === undefined) return undefined;
+    let entry = this.entries.get(key);
+    if (entry !== undefined && (entry.expiresAt * 1000 <= this.now() || !stillPublished(entry.signedBy))) {
+      this.entries.delete(key);
+      entry = undefined;
+    }
+    this.onLookup?.('decision', entry === undefined ? 'miss' : 'hit');
+    return entry?.decision;
+  }
+
+  /** Keeps a decision until its token's `exp` at the latest. */
+  set(key: string, decision: Decision, basis: DecisionBasis): void {
+    if (this.entries === undefined) return;
+    const ttl = Math.floor(basis.expiresAt * 1000 - this.now());
+    if (!(ttl > 0)) return;
+    // Frozen: one object answers many requests, so nothing downstream may change it for the others.
+    const entry: Entry = { decision: Object.freeze({ ...decision }), ...basis };
+    this.entries.set(key, entry, { ttl });
+  }
+
+  get size(): number {
+    return this.entries?.size ?? 0;
+  }
+
+  clear(): void {
+    this.entries?.clear();
+  }
+}

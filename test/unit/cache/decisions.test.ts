@@ -1,0 +1,169 @@
+// The decision cache on its own: what makes two requests "the same", and when a kept decision stops counting.
+import { describe, expect, it } from 'vitest';
+import { DecisionCache, type DecisionInputs } from '../../../src/cache/decisions.js';
+import { TokenCache } from '../../../src/cache/tokens.js';
+import type { Decision } from '../../../src/decision/types.js';
+import type { SigningKeyRef } from '../../../src/identity/keys.js';
+import { ManualClock } from '../identity/fixtures.js';
+
+const signedBy: SigningKeyRef = {
+  issuer: 'https://idp.example.test/',
+  thumbprint: 'abc',
+  kid: 'k1',
+  alg: 'RS256',
+};
+const allowed: Decision = {
+  reason: 'allowed',
+  detail: 'allowed',
+  revision: 'rev-1',
+  route: 'create_transaction',
+  subject: 'svc-inventory-sync',
+};
+const inputs = (more: Partial<DecisionInputs> = {}): DecisionInputs => ({
+  revision: 'rev-1',
+  token: 'eyJhbGciOiJSUzI1NiJ9.e30.c2ln',
+  method: 'POST',
+  route: 'create_transaction',
+  locations: ['WH01'],
+  ...more,
+});
+const published = () => true;
+
+describe('DecisionCache: the key', () => {
+  it('differs whenever the revision, token, method, route or locations differ', () => {
+    const keys = [
+      inputs(),
+      inputs({ revision: 'rev-2' }),
+      inputs({ token: 'eyJhbGciOiJSUzI1NiJ9.e30.b3RoZXI' }),
+      inputs({ method: 'PUT' }),
+      inputs({ route: 'update_transaction' }),
+      inputs({ locations: ['WH03'] }),
+      inputs({ locations: ['WH01', 'WH03'] }),
+      // The deny names refused locations in request order, so the order is part of the question.
+      inputs({ locations: ['WH03', 'WH01'] }),
+      inputs({ locations: [] }),
+    ].map((i) => DecisionCache.keyFor(i));
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it('keeps the parts apart: a route name cannot swallow a location', () => {
+    const a = DecisionCache.keyFor(inputs({ route: 'r","WH01', locations: [] }));
+    const b = DecisionCache.keyFor(inputs({ route: 'r', locations: ['WH01'] }));
+    expect(a).not.toBe(b);
+  });
+
+  it('never contains the token itself', () => {
+    const token = inputs().token;
+    const key = DecisionCache.keyFor(inputs());
+    for (const part of token.split('.')) expect(key).not.toContain(part);
+  });
+});
+
+describe('DecisionCache: what it serves', () => {
+  it('serves a kept decision and counts hits and misses', () => {
+    const clock = new ManualClock();
+    const lookups: string[] = [];
+    const cache = new DecisionCache({ now: clock.now, onLookup: (_, result) => lookups.push(result) });
+    const key = DecisionCache.keyFor(inputs());
+    expect(cache.get(key, published)).toBeUndefined();
+    cache.set(key, allowed, { expiresAt: clock.seconds + 300, signedBy });
+    expect(cache.get(key, published)).toEqual(allowed);
+    expect(lookups).toEqual(['miss', 'hit']);
+  });
+
+  it('hands out a frozen copy: one caller cannot change the answer for the next', () => {
+    const clock = new ManualClock();
+    const cache = new DecisionCache({ now: clock.now });
+    const key = DecisionCache.keyFor(inputs());
+    cache.set(key, { ...allowed }, { expiresAt: clock.seconds + 300, signedBy });
+    const hit = cache.get(key, published);
+    expect(Object.isFrozen(hit)).toBe(true);
+  });
+
+  it("never serves a decision at or past its token's exp", () => {
+    const clock = new ManualClock();
+    const cache = new DecisionCache({ now: clock.now });
+    const key = DecisionCache.keyFor(inputs());
+    cache.set(key, allowed, { expiresAt: clock.seconds + 60, signedBy });
+    clock.advance(59_000);
+    expect(cache.get(key, published)).toEqual(allowed);
+    clock.advance(1_000);
+    expect(cache.get(key, published)).toBeUndefined();
+    expect(cache.size).toBe(0);
+  });
+
+  it('does not keep a decision whose token has already expired', () => {
+    const clock = new ManualClock();
+    const cache = new DecisionCache({ now: clock.now });
+    cache.set(DecisionCache.keyFor(inputs()), allowed, { expiresAt: clock.seconds - 1, signedBy });
+    expect(cache.size).toBe(0);
+  });
+
+  it('drops a decision once the key that signed its token is no longer published', () => {
+    const clock = new ManualClock();
+    const cache = new DecisionCache({ now: clock.now });
+    const key = DecisionCache.keyFor(inputs());
+    cache.set(key, allowed, { expiresAt: clock.seconds + 300, signedBy });
+    const asked: SigningKeyRef[] = [];
+    expect(
+      cache.get(key, (ref) => {
+        asked.push(ref);
+        return false;
+      }),
+    ).toBeUndefined();
+    expect(asked).toEqual([signedBy]);
+    // Gone for good: the key coming back later does not revive it (a fresh check must decide).
+    expect(cache.get(key, published)).toBeUndefined();
+  });
+
+  it('is bounded by entry count, dropping the least recently used', () => {
+    const clock = new ManualClock();
+    const cache = new DecisionCache({ now: clock.now, maxEntries: 5 });
+    for (let i = 0; i < 50; i++) {
+      cache.set(DecisionCache.keyFor(inputs({ locations: [`WH${i}`] })), allowed, {
+        expiresAt: clock.seconds + 300,
+        signedBy,
+      });
+    }
+    expect(cache.size).toBe(5);
+    expect(cache.get(DecisionCache.keyFor(inputs({ locations: ['WH0'] })), published)).toBeUndefined();
+    expect(cache.get(DecisionCache.keyFor(inputs({ locations: ['WH49'] })), published)).toEqual(allowed);
+  });
+
+  it('size 0 turns it off: nothing kept, nothing looked up or counted', () => {
+    const lookups: string[] = [];
+    const cache = new DecisionCache({ maxEntries: 0, onLookup: (_, result) => lookups.push(result) });
+    const key = DecisionCache.keyFor(inputs());
+    cache.set(key, allowed, { expiresAt: Date.now() / 1000 + 300, signedBy });
+    expect(cache.enabled).toBe(false);
+    expect(cache.get(key, published)).toBeUndefined();
+    expect(cache.size).toBe(0);
+    expect(lookups).toEqual([]);
+  });
+});
+
+describe('TokenCache: size 0 and signing keys', () => {
+  const principal = (expiresAt: number) => ({
+    subject: 'svc',
+    scopes: new Set(['inventory.read']),
+    roles: new Set<string>(),
+    locations: [],
+    expiresAt,
+  });
+
+  it('size 0 turns it off (where lru-cache would refuse to start)', () => {
+    const cache = new TokenCache({ maxEntries: 0 });
+    cache.set('rev', 'token', principal(Date.now() / 1000 + 300), signedBy);
+    expect(cache.get('rev', 'token')).toBeUndefined();
+    expect(cache.size).toBe(0);
+  });
+
+  it('drops a principal once the key that verified its token is no longer published', () => {
+    const clock = new ManualClock();
+    const cache = new TokenCache({ now: clock.now });
+    cache.set('rev', 'token', principal(clock.seconds + 300), signedBy);
+    expect(cache.get('rev', 'token', () => true)?.ok).toBe(true);
+    expect(cache.get('rev', 'token', () => false)).toBeUndefined();
+    expect(cache.get('rev', 'token', () => true)).toBeUndefined();
+  });
+});

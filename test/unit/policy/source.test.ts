@@ -1,0 +1,257 @@
+// The live policy source against real files in a temp dir: a burst of saves is one reload, an untouched or
+// re-saved file changes nothing, a deleted or broken file never replaces the last good revision (and is
+// reported once), a Kubernetes ConfigMap `..data` swap is seen with and without file events, and an older
+// read never wins over a newer one.
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { formatProblem } from '../../../src/policy/index.js';
+import { openPolicySource, type PolicySource, type PolicySourceOptions } from '../../../src/policy/source.js';
+import type { CompiledPolicy, PolicyProblem } from '../../../src/policy/types.js';
+import { compile, examplePolicyText } from '../../support/policies.js';
+
+const BASE = examplePolicyText();
+/** A distinct valid policy per n (a comment changes the content, so the revision). */
+const version = (n: number) => `${BASE}\n# version ${n}\n`;
+const revisionOf = (text: string) => compile(text).revision;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+interface Opened {
+  readonly source: PolicySource<CompiledPolicy>;
+  readonly swapped: Array<{ from: string; to: string }>;
+  readonly rejected: PolicyProblem[][];
+  readonly restored: string[];
+  readonly prepared: string[];
+}
+
+const opened: Opened[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((o) => o.source.close()));
+});
+
+async function open(
+  file: string,
+  options: Partial<PolicySourceOptions<CompiledPolicy>> = {},
+  watch = true,
+): Promise<Opened> {
+  const swapped: Opened['swapped'] = [];
+  const rejected: Opened['rejected'] = [];
+  const restored: string[] = [];
+  const prepared: string[] = [];
+  const result = await openPolicySource<CompiledPolicy>({
+    file,
+    prepare: async (policy) => {
+      prepared.push(policy.revision);
+      return policy;
+    },
+    events: {
+      swapped: (from, to) => swapped.push({ from: from.revision, to: to.revision }),
+      rejected: (problems) => rejected.push([...problems]),
+      restored: (serving) => restored.push(serving.revision),
+    },
+    pollMs: 60_000,
+    ...options,
+  });
+  if (!result.ok) throw new Error(result.problems.map(formatProblem).join('\n'));
+  const o = { source: result.source, swapped, rejected, restored, prepared };
+  opened.push(o);
+  if (watch) result.source.watch();
+  return o;
+}
+
+function plainFile(text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'scopegate-source-'));
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+/**
+ * A ConfigMap volume as kubelet's atomic writer lays it out: `policy.yaml -> ..data/policy.yaml`,
+ * `..data -> ..<timestamp>/`. `publish` writes a new timestamped directory, points a temporary link at it,
+ * renames that over `..data` (one atomic step) and removes the old directory.
+ */
+function configMapVolume(text: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'scopegate-configmap-'));
+  let generation = 0;
+  let current: string | undefined;
+  const publish = (content: string) => {
+    const versionDir = `..2026_11_25_10_00_${String(generation++).padStart(2, '0')}.${process.pid}`;
+    mkdirSync(join(dir, versionDir));
+    writeFileSync(join(dir, versionDir, 'policy.yaml'), content);
+    symlinkSync(versionDir, join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    if (current !== undefined) rmSync(join(dir, current), { recursive: true });
+    current = versionDir;
+  };
+  publish(text);
+  symlinkSync('..data/policy.yaml', join(dir, 'policy.yaml'));
+  return { file: join(dir, 'policy.yaml'), publish };
+}
+
+describe('policy source: watching one file', () => {
+  it('a burst of saves is one reload, of the last content, prepared once', async () => {
+    const file = plainFile(version(0));
+    // A generous debounce: the saves are 20 ms apart, so only a stall of 300 ms could split the burst.
+    const o = await open(file, { debounceMs: 300 });
+    for (let n = 1; n <= 5; n++) {
+      writeFileSync(file, version(n));
+      await sleep(20);
+    }
+    await waitFor(() => o.swapped.length > 0, 'the swap');
+    await sleep(500); // longer than the debounce: a second reload would have happened by now
+    expect(o.swapped).toEqual([{ from: revisionOf(version(0)), to: revisionOf(version(5)) }]);
+    expect(o.prepared).toEqual([revisionOf(version(0)), revisionOf(version(5))]);
+    expect(o.source.current().revision).toBe(revisionOf(version(5)));
+  });
+
+  it('saving the same content again changes nothing: no swap, no report, nothing prepared', async () => {
+    const file = plainFile(version(0));
+    const o = await open(file);
+    writeFileSync(file, version(0));
+    expect(await o.source.reload()).toEqual({ status: 'unchanged', revision: revisionOf(version(0)) });
+    await sleep(400);
+    expect([o.swapped, o.rejected, o.restored, o.prepared.length]).toEqual([[], [], [], 1]);
+
+    // The watcher was live all along: a real change is picked up.
+    writeFileSync(file, version(1));
+    await waitFor(() => o.swapped.length === 1, 'the swap');
+    expect(o.source.current().revision).toBe(revisionOf(version(1)));
+  });
+
+  it('an editor-style save (write a temp file, rename it over) is seen', async () => {
+    const file = plainFile(version(0));
+    const o = await open(file);
+    writeFileSync(`${file}.tmp`, version(1));
+    renameSync(`${file}.tmp`, file);
+    await waitFor(() => o.swapped.length === 1, 'the swap');
+    expect(o.source.current().revision).toBe(revisionOf(version(1)));
+  });
+
+  it('a deleted file is reported once, the last good keeps serving; putting it back changes nothing', async () => {
+    const file = plainFile(version(0));
+    const o = await open(file, { pollMs: 150 });
+    unlinkSync(file);
+    await waitFor(() => o.rejected.length === 1, 'the rejection');
+    expect(o.rejected[0]?.map(formatProblem)).toEqual([`${file}:1:1: cannot read the policy file (ENOENT)`]);
+    expect(o.source.current().revision).toBe(revisionOf(version(0)));
+    await sleep(600); // several polls of a file that stays deleted
+    expect(o.rejected).toHaveLength(1);
+    expect((await o.source.reload()).status).toBe('rejected');
+    expect(o.rejected).toHaveLength(1);
+
+    writeFileSync(file, version(0));
+    await waitFor(() => o.restored.length === 1, 'the restore');
+    expect([o.swapped, o.prepared.length]).toEqual([[], 1]);
+  });
+
+  it('a broken file never replaces the last good revision; its problem is located and reported once', async () => {
+    const file = plainFile(version(0));
+    const o = await open(file);
+    const typo = version(1).replace(
+      'permissions: [INV_TRANSACTION_READ]',
+      'permissions: [INV_TRANSACTON_READ]',
+    );
+    expect(typo).not.toBe(version(1));
+    writeFileSync(file, typo);
+    await waitFor(() => o.rejected.length === 1, 'the rejection');
+    const lines = o.rejected[0]?.map(formatProblem) ?? [];
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) {
+      expect(line).toMatch(
+        /policy\.yaml:\d+:\d+: routes\[\d+\]\.permissions\[\d+\]: unknown permission "INV_TRANSACTON_READ"/,
+      );
+    }
+    // SIGHUP on the same broken file: still refused, not reported (or counted) again.
+    const again = await o.source.reload();
+    expect(again.status === 'rejected' && again.revision).toBe(revisionOf(version(0)));
+    expect(o.rejected).toHaveLength(1);
+    expect(o.source.current().revision).toBe(revisionOf(version(0)));
+
+    // A truncated copy is a different breakage, reported on its own.
+    writeFileSync(file, version(1).slice(0, version(1).indexOf('routes:') + 12));
+    await waitFor(() => o.rejected.length === 2, 'the second rejection');
+    expect([o.swapped, o.prepared.length]).toEqual([[], 1]);
+
+    writeFileSync(file, version(2));
+    await waitFor(() => o.swapped.length === 1, 'the fix');
+    expect(o.source.current().revision).toBe(revisionOf(version(2)));
+  });
+
+  it('an older read never wins: a reload asked for during a slow one serves the newer file', async () => {
+    const file = plainFile(version(0));
+    let slow = true;
+    const o = await open(
+      file,
+      {
+        prepare: async (policy) => {
+          // Only the first reload is slow: long enough for the file to change and a second reload to be asked.
+          if (policy.revision === revisionOf(version(1)) && slow) await sleep(300);
+          return policy;
+        },
+        fileEvents: false,
+      },
+      false,
+    );
+    writeFileSync(file, version(1));
+    const first = o.source.reload();
+    await sleep(50);
+    writeFileSync(file, version(2));
+    const [second, third] = [o.source.reload(), o.source.reload()];
+    slow = false;
+    expect(await first).toMatchObject({ status: 'swapped', to: revisionOf(version(1)) });
+    expect(await second).toMatchObject({ status: 'swapped', to: revisionOf(version(2)) });
+    expect(await third).toBe(await second); // asked while the same read was queued: one read, not two
+    expect(o.source.current().revision).toBe(revisionOf(version(2)));
+  });
+
+  it('after close, changes are not followed and reloads say so', async () => {
+    const file = plainFile(version(0));
+    const o = await open(file, { pollMs: 100 });
+    await o.source.close();
+    writeFileSync(file, version(1));
+    await sleep(400);
+    expect(o.swapped).toEqual([]);
+    expect(await o.source.reload()).toEqual({ status: 'closed' });
+    expect(o.source.current().revision).toBe(revisionOf(version(0)));
+  });
+});
+
+describe('policy source: Kubernetes ConfigMap volumes', () => {
+  it('an atomic ..data symlink swap is seen through the policy.yaml link', async () => {
+    const volume = configMapVolume(version(0));
+    const o = await open(volume.file);
+    volume.publish(version(1));
+    await waitFor(() => o.swapped.length === 1, 'the swap');
+    expect(o.source.current().revision).toBe(revisionOf(version(1)));
+    volume.publish(version(2));
+    await waitFor(() => o.swapped.length === 2, 'the second swap');
+    expect(o.swapped.map((s) => s.to)).toEqual([revisionOf(version(1)), revisionOf(version(2))]);
+  });
+
+  it('a swap that republishes the same content (kubelet resyncs) changes nothing', async () => {
+    const volume = configMapVolume(version(0));
+    const o = await open(volume.file);
+    volume.publish(version(0));
+    await sleep(400);
+    expect(await o.source.reload()).toEqual({ status: 'unchanged', revision: revisionOf(version(0)) });
+    expect([o.swapped, o.rejected, o.prepared.length]).toEqual([[], [], 1]);
+  });
+
+  it('without file events (some filesystems have none), the poll still finds the swap', async () => {
+    const volume = configMapVolume(version(0));
+    const o = await open(volume.file, { fileEvents: false, pollMs: 200 });
+    volume.publish(version(1));
+    await waitFor(() => o.swapped.length === 1, 'the swap found by polling');
+    expect(o.source.current().revision).toBe(revisionOf(version(1)));
+  });
+});

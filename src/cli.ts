@@ -19,10 +19,12 @@ const USAGE = `scopegate — Envoy external authorization by OAuth2 scope, role 
 
 Usage:
   scopegate serve    --policy FILE [--listen HOST:PORT] [--admin HOST:PORT] [--log-level LEVEL]
-                     [--token-cache-size N] [--drain-seconds N] [--jwks-timeout-ms N (default 100)]
+                     [--token-cache-size N] [--decision-cache-size N] [--drain-seconds N]
+                     [--jwks-timeout-ms N (default 100)] [--deny-hints]
                      gRPC ext_authz on --listen (default 0.0.0.0:9191), /metrics /healthz /readyz on
                      --admin (default 0.0.0.0:9464). Every flag has a SCOPEGATE_* twin (SCOPEGATE_POLICY, …).
-                     SIGHUP reloads the policy; SIGTERM drains and exits 0.
+                     The policy file is watched (and SIGHUP reloads it); SIGTERM drains and exits 0.
+                     --deny-hints adds fix hints to 403 deny bodies (off: they name policy details).
   scopegate validate FILE...
                      Exit 0 if every policy is valid, else print FILE:LINE:COL: field: message and exit 1.
   scopegate explain  --policy FILE (--token JWT | --claims FILE_OR_JSON) --method M --path P

@@ -21,6 +21,11 @@ export interface ServeSettings {
   readonly drainSeconds: number;
   /** One JWKS fetch, and the longest a Check waits for a key refresh: far below Envoy's 200 ms default. */
   readonly jwksTimeoutMs: number;
+  /**
+   * Put fix hints ("request scope inventory.read as well") in 403 deny bodies. Off by default: they name
+   * scopes, roles and locations of the policy, which not every deployment wants to show its callers.
+   */
+  readonly denyHints: boolean;
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -34,6 +39,7 @@ export const SERVE_FLAGS = {
   'decision-cache-size': { type: 'string', default: '10000' },
   'drain-seconds': { type: 'string', default: '10' },
   'jwks-timeout-ms': { type: 'string', default: '100' },
+  'deny-hints': { type: 'boolean', default: false },
 } as const;
 
 /** `--log-level` ↔ `SCOPEGATE_LOG_LEVEL`. */
@@ -59,9 +65,16 @@ function positiveInt(text: string, what: string, max: number): number {
 
 export class SettingsError extends Error {}
 
+/** A boolean flag's env twin: true/1/yes or false/0/no (or unset). */
+function yes(text: string | undefined, what: string): boolean {
+  if (text === undefined || /^(false|0|no|)$/i.test(text)) return false;
+  if (/^(true|1|yes)$/i.test(text)) return true;
+  throw new SettingsError(`${what}: expected true or false, got "${text}"`);
+}
+
 export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.env): ServeSettings {
   const { values } = parseArgs({ args, options: SERVE_FLAGS, strict: true, allowPositionals: false });
-  const pick = (flag: keyof typeof SERVE_FLAGS): string | undefined => {
+  const pick = (flag: Exclude<keyof typeof SERVE_FLAGS, 'deny-hints'>): string | undefined => {
     const explicit = args.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
     return explicit ? (values[flag] as string) : (env[envTwin(flag)] ?? (values[flag] as string | undefined));
   };
@@ -78,6 +91,7 @@ export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.e
     decisionCacheSize: positiveInt(pick('decision-cache-size')!, '--decision-cache-size', 10_000_000),
     drainSeconds: positiveInt(pick('drain-seconds')!, '--drain-seconds', 3600),
     jwksTimeoutMs: positiveInt(pick('jwks-timeout-ms')!, '--jwks-timeout-ms', 10_000),
+    denyHints: values['deny-hints'] || yes(env[envTwin('deny-hints')], '--deny-hints'),
   });
 }
 

@@ -80,7 +80,7 @@ export async function startServer(settings: ServeSettings, log: Logger, metrics:
   const current = () => source.current();
 
   const health = new HealthStatus();
-  const grpcServer = createGrpcServer({ current, metrics, log }, health);
+  const grpcServer = createGrpcServer({ current, metrics, log, denyHints: settings.denyHints }, health);
   const grpcPort = await bindGrpc(grpcServer, formatHostPort(settings.listen));
   const admin = createAdminServer(metrics, {
     problems: () => keys.problems(source.policy().issuers),

@@ -17,6 +17,8 @@ export interface CheckServiceDeps {
   readonly current: () => Snapshot;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** Fix hints in 403 deny bodies (`serve --deny-hints`). */
+  readonly denyHints?: boolean;
 }
 
 /** Answers one Check; never rejects. Exposed for tests and the benchmark's in-process mode. */
@@ -50,6 +52,7 @@ export async function answerCheck(request: CheckRequest, deps: CheckServiceDeps)
     requestId,
     realm: snapshot.policy.realm,
     requestHeaderNames: headerNames,
+    hints: deps.denyHints === true,
   });
 }
 

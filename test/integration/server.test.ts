@@ -132,3 +132,24 @@ describe("Envoy's jwt_authn in front (envoyJwtAuthn mode)", () => {
     expect(answer.reason).toBe('token_missing');
   });
 });
+
+describe('serve --deny-hints', () => {
+  it('off by default: a 403 body names what is missing but carries no fix hints', async () => {
+    h = await startHarness();
+    const token = await h.syncToken('inventory.write');
+    const answer = await h.send({ method: 'GET', path: '/api/inventory/transactions', token });
+    expect(answer.body?.reason).toBe('scope_missing');
+    expect(answer.body?.hints).toBeUndefined();
+  });
+
+  it('on (SCOPEGATE_DENY_HINTS=true): 403 bodies say what to change, 401s still do not', async () => {
+    h = await startHarness(undefined, { env: { SCOPEGATE_DENY_HINTS: 'true' } });
+    const token = await h.syncToken('inventory.write');
+    const answer = await h.send({ method: 'GET', path: '/api/inventory/transactions', token });
+    expect(answer.body?.hints).toEqual(['request scope inventory.read as well']);
+    expect(answer.body?.error_description).toContain('to fix: request scope inventory.read as well');
+    const anonymous = await h.send({ method: 'GET', path: '/api/inventory/transactions' });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body?.hints).toBeUndefined();
+  });
+});

@@ -70,7 +70,7 @@ export interface Harness {
 
 export async function startHarness(
   policyText?: (jwksUri: string) => string,
-  options: { jwksDown?: boolean; log?: Logger } = {},
+  options: { jwksDown?: boolean; log?: Logger; env?: NodeJS.ProcessEnv } = {},
 ): Promise<Harness> {
   const key = await newSigningKey('RS256');
   const jwks = await startJwksServer([key.publicJwk]);
@@ -93,7 +93,7 @@ export async function startHarness(
       '--jwks-timeout-ms',
       '2000',
     ],
-    {},
+    options.env ?? {},
   );
   const running = await startServer(settings, options.log ?? createLogger('silent'), metrics);
   const grpc = connectAuthorization(running.grpcAddress);

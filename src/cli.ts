@@ -77,15 +77,7 @@ async function validate(files: string[]): Promise<number> {
 }
 
 async function serve(args: string[]): Promise<number> {
-  let settings: ReturnType<typeof serveSettings>;
-  try {
-    settings = serveSettings(args);
-  } catch (err) {
-    if (err instanceof SettingsError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      return usageError((err as Error).message);
-    }
-    throw err;
-  }
+  const settings = serveSettings(args);
   const log = createLogger(settings.logLevel);
   const metrics = new Metrics();
   let running: Awaited<ReturnType<typeof startServer>>;
@@ -260,13 +252,7 @@ function serveUntilSignalled(
 
 async function devUpstream(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { listen: { type: 'string', default: '127.0.0.1:8081' } } });
-  let listen: ReturnType<typeof parseHostPort>;
-  try {
-    listen = parseHostPort(values.listen, '--listen');
-  } catch (err) {
-    if (err instanceof SettingsError) return usageError(err.message);
-    throw err;
-  }
+  const listen = parseHostPort(values.listen, '--listen');
   const upstream = await startInventoryUpstream(listen);
   return serveUntilSignalled({ url: upstream.url }, upstream.close);
 }
@@ -280,13 +266,7 @@ async function devIssuer(args: string[]): Promise<number> {
       keys: { type: 'string', default: 'examples/inventory/dev-keys' },
     },
   });
-  let listen: ReturnType<typeof parseHostPort>;
-  try {
-    listen = parseHostPort(values.listen, '--listen');
-  } catch (err) {
-    if (err instanceof SettingsError) return usageError(err.message);
-    throw err;
-  }
+  const listen = parseHostPort(values.listen, '--listen');
   const loaded = await loadDevIssuerConfig(values.config);
   if (!loaded.ok) {
     for (const problem of loaded.problems) console.error(problem);
@@ -346,8 +326,10 @@ export async function main(argv: string[]): Promise<number> {
         return usageError(`unknown command "${command}"`);
     }
   } catch (err) {
-    if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
+    // Bad flags or values, from parseArgs or from settings validation, are usage errors (exit 2).
+    if (err instanceof SettingsError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       return usageError((err as Error).message);
+    }
     throw err;
   }
 }

@@ -5,6 +5,7 @@
 // nothing else: a verified bearer token, a matched route, readable locations. Like the token cache, an entry
 // never outlives the token's `exp` and is dropped as soon as the key that signed the token leaves the JWKS.
 // Bounded by entry count; 0 turns it off.
+import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Decision } from '../decision/types.js';
 import type { SigningKeyRef } from '../identity/keys.js';
@@ -20,6 +21,15 @@ export interface DecisionCacheOptions {
 }
 
 export const DEFAULT_DECISION_CACHE_ENTRIES = 10_000;
+
+/** Average bytes budgeted per entry; the cache holds at most `maxEntries` × this many bytes in all. */
+const DEFAULT_ENTRY_BUDGET_BYTES = 1_600;
+
+/** Approximate bytes an entry holds: its strings dominate (detail, missing names, route, subject). */
+function entrySize(entry: Entry): number {
+  const { decision } = entry;
+  return 256 + 2 * (decision.detail.length + JSON.stringify(decision.missing ?? null).length);
+}
 
 /** Everything a cacheable decision depends on. */
 export interface DecisionInputs {
@@ -52,8 +62,18 @@ export class DecisionCache {
     this.now = options.now ?? Date.now;
     this.onLookup = options.onLookup;
     const max = options.maxEntries ?? DEFAULT_DECISION_CACHE_ENTRIES;
+    // Bounded by bytes as well as entries: a deny that names many long locations is large, and any holder of a
+    // valid token could otherwise fill memory with them (about 1 KiB per typical entry → 16 MiB by default).
     this.entries =
-      max > 0 ? new LRUCache<string, Entry>({ max, perf: { now: this.now }, ttlResolution: 0 }) : undefined;
+      max > 0
+        ? new LRUCache<string, Entry>({
+            max,
+            maxSize: max * DEFAULT_ENTRY_BUDGET_BYTES,
+            sizeCalculation: entrySize,
+            perf: { now: this.now },
+            ttlResolution: 0,
+          })
+        : undefined;
   }
 
   /** False when sized 0: callers then skip even building a key. */
@@ -62,12 +82,15 @@ export class DecisionCache {
   }
 
   /**
-   * The cache key: JSON keeps the parts apart whatever they contain (route names come from the policy), and
-   * the token appears only as its SHA-256.
+   * The cache key: the SHA-256 of the parts as JSON (which keeps them apart whatever they contain), so every
+   * key has the same small size however many locations a request names; the token is hashed first, so even
+   * the JSON never holds it.
    */
   static keyFor(inputs: DecisionInputs): string {
     const { revision, token, method, route, locations } = inputs;
-    return JSON.stringify([revision, tokenHash(token), method, route, ...locations]);
+    return createHash('sha256')
+      .update(JSON.stringify([revision, tokenHash(token), method, route, ...locations]))
+      .digest('base64url');
   }
 
   /**

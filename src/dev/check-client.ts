@@ -18,7 +18,8 @@ export interface CheckCall {
 /** The CheckRequest Envoy's ext_authz filter would send for this HTTP request. */
 export function checkRequestFor(call: Omit<CheckCall, 'server' | 'timeoutMs'>): CheckRequest {
   const headers: Record<string, string> = {
-    ':method': call.method.toUpperCase(),
+    // As sent: Envoy passes the method through, and scopegate refuses one that is not upper-case.
+    ':method': call.method,
     ':path': call.path,
     ':authority': 'inventory.local',
     ':scheme': 'http',
@@ -35,7 +36,7 @@ export function checkRequestFor(call: Omit<CheckCall, 'server' | 'timeoutMs'>): 
       request: {
         http: {
           id: headers['x-request-id'],
-          method: call.method.toUpperCase(),
+          method: call.method,
           headers,
           // Envoy sends the raw request target, query included, and leaves `query` empty.
           path: call.path,

@@ -17,7 +17,7 @@ export interface KeyStoreOptions {
   readonly refreshIntervalMs?: number;
   /**
    * Bounds for the period a `Cache-Control: max-age` sets: an IdP saying `no-cache` must not make us poll it
-   * every second, nor one saying a year keep a removed key trusted that long. Default 60 s and 24 h.
+   * every second, nor one saying a year keep a removed key trusted that long. Default 60 s and 1 h.
    */
   readonly minRefreshIntervalMs?: number;
   readonly maxRefreshIntervalMs?: number;
@@ -40,7 +40,8 @@ const DEFAULTS = {
   fetchTimeoutMs: 100,
   refreshIntervalMs: 5 * 60_000,
   minRefreshIntervalMs: 60_000,
-  maxRefreshIntervalMs: 24 * 3_600_000,
+  // A removed key stays trusted (and its tokens cached) until the next refresh: keep that window short.
+  maxRefreshIntervalMs: 3_600_000,
   emptyRetryMs: 1_000,
   onDemandCooldownMs: 30_000,
   maxJwksBytes: 256 * 1024,
@@ -465,6 +466,14 @@ function isUsableSigningKey(key: unknown): key is JWK {
   if (jwk.use !== undefined && jwk.use !== 'sig') return false;
   if (jwk.kid !== undefined && typeof jwk.kid !== 'string') return false;
   if (jwk.alg !== undefined && typeof jwk.alg !== 'string') return false;
+  // jose refuses these too; the published set must be exactly what jose will verify with, or a cached answer
+  // could outlive a key the IdP withdrew by marking it non-verifying.
+  if (jwk.ext !== undefined && typeof jwk.ext !== 'boolean') return false;
+  if (jwk.key_ops !== undefined) {
+    const ops = jwk.key_ops;
+    if (!Array.isArray(ops) || !ops.includes('verify') || new Set(ops).size !== ops.length) return false;
+    if (!ops.every((op) => typeof op === 'string')) return false;
+  }
   return !PRIVATE_MEMBERS.some((member) => Object.hasOwn(jwk, member));
 }
 

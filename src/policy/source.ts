@@ -196,7 +196,12 @@ export class PolicySource<T> {
     // The swap: one assignment. Checks already running keep the Served they read at their start.
     this.served = { policy: next, value };
     this.lastSeen = next.revision;
-    this.options.events?.swapped?.(serving, next);
+    // The swap has happened: an observer failing (metrics, logs) must not make it look like a rejection.
+    try {
+      this.options.events?.swapped?.(serving, next);
+    } catch {
+      // Nothing to undo; the new revision is serving.
+    }
     return { status: 'swapped', from: serving.revision, to: next.revision };
   }
 

@@ -136,6 +136,29 @@ describe('scopegate explain', () => {
     expect(result.stdout).toContain('rerun with --no-verify');
   });
 
+  it('a lower-case method is refused as the server refuses it (request_malformed), not decided as GET', () => {
+    const claims = JSON.stringify({
+      sub: 'svc-stock-report',
+      client_id: 'stock-report',
+      gty: 'client_credentials',
+      scope: 'inventory.read',
+    });
+    const args = [
+      'explain',
+      '--policy',
+      policy,
+      '--claims',
+      claims,
+      '--path',
+      '/api/inventory/transactions',
+      '--json',
+    ];
+    const lower = runCli([...args, '--method', 'get']);
+    expect(lower.code, lower.stderr).toBe(1);
+    expect(JSON.parse(lower.stdout)).toMatchObject({ decision: 'deny', reason: 'request_malformed' });
+    expect(JSON.parse(runCli([...args, '--method', 'GET']).stdout)).toMatchObject({ reason: 'allowed' });
+  });
+
   it('--claims (inline JSON) with --json: one object a machine can read', () => {
     const claims = JSON.stringify({
       sub: 'svc-new-integration',

@@ -167,3 +167,36 @@ describe('TokenCache: size 0 and signing keys', () => {
     expect(cache.get('rev', 'token', () => true)).toBeUndefined();
   });
 });
+
+describe('DecisionCache: bounded in bytes, not only entries', () => {
+  const manyLocations = Array.from({ length: 100 }, (_, i) => `L${i}-${'x'.repeat(120)}`);
+  const bigDeny: Decision = {
+    reason: 'location_denied',
+    detail: `svc may not access location ${manyLocations.join(', ')}`,
+    revision: 'rev-1',
+    route: 'create_transaction',
+    missing: { locations: manyLocations },
+  };
+
+  it('every key has the same small size, however many locations the request names', () => {
+    const small = DecisionCache.keyFor(inputs());
+    const large = DecisionCache.keyFor(inputs({ locations: manyLocations }));
+    expect(large.length).toBe(small.length);
+    expect(large.length).toBeLessThan(64);
+    expect(large).not.toBe(small);
+  });
+
+  it('large denies evict each other long before the entry count is reached', () => {
+    const clock = new ManualClock();
+    const cache = new DecisionCache({ now: clock.now, maxEntries: 1_000 });
+    for (let i = 0; i < 1_000; i++) {
+      cache.set(DecisionCache.keyFor(inputs({ token: `t${i}`, locations: manyLocations })), bigDeny, {
+        expiresAt: clock.seconds + 60,
+        signedBy,
+      });
+    }
+    // ~1.6 MB budget for 1,000 entries; each of these is ~50 KB, so only a few dozen fit.
+    expect(cache.size).toBeGreaterThan(0);
+    expect(cache.size).toBeLessThan(100);
+  });
+});

@@ -266,6 +266,20 @@ describe('key sources and the registry', () => {
     expect(loaded.keyCount).toBe(1);
   });
 
+  it('keys jose would refuse (key_ops without verify, a non-boolean ext) are not usable here either', () => {
+    const loaded = keysFromJwks(
+      JSON.stringify({
+        keys: [
+          { ...current.publicJwk, key_ops: ['verify'] },
+          { ...next.publicJwk, kid: 'signing-only', key_ops: ['sign'] },
+          { ...next.publicJwk, kid: 'odd-ext', ext: 'yes' },
+          { ...next.publicJwk, kid: 'twice', key_ops: ['verify', 'verify'] },
+        ],
+      }),
+    );
+    expect(loaded.keyCount).toBe(1);
+  });
+
   it('a set with no usable keys is refused', () => {
     expect(() => keysFromJwks(JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0' }] }))).toThrow(
       /no usable/,

@@ -12,7 +12,15 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts', 'test/hardening/**/*.test.ts'] },
+        test: {
+          name: 'unit',
+          include: [
+            'test/unit/**/*.test.ts',
+            'test/integration/**/*.test.ts',
+            'test/hardening/**/*.test.ts',
+            'test/deploy/**/*.test.ts',
+          ],
+        },
       },
       {
         extends: true,

@@ -2,18 +2,13 @@
 // jose's errors become reasons, by their stable `code`. The header and payload are decoded before the
 // signature is checked only to pick the issuer config; nothing from them is trusted until jose agrees.
 // Keys come only from the issuer's key store: embedded `jwk`/`jku`/`x5u`/`x5c` headers are never read.
-import {
-  decodeJwt,
-  decodeProtectedHeader,
-  type JWTPayload,
-  type JWTVerifyGetKey,
-  type JWTVerifyOptions,
-  jwtVerify,
-  type KeyInput,
-  type ProtectedHeaderParameters,
-} from 'jose';
+// The header and payload are read here with the strict JSON reader, not jose's JSON.parse: a duplicate key
+// (`"sub"` twice) would otherwise be decided on the last value while another reader of the same token takes
+// the first, and `"exp":1e400` would parse as Infinity, a token that never expires.
+import { type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions, jwtVerify, type KeyInput } from 'jose';
 import { type Denial, deny, type Outcome, ok } from '../decision/types.js';
 import type { CompiledIssuer } from '../policy/types.js';
+import { parseStrictJson } from '../request/json.js';
 import { errorCode, type KeySource } from './keys.js';
 
 /** What verification reads from the compiled policy and the key registry. */
@@ -40,25 +35,24 @@ export async function verifyToken(token: string, context: VerifyContext): Promis
   if (token.length > context.maxTokenBytes) {
     return deny('token_invalid', `the token is larger than ${context.maxTokenBytes} bytes`);
   }
-  const segments = token.split('.').length;
-  if (segments === 5) return deny('token_invalid', 'encrypted tokens (JWE) are not accepted');
-  if (segments !== 3)
-    return deny('token_invalid', 'the token is not a signed JWT (three dot-separated parts)');
-
-  let header: ProtectedHeaderParameters;
-  let claims: JWTPayload;
-  try {
-    header = decodeProtectedHeader(token);
-    claims = decodeJwt(token);
-  } catch (err) {
-    return denialForJoseError(err);
-  }
+  const compact = readCompactJwt(token);
+  if (!compact.ok) return compact;
+  const { header, claims } = compact.value;
 
   if (
     header.typ !== undefined &&
     (typeof header.typ !== 'string' || !ACCEPTED_TYPES.has(header.typ.toLowerCase()))
   ) {
     return deny('token_invalid', 'the token\'s "typ" header must be JWT or at+jwt');
+  }
+  // Looking up a non-string kid could only miss (and cost a JWKS refresh); it is a broken token, not a new key.
+  if (header.kid !== undefined && typeof header.kid !== 'string') {
+    return deny('token_invalid', 'the token\'s "kid" header must be a string');
+  }
+  // RFC 7797 unencoded payloads have no place in a JWT; jose ignores `b64` unless it is critical, while
+  // another reader of the same token may honour it, so the token would mean two things.
+  if (Object.hasOwn(header, 'b64')) {
+    return deny('token_invalid', 'the token\'s "b64" header is not allowed in a JWT');
   }
   if (typeof claims.iss !== 'string' || claims.iss === '') {
     return deny('token_invalid', 'the token has no "iss" claim');
@@ -98,6 +92,62 @@ export async function verifyToken(token: string, context: VerifyContext): Promis
     return deny('token_not_yet_valid', `the token was issued in the future (iat ${isoTime(payload.iat)})`);
   }
   return ok({ issuer, payload });
+}
+
+type JsonObject = Record<string, unknown>;
+
+interface CompactJwt {
+  readonly header: JsonObject;
+  readonly claims: JsonObject;
+}
+
+/** Canonical unpadded base64url: what RFC 7515 §2 allows, and the only spelling a token has. */
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * The header and claims of a compact JWS, read strictly: exactly three segments, each canonical base64url
+ * (no padding, no stray bits: one token, one spelling, one cache entry), header and payload UTF-8 JSON
+ * objects without duplicate keys, out-of-range numbers, lone surrogates or a byte order mark.
+ */
+export function readCompactJwt(token: string): Outcome<CompactJwt> {
+  const segments = token.split('.');
+  if (segments.length === 5) return deny('token_invalid', 'encrypted tokens (JWE) are not accepted');
+  if (segments.length !== 3) {
+    return deny('token_invalid', 'the token is not a signed JWT (three dot-separated parts)');
+  }
+  const [header, payload, signature] = segments as [string, string, string];
+  if (!isCanonicalBase64url(header) || !isCanonicalBase64url(payload) || !isCanonicalBase64url(signature)) {
+    return deny('token_invalid', 'the token is not canonical base64url (no padding, no other characters)');
+  }
+  const headerJson = readJsonSegment(header, 'header');
+  if (!headerJson.ok) return headerJson;
+  const claimsJson = readJsonSegment(payload, 'payload');
+  if (!claimsJson.ok) return claimsJson;
+  return ok({ header: headerJson.value, claims: claimsJson.value });
+}
+
+function isCanonicalBase64url(segment: string): boolean {
+  // Node's decoder skips what it does not understand, so a round trip is what proves the spelling canonical.
+  return BASE64URL.test(segment) && Buffer.from(segment, 'base64url').toString('base64url') === segment;
+}
+
+function readJsonSegment(segment: string, part: 'header' | 'payload'): Outcome<JsonObject> {
+  if (segment === '') return deny('token_invalid', `the token's ${part} is empty`);
+  let text: string;
+  try {
+    text = fatalUtf8.decode(Buffer.from(segment, 'base64url'));
+  } catch {
+    return deny('token_invalid', `the token's ${part} is not UTF-8`);
+  }
+  // The reader's problem names an offset only, never the text, so it is safe in a detail.
+  const parsed = parseStrictJson(text);
+  if (!parsed.ok) return deny('token_invalid', `the token's ${part} is not strict JSON: ${parsed.problem}`);
+  const value = parsed.value;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return deny('token_invalid', `the token's ${part} is not a JSON object`);
+  }
+  return ok(value as JsonObject);
 }
 
 /** jose's verify; when several keys fit a token without `kid`, try each (bounded) until one verifies. */
@@ -165,8 +215,14 @@ export function denialForJoseError(err: unknown, context: ErrorContext = {}): De
   }
 }
 
+/** Time claims jose checks; one that is not a number is a broken token, not a clock problem. */
+const TIME_CLAIMS: ReadonlySet<unknown> = new Set(['exp', 'nbf', 'iat']);
+
 function denialForClaim(err: unknown, context: ErrorContext): Denial {
   const { claim, reason } = err as { claim?: unknown; reason?: unknown };
+  if (reason === 'invalid' && TIME_CLAIMS.has(claim)) {
+    return deny('token_invalid', `"${claim as string}" must be a number`);
+  }
   switch (claim) {
     case 'nbf':
       return deny(
@@ -184,7 +240,7 @@ function denialForClaim(err: unknown, context: ErrorContext): Denial {
     case 'exp':
       return deny(
         'token_invalid',
-        reason === 'missing' ? 'the token has no "exp" claim' : '"exp" must be a number',
+        reason === 'missing' ? 'the token has no "exp" claim' : 'the token\'s "exp" claim is invalid',
       );
     default:
       return deny(

@@ -56,6 +56,8 @@ export function readRequest(check: CheckRequest, limits: Partial<RequestLimits> 
 
   const jwtAuthnPayloads = readJwtAuthnPayloads(check);
   if (!jwtAuthnPayloads.ok) return jwtAuthnPayloads;
+  const body = readBody(http, headers.value);
+  if (!body.ok) return body;
 
   return ok({
     requestId: readRequestId(http, headers.value),
@@ -63,7 +65,7 @@ export function readRequest(check: CheckRequest, limits: Partial<RequestLimits> 
     path: split.value.path,
     query: query.value,
     headers: headers.value,
-    body: readBody(http, headers.value),
+    body: body.value,
     contextExtensions: copyStrings(check.attributes?.context_extensions),
     jwtAuthnPayloads: jwtAuthnPayloads.value,
   });
@@ -127,18 +129,29 @@ export function sanitizeRequestId(value: string | undefined): string {
 
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-function readBody(http: HttpRequestAttrs, headers: ReadonlyMap<string, string>): RequestBody {
+/**
+ * The body, from `body` or (`pack_as_bytes: true`) `raw_body`. Envoy fills exactly one; both at once would
+ * leave us deciding on one text while the upstream may receive the other, so that is refused, as headers
+ * sent both as a map and as header_map are.
+ */
+function readBody(http: HttpRequestAttrs, headers: ReadonlyMap<string, string>): Outcome<RequestBody> {
   // Envoy strips a client-sent copy of this header; any value other than exactly `false` is read as cut.
   const flag = headers.get(PARTIAL_BODY_HEADER);
   const partial = flag !== undefined && flag.trim().toLowerCase() !== 'false';
-  if (typeof http.body === 'string' && http.body !== '')
-    return { text: http.body, partial, invalidUtf8: false };
-  const raw = http.raw_body;
-  if (raw === undefined || raw === null || raw.length === 0) return { partial, invalidUtf8: false };
+  const text = typeof http.body === 'string' && http.body !== '' ? http.body : undefined;
+  const raw =
+    http.raw_body !== undefined && http.raw_body !== null && http.raw_body.length > 0
+      ? http.raw_body
+      : undefined;
+  if (text !== undefined && raw !== undefined) {
+    return deny('request_malformed', 'the body arrived both as body and as raw_body');
+  }
+  if (text !== undefined) return ok({ text, partial, invalidUtf8: false });
+  if (raw === undefined) return ok({ partial, invalidUtf8: false });
   try {
-    return { text: fatalUtf8.decode(raw), partial, invalidUtf8: false };
+    return ok({ text: fatalUtf8.decode(raw), partial, invalidUtf8: false });
   } catch {
-    return { partial, invalidUtf8: true };
+    return ok({ partial, invalidUtf8: true });
   }
 }
 

@@ -9,8 +9,6 @@
 
 import { randomUUID } from 'node:crypto';
 import {
-  decodeJwt,
-  decodeProtectedHeader,
   generateKeyPair,
   type JWTPayload,
   type KeyObject,
@@ -25,7 +23,7 @@ import { extractBearer } from '../identity/bearer.js';
 import { principalFromClaims } from '../identity/claims.js';
 import { KeyRegistry, type KeySource } from '../identity/keys.js';
 import type { Principal } from '../identity/types.js';
-import { type VerifyContext, verifyToken } from '../identity/verify.js';
+import { readCompactJwt, type VerifyContext, verifyToken } from '../identity/verify.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import { ALLOWED_ALGORITHMS } from '../policy/validate.js';
 import { JWT_AUTHN_NAMESPACE } from '../request/facts.js';
@@ -110,15 +108,12 @@ export async function tokenForClaims(
  * server refuses those before it ever looks at a key, and so will `verifyToken`.
  */
 async function restamp(token: string, signer: StandInSigner): Promise<string> {
-  let header: ProtectedHeaderParameters;
-  let payload: JWTPayload;
-  try {
-    if (token.split('.').length !== 3) return token;
-    header = decodeProtectedHeader(token);
-    payload = decodeJwt(token);
-  } catch {
-    return token;
-  }
+  // The server's own strict reader: a token it refuses (duplicate keys, bad base64url, …) is passed on as it
+  // is, so `verifyToken` refuses it here exactly as the server would.
+  const compact = readCompactJwt(token);
+  if (!compact.ok) return token;
+  const header = compact.value.header as ProtectedHeaderParameters;
+  const payload = compact.value.claims as JWTPayload;
   if (typeof header.alg !== 'string' || !STAND_IN_ALGORITHMS.has(header.alg)) return token;
   try {
     return await signer.sign({ ...header, alg: header.alg }, payload);
@@ -246,9 +241,6 @@ function protoValue(value: unknown): ProtoValue {
 
 /** The claims a token carries, read without any check (for --no-verify on a jwt_authn-only policy). */
 export function decodeClaims(token: string): Record<string, unknown> | undefined {
-  try {
-    return decodeJwt(token) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
+  const compact = readCompactJwt(token);
+  return compact.ok ? (compact.value.claims as Record<string, unknown>) : undefined;
 }

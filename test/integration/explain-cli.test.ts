@@ -136,6 +136,23 @@ describe('scopegate explain', () => {
     expect(result.stdout).toContain('rerun with --no-verify');
   });
 
+  it('--no-verify reads the token with the server’s strict reader: duplicate claims are token_invalid', () => {
+    const part = (json: string) => Buffer.from(json).toString('base64url');
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    const dup = [
+      part('{"alg":"RS256","typ":"JWT"}'),
+      part(
+        `{"iss":"https://dev-issuer.scopegate.local/","aud":"https://gateway.example.com","exp":${exp},` +
+          '"sub":"svc-stock-report","sub":"svc-inventory-sync","client_id":"inventory-sync","scope":"inventory.read"}',
+      ),
+      part('signature'),
+    ].join('.');
+    const args = ['explain', '--policy', policy, '--token', dup, '--no-verify'];
+    const result = runCli([...args, '--path', '/api/inventory/transactions', '--json']);
+    expect(result.code, result.stderr).toBe(1);
+    expect(JSON.parse(result.stdout)).toMatchObject({ verified: false, reason: 'token_invalid' });
+  });
+
   it('a lower-case method is refused as the server refuses it (request_malformed), not decided as GET', () => {
     const claims = JSON.stringify({
       sub: 'svc-stock-report',

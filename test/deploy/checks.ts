@@ -1,0 +1,181 @@
+// The deploy checks as pure functions from rendered objects to a list of problems (empty: fine), so each test
+// can assert both that the shipped manifests pass and that a manifest broken on purpose does not.
+import type { IContainer, IPodSpec, IPodTemplateSpec } from 'kubernetes-models/v1';
+import type { K8sObject } from './kustomize.js';
+
+/** Where the official schemas for each API group live (the kubernetes-models packages). */
+const SCHEMA_PACKAGES: Record<string, string> = {
+  '': 'kubernetes-models',
+  apps: 'kubernetes-models',
+  policy: 'kubernetes-models',
+  autoscaling: 'kubernetes-models',
+  'networking.k8s.io': 'kubernetes-models',
+  'security.istio.io': '@kubernetes-models/istio',
+  'networking.istio.io': '@kubernetes-models/istio',
+  'install.istio.io': '@kubernetes-models/istio',
+  'monitoring.coreos.com': '@kubernetes-models/prometheus-operator',
+};
+
+interface Model {
+  validate(): void;
+}
+type ModelClass = new (data: object) => Model;
+
+/** Validates one object against the schema of its apiVersion and kind; an unknown kind is a problem too. */
+export async function schemaProblems(object: K8sObject): Promise<string[]> {
+  const where = `${object.kind}/${object.metadata?.name}`;
+  const [group, version] = object.apiVersion.includes('/')
+    ? object.apiVersion.split('/')
+    : ['', object.apiVersion];
+  const pkg = SCHEMA_PACKAGES[group ?? ''];
+  if (pkg === undefined) return [`${where}: no schema known for apiVersion ${object.apiVersion}`];
+  const module: Record<string, unknown> = await import(
+    group ? `${pkg}/${group}/${version}` : `${pkg}/${version}`
+  );
+  const Class = module[object.kind] as ModelClass | undefined;
+  if (typeof Class !== 'function') return [`${where}: ${object.apiVersion} has no kind ${object.kind}`];
+  try {
+    new Class(object).validate();
+    return [];
+  } catch (error) {
+    return [`${where}: ${(error as Error).message}`];
+  }
+}
+
+/** Workloads: every object with a pod template. */
+export function podTemplates(
+  objects: readonly K8sObject[],
+): { owner: K8sObject; template: IPodTemplateSpec }[] {
+  return objects.flatMap((owner) => {
+    const template = (owner.spec as { template?: IPodTemplateSpec } | undefined)?.template;
+    return template?.spec ? [{ owner, template }] : [];
+  });
+}
+
+export function allContainers(spec: IPodSpec): IContainer[] {
+  return [...(spec.initContainers ?? []), ...spec.containers];
+}
+
+/**
+ * The security settings every container must run with: the restricted Pod Security Standard, plus a
+ * read-only root filesystem, numeric non-root user, resource requests and a memory limit.
+ */
+export function containerSecurityProblems(spec: IPodSpec): string[] {
+  const problems: string[] = [];
+  const pod = spec.securityContext ?? {};
+  if (spec.hostNetwork || spec.hostPID || spec.hostIPC) problems.push('pod shares a host namespace');
+  if (spec.automountServiceAccountToken !== false) problems.push('pod mounts a service account token');
+  for (const volume of spec.volumes ?? [])
+    if (volume.hostPath) problems.push(`volume ${volume.name} is a hostPath`);
+  for (const c of allContainers(spec)) {
+    const own = c.securityContext ?? {};
+    const say = (what: string) => problems.push(`container ${c.name}: ${what}`);
+    if ((own.runAsNonRoot ?? pod.runAsNonRoot) !== true) say('runAsNonRoot is not true');
+    const user = own.runAsUser ?? pod.runAsUser;
+    if (typeof user !== 'number' || user === 0) say('runAsUser is not a numeric non-root user');
+    if (own.allowPrivilegeEscalation !== false) say('allowPrivilegeEscalation is not false');
+    if (own.privileged === true) say('is privileged');
+    if (own.readOnlyRootFilesystem !== true) say('readOnlyRootFilesystem is not true');
+    if (!own.capabilities?.drop?.includes('ALL')) say('capabilities do not drop ALL');
+    if ((own.capabilities?.add ?? []).length > 0) say('adds capabilities');
+    if ((own.seccompProfile ?? pod.seccompProfile)?.type !== 'RuntimeDefault')
+      say('seccompProfile is not RuntimeDefault');
+    if (!c.resources?.requests?.cpu || !c.resources.requests.memory) say('has no cpu and memory requests');
+    if (!c.resources?.limits?.memory) say('has no memory limit');
+  }
+  return problems;
+}
+
+/** The port number a probe or rule names (a number, or the name of one of the container's ports). */
+export function portNumber(
+  port: number | string | undefined,
+  containers: readonly IContainer[],
+): number | undefined {
+  if (typeof port === 'number') return port;
+  for (const c of containers) for (const p of c.ports ?? []) if (p.name === port) return p.containerPort;
+  return undefined;
+}
+
+export function labelsMatch(
+  selector: Record<string, string> | undefined,
+  labels: Record<string, string> | undefined,
+) {
+  return Object.entries(selector ?? {}).every(([key, value]) => labels?.[key] === value);
+}
+
+interface PeerSelector {
+  podSelector?: { matchLabels?: Record<string, string> };
+  namespaceSelector?: { matchLabels?: Record<string, string> };
+  ipBlock?: { cidr: string };
+}
+interface IngressRule {
+  ports?: { port?: number | string }[];
+  from?: PeerSelector[];
+}
+
+/** Labels a peer must carry to call scopegate's gRPC port: an Envoy marked as a client, or the Istio mesh. */
+const GRPC_CALLERS: Record<string, string>[] = [
+  { 'scopegate/client': 'true' },
+  { 'security.istio.io/tlsMode': 'istio' },
+  { istio: 'ingressgateway' },
+];
+const PROMETHEUS = { 'app.kubernetes.io/name': 'prometheus' };
+
+/**
+ * The NetworkPolicy checks for the pods holding a scopegate container: a policy selects them and restricts
+ * ingress; no rule admits every port; the gRPC port is admitted only from Envoys/the mesh (or not at all, when
+ * Envoy is in the same pod), the admin port only from Prometheus.
+ */
+export function networkProblems(
+  objects: readonly K8sObject[],
+  grpcPort: number,
+  adminPort: number,
+): string[] {
+  const problems: string[] = [];
+  const policies = objects.filter((o) => o.kind === 'NetworkPolicy');
+  for (const { owner, template } of podTemplates(objects)) {
+    const containers = allContainers(template.spec!);
+    const selecting = policies.filter((p) => {
+      const spec = p.spec as {
+        podSelector?: { matchLabels?: Record<string, string> };
+        policyTypes?: string[];
+      };
+      return (
+        labelsMatch(spec.podSelector?.matchLabels, template.metadata?.labels) &&
+        spec.policyTypes?.includes('Ingress')
+      );
+    });
+    if (selecting.length === 0) {
+      problems.push(`${owner.kind}/${owner.metadata.name}: no NetworkPolicy restricts its ingress`);
+      continue;
+    }
+    for (const policy of selecting) {
+      const rules = ((policy.spec as { ingress?: IngressRule[] }).ingress ?? []) as IngressRule[];
+      rules.forEach((rule, i) => {
+        const where = `NetworkPolicy/${policy.metadata.name} ingress[${i}]`;
+        if (!rule.ports || rule.ports.length === 0) {
+          problems.push(`${where}: admits every port`);
+          return;
+        }
+        const ports = rule.ports.map((p) => portNumber(p.port, containers));
+        const peers = rule.from ?? [];
+        const onlyFrom = (allowed: Record<string, string>[], what: string) => {
+          if (peers.length === 0) problems.push(`${where}: admits anyone to the ${what} port`);
+          for (const peer of peers) {
+            const labels = peer.podSelector?.matchLabels;
+            if (peer.ipBlock || !labels || !allowed.some((a) => labelsMatch(a, labels)))
+              problems.push(`${where}: admits ${JSON.stringify(peer)} to the ${what} port`);
+          }
+        };
+        if (ports.includes(grpcPort)) onlyFrom(GRPC_CALLERS, 'gRPC');
+        if (ports.includes(adminPort)) onlyFrom([PROMETHEUS], 'admin');
+      });
+    }
+  }
+  return problems;
+}
+
+/** A deep copy to break on purpose. */
+export function copy<T>(value: T): T {
+  return structuredClone(value);
+}

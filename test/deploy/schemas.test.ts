@@ -1,0 +1,174 @@
+// Every object `kubectl apply -k` would send, after `kustomize build` of each overlay and Istio variant, is
+// valid against the official Kubernetes, Istio and Prometheus Operator schemas (the kubernetes-models
+// packages); an object broken on purpose is not. No cluster needed.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { copy, schemaProblems } from './checks.js';
+import {
+  ISTIO_VARIANTS,
+  type K8sObject,
+  KUBERNETES_OVERLAYS,
+  kustomizeSuiteName,
+  render,
+  repoRoot,
+  skipWithoutKustomize,
+} from './kustomize.js';
+
+describe.skipIf(skipWithoutKustomize)(
+  kustomizeSuiteName('kustomize build, then the official schemas'),
+  () => {
+    const rendered = new Map<string, K8sObject[]>();
+    beforeAll(() => {
+      for (const dir of [...KUBERNETES_OVERLAYS, ...ISTIO_VARIANTS]) rendered.set(dir, render(dir));
+    });
+
+    it.each([...KUBERNETES_OVERLAYS, ...ISTIO_VARIANTS])(
+      '%s: every rendered object is valid',
+      async (dir) => {
+        const objects = rendered.get(dir)!;
+        expect(objects.length).toBeGreaterThan(0);
+        const problems = (await Promise.all(objects.map(schemaProblems))).flat();
+        expect(problems).toEqual([]);
+      },
+    );
+
+    it('the central overlay renders the whole central service', () => {
+      const kinds = rendered
+        .get('deploy/kubernetes/overlays/central')!
+        .map((o) => `${o.kind}/${o.metadata.name}`);
+      expect(kinds).toEqual(
+        expect.arrayContaining([
+          'Namespace/scopegate',
+          'ServiceAccount/scopegate',
+          'ConfigMap/scopegate-policy',
+          'Deployment/scopegate',
+          'Service/scopegate',
+          'PodDisruptionBudget/scopegate',
+          'HorizontalPodAutoscaler/scopegate',
+          'NetworkPolicy/scopegate',
+          'ServiceMonitor/scopegate',
+          'PrometheusRule/scopegate',
+        ]),
+      );
+    });
+
+    it('the sidecar overlay renders the app pod, its Envoy config and its Service', () => {
+      const kinds = rendered
+        .get('deploy/kubernetes/overlays/sidecar')!
+        .map((o) => `${o.kind}/${o.metadata.name}`);
+      expect(kinds).toEqual(
+        expect.arrayContaining([
+          'ConfigMap/scopegate-policy',
+          'Deployment/inventory',
+          'Service/inventory',
+          'NetworkPolicy/inventory',
+          'ServiceMonitor/scopegate',
+          'PrometheusRule/scopegate',
+        ]),
+      );
+      expect(kinds.some((k) => k.startsWith('ConfigMap/inventory-envoy-'))).toBe(true);
+      // The base's scopegate Deployment became the app's pod: no second, app-less scopegate Deployment.
+      expect(kinds).not.toContain('Deployment/scopegate');
+    });
+
+    describe('the check can fail: objects broken on purpose are rejected', () => {
+      const central = () => rendered.get('deploy/kubernetes/overlays/central')!;
+      const named = (objects: K8sObject[], kind: string) => objects.find((o) => o.kind === kind)!;
+
+      it('a Deployment with replicas "two"', async () => {
+        const deployment = copy(named(central(), 'Deployment'));
+        (deployment.spec as { replicas: unknown }).replicas = 'two';
+        expect((await schemaProblems(deployment)).join('\n')).toMatch(/replicas must be integer/);
+      });
+
+      it('a container without a name', async () => {
+        const deployment = copy(named(central(), 'Deployment'));
+        const spec = deployment.spec as { template: { spec: { containers: { name?: string }[] } } };
+        delete spec.template.spec.containers[0]!.name;
+        expect((await schemaProblems(deployment)).join('\n')).toMatch(/must have required property name/);
+      });
+
+      it('a gRPC liveness probe naming its port instead of numbering it (gRPC probes take numbers only)', async () => {
+        const deployment = copy(named(central(), 'Deployment'));
+        const spec = deployment.spec as { template: { spec: { containers: { livenessProbe: object }[] } } };
+        spec.template.spec.containers[0]!.livenessProbe = { grpc: { port: 'grpc' } };
+        expect((await schemaProblems(deployment)).join('\n')).toMatch(
+          /livenessProbe\/grpc\/port must be integer/,
+        );
+      });
+
+      it('an AuthorizationPolicy action Istio does not have', async () => {
+        const policy = copy(rendered.get('deploy/istio/scopegate-verifies')![0]!);
+        (policy.spec as { action: string }).action = 'EXTERNAL';
+        expect((await schemaProblems(policy)).join('\n')).toMatch(
+          /action must be equal to one of the allowed values/,
+        );
+      });
+
+      it('a ServiceMonitor endpoint with a string interval of the wrong shape', async () => {
+        const monitor = copy(named(central(), 'ServiceMonitor'));
+        (monitor.spec as { endpoints: { interval: string }[] }).endpoints[0]!.interval = 'every 15 seconds';
+        expect((await schemaProblems(monitor)).join('\n')).toMatch(/interval must match pattern/);
+      });
+
+      it('a kind no schema knows', async () => {
+        const problems = await schemaProblems({
+          apiVersion: 'apps/v1',
+          kind: 'Deploymnet',
+          metadata: { name: 'x' },
+        });
+        expect(problems).toEqual(['Deploymnet/x: apps/v1 has no kind Deploymnet']);
+      });
+    });
+  },
+);
+
+// The mesh config is not a `kubectl apply -k` object (istioctl or Helm reads it), so it is read directly.
+describe('deploy/istio/mesh-config.yaml', () => {
+  const operator = parse(readFileSync(join(repoRoot, 'deploy/istio/mesh-config.yaml'), 'utf8')) as K8sObject;
+
+  it('is a valid IstioOperator', async () => {
+    expect(await schemaProblems(operator)).toEqual([]);
+  });
+
+  // Istio's schema leaves meshConfig open, so its fields are checked against MeshConfig.ExtensionProvider
+  // .EnvoyExternalAuthorizationGrpcProvider in istio/api (mesh/v1alpha1/config.proto): a misspelt field
+  // would be ignored by Istio and silently fall back to a default such as the 600 s timeout.
+  const GRPC_PROVIDER_FIELDS = [
+    'service',
+    'port',
+    'timeout',
+    'failOpen',
+    'statusOnError',
+    'includeRequestBodyInCheck',
+  ];
+  const REQUEST_BODY_FIELDS = ['maxRequestBytes', 'allowPartialMessage', 'packAsBytes'];
+
+  function fieldProblems(config: K8sObject): string[] {
+    const providers = (config.spec as { meshConfig: { extensionProviders: Record<string, unknown>[] } })
+      .meshConfig.extensionProviders;
+    return providers.flatMap((provider) => {
+      const grpc = provider.envoyExtAuthzGrpc as Record<string, unknown>;
+      const body = (grpc.includeRequestBodyInCheck ?? {}) as Record<string, unknown>;
+      return [
+        ...Object.keys(provider).filter((k) => !['name', 'envoyExtAuthzGrpc'].includes(k)),
+        ...Object.keys(grpc).filter((k) => !GRPC_PROVIDER_FIELDS.includes(k)),
+        ...Object.keys(body).filter((k) => !REQUEST_BODY_FIELDS.includes(k)),
+      ].map((field) => `${provider.name}: unknown field ${field}`);
+    });
+  }
+
+  it('uses only fields the gRPC ext_authz provider has', () => {
+    expect(fieldProblems(operator)).toEqual([]);
+  });
+
+  it('the check can fail: a misspelt field is reported', () => {
+    const broken = copy(operator);
+    const provider = (broken.spec as { meshConfig: { extensionProviders: { envoyExtAuthzGrpc: object }[] } })
+      .meshConfig.extensionProviders[0]!;
+    provider.envoyExtAuthzGrpc = { ...provider.envoyExtAuthzGrpc, failureModeAllow: false };
+    expect(fieldProblems(broken)).toEqual(['scopegate: unknown field failureModeAllow']);
+  });
+});

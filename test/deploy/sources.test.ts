@@ -1,0 +1,184 @@
+// One source of truth for what the manifests repeat: the alert rules (PrometheusRule generated from
+// deploy/prometheus/alerts.yaml), the sidecar's Envoy config (envoy/envoy.yaml with only the addresses
+// changed), the policy in the ConfigMap (the example policy with a real issuer), and the Istio provider
+// (the same timeout, body size and port as envoy/envoy.yaml and the central Service). Plain files: no
+// kustomize needed.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { findEnvoy, INSTALL_HINT } from '../../src/dev/envoy.js';
+import { loadPolicyFile } from '../../src/policy/load.js';
+import { copy } from './checks.js';
+import { repoRoot } from './kustomize.js';
+
+const path = (file: string) => join(repoRoot, file);
+const read = (file: string) => readFileSync(path(file), 'utf8');
+// biome-ignore lint/suspicious/noExplicitAny: YAML documents are read field by field, and every read is asserted.
+const yaml = (file: string): any => parse(read(file));
+const scratch = mkdtempSync(join(tmpdir(), 'scopegate-deploy-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+describe('the PrometheusRule is generated from deploy/prometheus/alerts.yaml', () => {
+  const generator = path('scripts/prometheus-rule.mjs');
+  const check = (...args: string[]) =>
+    spawnSync(process.execPath, [generator, '--check', ...args], { encoding: 'utf8', timeout: 10_000 });
+
+  it('the committed PrometheusRule is what the generator writes today', () => {
+    const result = check();
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+  });
+
+  it('carries exactly the rule groups promtool tests', () => {
+    expect(yaml('deploy/kubernetes/components/prometheus-operator/prometheus-rule.yaml').spec.groups).toEqual(
+      yaml('deploy/prometheus/alerts.yaml').groups,
+    );
+  });
+
+  it('the check can fail: an alert edited in alerts.yaml makes the generated file out of date', () => {
+    const edited = join(scratch, 'alerts.yaml');
+    writeFileSync(edited, read('deploy/prometheus/alerts.yaml').replace('for: 2m', 'for: 3m'));
+    const result = check('--alerts', edited);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(
+      /prometheus-rule\.yaml is out of date .* run node scripts\/prometheus-rule\.mjs/,
+    );
+  });
+
+  it('scrapes under the job name the alerts ask for', () => {
+    const jobs = new Set(
+      [...read('deploy/prometheus/alerts.yaml').matchAll(/job="([^"]+)"/g)].map((m) => m[1]),
+    );
+    const monitor = yaml('deploy/kubernetes/components/prometheus-operator/servicemonitor.yaml');
+    const relabel = monitor.spec.endpoints[0].relabelings.find(
+      (r: { targetLabel: string }) => r.targetLabel === 'job',
+    );
+    expect([...jobs]).toEqual([relabel.replacement]);
+  });
+});
+
+describe("the sidecar's Envoy config is envoy/envoy.yaml with only its addresses changed", () => {
+  // biome-ignore lint/suspicious/noExplicitAny: an Envoy bootstrap, read field by field.
+  type Bootstrap = any;
+  /** The documented changes: both clusters are containers of the same pod, the admin API stays on loopback. */
+  function inPod(config: Bootstrap): Bootstrap {
+    const result = copy(config);
+    for (const cluster of result.static_resources.clusters) {
+      cluster.type = 'STATIC';
+      for (const group of cluster.load_assignment.endpoints)
+        for (const { endpoint } of group.lb_endpoints) endpoint.address.socket_address.address = '127.0.0.1';
+    }
+    result.admin.address.socket_address.address = '127.0.0.1';
+    return result;
+  }
+  const sidecarFile = 'deploy/kubernetes/overlays/sidecar/envoy.yaml';
+
+  it('equals envoy/envoy.yaml after exactly those changes', () => {
+    expect(yaml(sidecarFile)).toEqual(inPod(yaml('envoy/envoy.yaml')));
+  });
+
+  it('the check can fail: a sidecar config that drifted (fail open) differs', () => {
+    const drifted = yaml(sidecarFile);
+    drifted.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.failure_mode_allow = true;
+    expect(drifted).not.toEqual(inPod(yaml('envoy/envoy.yaml')));
+  });
+
+  const envoy = findEnvoy();
+  const skip = envoy === undefined && process.env.CI !== 'true';
+  it.skipIf(skip)(
+    skip
+      ? `passes envoy --mode validate (skipped: Envoy not found; ${INSTALL_HINT})`
+      : 'passes envoy --mode validate',
+    () => {
+      if (envoy === undefined)
+        throw new Error(`Envoy not found (ENVOY_BIN, .venv/bin/envoy, PATH): ${INSTALL_HINT}`);
+      const output = execFileSync(
+        envoy,
+        ['--mode', 'validate', '-c', path(sidecarFile), '--disable-hot-restart'],
+        {
+          encoding: 'utf8',
+          timeout: 20_000,
+        },
+      );
+      expect(output).toMatch(/configuration .* OK/);
+    },
+  );
+});
+
+describe('the policy in the ConfigMap', () => {
+  const file = 'deploy/kubernetes/base/policy.yaml';
+
+  it('is a policy scopegate serves (the same loader and validation as `scopegate validate`)', async () => {
+    const result = await loadPolicyFile(path(file));
+    expect(result.ok ? [] : result.problems).toEqual([]);
+  });
+
+  it('is the example policy, but for an issuer whose keys come from its JWKS URI', () => {
+    const deployed = yaml(file);
+    const example = yaml('examples/inventory/policy.yaml');
+    for (const section of ['scopes', 'roles', 'clients', 'subjects', 'routes'])
+      expect({ [section]: deployed[section] }).toEqual({ [section]: example[section] });
+    // A pod has no dev key file: every issuer's keys are fetched (and kept fresh) from its JWKS URI.
+    for (const issuer of deployed.authentication.issuers) expect(Object.keys(issuer.jwks)).toEqual(['uri']);
+  });
+
+  it('is mounted under the file name --policy names in the image', () => {
+    const base = yaml('deploy/kubernetes/base/kustomization.yaml');
+    const generator = base.configMapGenerator.find((g: { name: string }) => g.name === 'scopegate-policy');
+    expect(generator.files).toEqual(['policy.yaml']);
+    expect(generator.options.disableNameSuffixHash).toBe(true);
+  });
+});
+
+describe('the Istio extension provider and policies', () => {
+  const provider = yaml('deploy/istio/mesh-config.yaml').spec.meshConfig.extensionProviders[0];
+  const grpc = provider.envoyExtAuthzGrpc;
+  const extAuthz =
+    yaml('envoy/envoy.yaml').static_resources.listeners[0].filter_chains[0].filters[0].typed_config
+      .http_filters[0].typed_config;
+
+  it('points at the central Service on its gRPC port', () => {
+    const namespace = yaml('deploy/kubernetes/overlays/central/kustomization.yaml').namespace;
+    const services = parseAllDocuments(read('deploy/kubernetes/overlays/central/service.yaml')).map((d) =>
+      d.toJS(),
+    );
+    const service = services.find((s) =>
+      s.spec.ports.some((p: { appProtocol: string }) => p.appProtocol === 'grpc'),
+    );
+    expect(grpc.service).toBe(`${service.metadata.name}.${namespace}.svc.cluster.local`);
+    expect(service.spec.ports.find((p: { name: string }) => p.name === 'grpc').port).toBe(grpc.port);
+  });
+
+  it('fails closed with the timeout and body size of envoy/envoy.yaml', () => {
+    expect(grpc.failOpen).toBe(false);
+    expect(grpc.timeout).toBe(extAuthz.grpc_service.timeout);
+    expect(grpc.includeRequestBodyInCheck).toEqual({
+      maxRequestBytes: extAuthz.with_request_body.max_request_bytes,
+      allowPartialMessage: extAuthz.with_request_body.allow_partial_message,
+    });
+  });
+
+  it('the AuthorizationPolicy sends every request of the inventory workload to that provider', () => {
+    const policy = yaml('deploy/istio/scopegate-verifies/authorization-policy.yaml');
+    expect(policy.spec.action).toBe('CUSTOM');
+    expect(policy.spec.provider.name).toBe(provider.name);
+    expect(policy.spec.rules).toEqual([{}]);
+    expect(policy.spec.selector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'inventory' });
+  });
+
+  it("Istio's RequestAuthentication keeps the token for scopegate and trusts the policy's issuer", () => {
+    const rules = yaml('deploy/istio/istio-verifies/request-authentication.yaml').spec.jwtRules;
+    const issuers = yaml('deploy/kubernetes/base/policy.yaml').authentication.issuers;
+    expect(rules).toEqual(
+      issuers.map((i: { issuer: string; audiences: string[]; jwks: { uri: string } }) => ({
+        issuer: i.issuer,
+        audiences: i.audiences,
+        jwksUri: i.jwks.uri,
+        forwardOriginalToken: true,
+      })),
+    );
+  });
+});

@@ -1,0 +1,243 @@
+// What the issue asks of every rendered workload, checked on the output of `kustomize build`: the locked-down
+// security context on every container, the policy mounted as a directory (live reload), the gRPC liveness and
+// /readyz readiness probes, termination longer than the drain, a NetworkPolicy, and for the central shape
+// replicas spread over nodes with a PDB and an HPA. Each check is shown failing on a manifest broken on purpose.
+import type { IContainer, IPodSpec } from 'kubernetes-models/v1';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  allContainers,
+  containerSecurityProblems,
+  copy,
+  labelsMatch,
+  networkProblems,
+  podTemplates,
+} from './checks.js';
+import {
+  type K8sObject,
+  KUBERNETES_OVERLAYS,
+  kustomizeSuiteName,
+  render,
+  skipWithoutKustomize,
+} from './kustomize.js';
+
+const GRPC_PORT = 9191;
+const ADMIN_PORT = 9464;
+
+function scopegateContainer(spec: IPodSpec): IContainer {
+  const found = allContainers(spec).find((c) => c.args?.[0] === 'serve');
+  if (!found) throw new Error('no container runs `scopegate serve`');
+  return found;
+}
+
+/** The pod spec of the one workload in an overlay. */
+function podSpecOf(objects: readonly K8sObject[]): IPodSpec {
+  const [workload, ...more] = podTemplates(objects);
+  if (!workload || more.length > 0) throw new Error('expected exactly one workload');
+  return workload.template.spec!;
+}
+
+/** Problems with how the policy reaches scopegate: a ConfigMap volume mounted as a whole directory. */
+function policyMountProblems(spec: IPodSpec): string[] {
+  const c = scopegateContainer(spec);
+  const policyArg = c.args?.find((a) => a.startsWith('--policy='))?.slice('--policy='.length);
+  if (!policyArg) return ['scopegate has no --policy=FILE'];
+  const dir = policyArg.slice(0, policyArg.lastIndexOf('/'));
+  const mount = c.volumeMounts?.find((m) => m.mountPath === dir);
+  if (!mount) return [`nothing is mounted at ${dir}, the directory of --policy`];
+  const problems: string[] = [];
+  if (mount.subPath || mount.subPathExpr)
+    problems.push('the policy is mounted with subPath: kubelet never updates it');
+  if (!spec.volumes?.find((v) => v.name === mount.name)?.configMap)
+    problems.push('the policy volume is not a ConfigMap');
+  return problems;
+}
+
+describe.skipIf(skipWithoutKustomize)(kustomizeSuiteName('rendered workloads'), () => {
+  const rendered = new Map<string, K8sObject[]>();
+  beforeAll(() => {
+    for (const dir of KUBERNETES_OVERLAYS) rendered.set(dir, render(dir));
+  });
+  const central = () => rendered.get('deploy/kubernetes/overlays/central')!;
+  const sidecar = () => rendered.get('deploy/kubernetes/overlays/sidecar')!;
+
+  describe.each(KUBERNETES_OVERLAYS)('%s', (dir) => {
+    const objects = () => rendered.get(dir)!;
+
+    it('every container is non-root, read-only, unprivileged, seccomp RuntimeDefault, with resources', () => {
+      const templates = podTemplates(objects());
+      expect(templates.length).toBe(1);
+      for (const { template } of templates) expect(containerSecurityProblems(template.spec!)).toEqual([]);
+    });
+
+    it('mounts the policy ConfigMap as a directory and points --policy into it', () => {
+      expect(policyMountProblems(podSpecOf(objects()))).toEqual([]);
+    });
+
+    it('probes liveness over gRPC health on 9191 and readiness on /readyz on the admin port', () => {
+      const c = scopegateContainer(podSpecOf(objects()));
+      expect(c.livenessProbe?.grpc?.port).toBe(GRPC_PORT);
+      expect(c.readinessProbe?.httpGet?.path).toBe('/readyz');
+      const readyPort = c.readinessProbe?.httpGet?.port;
+      expect(c.ports?.find((p) => p.name === readyPort || p.containerPort === readyPort)?.containerPort).toBe(
+        ADMIN_PORT,
+      );
+    });
+
+    it('a NetworkPolicy admits only Envoy/the mesh to gRPC and only Prometheus to the admin port', () => {
+      expect(networkProblems(objects(), GRPC_PORT, ADMIN_PORT)).toEqual([]);
+    });
+
+    it('the ServiceMonitor scrapes the admin port of a Service in front of the scopegate pods', () => {
+      const monitor = objects().find((o) => o.kind === 'ServiceMonitor')!;
+      const spec = monitor.spec as {
+        selector: { matchLabels: Record<string, string> };
+        endpoints: { port: string }[];
+      };
+      const services = objects().filter(
+        (o) => o.kind === 'Service' && labelsMatch(spec.selector.matchLabels, o.metadata.labels),
+      );
+      expect(services.length).toBe(1);
+      const ports = (services[0]!.spec as { ports: { name: string; port: number }[] }).ports;
+      expect(ports.find((p) => p.name === spec.endpoints[0]!.port)?.port).toBe(ADMIN_PORT);
+      const selector = (services[0]!.spec as { selector: Record<string, string> }).selector;
+      expect(labelsMatch(selector, podTemplates(objects())[0]!.template.metadata?.labels)).toBe(true);
+    });
+  });
+
+  describe('the central service', () => {
+    const deployment = () => central().find((o) => o.kind === 'Deployment')!;
+    const podLabels = () => podTemplates([deployment()])[0]!.template.metadata!.labels!;
+
+    it('runs 2+ replicas, never two on one node while another can take one, and never below capacity on upgrade', () => {
+      const spec = deployment().spec as {
+        replicas: number;
+        strategy: { rollingUpdate: { maxUnavailable: number } };
+        template: { spec: IPodSpec };
+      };
+      expect(spec.replicas).toBeGreaterThanOrEqual(2);
+      expect(spec.strategy.rollingUpdate.maxUnavailable).toBe(0);
+      const byNode = spec.template.spec.topologySpreadConstraints?.find(
+        (t) => t.topologyKey === 'kubernetes.io/hostname',
+      );
+      expect(byNode?.whenUnsatisfiable).toBe('DoNotSchedule');
+      expect(labelsMatch(byNode?.labelSelector?.matchLabels, podLabels())).toBe(true);
+    });
+
+    it('has a PodDisruptionBudget and an HPA that never go below one and two pods', () => {
+      const pdb = central().find((o) => o.kind === 'PodDisruptionBudget')!.spec as {
+        maxUnavailable: number;
+        selector: { matchLabels: Record<string, string> };
+      };
+      expect(labelsMatch(pdb.selector.matchLabels, podLabels())).toBe(true);
+      expect(pdb.maxUnavailable).toBe(1);
+      const hpa = central().find((o) => o.kind === 'HorizontalPodAutoscaler')!.spec as {
+        scaleTargetRef: { kind: string; name: string };
+        minReplicas: number;
+      };
+      expect(hpa.scaleTargetRef).toMatchObject({ kind: 'Deployment', name: deployment().metadata.name });
+      expect(hpa.minReplicas).toBeGreaterThanOrEqual(2);
+    });
+
+    it('its Service speaks gRPC on 9191 (appProtocol grpc) and serves the admin port on 9464', () => {
+      const service = central().find((o) => o.kind === 'Service' && o.metadata.name === 'scopegate')!;
+      const spec = service.spec as {
+        selector: Record<string, string>;
+        ports: { name: string; port: number; appProtocol?: string }[];
+      };
+      expect(labelsMatch(spec.selector, podLabels())).toBe(true);
+      expect(spec.ports.find((p) => p.port === GRPC_PORT)?.appProtocol).toBe('grpc');
+      expect(spec.ports.find((p) => p.port === ADMIN_PORT)?.name).toBe('admin');
+    });
+  });
+
+  describe('the sidecar shape', () => {
+    it('runs scopegate, then Envoy, as sidecar containers that outlive the app, and the app as the main one', () => {
+      const spec = podSpecOf(sidecar());
+      expect(spec.initContainers?.map((c) => [c.name, c.restartPolicy])).toEqual([
+        ['scopegate', 'Always'],
+        ['envoy', 'Always'],
+      ]);
+      expect(spec.containers.map((c) => c.name)).toEqual(['inventory']);
+    });
+
+    it("mounts an Envoy config whose scopegate cluster is this pod's scopegate on 127.0.0.1:9191", async () => {
+      const { parse } = await import('yaml');
+      const spec = podSpecOf(sidecar());
+      const envoy = spec.initContainers!.find((c) => c.name === 'envoy')!;
+      const mount = envoy.volumeMounts!.find((m) => m.mountPath === '/etc/envoy')!;
+      const configMapName = spec.volumes!.find((v) => v.name === mount.name)!.configMap!.name;
+      const configMap = sidecar().find((o) => o.kind === 'ConfigMap' && o.metadata.name === configMapName)!;
+      const config = parse((configMap.data as Record<string, string>)['envoy.yaml']!);
+      const cluster = config.static_resources.clusters.find((c: { name: string }) => c.name === 'scopegate');
+      expect(cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address).toEqual({
+        address: '127.0.0.1',
+        port_value: GRPC_PORT,
+      });
+    });
+  });
+
+  describe('each check can fail', () => {
+    const spec = () => copy(podSpecOf(central()));
+
+    it('a container that may escalate, writes its root filesystem and keeps its capabilities', () => {
+      const broken = spec();
+      const c = broken.containers[0]!;
+      c.securityContext = {
+        ...c.securityContext,
+        allowPrivilegeEscalation: true,
+        readOnlyRootFilesystem: false,
+      };
+      delete c.securityContext.capabilities;
+      expect(containerSecurityProblems(broken)).toEqual([
+        'container scopegate: allowPrivilegeEscalation is not false',
+        'container scopegate: readOnlyRootFilesystem is not true',
+        'container scopegate: capabilities do not drop ALL',
+      ]);
+    });
+
+    it('a pod run as root, unconfined, without resources', () => {
+      const broken = spec();
+      broken.securityContext = {};
+      const c = broken.containers[0]!;
+      c.securityContext = {
+        ...c.securityContext,
+        runAsNonRoot: undefined,
+        seccompProfile: { type: 'Unconfined' },
+      };
+      delete c.resources;
+      expect(containerSecurityProblems(broken)).toEqual([
+        'container scopegate: runAsNonRoot is not true',
+        'container scopegate: runAsUser is not a numeric non-root user',
+        'container scopegate: seccompProfile is not RuntimeDefault',
+        'container scopegate: has no cpu and memory requests',
+        'container scopegate: has no memory limit',
+      ]);
+    });
+
+    it('a policy mounted with subPath', () => {
+      const broken = spec();
+      broken.containers[0]!.volumeMounts!.find((m) => m.name === 'policy')!.subPath = 'policy.yaml';
+      expect(policyMountProblems(broken)).toEqual([
+        'the policy is mounted with subPath: kubelet never updates it',
+      ]);
+    });
+
+    it('a NetworkPolicy rule that admits every port, and one that admits anyone to gRPC', () => {
+      const objects = copy(central());
+      const policy = objects.find((o) => o.kind === 'NetworkPolicy')!;
+      const ingress = (policy.spec as { ingress: object[] }).ingress;
+      ingress.push({}, { ports: [{ port: 'grpc' }] });
+      expect(networkProblems(objects, GRPC_PORT, ADMIN_PORT)).toEqual([
+        'NetworkPolicy/scopegate ingress[2]: admits every port',
+        'NetworkPolicy/scopegate ingress[3]: admits anyone to the gRPC port',
+      ]);
+    });
+
+    it('pods that no NetworkPolicy selects', () => {
+      const objects = copy(central()).filter((o) => o.kind !== 'NetworkPolicy');
+      expect(networkProblems(objects, GRPC_PORT, ADMIN_PORT)).toEqual([
+        'Deployment/scopegate: no NetworkPolicy restricts its ingress',
+      ]);
+    });
+  });
+});

@@ -3,46 +3,26 @@
 // in the message (never a silent skip); on a workstation the suites that need it skip, with the reason in
 // their names so the report shows why.
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { findTool, requiredTool } from '../support/tools.js';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 export const KUSTOMIZE_INSTALL_HINT =
   'run `bash scripts/install-kustomize.sh` (needs Go; installs the pinned kustomize into .venv/bin) or set KUSTOMIZE_BIN';
 
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** KUSTOMIZE_BIN when set (and executable), else .venv/bin/kustomize, ./bin/kustomize, then PATH. */
 export function findKustomize(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (env.KUSTOMIZE_BIN) return executable(env.KUSTOMIZE_BIN) ? env.KUSTOMIZE_BIN : undefined;
   const local = [join(repoRoot, '.venv', 'bin', 'kustomize'), join(repoRoot, 'bin', 'kustomize')];
-  const onPath = (env.PATH ?? '')
-    .split(delimiter)
-    .filter((dir) => dir !== '')
-    .map((dir) => join(dir, 'kustomize'));
-  return [...local, ...onPath].find(executable);
+  return findTool('kustomize', { envVar: 'KUSTOMIZE_BIN', local }, env);
 }
 
-export const kustomizeBin: string | undefined = findKustomize();
-const inCi = process.env.CI === 'true';
-
-/** True when the suites that render manifests should be skipped: no kustomize and not in CI. */
-export const skipWithoutKustomize = kustomizeBin === undefined && !inCi;
-
-/** A suite name that says why it was skipped, when it is. */
-export function kustomizeSuiteName(name: string): string {
-  return skipWithoutKustomize ? `${name} (skipped: kustomize not found; ${KUSTOMIZE_INSTALL_HINT})` : name;
-}
+const tool = requiredTool('kustomize', findKustomize(), KUSTOMIZE_INSTALL_HINT);
+export const kustomizeBin = tool.bin;
+export const skipWithoutKustomize = tool.skip;
+export const kustomizeSuiteName = tool.suiteName;
 
 /** A Kubernetes object as kustomize renders it: plain data, read by the checks. */
 export interface K8sObject {
@@ -54,8 +34,7 @@ export interface K8sObject {
 
 /** `kustomize build DIR` (relative to the repo), parsed into its objects. */
 export function render(dir: string): K8sObject[] {
-  if (kustomizeBin === undefined) throw new Error(`kustomize not found: ${KUSTOMIZE_INSTALL_HINT}`);
-  const text = execFileSync(kustomizeBin, ['build', join(repoRoot, dir)], {
+  const text = execFileSync(tool.require(), ['build', join(repoRoot, dir)], {
     encoding: 'utf8',
     maxBuffer: 16 * 1024 * 1024,
   });

@@ -3,50 +3,21 @@
 // failure with the fix in the message (never a silent skip); on a workstation the suites skip, with the
 // reason in their names so the report shows why.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { findTool, requiredTool } from './tools.js';
 
 export const PROMTOOL_INSTALL_HINT =
   'install it with `apt-get install -y prometheus` (Debian/Ubuntu) or set PROMTOOL to its path';
 
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** PROMTOOL when set (and executable), else the first `promtool` on PATH. */
 export function findPromtool(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (env.PROMTOOL) return executable(env.PROMTOOL) ? env.PROMTOOL : undefined;
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue;
-    const candidate = join(dir, 'promtool');
-    if (executable(candidate)) return candidate;
-  }
-  return undefined;
+  return findTool('promtool', { envVar: 'PROMTOOL' }, env);
 }
 
-export const promtoolBin: string | undefined = findPromtool();
-const inCi = process.env.CI === 'true';
-
-/** True when the promtool suites should be skipped: no promtool and not in CI. */
-export const skipWithoutPromtool = promtoolBin === undefined && !inCi;
-
-/** A suite name that says why it was skipped, when it is. */
-export function promtoolSuiteName(name: string): string {
-  return skipWithoutPromtool ? `${name} (skipped: promtool not found; ${PROMTOOL_INSTALL_HINT})` : name;
-}
-
-/** The promtool binary, or an error that tells CI how to get one. */
-export function requirePromtool(): string {
-  if (promtoolBin === undefined) {
-    throw new Error(`promtool not found (PROMTOOL, PATH): ${PROMTOOL_INSTALL_HINT}`);
-  }
-  return promtoolBin;
-}
+const tool = requiredTool('promtool', findPromtool(), PROMTOOL_INSTALL_HINT);
+export const promtoolBin = tool.bin;
+export const skipWithoutPromtool = tool.skip;
+export const promtoolSuiteName = tool.suiteName;
+export const requirePromtool = tool.require;
 
 export interface PromtoolRun {
   readonly code: number | null;

@@ -1,5 +1,6 @@
 // scopegate's command line: serve, validate, keys, token. Each command returns an exit code; only `serve`
 // keeps running (until SIGTERM/SIGINT).
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -11,20 +12,22 @@ import { ensureDevKeys, mintToken, SIGNING_KEY_FILE } from './dev/keys.js';
 import { startInventoryUpstream } from './dev/upstream.js';
 import { explainCommand, testCommand } from './explain/command.js';
 import { formatProblem, loadPolicyFile } from './policy/index.js';
-import { PolicyLoadError, startServer } from './server/app.js';
+import { serveProcess } from './server/serve.js';
+import { superviseWorkers } from './server/workers.js';
 import { createLogger } from './telemetry/log.js';
-import { Metrics } from './telemetry/metrics.js';
 
 const USAGE = `scopegate — Envoy external authorization by OAuth2 scope, role and location
 
 Usage:
   scopegate serve    --policy FILE [--listen HOST:PORT] [--admin HOST:PORT] [--log-level LEVEL]
                      [--token-cache-size N] [--decision-cache-size N] [--drain-seconds N]
-                     [--jwks-timeout-ms N (default 100)] [--deny-hints]
+                     [--jwks-timeout-ms N (default 100)] [--deny-hints] [--workers N]
                      gRPC ext_authz on --listen (default 0.0.0.0:9191), /metrics /healthz /readyz on
                      --admin (default 0.0.0.0:9464). Every flag has a SCOPEGATE_* twin (SCOPEGATE_POLICY, …).
                      The policy file is watched (and SIGHUP reloads it); SIGTERM drains and exits 0.
                      --deny-hints adds fix hints to 403 deny bodies (off: they name policy details).
+                     --workers N processes share the gRPC port (default: the CPUs; set it to the CPU
+                     limit in a container); /metrics adds them up, a reload reaches every one.
   scopegate validate FILE...
                      Exit 0 if every policy is valid, else print FILE:LINE:COL: field: message and exit 1.
   scopegate explain  --policy FILE (--token JWT | --claims FILE_OR_JSON) --method M --path P
@@ -79,38 +82,9 @@ async function validate(files: string[]): Promise<number> {
 async function serve(args: string[]): Promise<number> {
   const settings = serveSettings(args);
   const log = createLogger(settings.logLevel);
-  const metrics = new Metrics();
-  let running: Awaited<ReturnType<typeof startServer>>;
-  try {
-    running = await startServer(settings, log, metrics);
-  } catch (err) {
-    if (err instanceof PolicyLoadError) {
-      console.error(err.message);
-      log.flush();
-      return 1;
-    }
-    log.fatal({ err: { message: (err as Error).message } }, 'could not start');
-    log.flush();
-    return 1;
-  }
-  const revision = running.current().policy.revision;
-  // Scripts wait for this line to learn the bound ports, so it is written whatever the log level.
-  log
-    .child({}, { level: 'info' })
-    .info({ grpc: running.grpcAddress, admin: running.adminAddress, policy_revision: revision }, 'listening');
-  process.on('SIGHUP', () => void running.reload());
-  return new Promise((resolveExit) => {
-    const shutdown = (signal: string) => {
-      log.info({ signal }, 'draining');
-      void running.stop().then(() => {
-        log.info('stopped');
-        log.flush();
-        resolveExit(0);
-      });
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
-  });
+  return settings.workers > 1 && cluster.isPrimary
+    ? superviseWorkers(settings, log)
+    : serveProcess(settings, log);
 }
 
 async function keys(args: string[]): Promise<number> {

@@ -1,5 +1,6 @@
 // Runtime settings for `scopegate serve`, from flags and their SCOPEGATE_* environment twins (a flag wins
 // over its twin). Validated once, then frozen; a bad value is a clear message, never a default in disguise.
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { LogLevel } from '../telemetry/log.js';
 
@@ -26,6 +27,11 @@ export interface ServeSettings {
    * scopes, roles and locations of the policy, which not every deployment wants to show its callers.
    */
   readonly denyHints: boolean;
+  /**
+   * gRPC worker processes sharing the listen port (1: a single process, no primary). Defaults to the CPUs
+   * this process may run on, which is not a container's CPU limit: set it to the limit in Kubernetes.
+   */
+  readonly workers: number;
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -40,6 +46,7 @@ export const SERVE_FLAGS = {
   'drain-seconds': { type: 'string', default: '10' },
   'jwks-timeout-ms': { type: 'string', default: '100' },
   'deny-hints': { type: 'boolean', default: false },
+  workers: { type: 'string' },
 } as const;
 
 /** `--log-level` ↔ `SCOPEGATE_LOG_LEVEL`. */
@@ -92,7 +99,15 @@ export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.e
     drainSeconds: positiveInt(pick('drain-seconds')!, '--drain-seconds', 3600),
     jwksTimeoutMs: positiveInt(pick('jwks-timeout-ms')!, '--jwks-timeout-ms', 10_000),
     denyHints: values['deny-hints'] || yes(env[envTwin('deny-hints')], '--deny-hints'),
+    workers: workerCount(pick('workers')),
   });
+}
+
+function workerCount(text: string | undefined): number {
+  if (text === undefined) return availableParallelism();
+  const workers = positiveInt(text, '--workers', 256);
+  if (workers === 0) throw new SettingsError('--workers: expected an integer 1..256, got "0"');
+  return workers;
 }
 
 /** grpc-js wants `[::1]:port` for IPv6. */

@@ -1,14 +1,16 @@
 // The admin HTTP edge: /metrics for Prometheus, /healthz (the process is alive) and /readyz (a policy is
 // loaded and every issuer has usable keys). Kept on its own port so it is never exposed with the gRPC port.
 import { createServer, type Server } from 'node:http';
-import type { Metrics } from '../telemetry/metrics.js';
 
-export interface Readiness {
+export interface AdminSources {
+  /** The Prometheus text exposition of every metric (one process's, or the workers' aggregate). */
+  readonly scrape: () => Promise<string>;
+  readonly contentType: string;
   /** Empty when ready; otherwise the reasons, safe to show (no secrets). */
-  readonly problems: () => string[];
+  readonly problems: () => string[] | Promise<string[]>;
 }
 
-export function createAdminServer(metrics: Metrics, readiness: Readiness): Server {
+export function createAdminServer(sources: AdminSources): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -16,17 +18,18 @@ export function createAdminServer(metrics: Metrics, readiness: Readiness): Serve
       return;
     }
     if (path === '/metrics') {
-      metrics.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      sources.scrape().then(
+        (text) => res.writeHead(200, { 'content-type': sources.contentType }).end(text),
         () => res.writeHead(500).end('metrics unavailable\n'),
       );
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
-      const problems = readiness.problems();
-      res
-        .writeHead(problems.length === 0 ? 200 : 503, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ ready: problems.length === 0, problems }) + '\n');
+      Promise.resolve(sources.problems()).then((problems) =>
+        res
+          .writeHead(problems.length === 0 ? 200 : 503, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ ready: problems.length === 0, problems }) + '\n'),
+      );
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }

@@ -15,8 +15,11 @@ import { bindGrpc, createGrpcServer, HealthStatus } from './grpc.js';
 
 export interface Running {
   readonly grpcAddress: string;
+  /** Empty when this process serves no admin edge (a worker of `serve --workers N`). */
   readonly adminAddress: string;
   readonly current: () => Snapshot;
+  /** Why this process is not ready (/readyz): issuers without usable keys. Empty when ready. */
+  problems(): string[];
   /**
    * Re-reads the policy file now (SIGHUP; the file is also watched). False when the file cannot be served:
    * the last good revision keeps serving.
@@ -28,7 +31,12 @@ export interface Running {
 
 export class PolicyLoadError extends Error {}
 
-export async function startServer(settings: ServeSettings, log: Logger, metrics: Metrics): Promise<Running> {
+export async function startServer(
+  settings: ServeSettings,
+  log: Logger,
+  metrics: Metrics,
+  options: { admin?: boolean } = {},
+): Promise<Running> {
   const keys = new KeyRegistry({
     fetchTimeoutMs: settings.jwksTimeoutMs,
     onRefresh: (issuer, result) => metrics.jwksRefreshes.inc({ issuer, result }),
@@ -82,10 +90,16 @@ export async function startServer(settings: ServeSettings, log: Logger, metrics:
   const health = new HealthStatus();
   const grpcServer = createGrpcServer({ current, metrics, log, denyHints: settings.denyHints }, health);
   const grpcPort = await bindGrpc(grpcServer, formatHostPort(settings.listen));
-  const admin = createAdminServer(metrics, {
-    problems: () => keys.problems(source.policy().issuers),
-  });
-  const adminBound = await listenHttp(admin, settings.admin.host, settings.admin.port);
+  const problems = () => keys.problems(source.policy().issuers);
+  const admin =
+    (options.admin ?? true)
+      ? createAdminServer({
+          scrape: () => metrics.registry.metrics(),
+          contentType: metrics.registry.contentType,
+          problems,
+        })
+      : undefined;
+  const adminBound = admin && (await listenHttp(admin, settings.admin.host, settings.admin.port));
   // Watched only once serving: a failed start leaves nothing behind. A change made since the first read is
   // still caught, by the first poll.
   source.watch();
@@ -113,8 +127,10 @@ export async function startServer(settings: ServeSettings, log: Logger, metrics:
           resolve();
         });
       });
-      admin.closeAllConnections();
-      await new Promise<void>((resolve) => admin.close(() => resolve()));
+      if (admin) {
+        admin.closeAllConnections();
+        await new Promise<void>((resolve) => admin.close(() => resolve()));
+      }
       keys.close();
     })();
     return stopping;
@@ -122,8 +138,9 @@ export async function startServer(settings: ServeSettings, log: Logger, metrics:
 
   return {
     grpcAddress: formatHostPort({ host: settings.listen.host, port: grpcPort }),
-    adminAddress: formatHostPort(adminBound),
+    adminAddress: adminBound ? formatHostPort(adminBound) : '',
     current,
+    problems,
     reload,
     stop,
   };

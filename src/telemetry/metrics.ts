@@ -62,6 +62,9 @@ export class Metrics {
     name: 'scopegate_policy_reloads_total',
     help: 'Policy loads and reloads by result.',
     labelNames: ['result'] as const,
+    // With `serve --workers N` every worker loads the same file: the aggregate is one worker's count (the
+    // highest), as if one process had loaded it, not N times the reloads.
+    aggregator: 'max',
     registers: [this.registry],
   });
 
@@ -69,6 +72,8 @@ export class Metrics {
     name: 'scopegate_policy_revision_info',
     help: 'The policy revision being served (content hash); value is always 1.',
     labelNames: ['revision'] as const,
+    // Across workers: 1 for every revision some worker serves, so a split shows as two series.
+    aggregator: 'max',
     registers: [this.registry],
   });
 

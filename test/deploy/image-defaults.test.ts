@@ -63,6 +63,8 @@ function agreementProblems(spec: IPodSpec): string[] {
   } catch (error) {
     return [...problems, `scopegate serve would refuse its args: ${(error as Error).message}`];
   }
+  if (env.SCOPEGATE_WORKERS === undefined && !c.args!.some((a) => a.startsWith('--workers')))
+    problems.push("SCOPEGATE_WORKERS is unset: the default is the node's CPU count, not the pod's");
   const portNamed = (name: string) => c.ports?.find((p) => p.name === name)?.containerPort;
   if (settings.policy !== imageDefaults.policy)
     problems.push(`--policy ${settings.policy} is not the image's`);
@@ -130,7 +132,7 @@ describe.skipIf(skipWithoutKustomize)(
       const central = () => copy(specs.get('deploy/kubernetes/overlays/central')!);
       const scopegate = (spec: IPodSpec) => spec.containers.find((c) => c.name === 'scopegate')!;
 
-      it('a drain longer than the grace period allows, and a misspelt env twin', () => {
+      it('a drain longer than the grace period allows, a misspelt env twin, workers left to the node', () => {
         const spec = central();
         scopegate(spec).env = [
           { name: 'SCOPEGATE_DRAIN_SECONDS', value: '40' },
@@ -138,6 +140,7 @@ describe.skipIf(skipWithoutKustomize)(
         ];
         expect(agreementProblems(spec)).toEqual([
           'SCOPEGATE_LOGLEVEL is no serve setting',
+          "SCOPEGATE_WORKERS is unset: the default is the node's CPU count, not the pod's",
           'terminationGracePeriodSeconds is not longer than preStop + drain (45 s)',
         ]);
       });

@@ -29,9 +29,19 @@ export interface AuthorizationConnection {
   close(): void;
 }
 
-/** Connects in plaintext, as Envoy does to a sidecar or in-cluster authz service. */
-export function connectAuthorization(address: string): AuthorizationConnection {
-  const client = new clients.AuthorizationClient(address, grpc.credentials.createInsecure());
+/**
+ * Connects in plaintext, as Envoy does to a sidecar or in-cluster authz service. grpc-js shares one connection
+ * between clients to the same address; `ownConnection` gives this client its own (as each Envoy has).
+ */
+export function connectAuthorization(
+  address: string,
+  options: { ownConnection?: boolean } = {},
+): AuthorizationConnection {
+  const client = new clients.AuthorizationClient(
+    address,
+    grpc.credentials.createInsecure(),
+    options.ownConnection ? { 'grpc.use_local_subchannel_pool': 1 } : {},
+  );
   return {
     client,
     check(request, deadlineMs = DEFAULT_DEADLINE_MS) {

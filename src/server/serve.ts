@@ -1,0 +1,58 @@
+// `scopegate serve` as a process: alone (one process serves gRPC and admin), or as one worker of
+// `--workers N` (gRPC only; the primary in workers.ts serves admin and passes signals on). Both drain on
+// SIGTERM/SIGINT and exit 0; SIGHUP re-reads the policy.
+import cluster from 'node:cluster';
+import type { Logger } from 'pino';
+import type { ServeSettings } from '../config/settings.js';
+import { Metrics } from '../telemetry/metrics.js';
+import { PolicyLoadError, type Running, startServer } from './app.js';
+import { answerPrimary, leavePrimary, tellPrimary } from './workers.js';
+
+export async function serveProcess(settings: ServeSettings, processLog: Logger): Promise<number> {
+  const worker = cluster.isWorker;
+  const log = worker ? processLog.child({ worker: cluster.worker?.id }) : processLog;
+  const metrics = new Metrics();
+  let running: Running;
+  try {
+    running = await startServer(settings, log, metrics, { admin: !worker });
+  } catch (err) {
+    const policy = err instanceof PolicyLoadError;
+    const message = (err as Error).message;
+    if (worker) {
+      await tellPrimary({ scopegate: 'failed', policy, message });
+      leavePrimary();
+    } else if (policy) console.error(message);
+    else log.fatal({ err: { message } }, 'could not start');
+    log.flush();
+    return 1;
+  }
+  const revision = running.current().policy.revision;
+  if (worker) {
+    answerPrimary(running, metrics);
+    void tellPrimary({ scopegate: 'listening', grpc: running.grpcAddress, revision });
+  } else {
+    // Scripts wait for this line to learn the bound ports, so it is written whatever the log level.
+    log
+      .child({}, { level: 'info' })
+      .info(
+        { grpc: running.grpcAddress, admin: running.adminAddress, policy_revision: revision },
+        'listening',
+      );
+  }
+  process.on('SIGHUP', () => void running.reload());
+  return new Promise((resolveExit) => {
+    const shutdown = (signal: string) => {
+      log.info({ signal }, 'draining');
+      void running.stop().then(() => {
+        log.info('stopped');
+        log.flush();
+        if (worker) leavePrimary();
+        resolveExit(0);
+      });
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+    // A worker whose primary is gone (killed, crashed) has no admin edge and no supervisor: drain and go.
+    if (worker) process.once('disconnect', () => shutdown('primary gone'));
+  });
+}

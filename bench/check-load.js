@@ -72,25 +72,47 @@ const pin = !values['no-pin'] && spawnSync('taskset', ['--version']).status === 
 if (pin) spawnSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
 const servers = new Set();
 
-/** `scopegate serve` with extra flags, pinned to CPU 0; resolves with the process and its gRPC address. */
+/**
+ * `scopegate serve` as one process (--workers 1: this bench measures one core) with extra flags, pinned to
+ * CPU 0; resolves with the process and its gRPC address.
+ */
 async function startScopegate(extra = []) {
   const serveArgs = [join(root, 'bin/scopegate.js'), 'serve', '--policy', join(dir, 'policy.yaml')];
-  serveArgs.push('--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--log-level', 'warn', ...extra);
+  serveArgs.push(
+    '--listen',
+    '127.0.0.1:0',
+    '--admin',
+    '127.0.0.1:0',
+    '--log-level',
+    'warn',
+    '--workers',
+    '1',
+  );
+  serveArgs.push(...extra);
   const child = pin
     ? spawn('taskset', ['-c', '0', process.execPath, ...serveArgs], { stdio: ['ignore', 'pipe', 'inherit'] })
     : spawn(process.execPath, serveArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
   servers.add(child);
-  const address = await new Promise((resolve, reject) => {
+  const listening = await new Promise((resolve, reject) => {
     let buffered = '';
     child.stdout.on('data', (chunk) => {
       buffered += chunk;
       const line = buffered.split('\n').find((l) => l.includes('"listening"'));
-      if (line) resolve(JSON.parse(line).grpc);
+      if (line) resolve(JSON.parse(line));
     });
     child.once('exit', (code) => reject(new Error(`scopegate exited ${code}`)));
     setTimeout(() => reject(new Error('scopegate did not print "listening" within 10 s')), 10_000).unref();
   });
-  return { child, address };
+  return { child, address: listening.grpc, admin: listening.admin };
+}
+
+/** Heap used / heap total / external (MiB) from the server's own /metrics: what the RSS is made of. */
+async function heapMiB(server) {
+  const text = await (await fetch(`http://${server.admin}/metrics`)).text();
+  const value = (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN) / 2 ** 20;
+  return ['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes']
+    .map((name) => value(name).toFixed(0))
+    .join(' / ');
 }
 
 async function stopScopegate(server) {
@@ -374,7 +396,10 @@ async function rssScenario() {
       );
       allowed += result.allowed;
       if (to % step === 0 || to === rssTokens) {
-        console.log(`  after ${String(to).padStart(8)} tokens: ${rssMiB(fresh.child.pid).toFixed(1)} MiB`);
+        console.log(
+          `  after ${String(to).padStart(8)} tokens: ${rssMiB(fresh.child.pid).toFixed(1)} MiB` +
+            ` (heap used / heap total / external: ${await heapMiB(fresh)} MiB)`,
+        );
       }
     }
     console.log(

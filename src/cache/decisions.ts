@@ -5,11 +5,11 @@
 // nothing else: a verified bearer token, a matched route, readable locations. Like the token cache, an entry
 // never outlives the token's `exp` and is dropped as soon as the key that signed the token leaves the JWKS.
 // Bounded by entry count; 0 turns it off.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Decision } from '../decision/types.js';
 import type { SigningKeyRef } from '../identity/keys.js';
-import { type KeyStillPublished, tokenHash } from './tokens.js';
+import type { KeyStillPublished } from './tokens.js';
 
 export interface DecisionCacheOptions {
   /** Most entries kept; 0 disables the cache. Default 10,000. */
@@ -83,14 +83,12 @@ export class DecisionCache {
 
   /**
    * The cache key: the SHA-256 of the parts as JSON (which keeps them apart whatever they contain), so every
-   * key has the same small size however many locations a request names; the token is hashed first, so even
-   * the JSON never holds it.
+   * key has the same small size however many locations a request names, and the token is never kept. One
+   * hash per Check: this runs on every cacheable request, hit or miss.
    */
   static keyFor(inputs: DecisionInputs): string {
     const { revision, token, method, route, locations } = inputs;
-    return createHash('sha256')
-      .update(JSON.stringify([revision, tokenHash(token), method, route, ...locations]))
-      .digest('base64url');
+    return hash('sha256', JSON.stringify([revision, token, method, route, ...locations]), 'base64url');
   }
 
   /**

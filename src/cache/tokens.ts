@@ -3,7 +3,7 @@
 // issuers and claim names is never served under another. Bounded by entry count (0 turns it off); an entry
 // never outlives the token's `exp`, `exp` is checked again on every hit, and so is the signing key: a token
 // whose key has left the issuer's JWKS is verified afresh (and refused), never served from here.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { type Outcome, ok } from '../decision/types.js';
 import type { SigningKeyRef } from '../identity/keys.js';
@@ -96,7 +96,7 @@ function isCurrent(entry: Entry, nowMs: number, stillPublished: KeyStillPublishe
 
 /** SHA-256 of the token, base64url: what the caches key on instead of the token itself. */
 export function tokenHash(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
+  return hash('sha256', token, 'base64url');
 }
 
 function cacheKey(revision: string, token: string): string {

@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// The Node transport floor for bench/compare.js: a grpc-js ext_authz server that allows every request without
+// looking at it. Same @grpc/grpc-js, same protos and loader options (dist/server/proto.js) and the same server
+// options as scopegate, so the difference between the two is scopegate's own work, not the transport.
+//
+//   node bench/noop-authz.js [--listen 127.0.0.1:0] [--workers N]
+//
+// Prints one JSON line {"msg":"listening","grpc":"127.0.0.1:PORT"} on stdout once every worker serves;
+// SIGTERM/SIGINT stops it. --workers N (default 1) forks N processes sharing the port (node:cluster), to be
+// compared with a scopegate started with the same number of workers.
+import cluster from 'node:cluster';
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+
+const { values } = parseArgs({
+  options: {
+    listen: { type: 'string', default: '127.0.0.1:0' },
+    workers: { type: 'string', default: '1' },
+  },
+});
+const workers = Math.max(1, Math.min(Number(values.workers) || 1, 64));
+
+/** An OkHttpResponse with status OK: Envoy forwards the request unchanged. */
+const ALLOW = Object.freeze({ status: { code: 0 }, ok_response: {} });
+
+async function serve() {
+  const { authorizationService } = await import(new URL('../dist/server/proto.js', import.meta.url).href);
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': 4 * 1024 * 1024,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  server.addService(authorizationService, { Check: (_call, callback) => callback(null, ALLOW) });
+  const port = await new Promise((resolve, reject) =>
+    server.bindAsync(values.listen, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+      err ? reject(err) : resolve(bound),
+    ),
+  );
+  const stop = () => {
+    server.forceShutdown();
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  return `${values.listen.slice(0, values.listen.lastIndexOf(':'))}:${port}`;
+}
+
+const listening = (grpcAddress) => console.log(JSON.stringify({ msg: 'listening', grpc: grpcAddress }));
+
+if (workers === 1) {
+  listening(await serve());
+} else if (cluster.isPrimary) {
+  // Workers listening on port 0 through the primary all get the same port; report it once all of them serve.
+  const addresses = [];
+  for (let i = 0; i < workers; i++) {
+    const worker = cluster.fork();
+    worker.on('message', (message) => {
+      addresses.push(message.grpc);
+      if (addresses.length === workers) listening(addresses[0]);
+    });
+    worker.on('exit', (code) => {
+      if (code !== 0) process.exit(1);
+    });
+  }
+  const stop = () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGTERM');
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+} else {
+  process.send?.({ grpc: await serve() });
+  // A worker whose primary is gone has nothing left to do.
+  process.once('disconnect', () => process.exit(0));
+}

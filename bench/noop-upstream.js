@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// The upstream behind every Envoy in bench/compare.js: answers 200 with the same small JSON body to every
+// request, after reading the request body. Not `scopegate dev-upstream`, whose transaction list grows with
+// every allowed POST (up to 10,000 entries in every later GET): a faster contestant would let more POSTs
+// through and then pay for bigger GET answers, and PUT on an unknown id is a 404. A constant answer keeps the
+// through-Envoy numbers about authorization.
+//
+//   node bench/noop-upstream.js [--listen 127.0.0.1:0]
+//
+// Prints {"msg":"listening","url":"http://127.0.0.1:PORT"} on stdout; SIGTERM/SIGINT stops it.
+import { createServer } from 'node:http';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({ options: { listen: { type: 'string', default: '127.0.0.1:0' } } });
+const host = values.listen.slice(0, values.listen.lastIndexOf(':'));
+const port = Number(values.listen.slice(values.listen.lastIndexOf(':') + 1));
+
+const BODY = Buffer.from('{"ok":true}');
+/** Larger bodies are not expected from the bench; stop reading rather than buffer without bound. */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+const server = createServer((req, res) => {
+  let size = 0;
+  req.on('data', (chunk) => {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) req.destroy();
+  });
+  req.on('end', () => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': BODY.length });
+    res.end(BODY);
+  });
+});
+server.keepAliveTimeout = 60_000;
+server.listen(port, host, () => {
+  console.log(JSON.stringify({ msg: 'listening', url: `http://${host}:${server.address().port}` }));
+});
+const stop = () => {
+  server.closeAllConnections();
+  server.close();
+  process.exit(0);
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);

@@ -1,0 +1,187 @@
+#!/usr/bin/env node
+// Proves the OPA comparator decides like scopegate before the two are raced (issue 11): replays
+// bench/opa/cases.json against both over gRPC — the same tokens, minted once with the dev key, and the same
+// CheckRequests — and compares allow/deny and the HTTP status, with each other and with each case's `expect`.
+//
+//   node bench/opa/equivalence.js --scopegate 127.0.0.1:P1 --opa 127.0.0.1:P2 --key DIR/signing-key.jwk
+//
+// Either address may be left out to check one server against the expectations alone. Exit 1 on any
+// mismatch. The orchestrator imports `checkEquivalence` (and the case helpers) instead.
+//
+// A case's token spec is the claims to mint with (sub, client_id, scope, gty, anything else as is), or null
+// for no token; these flags change the token instead of adding a claim: expired (exp 1 h ago),
+// wrongAudience, wrongIssuer, badSignature (last signature characters changed), issuedInFuture (iat + 1 h).
+import { readFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+
+const { checkRequestFor } = await import(new URL('../../dist/dev/check-client.js', import.meta.url).href);
+const { mintToken } = await import(new URL('../../dist/dev/keys.js', import.meta.url).href);
+const { loadClients, httpStatusNumber } = await import(
+  new URL('../../dist/server/proto.js', import.meta.url).href
+);
+
+/** Issuer and audience of examples/inventory/policy.yaml; bench/opa/policy.rego names the same. */
+export const ISSUER = 'https://dev-issuer.scopegate.local/';
+export const AUDIENCE = 'https://gateway.example.com';
+export const CASES_FILE = fileURLToPath(new URL('./cases.json', import.meta.url));
+
+const FLAGS = new Set(['expired', 'wrongAudience', 'wrongIssuer', 'badSignature', 'issuedInFuture']);
+
+export function loadCases(file = CASES_FILE) {
+  return JSON.parse(readFileSync(file, 'utf8'));
+}
+
+/** The token a case's spec describes, signed with the dev key in `keyFile`; undefined for `null`. */
+export async function mintCaseToken(spec, keyFile) {
+  if (spec === null || spec === undefined) return undefined;
+  const { sub, client_id, scope, gty, ...rest } = spec;
+  const extraClaims = Object.fromEntries(Object.entries(rest).filter(([name]) => !FLAGS.has(name)));
+  const now = Date.now();
+  const token = await mintToken({
+    keyFile,
+    issuer: spec.wrongIssuer ? 'https://untrusted-issuer.example.com/' : ISSUER,
+    audience: spec.wrongAudience ? 'https://other-gateway.example.com' : AUDIENCE,
+    subject: sub,
+    ...(client_id !== undefined && { client: client_id }),
+    ...(scope !== undefined && { scope }),
+    ...(gty !== undefined && { grantType: gty }),
+    ttlSeconds: spec.expired ? -3600 : 3600,
+    extraClaims,
+    // An iat an hour ahead, with exp an hour after that: valid but for the issue time.
+    ...(spec.issuedInFuture && { now: now + 3_600_000 }),
+  });
+  if (!spec.badSignature) return token;
+  // Change the last four characters of the signature (not just the last one, whose low bits may be padding).
+  const cut = token.slice(0, -4);
+  return cut + (token.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+}
+
+/** The CheckRequest Envoy would send for a case, with its token (if any) as a bearer Authorization header. */
+export function checkRequestForCase(testCase, token) {
+  const headers = [...(testCase.headers ?? [])];
+  if (testCase.contentType !== undefined) headers.push(['content-type', testCase.contentType]);
+  return checkRequestFor({
+    method: testCase.method,
+    path: testCase.path,
+    ...(token !== undefined && { token }),
+    headers,
+    ...(testCase.body !== undefined && { body: testCase.body }),
+  });
+}
+
+/**
+ * allow/deny and HTTP status as Envoy would act on them, plus the deny body's `reason` when it has one (shown,
+ * not compared: the Rego policy names token failures less finely); a gRPC error is kept as such.
+ */
+function answerOf(err, response) {
+  if (err) return { error: `gRPC ${grpc.status[err.code] ?? err.code}: ${err.details ?? err.message}` };
+  const denied = response?.denied_response;
+  if (denied === undefined || denied === null) return { allowed: true, status: 200 };
+  return {
+    allowed: false,
+    status: httpStatusNumber(denied.status?.code) ?? 403,
+    ...(reasonIn(denied.body) && { reason: reasonIn(denied.body) }),
+  };
+}
+
+function reasonIn(body) {
+  try {
+    const reason = JSON.parse(body ?? '').reason;
+    return typeof reason === 'string' ? reason : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function check(client, request) {
+  return new Promise((resolve) => {
+    client.Check(request, new grpc.Metadata(), { deadline: new Date(Date.now() + 5000) }, (err, response) =>
+      resolve(answerOf(err, response)),
+    );
+  });
+}
+
+const same = (a, b) => a.error === undefined && a.allowed === b.allowed && a.status === b.status;
+const show = (a) =>
+  a === undefined
+    ? '-'
+    : (a.error ?? `${a.allowed ? 'allow' : 'deny'} ${a.status}${a.reason ? ` ${a.reason}` : ''}`);
+
+/**
+ * Replays every case against the servers given (gRPC addresses; either may be omitted). A mismatch is a case
+ * where the two servers disagree, or where one of them disagrees with the case's `expect`.
+ */
+export async function checkEquivalence({ scopegate, opa, keyFile, cases = loadCases() }) {
+  const { AuthorizationClient } = loadClients();
+  const servers = Object.entries({ scopegate, opa }).filter(([, address]) => address !== undefined);
+  const clients = servers.map(([name, address]) => [
+    name,
+    new AuthorizationClient(address, grpc.credentials.createInsecure()),
+  ]);
+  const results = [];
+  const mismatches = [];
+  try {
+    for (const testCase of cases) {
+      const request = checkRequestForCase(testCase, await mintCaseToken(testCase.token, keyFile));
+      const result = { name: testCase.name, expect: testCase.expect };
+      for (const [name, client] of clients) result[name] = await check(client, request);
+      results.push(result);
+      const problems = clients
+        .filter(([name]) => !same(result[name], testCase.expect))
+        .map(([name]) => `${name} differs from expect`);
+      if (result.scopegate && result.opa && !same(result.scopegate, result.opa)) {
+        problems.unshift('scopegate and opa disagree');
+      }
+      if (problems.length > 0) mismatches.push({ ...result, problems });
+    }
+  } finally {
+    for (const [, client] of clients) client.close();
+  }
+  return { mismatches, results };
+}
+
+function printTable(results) {
+  const width = Math.max(...results.map((r) => r.name.length));
+  console.log(`${'case'.padEnd(width)}  ${'expect'.padEnd(10)}  ${'scopegate'.padEnd(34)}  opa`);
+  for (const r of results) {
+    console.log(
+      `${r.name.padEnd(width)}  ${show(r.expect).padEnd(10)}  ${show(r.scopegate).padEnd(34)}  ${show(r.opa)}`,
+    );
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { values } = parseArgs({
+    options: {
+      scopegate: { type: 'string' },
+      opa: { type: 'string' },
+      key: { type: 'string' },
+      cases: { type: 'string', default: CASES_FILE },
+      all: { type: 'boolean', default: false },
+    },
+  });
+  if (!values.key || (!values.scopegate && !values.opa)) {
+    console.error(
+      'usage: node bench/opa/equivalence.js --scopegate HOST:PORT --opa HOST:PORT --key signing-key.jwk [--cases FILE] [--all]',
+    );
+    process.exit(2);
+  }
+  const { mismatches, results } = await checkEquivalence({
+    scopegate: values.scopegate,
+    opa: values.opa,
+    keyFile: values.key,
+    cases: loadCases(values.cases),
+  });
+  if (values.all) printTable(results);
+  if (mismatches.length > 0) {
+    console.log(`\n${mismatches.length} of ${results.length} cases do not match:`);
+    printTable(mismatches);
+    for (const m of mismatches) console.log(`  ${m.name}: ${m.problems.join('; ')}`);
+    process.exit(1);
+  }
+  console.log(
+    `all ${results.length} cases match (${values.scopegate ? 'scopegate' : ''}${values.scopegate && values.opa ? ' = ' : ''}${values.opa ? 'opa' : ''} = expect)`,
+  );
+}

@@ -1,0 +1,185 @@
+#!/usr/bin/env node
+// scopegate's own work, in-process, without the gRPC transport around it (issue 11's scale and verify targets):
+//
+//   scale   check() over a policy with 10 routes and 10 subjects vs 10,000 of each (decision cache off, token
+//           cache on: every check matches a route, finds the subject's roles and grants, as a cache miss would)
+//   verify  a token-cache miss (Authenticator.authenticate on a never-seen RS256 token: strict header/payload
+//           reading, key lookup, signature, claims, cache insert) vs jose's jwtVerify alone on the same tokens
+//
+//   node bench/pipeline-cost.js                    # both
+//   node bench/pipeline-cost.js --only scale --checks 200000
+//
+// Each side runs in alternating rounds (A B A B …) and the best round counts, so a noisy neighbour costs both
+// sides alike. Bounded by --rounds and the counts below; no network.
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
+
+const dist = (path) => import(new URL(`../dist/${path}`, import.meta.url).href);
+const { loadPolicyFile, formatProblem } = await dist('policy/index.js');
+const { Authenticator, KeyRegistry } = await dist('identity/index.js');
+const { DecisionCache } = await dist('cache/decisions.js');
+const { check } = await dist('pipeline.js');
+const { readRequest } = await dist('request/facts.js');
+const { checkRequestFor } = await dist('dev/check-client.js');
+
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string', default: 'scale,verify' },
+    checks: { type: 'string', default: '100000' },
+    tokens: { type: 'string', default: '2000' },
+    rounds: { type: 'string', default: '4' },
+  },
+});
+const checks = Math.min(Number(values.checks), 2_000_000);
+const tokenCount = Math.min(Number(values.tokens), 20_000);
+const rounds = Math.min(Number(values.rounds), 20);
+
+const ISSUER = 'https://bench.scopegate.local/';
+const AUDIENCE = 'https://gateway.example.com';
+const dir = mkdtempSync(join(tmpdir(), 'scopegate-pipeline-cost-'));
+const { publicKey, privateKey } = await generateKeyPair('RS256');
+const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'bench', alg: 'RS256', use: 'sig' }] };
+mkdirSync(join(dir, 'keys'));
+writeFileSync(join(dir, 'keys/jwks.json'), JSON.stringify(jwks));
+
+const mint = (claims) =>
+  new SignJWT({ scope: 'read', client_id: 'bench', gty: 'client_credentials', ...claims })
+    .setProtectedHeader({ alg: 'RS256', kid: 'bench', typ: 'at+jwt' })
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime('2h')
+    .sign(privateKey);
+
+/** A policy with n routes and n subjects, written compactly: the policy file limit is 1 MiB, a ConfigMap's. */
+function policyText(n) {
+  const lines = [
+    'version: 1',
+    'authentication:',
+    `  issuers: [{ issuer: "${ISSUER}", audiences: ["${AUDIENCE}"], jwks: { file: ./keys/jwks.json }, algorithms: [RS256] }]`,
+    'scopes: { read: [P] }',
+    'roles: { R: [P] }',
+    'clients: { bench: { scopes: [read], grantTypes: [client_credentials] } }',
+    'subjects:',
+  ];
+  for (let i = 0; i < n; i++) lines.push(`  s${i}: {roles: [R]}`);
+  lines.push('routes:');
+  for (let i = 0; i < n; i++) {
+    lines.push(`  - {name: r${i}, method: GET, path: "/r${i}/{id}", permissions: [P]}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+async function snapshotFor(text, { tokenCacheSize = 10_000, decisionCacheSize = 0 } = {}) {
+  const file = join(dir, `policy-${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(file, text);
+  const loaded = await loadPolicyFile(file);
+  if (!loaded.ok) throw new Error(loaded.problems.map(formatProblem).join('\n'));
+  const keys = new KeyRegistry({ fetchTimeoutMs: 100 });
+  for (const issuer of loaded.policy.issuers) keys.storeFor(issuer);
+  await keys.start();
+  const policy = loaded.policy;
+  return {
+    policy,
+    authenticator: new Authenticator(policy, keys, { tokenCacheSize }),
+    decisions: new DecisionCache({ maxEntries: decisionCacheSize }),
+    keys,
+  };
+}
+
+/** Best of `rounds` for each side, alternating; each side returns operations done. */
+async function race(sides) {
+  const best = Object.fromEntries(Object.keys(sides).map((name) => [name, 0]));
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, run] of Object.entries(sides)) {
+      const started = performance.now();
+      const ops = await run();
+      best[name] = Math.max(best[name], ops / ((performance.now() - started) / 1000));
+    }
+  }
+  return best;
+}
+
+async function scale() {
+  const tokensPerSide = 1_000;
+  const side = async (n) => {
+    const snapshot = await snapshotFor(policyText(n));
+    const tokens = await Promise.all(
+      Array.from({ length: tokensPerSide }, (_, i) => mint({ sub: `s${i % n}` })),
+    );
+    // Every request allowed: its route exists and its subject has the role.
+    const requests = Array.from({ length: 4_096 }, (_, i) => {
+      const t = (i * 7919) % tokensPerSide;
+      const route = (i * 104_729) % n;
+      return checkRequestFor({
+        method: 'GET',
+        path: `/r${route}/${i}`,
+        token: tokens[t],
+        headers: [],
+      });
+    });
+    for (const request of requests) {
+      const { decision } = await check(request, snapshot); // warm the token cache; prove the mix is allowed
+      if (decision.reason !== 'allowed') throw new Error(`scale bench request denied: ${decision.reason}`);
+    }
+    return async () => {
+      for (let i = 0; i < checks; i++) await check(requests[i & 4095], snapshot);
+      return checks;
+    };
+  };
+  const best = await race({
+    '10 routes, 10 subjects': await side(10),
+    '10,000 routes, 10,000 subjects': await side(10_000),
+  });
+  const [small, large] = Object.values(best);
+  console.log(`scale: check() per second, decision cache off, ${checks} checks per round, best of ${rounds}`);
+  for (const [name, rate] of Object.entries(best))
+    console.log(`  ${name.padEnd(32)} ${rate.toFixed(0).padStart(8)} checks/s`);
+  console.log(`  10,000 ÷ 10: ${(large / small).toFixed(2)}× (target ≥ 0.8×)`);
+}
+
+async function verify() {
+  const snapshot = await snapshotFor(policyText(10));
+  const tokens = await Promise.all(
+    Array.from({ length: tokenCount }, (_, i) => mint({ sub: 's1', jti: `t${i}` })),
+  );
+  const facts = tokens.map((token) => {
+    const read = readRequest(checkRequestFor({ method: 'GET', path: '/r1/1', token, headers: [] }));
+    if (!read.ok) throw new Error('bench request unreadable');
+    return read.value;
+  });
+  const localJwks = createLocalJWKSet(jwks);
+  const options = { issuer: ISSUER, audience: AUDIENCE, algorithms: ['RS256'] };
+  // A fresh authenticator (empty token cache) per round: every token is a miss, as 1,000,000 new tokens are.
+  const sides = {
+    'jose jwtVerify alone': async () => {
+      for (const token of tokens) await jwtVerify(token, localJwks, options);
+      return tokens.length;
+    },
+    'scopegate token-cache miss': async () => {
+      const authenticator = new Authenticator(snapshot.policy, snapshot.keys, { tokenCacheSize: 10_000 });
+      for (const f of facts) {
+        const outcome = await authenticator.authenticate(f);
+        if (!outcome.ok) throw new Error(`verify bench token refused: ${outcome.reason}`);
+      }
+      return facts.length;
+    },
+  };
+  const best = await race(sides);
+  const [jose, ours] = Object.values(best);
+  console.log(`verify: distinct RS256 tokens, ${tokenCount} per round, one at a time, best of ${rounds}`);
+  for (const [name, rate] of Object.entries(best)) {
+    console.log(
+      `  ${name.padEnd(28)} ${rate.toFixed(0).padStart(6)} verifies/s  ${(1e6 / rate).toFixed(1)} µs each`,
+    );
+  }
+  console.log(`  scopegate ÷ jose cost: ${(jose / ours).toFixed(2)}× (target ≤ 1.2×)`);
+}
+
+console.log(`node ${process.version}`);
+if (values.only.includes('scale')) await scale();
+if (values.only.includes('verify')) await verify();
+process.exit(0);

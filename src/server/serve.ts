@@ -2,13 +2,24 @@
 // `--workers N` (gRPC only; the primary in workers.ts serves admin and passes signals on). Both drain on
 // SIGTERM/SIGINT and exit 0; SIGHUP re-reads the policy.
 import cluster from 'node:cluster';
+import { setFlagsFromString } from 'node:v8';
 import type { Logger } from 'pino';
 import type { ServeSettings } from '../config/settings.js';
 import { Metrics } from '../telemetry/metrics.js';
 import { PolicyLoadError, type Running, startServer } from './app.js';
 import { answerPrimary, leavePrimary, tellPrimary } from './workers.js';
 
+/**
+ * V8 grows the old generation to several times what survives a full GC when allocation is brisk, and every
+ * Check allocates: a server holding ~35 MiB (caches full at their default sizes) sat at 230 MiB RSS. Growing
+ * the heap by 20 % over the live size instead keeps it near 140 MiB for a few more full GCs, with no hard cap
+ * that a burst could turn into an out-of-memory crash. (Read by V8 at every GC, so it applies when set here;
+ * it is refused in NODE_OPTIONS.)
+ */
+const HEAP_GROWING_PERCENT = 20;
+
 export async function serveProcess(settings: ServeSettings, processLog: Logger): Promise<number> {
+  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   const worker = cluster.isWorker;
   const log = worker ? processLog.child({ worker: cluster.worker?.id }) : processLog;
   const metrics = new Metrics();

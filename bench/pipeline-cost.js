@@ -31,6 +31,7 @@ const { values } = parseArgs({
     checks: { type: 'string', default: '100000' },
     tokens: { type: 'string', default: '2000' },
     rounds: { type: 'string', default: '4' },
+    sizes: { type: 'string', default: '10,10000' },
   },
 });
 const checks = Math.min(Number(values.checks), 2_000_000);
@@ -130,15 +131,14 @@ async function scale() {
       return checks;
     };
   };
-  const best = await race({
-    '10 routes, 10 subjects': await side(10),
-    '10,000 routes, 10,000 subjects': await side(10_000),
-  });
+  const [a, b] = values.sizes.split(',').map(Number);
+  const label = (n) => `${n.toLocaleString('en')} routes, ${n.toLocaleString('en')} subjects`;
+  const best = await race({ [label(a)]: await side(a), [label(b)]: await side(b) });
   const [small, large] = Object.values(best);
   console.log(`scale: check() per second, decision cache off, ${checks} checks per round, best of ${rounds}`);
   for (const [name, rate] of Object.entries(best))
     console.log(`  ${name.padEnd(32)} ${rate.toFixed(0).padStart(8)} checks/s`);
-  console.log(`  10,000 ÷ 10: ${(large / small).toFixed(2)}× (target ≥ 0.8×)`);
+  console.log(`  ${b.toLocaleString('en')} ÷ ${a}: ${(large / small).toFixed(2)}× (target ≥ 0.8×)`);
 }
 
 async function verify() {

@@ -58,7 +58,7 @@ export class TokenCache {
    */
   get(revision: string, token: string, stillPublished?: KeyStillPublished): Outcome<Principal> | undefined {
     if (this.entries === undefined) return undefined;
-    const key = cacheKey(revision, token);
+    const key = this.keyFor(revision, token);
     let entry = this.entries.get(key);
     if (entry !== undefined && !isCurrent(entry, this.now(), stillPublished)) {
       this.entries.delete(key);
@@ -76,11 +76,24 @@ export class TokenCache {
     if (this.entries === undefined || principal.expiresAt === undefined) return;
     const ttl = Math.floor(principal.expiresAt * 1000 - this.now());
     if (!(ttl > 0)) return;
-    this.entries.set(cacheKey(revision, token), signedBy ? { principal, signedBy } : { principal }, { ttl });
+    this.entries.set(this.keyFor(revision, token), signedBy ? { principal, signedBy } : { principal }, {
+      ttl,
+    });
   }
 
   get size(): number {
     return this.entries?.size ?? 0;
+  }
+
+  /** The key last worked out: a miss stores its token right after looking it up, so it is hashed once. */
+  private last: { readonly revision: string; readonly token: string; readonly key: string } | undefined;
+
+  private keyFor(revision: string, token: string): string {
+    const last = this.last;
+    if (last !== undefined && last.token === token && last.revision === revision) return last.key;
+    const key = `${revision}:${tokenHash(token)}`;
+    this.last = { revision, token, key };
+    return key;
   }
 
   clear(): void {
@@ -97,8 +110,4 @@ function isCurrent(entry: Entry, nowMs: number, stillPublished: KeyStillPublishe
 /** SHA-256 of the token, base64url: what the caches key on instead of the token itself. */
 export function tokenHash(token: string): string {
   return hash('sha256', token, 'base64url');
-}
-
-function cacheKey(revision: string, token: string): string {
-  return `${revision}:${tokenHash(token)}`;
 }

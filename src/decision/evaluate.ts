@@ -34,6 +34,38 @@ export function rolesOf(policy: CompiledPolicy, principal: Principal): ReadonlyS
   return subject ? union(new Set(principal.roles), subject.roles) : principal.roles;
 }
 
+/** What a principal's effective scopes and its roles grant under one policy revision. */
+interface Grants {
+  readonly policy: CompiledPolicy;
+  readonly byScopes: ReadonlySet<string>;
+  /** Undefined when the policy has no roles section (scopes alone decide). */
+  readonly byRoles: ReadonlySet<string> | undefined;
+}
+
+/**
+ * Worked out once per principal and revision, not per Check: a principal from the token cache answers many
+ * checks, and these sets were most of what a Check allocated. Keyed weakly, so it lives as long as the
+ * cached principal does.
+ */
+const grantsByPrincipal = new WeakMap<Principal, Grants>();
+
+function grantsOf(policy: CompiledPolicy, principal: Principal): Grants {
+  const known = grantsByPrincipal.get(principal);
+  if (known?.policy === policy) return known;
+  let byRoles: Set<string> | undefined;
+  if (policy.roles) {
+    byRoles = new Set<string>();
+    for (const role of rolesOf(policy, principal)) union(byRoles, policy.roles.get(role));
+  }
+  const grants = {
+    policy,
+    byScopes: permissionsOfScopes(policy, effectiveScopes(policy, principal)),
+    byRoles,
+  };
+  grantsByPrincipal.set(principal, grants);
+  return grants;
+}
+
 /**
  * Grant type, then scopes (token ∩ client), then roles. The order follows the support thread: the nature of
  * the token first, then what it carries, then who holds it.
@@ -54,7 +86,7 @@ export function checkPermissions(
     );
   }
 
-  const granted = permissionsOfScopes(policy, effectiveScopes(policy, principal));
+  const { byScopes: granted, byRoles } = grantsOf(policy, principal);
   const lacking = route.permissions.filter((permission) => !granted.has(permission));
   if (lacking.length > 0) {
     // A permission some token scope grants, but the client may not use that scope, is the client's fault;
@@ -84,9 +116,7 @@ export function checkPermissions(
     );
   }
 
-  if (policy.roles) {
-    const byRoles = new Set<string>();
-    for (const role of rolesOf(policy, principal)) union(byRoles, policy.roles.get(role));
+  if (byRoles) {
     const lackingRole = route.permissions.filter((permission) => !byRoles.has(permission));
     if (lackingRole.length > 0) {
       const roles = [

@@ -127,10 +127,21 @@ export function readCompactJwt(token: string): Outcome<CompactJwt> {
   return ok({ header: headerJson.value, claims: claimsJson.value });
 }
 
-function isCanonicalBase64url(segment: string): boolean {
-  // Node's decoder skips what it does not understand, so a round trip is what proves the spelling canonical.
-  return BASE64URL.test(segment) && Buffer.from(segment, 'base64url').toString('base64url') === segment;
+/**
+ * Only the alphabet, a length a real encoding has (never 1 more than a multiple of 4), and zero bits left
+ * over in the last character: then no other spelling decodes to the same bytes. (Node's decoder would skip
+ * what it does not understand and ignore stray bits.)
+ */
+export function isCanonicalBase64url(segment: string): boolean {
+  if (!BASE64URL.test(segment)) return false;
+  const tail = segment.length % 4;
+  if (tail === 0) return true;
+  if (tail === 1) return false;
+  const last = BASE64URL_ALPHABET.indexOf(segment[segment.length - 1]!);
+  return (last & (tail === 2 ? 0b1111 : 0b11)) === 0;
 }
+
+const BASE64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 function readJsonSegment(segment: string, part: 'header' | 'payload'): Outcome<JsonObject> {
   if (segment === '') return deny('token_invalid', `the token's ${part} is empty`);

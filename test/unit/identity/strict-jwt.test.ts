@@ -3,9 +3,15 @@
 // a time claim of the wrong type, each gets a precise token_invalid. Genuine signatures throughout, from a
 // key generated for this run and published by a real JWKS endpoint on 127.0.0.1.
 import { webcrypto } from 'node:crypto';
+import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { KeyRegistry } from '../../../src/identity/keys.js';
-import { readCompactJwt, type VerifyContext, verifyToken } from '../../../src/identity/verify.js';
+import {
+  isCanonicalBase64url,
+  readCompactJwt,
+  type VerifyContext,
+  verifyToken,
+} from '../../../src/identity/verify.js';
 import { type JwksServer, startJwksServer } from '../../support/jwks-server.js';
 import { b64url, newSigningKey, type SigningKey } from '../../support/tokens.js';
 import { AUDIENCE, ISSUER, identityPolicy, issuerConfig, ManualClock } from './fixtures.js';
@@ -176,5 +182,29 @@ describe('time claims of the wrong type are broken tokens, not clock problems', 
   it('nbf in the future (a number) is still token_not_yet_valid', async () => {
     const { reason } = await reasonFor(await sign(header(), payload({ nbf: clock.seconds + 600 })));
     expect(reason).toBe('token_not_yet_valid');
+  });
+});
+
+describe('isCanonicalBase64url', () => {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+  it('accepts exactly the strings that survive a decode/encode round trip', () => {
+    const segment = fc.string({ unit: fc.constantFrom(...alphabet, '=', '+', '/', ' '), maxLength: 40 });
+    fc.assert(
+      fc.property(segment, (text) => {
+        const roundTrip =
+          /^[A-Za-z0-9_-]*$/.test(text) && Buffer.from(text, 'base64url').toString('base64url') === text;
+        expect(isCanonicalBase64url(text)).toBe(roundTrip);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it('refuses stray bits in the last character and impossible lengths', () => {
+    expect(isCanonicalBase64url('QQ')).toBe(true); // "A"
+    expect(isCanonicalBase64url('QR')).toBe(false); // same byte, stray bits
+    expect(isCanonicalBase64url('QUI')).toBe(true); // "AB"
+    expect(isCanonicalBase64url('QUJ')).toBe(false);
+    expect(isCanonicalBase64url('QUJDR')).toBe(false); // 5 characters: no encoding is that long
   });
 });

@@ -41,7 +41,7 @@ function headerSafe(text: string): string {
  * Client-sent identity headers, in either spelling: Envoy forwards `x_scopegate_subject` by default, and
  * CGI-style upstreams (WSGI, PHP, Rack) read it exactly like `x-scopegate-subject`.
  */
-function isIdentityHeader(name: string): boolean {
+export function isIdentityHeader(name: string): boolean {
   return name.replaceAll('_', '-').startsWith(IDENTITY_HEADER_PREFIX);
 }
 

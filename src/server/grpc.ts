@@ -7,7 +7,7 @@ import type { Decision } from '../decision/types.js';
 import type { CheckRequest, CheckResponse } from '../envoy.js';
 import { check, type Snapshot } from '../pipeline.js';
 import { requestIdOf } from '../request/facts.js';
-import { toCheckResponse } from '../response/encode.js';
+import { isIdentityHeader, toCheckResponse } from '../response/encode.js';
 import type { DecisionLabel, Metrics } from '../telemetry/metrics.js';
 import { authorizationService, healthService } from './proto.js';
 
@@ -20,6 +20,16 @@ export interface CheckServiceDeps {
   /** Fix hints in 403 deny bodies (`serve --deny-hints`). */
   readonly denyHints?: boolean;
 }
+
+/**
+ * The allow answer of a decision, kept with the decision object: a decision-cache hit returns the same frozen
+ * Decision, so its answer is built once, and encoded once (`keptBytes`), not per Check. Only answers that
+ * depend on nothing but the decision are kept: not when the request sent `x-scopegate-*` headers to strip.
+ */
+const keptAnswers = new WeakMap<Decision, CheckResponse>();
+/** Kept answers, by themselves (a response may be encoded once only if it is one). */
+const keptResponses = new WeakSet<CheckResponse>();
+const keptBytes = new WeakMap<CheckResponse, Buffer>();
 
 /** Answers one Check; never rejects. Exposed for tests and the benchmark's in-process mode. */
 export async function answerCheck(request: CheckRequest, deps: CheckServiceDeps): Promise<CheckResponse> {
@@ -48,12 +58,25 @@ export async function answerCheck(request: CheckRequest, deps: CheckServiceDeps)
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   deps.metrics.recordDecision(decision, decisionLabel(decision), seconds);
   logDecision(deps.log, decision, requestId, seconds);
-  return toCheckResponse(decision, {
+  const keep = decision.reason === 'allowed' && !hasIdentityHeader(headerNames);
+  const kept = keep ? keptAnswers.get(decision) : undefined;
+  if (kept) return kept;
+  const response = toCheckResponse(decision, {
     requestId,
     realm: snapshot.policy.realm,
     requestHeaderNames: headerNames,
     hints: deps.denyHints === true,
   });
+  if (keep) {
+    keptAnswers.set(decision, Object.freeze(response));
+    keptResponses.add(response);
+  }
+  return response;
+}
+
+function hasIdentityHeader(names: Iterable<string>): boolean {
+  for (const name of names) if (isIdentityHeader(name)) return true;
+  return false;
 }
 
 function decisionLabel(decision: Decision): DecisionLabel {
@@ -126,13 +149,29 @@ export class HealthStatus {
   }
 }
 
+/** The Authorization service, encoding a kept answer once and sending its bytes after that. */
+const checkServiceSendingKeptBytes = (() => {
+  const method = authorizationService.Check;
+  const encode = method.responseSerialize;
+  const responseSerialize = (value: CheckResponse): Buffer => {
+    if (!keptResponses.has(value)) return encode(value);
+    let bytes = keptBytes.get(value);
+    if (bytes === undefined) {
+      bytes = encode(value);
+      keptBytes.set(value, bytes);
+    }
+    return bytes;
+  };
+  return { ...authorizationService, Check: { ...method, responseSerialize } };
+})();
+
 export function createGrpcServer(deps: CheckServiceDeps, health: HealthStatus): grpc.Server {
   const server = new grpc.Server({
     // Envoy sends the body when with_request_body is on; cap what we accept well above inventory payloads.
     'grpc.max_receive_message_length': 4 * 1024 * 1024,
     'grpc.keepalive_permit_without_calls': 1,
   });
-  server.addService(authorizationService, {
+  server.addService(checkServiceSendingKeptBytes, {
     Check: (
       call: grpc.ServerUnaryCall<CheckRequest, CheckResponse>,
       callback: grpc.sendUnaryData<CheckResponse>,

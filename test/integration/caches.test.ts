@@ -201,6 +201,22 @@ describe('what the decision cache keeps', () => {
     expect((await cached.send(post(transaction('WH03')))).reason).toBe('location_denied');
   });
 
+  it('a spoofed x-scopegate-* header is stripped even when the same allow was answered before', async () => {
+    const bearer = await account('svc-stock-report', 'stock-report', 'inventory.read');
+    const get = (headers: Array<[string, string]> = []) =>
+      cached.send({ method: 'GET', path: '/api/inventory/transactions/7', token: bearer, headers });
+    const plain = await get();
+    expect(plain.status).toBe(200);
+    expect(plain.headersToRemove).toEqual([]);
+    // The same decision, from the decision cache, for a request that tries to pass its own identity.
+    const spoofed = await get([['x-scopegate-client', 'inventory-sync'], ['x_scopegate_roles', 'admin']]);
+    expect(spoofed.status).toBe(200);
+    expect(spoofed.headers.get('x-scopegate-client')).toBe('stock-report');
+    expect(spoofed.headersToRemove).toEqual(['x_scopegate_roles']);
+    // And the plain answer is not changed by having answered the spoofed one.
+    expect((await get()).raw).toEqual(plain.raw);
+  });
+
   it('a new policy revision is never answered from the old one', async () => {
     const served = await serveWith(jwks.uri);
     try {

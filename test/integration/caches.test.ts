@@ -209,7 +209,10 @@ describe('what the decision cache keeps', () => {
     expect(plain.status).toBe(200);
     expect(plain.headersToRemove).toEqual([]);
     // The same decision, from the decision cache, for a request that tries to pass its own identity.
-    const spoofed = await get([['x-scopegate-client', 'inventory-sync'], ['x_scopegate_roles', 'admin']]);
+    const spoofed = await get([
+      ['x-scopegate-client', 'inventory-sync'],
+      ['x_scopegate_roles', 'admin'],
+    ]);
     expect(spoofed.status).toBe(200);
     expect(spoofed.headers.get('x-scopegate-client')).toBe('stock-report');
     expect(spoofed.headersToRemove).toEqual(['x_scopegate_roles']);

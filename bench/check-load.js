@@ -7,6 +7,7 @@
 //   npm run bench -- --seconds 2 --concurrency 16 --scenario repeated
 //   npm run bench -- --scenario caches  # caches on vs off (a second server with both sizes 0), 1 vs 100,000 tokens
 //   npm run bench -- --scenario rss     # server RSS while 1,000,000 distinct valid tokens go through the caches
+//   npm run bench -- --scenario scale   # 10 vs 10,000 routes and subjects (decision cache off)
 //
 // The 100,000 RS256 tokens are real, distinct and valid: minted once with worker threads (about half a minute)
 // into a file under the OS temp dir with their key, and reused by later runs while they have 12 h left.
@@ -23,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
+import { scalePolicyText, scaleRequestAt } from './scale-policy.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { checkRequestFor } = await import(new URL('../dist/dev/check-client.js', import.meta.url).href);
@@ -76,8 +78,8 @@ const servers = new Set();
  * `scopegate serve` as one process (--workers 1: this bench measures one core) with extra flags, pinned to
  * CPU 0; resolves with the process and its gRPC address.
  */
-async function startScopegate(extra = []) {
-  const serveArgs = [join(root, 'bin/scopegate.js'), 'serve', '--policy', join(dir, 'policy.yaml')];
+async function startScopegate(extra = [], policyFile = join(dir, 'policy.yaml')) {
+  const serveArgs = [join(root, 'bin/scopegate.js'), 'serve', '--policy', policyFile];
   serveArgs.push(
     '--listen',
     '127.0.0.1:0',
@@ -410,9 +412,56 @@ async function rssScenario() {
   }
 }
 
+/**
+ * 10 vs 10,000 routes and subjects over gRPC, the decision cache off (every check matches a route and works
+ * out the subject's grants, as a cache miss does), the same 1,000 tokens' worth of requests spread over all
+ * routes and subjects (bench/scale-policy.js). bench/pipeline-cost.js measures the same without the transport.
+ */
+async function scaleScenario() {
+  for (const n of [10, 10_000]) {
+    const file = join(dir, `policy-scale-${n}.yaml`);
+    writeFileSync(file, scalePolicyText(n, { ...base, jwksFile: './dev-keys/jwks.json' }));
+    const tokens = await Promise.all(
+      Array.from({ length: 1_000 }, (_, i) =>
+        mintToken({
+          ...base,
+          subject: `s${i % n}`,
+          client: 'bench',
+          grantType: 'client_credentials',
+          scope: 'read',
+          ttlSeconds: 3600,
+        }),
+      ),
+    );
+    const requests = Array.from({ length: 4_096 }, (_, i) => {
+      const { token, path } = scaleRequestAt(i, n, tokens.length);
+      return get(tokens[token], path);
+    });
+    const target = await startScopegate(['--decision-cache-size', '0'], file);
+    try {
+      for (const concurrency of concurrencies) {
+        await drive(requests, concurrency, 0.5, false, target.address); // warm-up: token cache, JIT
+        const cpuBefore = serverCpuSeconds(target.child.pid);
+        const result = await drive(requests, concurrency, seconds, false, target.address);
+        const cpu = serverCpuSeconds(target.child.pid) - cpuBefore;
+        if (result.allowed !== result.count)
+          throw new Error(`scale: ${result.count - result.allowed} not allowed`);
+        const perCpuSecond = report(`scale ${n.toLocaleString('en')}`.padEnd(14), concurrency, result, cpu);
+        rows.push({ scenario: `scale ${n}`, concurrency, ...result, perCpuSecond });
+      }
+    } finally {
+      await stopScopegate(target);
+    }
+  }
+}
+
 const rows = [];
 try {
   for (const scenario of scenarios) {
+    if (scenario === 'scale') {
+      await scaleScenario();
+      continue;
+    }
     if (scenario === 'caches') {
       await cachesScenario();
       continue;

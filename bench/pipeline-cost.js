@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
+import { scalePolicyText, scaleRequestAt } from './scale-policy.js';
 
 const dist = (path) => import(new URL(`../dist/${path}`, import.meta.url).href);
 const { loadPolicyFile, formatProblem } = await dist('policy/index.js');
@@ -41,6 +42,8 @@ const rounds = Math.min(Number(values.rounds), 20);
 const ISSUER = 'https://bench.scopegate.local/';
 const AUDIENCE = 'https://gateway.example.com';
 const dir = mkdtempSync(join(tmpdir(), 'scopegate-pipeline-cost-'));
+const policyText = (n) =>
+  scalePolicyText(n, { issuer: ISSUER, audience: AUDIENCE, jwksFile: './keys/jwks.json' });
 const { publicKey, privateKey } = await generateKeyPair('RS256');
 const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'bench', alg: 'RS256', use: 'sig' }] };
 mkdirSync(join(dir, 'keys'));
@@ -54,25 +57,6 @@ const mint = (claims) =>
     .setIssuedAt()
     .setExpirationTime('2h')
     .sign(privateKey);
-
-/** A policy with n routes and n subjects, written compactly: the policy file limit is 1 MiB, a ConfigMap's. */
-function policyText(n) {
-  const lines = [
-    'version: 1',
-    'authentication:',
-    `  issuers: [{ issuer: "${ISSUER}", audiences: ["${AUDIENCE}"], jwks: { file: ./keys/jwks.json }, algorithms: [RS256] }]`,
-    'scopes: { read: [P] }',
-    'roles: { R: [P] }',
-    'clients: { bench: { scopes: [read], grantTypes: [client_credentials] } }',
-    'subjects:',
-  ];
-  for (let i = 0; i < n; i++) lines.push(`  s${i}: {roles: [R]}`);
-  lines.push('routes:');
-  for (let i = 0; i < n; i++) {
-    lines.push(`  - {name: r${i}, method: GET, path: "/r${i}/{id}", permissions: [P]}`);
-  }
-  return lines.join('\n') + '\n';
-}
 
 async function snapshotFor(text, { tokenCacheSize = 10_000, decisionCacheSize = 0 } = {}) {
   const file = join(dir, `policy-${Math.random().toString(36).slice(2)}.yaml`);
@@ -121,14 +105,8 @@ async function scale() {
     );
     // Every request allowed: its route exists and its subject has the role.
     const requests = Array.from({ length: 4_096 }, (_, i) => {
-      const t = (i * 7919) % tokensPerSide;
-      const route = (i * 104_729) % n;
-      return checkRequestFor({
-        method: 'GET',
-        path: `/r${route}/${i}`,
-        token: tokens[t],
-        headers: [],
-      });
+      const { token, path } = scaleRequestAt(i, n, tokensPerSide);
+      return checkRequestFor({ method: 'GET', path, token: tokens[token], headers: [] });
     });
     for (const request of requests) {
       const { decision } = await check(request, snapshot); // warm the token cache; prove the mix is allowed

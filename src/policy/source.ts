@@ -6,7 +6,7 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { formatProblem, loadPolicyFile, type PolicyResult } from './load.js';
+import { formatProblem, loadPolicyFileOffThread, type PolicyResult } from './load.js';
 import type { CompiledPolicy, PolicyProblem } from './types.js';
 
 /** Quiet time after the last file event before reading: a burst of events (write, rename, chmod) is one reload. */
@@ -61,7 +61,7 @@ export type OpenResult<T> =
 export async function openPolicySource<T>(options: PolicySourceOptions<T>): Promise<OpenResult<T>> {
   // Taken before reading, so a change between this read and the first poll is still seen by the poll.
   const signature = await fileSignature(options.file);
-  const first = await loadPolicyFile(options.file);
+  const first = await loadPolicyFileOffThread(options.file);
   if (!first.ok) return { ok: false, problems: first.problems };
   const value = await options.prepare(first.policy);
   return { ok: true, source: new PolicySource(options, { policy: first.policy, value }, signature) };
@@ -173,7 +173,7 @@ export class PolicySource<T> {
     // read it again once it has settled rather than judge a torn copy.
     for (let attempt = 1; ; attempt++) {
       const before = await fileSignature(file);
-      result = await loadPolicyFile(file);
+      result = await loadPolicyFileOffThread(file);
       if (attempt >= UNSETTLED_ATTEMPTS || (await fileSignature(file)) === before) break;
       await delay(this.debounceMs);
     }

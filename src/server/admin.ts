@@ -25,11 +25,14 @@ export function createAdminServer(sources: AdminSources): Server {
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
-      Promise.resolve(sources.problems()).then((problems) =>
-        res
-          .writeHead(problems.length === 0 ? 200 : 503, { 'content-type': 'application/json' })
-          .end(JSON.stringify({ ready: problems.length === 0, problems }) + '\n'),
-      );
+      Promise.resolve()
+        .then(sources.problems)
+        .catch(() => ['readiness could not be determined'])
+        .then((problems) =>
+          res
+            .writeHead(problems.length === 0 ? 200 : 503, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ ready: problems.length === 0, problems }) + '\n'),
+        );
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }

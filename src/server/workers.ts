@@ -84,7 +84,13 @@ export async function superviseWorkers(settings: ServeSettings, log: Logger): Pr
       }
       questions.set(id, { worker: worker.id, settle });
       if (!worker.isConnected()) settle(undefined);
-      else worker.send({ scopegate: 'ask', id, question } satisfies Ask);
+      // A worker may die between the check and the send: its channel error is an unanswered question.
+      else
+        worker.send(
+          { scopegate: 'ask', id, question } satisfies Ask,
+          undefined,
+          (err) => err && settle(undefined),
+        );
     });
   const serving = () =>
     Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && listening.has(w.id));
@@ -136,6 +142,12 @@ export async function superviseWorkers(settings: ServeSettings, log: Logger): Pr
       setTimeout(() => stopping || cluster.fork(), restartDelay).unref();
     });
   });
+  // A worker's IPC channel can fail as it dies; unheard, that 'error' event would end the primary too.
+  cluster.on('fork', (worker) =>
+    worker.on('error', (err: Error) =>
+      log.warn({ worker: worker.id, error: err.message }, 'worker channel error'),
+    ),
+  );
   for (let i = 0; i < wanted; i++) cluster.fork();
 
   let first: { grpc: string; revision: string };

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { checkRequestFor } from '../../src/dev/check-client.js';
 import type { CheckRequest } from '../../src/envoy.js';
 import { type AuthorizationConnection, connectAuthorization } from '../support/grpc-client.js';
@@ -75,6 +75,14 @@ beforeAll(async () => {
     scope: 'inventory.read inventory.write',
   });
   listRequest = checkRequestFor({ method: 'GET', path: '/api/inventory/transactions', token, headers: [] });
+});
+
+afterEach(() => {
+  // A primary that died mid-suite fails every later test; say why once, with its own words.
+  const code = served?.child.exitCode;
+  if (code !== null && code !== undefined && code !== 0) {
+    expect.soft(served.stderr(), `the primary exited ${served.child.exitCode}`).toBe('');
+  }
 });
 
 afterAll(async () => {

@@ -20,6 +20,8 @@ export interface Served {
   readonly grpc: string;
   readonly admin: string;
   readonly lines: () => Array<Record<string, unknown>>;
+  /** Everything the process wrote to stderr so far (say, the stack of a crash). */
+  readonly stderr: () => string;
   readonly exited: Promise<number | null>;
 }
 
@@ -58,6 +60,7 @@ export function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Serv
             grpc: String(entry.grpc),
             admin: String(entry.admin),
             lines: () => lines,
+            stderr: () => stderr,
             exited,
           });
         }

@@ -156,7 +156,13 @@ describe('serve --workers 2', () => {
 
   it('replaces a worker that dies; the other keeps serving meanwhile', async () => {
     const [victim, survivor] = workerPids();
+    // Ask the primary about readiness while the worker dies under it: questions to a worker whose channel is
+    // closing must come back unanswered, not take the primary down.
+    const asking = Array.from({ length: 40 }, (_, i) =>
+      new Promise((r) => setTimeout(r, i)).then(() => fetch(`http://${served.admin}/readyz`)),
+    );
     process.kill(victim!, 'SIGKILL');
+    for (const response of await Promise.all(asking)) expect([200, 503]).toContain(response.status);
     await until('the primary to notice', async () => {
       const ready = (await (await fetch(`http://${served.admin}/readyz`)).json()) as { problems: string[] };
       return ready.problems.includes('1 of 2 workers not serving');

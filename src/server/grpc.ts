@@ -27,9 +27,8 @@ export interface CheckServiceDeps {
  * depend on nothing but the decision are kept: not when the request sent `x-scopegate-*` headers to strip.
  */
 const keptAnswers = new WeakMap<Decision, CheckResponse>();
-/** Kept answers, by themselves (a response may be encoded once only if it is one). */
-const keptResponses = new WeakSet<CheckResponse>();
 const keptBytes = new WeakMap<CheckResponse, Buffer>();
+const encodeCheckResponse = authorizationService.Check.responseSerialize;
 
 /** Answers one Check; never rejects. Exposed for tests and the benchmark's in-process mode. */
 export async function answerCheck(request: CheckRequest, deps: CheckServiceDeps): Promise<CheckResponse> {
@@ -69,7 +68,7 @@ export async function answerCheck(request: CheckRequest, deps: CheckServiceDeps)
   });
   if (keep) {
     keptAnswers.set(decision, Object.freeze(response));
-    keptResponses.add(response);
+    keptBytes.set(response, encodeCheckResponse(response));
   }
   return response;
 }
@@ -149,21 +148,14 @@ export class HealthStatus {
   }
 }
 
-/** The Authorization service, encoding a kept answer once and sending its bytes after that. */
-const checkServiceSendingKeptBytes = (() => {
-  const method = authorizationService.Check;
-  const encode = method.responseSerialize;
-  const responseSerialize = (value: CheckResponse): Buffer => {
-    if (!keptResponses.has(value)) return encode(value);
-    let bytes = keptBytes.get(value);
-    if (bytes === undefined) {
-      bytes = encode(value);
-      keptBytes.set(value, bytes);
-    }
-    return bytes;
-  };
-  return { ...authorizationService, Check: { ...method, responseSerialize } };
-})();
+/** The Authorization service, sending a kept answer's bytes as they were encoded when it was kept. */
+const checkServiceSendingKeptBytes = {
+  ...authorizationService,
+  Check: {
+    ...authorizationService.Check,
+    responseSerialize: (value: CheckResponse): Buffer => keptBytes.get(value) ?? encodeCheckResponse(value),
+  },
+};
 
 export function createGrpcServer(deps: CheckServiceDeps, health: HealthStatus): grpc.Server {
   const server = new grpc.Server({

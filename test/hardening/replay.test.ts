@@ -22,7 +22,7 @@ import { checkRequestFor } from '../../src/dev/check-client.js';
 import type { CheckRequest } from '../../src/envoy.js';
 import { type AuthorizationConnection, connectAuthorization } from '../support/grpc-client.js';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
-import { EXAMPLE_AUDIENCE, EXAMPLE_ISSUER, examplePolicyText } from '../support/policies.js';
+import { examplePolicyText, supportThreadClaims } from '../support/policies.js';
 import { type Served, serve } from '../support/process.js';
 import { parsePrometheusText } from '../support/prometheus.js';
 import { answerOf } from '../support/scopegate.js';
@@ -247,14 +247,7 @@ describe('the whole corpus, replayed against one server', () => {
       expect(mib(end - half), 'RSS growth over the second half (MiB)').toBeLessThan(48);
 
       // And it still serves the support thread.
-      const token = await mintToken(key, {
-        iss: EXAMPLE_ISSUER,
-        aud: EXAMPLE_AUDIENCE,
-        sub: 'svc-inventory-sync',
-        client_id: 'inventory-sync',
-        gty: 'client_credentials',
-        scope: 'inventory.read inventory.write',
-      });
+      const token = await mintToken(key, supportThreadClaims());
       const answer = answerOf(
         await grpc.check(
           checkRequestFor({

@@ -9,7 +9,7 @@ import { checkRequestFor } from '../../src/dev/check-client.js';
 import type { CheckRequest } from '../../src/envoy.js';
 import { type AuthorizationConnection, connectAuthorization } from '../support/grpc-client.js';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
-import { EXAMPLE_AUDIENCE, EXAMPLE_ISSUER, examplePolicyText } from '../support/policies.js';
+import { examplePolicyText, supportThreadClaims } from '../support/policies.js';
 import { runCli, type Served, serve } from '../support/process.js';
 import { parsePrometheusText } from '../support/prometheus.js';
 import { promtool, promtoolSuiteName, skipWithoutPromtool } from '../support/promtool.js';
@@ -66,14 +66,7 @@ beforeAll(async () => {
   policyFile = join(mkdtempSync(join(tmpdir(), 'scopegate-workers-')), 'policy.yaml');
   writeFileSync(policyFile, examplePolicyText(jwks.uri));
   served = await serve(serveArgs(policyFile), { SCOPEGATE_LOG_LEVEL: 'debug' });
-  const token = await mintToken(key, {
-    iss: EXAMPLE_ISSUER,
-    aud: EXAMPLE_AUDIENCE,
-    sub: 'svc-inventory-sync',
-    client_id: 'inventory-sync',
-    gty: 'client_credentials',
-    scope: 'inventory.read inventory.write',
-  });
+  const token = await mintToken(key, supportThreadClaims());
   listRequest = checkRequestFor({ method: 'GET', path: '/api/inventory/transactions', token, headers: [] });
 });
 

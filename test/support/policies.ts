@@ -10,6 +10,18 @@ export const EXAMPLE_POLICY_FILE = fileURLToPath(
 export const EXAMPLE_ISSUER = 'https://dev-issuer.scopegate.local/';
 export const EXAMPLE_AUDIENCE = 'https://gateway.example.com';
 
+/** The support thread's service account, as the example issuer would describe it, with the given scopes. */
+export function supportThreadClaims(scope = 'inventory.read inventory.write') {
+  return {
+    iss: EXAMPLE_ISSUER,
+    aud: EXAMPLE_AUDIENCE,
+    sub: 'svc-inventory-sync',
+    client_id: 'inventory-sync',
+    gty: 'client_credentials',
+    scope,
+  };
+}
+
 /** The example policy text, with `jwks: { file: … }` replaced by the given JWKS URI when one is passed. */
 export function examplePolicyText(jwksUri?: string): string {
   const text = readFileSync(EXAMPLE_POLICY_FILE, 'utf8');

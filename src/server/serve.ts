@@ -2,26 +2,19 @@
 // `--workers N` (gRPC only; the primary in workers.ts serves admin and passes signals on). Both drain on
 // SIGTERM/SIGINT and exit 0; SIGHUP re-reads the policy.
 import cluster from 'node:cluster';
-import { setFlagsFromString } from 'node:v8';
 import type { Logger } from 'pino';
 import type { ServeSettings } from '../config/settings.js';
 import { Metrics } from '../telemetry/metrics.js';
 import { PolicyLoadError, type Running, startServer } from './app.js';
+import { boundHeapGrowth } from './heap.js';
 import { answerPrimary, leavePrimary, tellPrimary } from './workers.js';
 
-/**
- * V8 grows the old generation to several times what survives a full GC when allocation is brisk, and every
- * Check allocates: a server holding ~35 MiB (caches full at their default sizes) sat at 230 MiB RSS. Growing
- * the heap by 20 % over the live size instead keeps it near 140 MiB for a few more full GCs, with no hard cap
- * that a burst could turn into an out-of-memory crash. (Read by V8 at every GC, so it applies when set here;
- * it is refused in NODE_OPTIONS.)
- */
-const HEAP_GROWING_PERCENT = 20;
-
 export async function serveProcess(settings: ServeSettings, processLog: Logger): Promise<number> {
-  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   const worker = cluster.isWorker;
   const log = worker ? processLog.child({ worker: cluster.worker?.id }) : processLog;
+  const stopHeapWatch = boundHeapGrowth((percent, live) =>
+    log.debug({ heap_growing_percent: percent, live_heap_mib: Math.round(live / 2 ** 20) }, 'heap growth'),
+  );
   const metrics = new Metrics();
   let running: Running;
   try {
@@ -35,6 +28,7 @@ export async function serveProcess(settings: ServeSettings, processLog: Logger):
     } else if (policy) console.error(message);
     else log.fatal({ err: { message } }, 'could not start');
     log.flush();
+    stopHeapWatch();
     return 1;
   }
   const revision = running.current().policy.revision;
@@ -57,6 +51,7 @@ export async function serveProcess(settings: ServeSettings, processLog: Logger):
       void running.stop().then(() => {
         log.info('stopped');
         log.flush();
+        stopHeapWatch();
         if (worker) leavePrimary();
         resolveExit(0);
       });

@@ -51,7 +51,11 @@ function denied(denial: Denial, revision: string, more: Partial<Decision> = {}):
 /** Denials no mode can waive: an ambiguous request must never reach the upstream, nor one we failed on. */
 const ALWAYS_ENFORCED: ReadonlySet<Reason> = new Set(['request_malformed', 'internal_error']);
 
-export async function check(request: CheckRequest, snapshot: Snapshot): Promise<Checked> {
+/**
+ * The decision for one request. A decision-cache hit is answered synchronously (no promise, no microtask on
+ * the hot path); anything that needs identity returns a promise.
+ */
+export function check(request: CheckRequest, snapshot: Snapshot): Checked | Promise<Checked> {
   const { policy } = snapshot;
   const { revision } = policy;
 
@@ -78,43 +82,46 @@ export async function check(request: CheckRequest, snapshot: Snapshot): Promise<
     const hit = cache.decisions.get(cache.key, cache.isPublished);
     if (hit !== undefined) return { decision: hit, facts };
   }
+  return snapshot.authenticator.authenticate(facts).then((identity) => {
+    if (!identity.ok) return decided(denied(identity, revision));
+    return decideFor(identity.value);
+  });
 
-  const identity = await snapshot.authenticator.authenticate(facts);
-  if (!identity.ok) return decided(denied(identity, revision));
-  const principal = identity.value;
-  // From here the decision rests only on what the key holds, so it may be kept (until the token's exp).
-  const remember = (checked: Checked): Checked => {
-    const signedBy = snapshot.authenticator.signingKeyOf?.(principal);
-    if (cache !== undefined && signedBy !== undefined && principal.expiresAt !== undefined) {
-      cache.decisions.set(cache.key, checked.decision, { expiresAt: principal.expiresAt, signedBy });
+  function decideFor(principal: Principal): Checked {
+    // From here the decision rests only on what the key holds, so it may be kept (until the token's exp).
+    const remember = (checked: Checked): Checked => {
+      const signedBy = snapshot.authenticator.signingKeyOf?.(principal);
+      if (cache !== undefined && signedBy !== undefined && principal.expiresAt !== undefined) {
+        cache.decisions.set(cache.key, checked.decision, { expiresAt: principal.expiresAt, signedBy });
+      }
+      return checked;
+    };
+    const who = {
+      subject: principal.subject,
+      ...(principal.client !== undefined && { client: principal.client }),
+    };
+
+    if (!match) {
+      return decided({
+        reason: 'route_unknown',
+        detail: 'no route in the policy matches this method and path',
+        revision,
+        ...who,
+      });
     }
-    return checked;
-  };
-  const who = {
-    subject: principal.subject,
-    ...(principal.client !== undefined && { client: principal.client }),
-  };
+    const at = { ...who, route: match.route.name };
 
-  if (!match) {
-    return decided({
-      reason: 'route_unknown',
-      detail: 'no route in the policy matches this method and path',
-      revision,
-      ...who,
-    });
+    const permitted = checkPermissions(policy, principal, match.route);
+    if (!permitted.ok) return remember(decided(denied(permitted, revision, at)));
+
+    const found = locationsOf(match);
+    // Unreadable or missing locations are never cached (`cache` is undefined whenever `found` is a denial).
+    if (!found.ok) return decided(denied(found, revision, at));
+    const placed = checkLocations(policy, principal, found.value);
+    if (!placed.ok) return remember(decided(denied(placed, revision, at)));
+
+    return remember(decided({ reason: 'allowed', detail: 'allowed', revision, ...at }));
   }
-  const at = { ...who, route: match.route.name };
-
-  const permitted = checkPermissions(policy, principal, match.route);
-  if (!permitted.ok) return remember(decided(denied(permitted, revision, at)));
-
-  const found = locationsOf(match);
-  // Unreadable or missing locations are never cached (`cache` is undefined whenever `found` is a denial).
-  if (!found.ok) return decided(denied(found, revision, at));
-  const placed = checkLocations(policy, principal, found.value);
-  if (!placed.ok) return remember(decided(denied(placed, revision, at)));
-
-  return remember(decided({ reason: 'allowed', detail: 'allowed', revision, ...at }));
 }
 
 interface CachePlan {

@@ -82,13 +82,16 @@ export class DecisionCache {
   }
 
   /**
-   * The cache key: the SHA-256 of the parts as JSON (which keeps them apart whatever they contain), so every
-   * key has the same small size however many locations a request names, and the token is never kept. One
-   * hash per Check: this runs on every cacheable request, hit or miss.
+   * The cache key: the SHA-256 of the parts, each prefixed with its length (which keeps them apart whatever
+   * they contain, and costs less than JSON's escaping of an 800-character token), so every key has the same
+   * small size however many locations a request names, and the token is never kept. One hash per Check: this
+   * runs on every cacheable request, hit or miss.
    */
   static keyFor(inputs: DecisionInputs): string {
     const { revision, token, method, route, locations } = inputs;
-    return hash('sha256', JSON.stringify([revision, token, method, route, ...locations]), 'base64url');
+    let text = `${revision.length}:${revision}${token.length}:${token}${method.length}:${method}${route.length}:${route}`;
+    for (const location of locations) text += `${location.length}:${location}`;
+    return hash('sha256', text, 'base64url');
   }
 
   /**

@@ -31,8 +31,8 @@ export const PARTIAL_BODY_HEADER = 'x-envoy-auth-partial-body';
 const METHOD = /^[A-Z]{1,16}$/;
 const MAX_REQUEST_ID_LENGTH = 128;
 
-export function readRequest(check: CheckRequest, limits: Partial<RequestLimits> = {}): Outcome<RequestFacts> {
-  const capped: RequestLimits = { ...DEFAULT_REQUEST_LIMITS, ...limits };
+export function readRequest(check: CheckRequest, limits?: Partial<RequestLimits>): Outcome<RequestFacts> {
+  const capped: RequestLimits = limits ? { ...DEFAULT_REQUEST_LIMITS, ...limits } : DEFAULT_REQUEST_LIMITS;
   const http = check?.attributes?.request?.http;
   if (http === undefined || http === null) {
     return deny('request_malformed', 'the check request carries no HTTP request attributes');

@@ -23,9 +23,10 @@ export const DEFAULT_HEADER_LIMITS: HeaderLimits = Object.freeze({
  */
 export function readHeaders(
   http: HttpRequestAttrs,
-  limits: Partial<HeaderLimits> = {},
+  limits: Partial<HeaderLimits> = DEFAULT_HEADER_LIMITS,
 ): Outcome<Map<string, string>> {
-  const { maxHeaders, maxHeaderBytes } = { ...DEFAULT_HEADER_LIMITS, ...limits };
+  const maxHeaders = limits.maxHeaders ?? DEFAULT_HEADER_LIMITS.maxHeaders;
+  const maxHeaderBytes = limits.maxHeaderBytes ?? DEFAULT_HEADER_LIMITS.maxHeaderBytes;
   const mapEntries = Object.entries(http.headers ?? {});
   const rawEntries = http.header_map?.headers ?? [];
   // Envoy fills exactly one of the two; both at once is not something Envoy sends, so we do not pick one.

@@ -45,11 +45,11 @@ export async function startServer(
     policy,
     authenticator: new Authenticator(policy, keys, {
       tokenCacheSize: settings.tokenCacheSize,
-      onCacheLookup: (cache, result) => metrics.cacheLookups.inc({ cache, result }),
+      onCacheLookup: (cache, result) => metrics.recordCacheLookup(cache, result),
     }),
     decisions: new DecisionCache({
       maxEntries: settings.decisionCacheSize,
-      onLookup: (cache, result) => metrics.cacheLookups.inc({ cache, result }),
+      onLookup: (cache, result) => metrics.recordCacheLookup(cache, result),
     }),
   });
 

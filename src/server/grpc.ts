@@ -5,10 +5,11 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Decision } from '../decision/types.js';
 import type { CheckRequest, CheckResponse } from '../envoy.js';
-import { check, type Snapshot } from '../pipeline.js';
+import { type Checked, check, type Snapshot } from '../pipeline.js';
 import { requestIdOf } from '../request/facts.js';
 import { isIdentityHeader, toCheckResponse } from '../response/encode.js';
 import type { DecisionLabel, Metrics } from '../telemetry/metrics.js';
+import { KeptAnswers } from './kept-answers.js';
 import { authorizationService, healthService } from './proto.js';
 
 export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
@@ -21,56 +22,70 @@ export interface CheckServiceDeps {
   readonly denyHints?: boolean;
 }
 
-/**
- * The allow answer of a decision, kept with the decision object: a decision-cache hit returns the same frozen
- * Decision, so its answer is built once, and encoded once (`keptBytes`), not per Check. Only answers that
- * depend on nothing but the decision are kept: not when the request sent `x-scopegate-*` headers to strip.
- */
-const keptAnswers = new WeakMap<Decision, CheckResponse>();
-const keptBytes = new WeakMap<CheckResponse, Buffer>();
-const encodeCheckResponse = authorizationService.Check.responseSerialize;
+/** Answers built and encoded once per decision (see kept-answers.ts); one set per process. */
+const kept = new KeptAnswers();
 
 /** Answers one Check; never rejects. Exposed for tests and the benchmark's in-process mode. */
 export async function answerCheck(request: CheckRequest, deps: CheckServiceDeps): Promise<CheckResponse> {
+  return answerCheckNow(request, deps);
+}
+
+/**
+ * Answers one Check, synchronously when the decision cache knows the answer. Never throws or rejects for
+ * a failure in the pipeline: that becomes an `internal_error` deny.
+ */
+function answerCheckNow(
+  request: CheckRequest,
+  deps: CheckServiceDeps,
+): CheckResponse | Promise<CheckResponse> {
   const started = process.hrtime.bigint();
   const snapshot = deps.current();
-  let decision: Decision;
-  let requestId = '';
-  let headerNames: Iterable<string> = [];
+  const failed = (err: unknown) => answer(request, deps, snapshot, started, failure(err, deps, snapshot));
+  let checked: Checked | Promise<Checked>;
   try {
-    const checked = await check(request, snapshot);
-    decision = checked.decision;
-    if (checked.facts) {
-      requestId = checked.facts.requestId;
-      headerNames = checked.facts.headers.keys();
-    } else {
-      requestId = requestIdOf(request);
-    }
+    checked = check(request, snapshot);
   } catch (err) {
-    // A bug, not an outcome: deny and say so without echoing the request.
-    deps.log.error(
-      { err: { message: (err as Error)?.message, stack: (err as Error)?.stack } },
-      'check failed',
-    );
-    decision = { reason: 'internal_error', detail: 'internal error', revision: snapshot.policy.revision };
+    return failed(err);
   }
+  if (checked instanceof Promise) {
+    return checked.then((done) => answer(request, deps, snapshot, started, done), failed);
+  }
+  return answer(request, deps, snapshot, started, checked);
+}
+
+/** A bug, not an outcome: deny and say so without echoing the request. */
+function failure(err: unknown, deps: CheckServiceDeps, snapshot: Snapshot): Checked {
+  deps.log.error({ err: { message: (err as Error)?.message, stack: (err as Error)?.stack } }, 'check failed');
+  return {
+    decision: { reason: 'internal_error', detail: 'internal error', revision: snapshot.policy.revision },
+  };
+}
+
+function answer(
+  request: CheckRequest,
+  deps: CheckServiceDeps,
+  snapshot: Snapshot,
+  started: bigint,
+  { decision, facts }: Checked,
+): CheckResponse {
+  const requestId = facts ? facts.requestId : requestIdOf(request);
+  const headerNames: Iterable<string> = facts ? facts.headers.keys() : [];
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   deps.metrics.recordDecision(decision, decisionLabel(decision), seconds);
   logDecision(deps.log, decision, requestId, seconds);
-  const keep = decision.reason === 'allowed' && !hasIdentityHeader(headerNames);
-  const kept = keep ? keptAnswers.get(decision) : undefined;
-  if (kept) return kept;
-  const response = toCheckResponse(decision, {
+  const context = {
     requestId,
     realm: snapshot.policy.realm,
     requestHeaderNames: headerNames,
     hints: deps.denyHints === true,
-  });
-  if (keep) {
-    keptAnswers.set(decision, Object.freeze(response));
-    keptBytes.set(response, encodeCheckResponse(response));
+  };
+  if (decision.reason === 'allowed') {
+    if (hasIdentityHeader(headerNames)) return toCheckResponse(decision, context);
+    return kept.allow(decision, () => toCheckResponse(decision, context));
   }
-  return response;
+  // A dry-run deny goes through like an allow, and strips like one: built afresh.
+  if (decision.dryRun) return toCheckResponse(decision, context);
+  return kept.deny(decision, context, (id) => toCheckResponse(decision, { ...context, requestId: id }));
 }
 
 function hasIdentityHeader(names: Iterable<string>): boolean {
@@ -153,9 +168,17 @@ const checkServiceSendingKeptBytes = {
   ...authorizationService,
   Check: {
     ...authorizationService.Check,
-    responseSerialize: (value: CheckResponse): Buffer => keptBytes.get(value) ?? encodeCheckResponse(value),
+    responseSerialize: (value: CheckResponse): Buffer => kept.serialize(value),
   },
 };
+
+function lastResortAnswer(deps: CheckServiceDeps): CheckResponse {
+  const { revision, realm } = deps.current().policy;
+  return toCheckResponse(
+    { reason: 'internal_error', detail: 'internal error', revision },
+    { requestId: '', realm, requestHeaderNames: [] },
+  );
+}
 
 export function createGrpcServer(deps: CheckServiceDeps, health: HealthStatus): grpc.Server {
   const server = new grpc.Server({
@@ -168,22 +191,15 @@ export function createGrpcServer(deps: CheckServiceDeps, health: HealthStatus): 
       call: grpc.ServerUnaryCall<CheckRequest, CheckResponse>,
       callback: grpc.sendUnaryData<CheckResponse>,
     ) => {
-      answerCheck(call.request ?? {}, deps).then(
-        (response) => callback(null, response),
-        // answerCheck never rejects; this is the last line of rule 1 if it somehow does.
-        () =>
-          callback(
-            null,
-            toCheckResponse(
-              {
-                reason: 'internal_error',
-                detail: 'internal error',
-                revision: deps.current().policy.revision,
-              },
-              { requestId: '', realm: deps.current().policy.realm, requestHeaderNames: [] },
-            ),
-          ),
-      );
+      // answerCheckNow never throws; the catch is the last line of rule 1 if it somehow does.
+      const lastResort = () => callback(null, lastResortAnswer(deps));
+      try {
+        const answered = answerCheckNow(call.request ?? {}, deps);
+        if (answered instanceof Promise) answered.then((response) => callback(null, response), lastResort);
+        else callback(null, answered);
+      } catch {
+        lastResort();
+      }
     },
   });
   server.addService(healthService, health.handlers());

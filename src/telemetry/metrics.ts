@@ -127,6 +127,19 @@ export class Metrics {
     }
   }
 
+  /** `scopegate_cache_lookups_total` series, bound on first use: one per (cache, result), four in all. */
+  private readonly lookups = new Map<string, Counter.Internal>();
+
+  recordCacheLookup(cache: 'token' | 'decision', result: 'hit' | 'miss'): void {
+    const key = `${cache} ${result}`;
+    let series = this.lookups.get(key);
+    if (series === undefined) {
+      series = this.cacheLookups.labels({ cache, result });
+      this.lookups.set(key, series);
+    }
+    series.inc();
+  }
+
   setRevision(revision: string): void {
     this.policyRevision.reset();
     this.policyRevision.set({ revision }, 1);

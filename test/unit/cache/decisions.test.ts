@@ -50,6 +50,21 @@ describe('DecisionCache: the key', () => {
     const a = DecisionCache.keyFor(inputs({ route: 'r","WH01', locations: [] }));
     const b = DecisionCache.keyFor(inputs({ route: 'r', locations: ['WH01'] }));
     expect(a).not.toBe(b);
+    // Parts that spell the same text once joined, with or without the length prefixes.
+    const pairs: Array<[Partial<DecisionInputs>, Partial<DecisionInputs>]> = [
+      [
+        { route: 'r4:WH01', locations: [] },
+        { route: 'r', locations: ['WH01'] },
+      ],
+      [{ locations: ['WH01WH02'] }, { locations: ['WH01', 'WH02'] }],
+      [{ locations: ['4:WH01'] }, { locations: ['WH01', ''] }],
+      [
+        { method: 'GET', route: '1:r' },
+        { method: 'GET1:', route: 'r' },
+      ],
+    ];
+    for (const [x, y] of pairs)
+      expect(DecisionCache.keyFor(inputs(x))).not.toBe(DecisionCache.keyFor(inputs(y)));
   });
 
   it('never contains the token itself', () => {

@@ -1,0 +1,158 @@
+// Answers kept with their decision. A decision-cache hit returns the same frozen Decision object, so whatever
+// of its answer depends on nothing but that decision is built and protobuf-encoded once, not on every Check:
+//   - an allow is kept whole (unless the request sent `x-scopegate-*` headers, which its answer must strip);
+//   - a deny is kept as bytes around its body, and each Check splices in only its own request id.
+// The bytes are exactly what protobufjs would encode for the same CheckResponse (a test holds them to that).
+import { randomUUID } from 'node:crypto';
+import type { Decision } from '../decision/types.js';
+import type { CheckResponse } from '../envoy.js';
+import { authorizationService } from './proto.js';
+
+type DeniedResponse = NonNullable<CheckResponse['denied_response']>;
+
+const encodeCheckResponse = authorizationService.Check.responseSerialize;
+
+// Wire tags (field number << 3 | 2, length-delimited) from external_auth.proto.
+const DENIED_RESPONSE_TAG = (2 << 3) | 2; // CheckResponse.denied_response
+const BODY_TAG = (3 << 3) | 2; // DeniedHttpResponse.body
+
+/** A deny's encoded parts: everything but the body's request id is fixed for its decision. */
+interface DenyTemplate {
+  readonly response: CheckResponse;
+  readonly denied: DeniedResponse;
+  /** The body as text before and after the request id. */
+  readonly bodyBefore: string;
+  readonly bodyAfter: string;
+  /** CheckResponse.status, encoded. */
+  readonly statusField: Buffer;
+  /** DeniedHttpResponse without its body: status and headers, encoded. */
+  readonly deniedWithoutBody: Buffer;
+  /** CheckResponse.dynamic_metadata, encoded. */
+  readonly metadataField: Buffer;
+  /** What the template was built for besides the decision; another realm or hint setting builds afresh. */
+  readonly realm: string;
+  readonly hints: boolean;
+}
+
+export interface DenyContext {
+  readonly requestId: string;
+  readonly realm: string;
+  readonly hints: boolean;
+}
+
+export class KeptAnswers {
+  private readonly allows = new WeakMap<Decision, CheckResponse>();
+  private readonly denies = new WeakMap<Decision, DenyTemplate | null>();
+  private readonly bytes = new WeakMap<CheckResponse, Buffer>();
+
+  /** The encoded bytes of an answer this object handed out, if it has them. */
+  bytesOf(response: CheckResponse): Buffer | undefined {
+    return this.bytes.get(response);
+  }
+
+  /** The answer to send: `encode` for an answer it did not hand out. */
+  serialize(response: CheckResponse): Buffer {
+    return this.bytes.get(response) ?? encodeCheckResponse(response);
+  }
+
+  /** An allow's answer, built (by `build`) and encoded the first time this decision is answered. */
+  allow(decision: Decision, build: () => CheckResponse): CheckResponse {
+    let kept = this.allows.get(decision);
+    if (kept === undefined) {
+      kept = Object.freeze(build());
+      this.allows.set(decision, kept);
+      this.bytes.set(kept, encodeCheckResponse(kept));
+    }
+    return kept;
+  }
+
+  /**
+   * A deny's answer for this request id: the template is built (by `build`, given a request id) once per
+   * decision, and each call encodes only the body. Falls back to `build` when no template can be made.
+   */
+  deny(decision: Decision, context: DenyContext, build: (requestId: string) => CheckResponse): CheckResponse {
+    let template = this.denies.get(decision);
+    if (
+      template === undefined ||
+      (template && (template.realm !== context.realm || template.hints !== context.hints))
+    ) {
+      template = makeTemplate(build, context);
+      this.denies.set(decision, template);
+    }
+    if (template === null) return build(context.requestId);
+    // Request ids are sanitized to [A-Za-z0-9._:-]; escaped anyway, so the body stays JSON whatever comes in.
+    const body = `${template.bodyBefore}${JSON.stringify(context.requestId).slice(1, -1)}${template.bodyAfter}`;
+    const answer: CheckResponse = { ...template.response, denied_response: { ...template.denied, body } };
+    this.bytes.set(answer, spliceBody(template, body));
+    return answer;
+  }
+}
+
+/** null when the built answer is not a deny with exactly one request id in its body. */
+function makeTemplate(
+  build: (requestId: string) => CheckResponse,
+  context: DenyContext,
+): DenyTemplate | null {
+  const marker = randomUUID();
+  const response = build(marker);
+  const denied = response.denied_response;
+  const parts = denied?.body?.split(marker);
+  if (denied === undefined || parts?.length !== 2) return null;
+  const { body: _body, ...withoutBody } = denied;
+  const deniedField = encodeCheckResponse({ denied_response: withoutBody });
+  return {
+    response: Object.freeze(response),
+    denied,
+    bodyBefore: parts[0]!,
+    bodyAfter: parts[1]!,
+    statusField: encodeCheckResponse({ status: response.status }),
+    deniedWithoutBody: deniedField.subarray(1 + varintLength(deniedField, 1)),
+    metadataField: encodeCheckResponse({ dynamic_metadata: response.dynamic_metadata }),
+    realm: context.realm,
+    hints: context.hints,
+  };
+}
+
+/** status, denied_response { status, headers, body }, dynamic_metadata: the order protobufjs writes. */
+function spliceBody(template: DenyTemplate, body: string): Buffer {
+  const bodyLength = Buffer.byteLength(body, 'utf8');
+  const bodyField = 1 + varintSize(bodyLength) + bodyLength;
+  const deniedLength = template.deniedWithoutBody.length + bodyField;
+  const total =
+    template.statusField.length + 1 + varintSize(deniedLength) + deniedLength + template.metadataField.length;
+  const out = Buffer.allocUnsafe(total);
+  let at = template.statusField.copy(out, 0);
+  out[at++] = DENIED_RESPONSE_TAG;
+  at = writeVarint(out, at, deniedLength);
+  at += template.deniedWithoutBody.copy(out, at);
+  out[at++] = BODY_TAG;
+  at = writeVarint(out, at, bodyLength);
+  at += out.write(body, at, 'utf8');
+  template.metadataField.copy(out, at);
+  return out;
+}
+
+function varintSize(value: number): number {
+  let size = 1;
+  while (value >= 0x80) {
+    value >>>= 7;
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(out: Buffer, at: number, value: number): number {
+  while (value >= 0x80) {
+    out[at++] = (value & 0x7f) | 0x80;
+    value >>>= 7;
+  }
+  out[at++] = value;
+  return at;
+}
+
+/** Bytes taken by the varint starting at `at`. */
+function varintLength(bytes: Buffer, at: number): number {
+  let length = 1;
+  while ((bytes[at + length - 1]! & 0x80) !== 0) length++;
+  return length;
+}

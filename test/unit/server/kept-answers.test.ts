@@ -1,0 +1,108 @@
+// Kept answers must be the very bytes protobufjs would write for the same CheckResponse: Envoy reads these
+// bytes, so a splice that miscounts a length or drops a field would deny (or allow) the wrong way.
+import { describe, expect, it } from 'vitest';
+import type { Reason } from '../../../src/decision/reasons.js';
+import type { Decision } from '../../../src/decision/types.js';
+import { type ResponseContext, toCheckResponse } from '../../../src/response/encode.js';
+import { KeptAnswers } from '../../../src/server/kept-answers.js';
+import { authorizationService } from '../../../src/server/proto.js';
+
+const encode = authorizationService.Check.responseSerialize;
+const decode = authorizationService.Check.responseDeserialize;
+
+const decision = (reason: Reason, more: Partial<Decision> = {}): Decision =>
+  Object.freeze({ reason, detail: `detail for ${reason}`, revision: 'rev-1', ...more });
+const context = (requestId: string, more: Partial<ResponseContext> = {}) => ({
+  requestId,
+  realm: 'inventory',
+  requestHeaderNames: [] as string[],
+  hints: false,
+  ...more,
+});
+const build = (d: Decision, c: ResponseContext) => (id: string) =>
+  toCheckResponse(d, { ...c, requestId: id });
+
+const denies: Decision[] = [
+  decision('scope_missing', {
+    route: 'create_transaction',
+    subject: 'svc-inventory-sync',
+    client: 'inventory-sync',
+    missing: { scopes: ['inventory.read'], permissions: ['transactions:write'] },
+  }),
+  decision('location_denied', { route: 'list_items', subject: 'svc', missing: { locations: ['WH03'] } }),
+  decision('token_expired'),
+  // Bodies past 127 and 16,383 bytes take two- and three-byte length varints; non-ASCII takes UTF-8 bytes.
+  decision('role_missing', { route: 'r', subject: 's', detail: `needs role ${'x'.repeat(200)}` }),
+  decision('role_missing', { route: 'r', subject: 's', detail: `needs ${'ü'.repeat(9000)} and 🔑` }),
+];
+const requestIds = ['r1', '0f8fad5b-d9cb-469f-a165-70867728950e', 'a'.repeat(128), ''];
+
+describe('KeptAnswers: denies', () => {
+  it('answer and bytes are what toCheckResponse and protobufjs give, for every request id', () => {
+    for (const d of denies) {
+      const kept = new KeptAnswers();
+      for (const id of requestIds) {
+        const c = context(id);
+        const expected = toCheckResponse(d, c);
+        const answer = kept.deny(d, c, build(d, c));
+        expect(answer).toEqual(expected);
+        const bytes = kept.bytesOf(answer);
+        expect(bytes, `${d.reason} ${id}`).toBeDefined();
+        expect(Buffer.compare(bytes!, encode(expected)), `${d.reason} request id ${id}`).toBe(0);
+        expect(decode(bytes!)).toEqual(decode(encode(expected)));
+      }
+    }
+  });
+
+  it('builds the template once per decision, then only the body changes', () => {
+    const d = denies[0]!;
+    const kept = new KeptAnswers();
+    let builds = 0;
+    const counting = (c: ResponseContext) => (id: string) => {
+      builds++;
+      return build(d, c)(id);
+    };
+    for (const id of requestIds) kept.deny(d, context(id), counting(context(id)));
+    expect(builds).toBe(1);
+    const body = JSON.parse(
+      kept.deny(d, context('req-9'), counting(context('req-9'))).denied_response!.body!,
+    );
+    expect(body.request_id).toBe('req-9');
+  });
+
+  it('follows a new realm or hint setting instead of answering with the old one', () => {
+    const d = denies[0]!;
+    const kept = new KeptAnswers();
+    kept.deny(d, context('r1'), build(d, context('r1')));
+    for (const c of [context('r2', { realm: 'other realm' }), context('r3', { hints: true })]) {
+      const answer = kept.deny(d, c, build(d, c));
+      expect(answer).toEqual(toCheckResponse(d, c));
+      expect(Buffer.compare(kept.bytesOf(answer)!, encode(toCheckResponse(d, c)))).toBe(0);
+    }
+  });
+
+  it('an answer it did not hand out is encoded as usual', () => {
+    const response = toCheckResponse(denies[1]!, context('r1'));
+    const kept = new KeptAnswers();
+    expect(kept.bytesOf(response)).toBeUndefined();
+    expect(Buffer.compare(kept.serialize(response), encode(response))).toBe(0);
+  });
+});
+
+describe('KeptAnswers: allows', () => {
+  it('one frozen answer per decision, encoded once', () => {
+    const d = decision('allowed', { route: 'list_transactions', subject: 'svc', client: 'c' });
+    const kept = new KeptAnswers();
+    let builds = 0;
+    const answer = () =>
+      kept.allow(d, () => {
+        builds++;
+        return toCheckResponse(d, context('r1'));
+      });
+    const first = answer();
+    expect(answer()).toBe(first);
+    expect(builds).toBe(1);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(Buffer.compare(kept.serialize(first), encode(toCheckResponse(d, context('r2'))))).toBe(0);
+  });
+});

@@ -79,6 +79,8 @@ export interface LoadedKeys {
   readonly keyCount: number;
   /** What the set publishes, one publicationId per key (and kid): answers `publishes(ref)` with two lookups. */
   readonly published: ReadonlySet<string>;
+  /** `publishes(ref)` answers for this set, by ref. */
+  readonly answers: WeakMap<SigningKeyRef, boolean>;
 }
 
 /**
@@ -139,14 +141,23 @@ export class KeyStore implements KeySource {
     return this.current?.keyCount ?? 0;
   }
 
-  /** True when the current set still publishes the key a token was verified with (see SigningKeyRef). */
+  /**
+   * True when the current set still publishes the key a token was verified with (see SigningKeyRef). Asked
+   * on every cache hit, so each set remembers its answer per ref (a ref is shared by every answer its token
+   * got; a new set starts with no answers).
+   */
   publishes(ref: SigningKeyRef): boolean {
-    const published = this.current?.published;
-    if (published === undefined || ref.issuer !== this.issuer) return false;
-    return (
-      published.has(publicationId(ref.thumbprint, ref.kid, ref.alg)) ||
-      published.has(publicationId(ref.thumbprint, ref.kid, undefined))
-    );
+    const current = this.current;
+    if (current === undefined || ref.issuer !== this.issuer) return false;
+    let answer = current.answers.get(ref);
+    if (answer === undefined) {
+      const { published } = current;
+      answer =
+        published.has(publicationId(ref.thumbprint, ref.kid, ref.alg)) ||
+        published.has(publicationId(ref.thumbprint, ref.kid, undefined));
+      current.answers.set(ref, answer);
+    }
+    return answer;
   }
 
   /** The current background refresh period: the last `Cache-Control: max-age` (within bounds), or the default. */
@@ -369,7 +380,12 @@ export function keysFromJwks(text: string): LoadedKeys {
       published.add(publicationId(thumbprint, kid, jwk.alg));
     }
   }
-  return { resolve: createLocalJWKSet({ keys: usable }), keyCount: usable.length, published };
+  return {
+    resolve: createLocalJWKSet({ keys: usable }),
+    keyCount: usable.length,
+    published,
+    answers: new WeakMap(),
+  };
 }
 
 /** One entry of LoadedKeys.published; `undefined` kid = "any kid", `undefined` alg = "the key allows any". */

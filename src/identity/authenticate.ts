@@ -9,7 +9,7 @@ import type { CompiledIssuer, CompiledPolicy } from '../policy/types.js';
 import type { RequestFacts } from '../request/types.js';
 import { extractBearer } from './bearer.js';
 import { principalFromClaims } from './claims.js';
-import { type KeyRegistry, type KeyStore, type SigningKeyRef, watchKeyUse } from './keys.js';
+import { type KeyRegistry, type KeyStore, type SigningKeyRef, signingKeyRef } from './keys.js';
 import type { Principal } from './types.js';
 import { type VerifyContext, verifyToken } from './verify.js';
 
@@ -111,22 +111,11 @@ export class Authenticator {
     const cached = this.cache.get(revision, token, this.isPublished);
     if (cached !== undefined) return cached;
 
-    // Watch which key jose uses, so the principal can be tied to it (and dropped from caches with it).
-    let watched: ReturnType<typeof watchKeyUse> | undefined;
-    const verified = await verifyToken(token, {
-      ...this.verifyContext,
-      keysFor: (issuer) => {
-        watched = watchKeyUse(this.verifyContext.keysFor(issuer), issuer.issuer);
-        return watched.source;
-      },
-    });
+    const verified = await verifyToken(token, this.verifyContext);
     if (!verified.ok) return verified;
-    const principal = principalFromClaims(
-      verified.value.payload,
-      this.policy.claims,
-      verified.value.issuer.issuer,
-    );
-    const signedBy = await watched?.signedBy();
+    const { issuer, payload, header, key } = verified.value;
+    const principal = principalFromClaims(payload, this.policy.claims, issuer.issuer);
+    const signedBy = principal.ok ? await signingKeyRef(issuer.issuer, key, header) : undefined;
     // Cached only when the key is known: a principal no key can be checked for must be verified every time.
     if (principal.ok && signedBy !== undefined) {
       this.signers.set(principal.value, signedBy);

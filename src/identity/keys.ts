@@ -423,56 +423,19 @@ function thumbprintOfKey(key: unknown): Promise<string | undefined> {
 }
 
 /**
- * A key source for one verification that remembers the key jose was last handed: after a successful verify,
- * that is the key that verified the token (with several candidates, jose tries them in turn and stops at the
- * one that verifies). `signedBy()` names it as a SigningKeyRef, or undefined when it cannot tell.
+ * Names the key that verified a token (jose's resolved key, with the token's own `kid` and `alg`) as a
+ * SigningKeyRef; undefined when it cannot tell, and then nothing built on the token is cached.
  */
-export function watchKeyUse(
-  source: KeySource,
+export async function signingKeyRef(
   issuer: string,
-): { readonly source: KeySource; signedBy(): Promise<SigningKeyRef | undefined> } {
-  let last: { key: unknown; kid: unknown; alg: unknown } | undefined;
-  const getKey: JWTVerifyGetKey = async (header, token) => {
-    const seen = (key: unknown) => {
-      last = { key, kid: header.kid, alg: header.alg };
-    };
-    try {
-      const key = await source.getKey(header, token);
-      seen(key);
-      return key;
-    } catch (err) {
-      if (errorCode(err) === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS' && isAsyncIterable(err)) {
-        const candidates = err[Symbol.asyncIterator].bind(err);
-        Object.defineProperty(err, Symbol.asyncIterator, {
-          value: async function* () {
-            for await (const key of { [Symbol.asyncIterator]: candidates }) {
-              seen(key);
-              yield key;
-            }
-          },
-        });
-      }
-      throw err;
-    }
-  };
-  return {
-    source: {
-      hasKeys: () => source.hasKeys(),
-      refreshOnDemand: () => source.refreshOnDemand(),
-      getKey,
-    },
-    async signedBy() {
-      if (last === undefined || typeof last.alg !== 'string') return undefined;
-      if (last.kid !== undefined && typeof last.kid !== 'string') return undefined;
-      const thumbprint = await thumbprintOfKey(last.key);
-      if (thumbprint === undefined) return undefined;
-      return { issuer, thumbprint, alg: last.alg, ...(last.kid !== undefined && { kid: last.kid }) };
-    },
-  };
-}
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
+  key: unknown,
+  header: { readonly kid?: unknown; readonly alg?: unknown },
+): Promise<SigningKeyRef | undefined> {
+  const { kid, alg } = header;
+  if (typeof alg !== 'string' || (kid !== undefined && typeof kid !== 'string')) return undefined;
+  const thumbprint = await thumbprintOfKey(key);
+  if (thumbprint === undefined) return undefined;
+  return { issuer, thumbprint, alg, ...(kid !== undefined && { kid }) };
 }
 
 function isUsableSigningKey(key: unknown): key is JWK {

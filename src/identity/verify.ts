@@ -23,6 +23,10 @@ export interface VerifyContext {
 export interface VerifiedToken {
   readonly issuer: CompiledIssuer;
   readonly payload: JWTPayload;
+  /** The token's protected header, as read strictly before verification. */
+  readonly header: Readonly<Record<string, unknown>>;
+  /** The key that verified the signature (what jose resolved), to tie caches to it. */
+  readonly key: unknown;
 }
 
 /** `typ` values an access token may carry (RFC 7519 §5.1, RFC 9068 §2.1), compared case-insensitively. */
@@ -80,18 +84,19 @@ export async function verifyToken(token: string, context: VerifyContext): Promis
     requiredClaims: ['exp'],
     currentDate: new Date(now),
   };
-  let payload: JWTPayload;
+  let verified: { payload: JWTPayload; key: unknown };
   try {
-    payload = (await verifyWithKeys(token, keys.getKey, options)).payload;
+    verified = await verifyWithKeys(token, keys.getKey, options);
   } catch (err) {
     return denialForJoseError(err, { issuer, kid: header.kid, alg: header.alg });
   }
 
+  const { payload, key } = verified;
   // jose checks `iat` only when maxTokenAge is set; a token issued in the future is not valid yet.
   if (typeof payload.iat === 'number' && payload.iat > now / 1000 + issuer.clockToleranceSeconds) {
     return deny('token_not_yet_valid', `the token was issued in the future (iat ${isoTime(payload.iat)})`);
   }
-  return ok({ issuer, payload });
+  return ok({ issuer, payload, header, key });
 }
 
 type JsonObject = Record<string, unknown>;
@@ -161,10 +166,18 @@ function readJsonSegment(segment: string, part: 'header' | 'payload'): Outcome<J
   return ok(value as JsonObject);
 }
 
-/** jose's verify; when several keys fit a token without `kid`, try each (bounded) until one verifies. */
-async function verifyWithKeys(token: string, getKey: JWTVerifyGetKey, options: JWTVerifyOptions) {
+/**
+ * jose's verify, with the key that verified; when several keys fit a token without `kid`, try each (bounded)
+ * until one verifies.
+ */
+async function verifyWithKeys(
+  token: string,
+  getKey: JWTVerifyGetKey,
+  options: JWTVerifyOptions,
+): Promise<{ payload: JWTPayload; key: unknown }> {
   try {
-    return await jwtVerify(token, getKey, options);
+    const { payload, key } = await jwtVerify(token, getKey, options);
+    return { payload, key };
   } catch (err) {
     if (errorCode(err) !== 'ERR_JWKS_MULTIPLE_MATCHING_KEYS' || !isAsyncIterable(err)) throw err;
     let last: unknown = err;
@@ -172,7 +185,7 @@ async function verifyWithKeys(token: string, getKey: JWTVerifyGetKey, options: J
     for await (const key of err) {
       if (++tried > MAX_CANDIDATE_KEYS) break;
       try {
-        return await jwtVerify(token, key as KeyInput, options);
+        return { payload: (await jwtVerify(token, key as KeyInput, options)).payload, key };
       } catch (attempt) {
         // Only a wrong key means "try the next one"; claim failures are the same whichever key signed.
         if (errorCode(attempt) !== 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') throw attempt;

@@ -25,11 +25,14 @@ export const DEFAULT_DECISION_CACHE_ENTRIES = 10_000;
 /** Average bytes budgeted per entry; the cache holds at most `maxEntries` × this many bytes in all. */
 const DEFAULT_ENTRY_BUDGET_BYTES = 1_600;
 
-/** Approximate bytes an entry holds: its strings dominate (detail, missing names, route, subject). */
-function entrySize(entry: Entry): number {
+/** Approximate bytes an entry holds: its strings dominate (key, detail, missing names, route, subject). */
+function entrySize(entry: Entry, key: string): number {
   const { decision } = entry;
-  return 256 + 2 * (decision.detail.length + JSON.stringify(decision.missing ?? null).length);
+  return 256 + key.length + 2 * (decision.detail.length + JSON.stringify(decision.missing ?? null).length);
 }
+
+/** Key parts (all but the token) kept as they are up to this length, hashed beyond it. */
+const MAX_PLAIN_KEY_PARTS = 160;
 
 /** Everything a cacheable decision depends on. */
 export interface DecisionInputs {
@@ -82,16 +85,17 @@ export class DecisionCache {
   }
 
   /**
-   * The cache key: the SHA-256 of the parts, each prefixed with its length (which keeps them apart whatever
-   * they contain, and costs less than JSON's escaping of an 800-character token), so every key has the same
-   * small size however many locations a request names, and the token is never kept. One hash per Check: this
-   * runs on every cacheable request, hit or miss.
+   * The cache key: the token's SHA-256, then the other parts, each prefixed with its length (which keeps them
+   * apart whatever they contain). One hash of a string Envoy already holds flat, nothing copied around the
+   * token, and the token is never kept. Parts longer than a short key (many locations) are hashed as well,
+   * so every key stays small. Runs on every cacheable request, hit or miss.
    */
   static keyFor(inputs: DecisionInputs): string {
     const { revision, token, method, route, locations } = inputs;
-    let text = `${revision.length}:${revision}${token.length}:${token}${method.length}:${method}${route.length}:${route}`;
-    for (const location of locations) text += `${location.length}:${location}`;
-    return hash('sha256', text, 'base64url');
+    let rest = `${revision.length}:${revision}${method.length}:${method}${route.length}:${route}`;
+    for (const location of locations) rest += `${location.length}:${location}`;
+    if (rest.length > MAX_PLAIN_KEY_PARTS) rest = `#${hash('sha256', rest, 'base64url')}`;
+    return `${hash('sha256', token, 'base64url')}${rest}`;
   }
 
   /**

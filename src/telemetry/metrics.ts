@@ -1,9 +1,10 @@
 // The Prometheus metrics contract from DESIGN.md. Label values come only from the policy (route names,
 // permissions, issuers) and closed sets (reasons, decisions), never from the request, so cardinality stays
 // bounded whatever clients send.
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Reason } from '../decision/reasons.js';
 import type { Decision } from '../decision/types.js';
+import { type HistogramSeries, HotHistogram } from './hot-histogram.js';
 
 export type DecisionLabel = 'allow' | 'deny' | 'dry_run_deny';
 
@@ -26,14 +27,47 @@ export const CHECK_DURATION_BUCKETS = [
   0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 ];
 
+/** Increments not yet handed to prom-client, for one label set. */
+interface PendingCount {
+  readonly labels: Record<string, string>;
+  pending: number;
+}
+
+function pendingCount(
+  counts: Map<string, PendingCount>,
+  key: string,
+  labels: Record<string, string>,
+): PendingCount {
+  const count = { labels, pending: 0 };
+  counts.set(key, count);
+  return count;
+}
+
+/** Hands pending increments to their prom-client counter (run by prom-client just before it reads it). */
+function flush(counts: Map<string, PendingCount>, counter: Counter<string>): void {
+  for (const count of counts.values()) {
+    if (count.pending === 0) continue;
+    counter.inc(count.labels, count.pending);
+    count.pending = 0;
+  }
+}
+
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly decisions = new Counter({
+  /**
+   * The Check path's counts, as plain numbers: each scrape hands them to prom-client (`collect`), which would
+   * otherwise validate and hash a label set on every increment. Bounded like the series themselves.
+   */
+  private readonly decided = new Map<string, PendingCount>();
+  private readonly lookups = new Map<string, PendingCount>();
+
+  readonly decisions: Counter<'decision' | 'reason' | 'route'> = new Counter({
     name: 'scopegate_decisions_total',
     help: 'Check decisions by outcome, reason and policy route.',
     labelNames: ['decision', 'reason', 'route'] as const,
     registers: [this.registry],
+    collect: (): void => flush(this.decided, this.decisions),
   });
 
   readonly missingPermissions = new Counter({
@@ -43,19 +77,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly checkDuration = new Histogram({
-    name: 'scopegate_check_duration_seconds',
-    help: 'Time from receiving a Check to answering it.',
-    labelNames: ['decision'] as const,
-    buckets: CHECK_DURATION_BUCKETS,
-    registers: [this.registry],
-  });
+  readonly checkDuration = new HotHistogram(
+    'scopegate_check_duration_seconds',
+    'Time from receiving a Check to answering it.',
+    CHECK_DURATION_BUCKETS,
+    this.registry,
+  );
 
-  readonly cacheLookups = new Counter({
+  readonly cacheLookups: Counter<'cache' | 'result'> = new Counter({
     name: 'scopegate_cache_lookups_total',
     help: 'Cache lookups by cache and result.',
     labelNames: ['cache', 'result'] as const,
     registers: [this.registry],
+    collect: (): void => flush(this.lookups, this.cacheLookups),
   });
 
   readonly policyReloads = new Counter({
@@ -97,16 +131,10 @@ export class Metrics {
     for (const reason of FAIL_CLOSED_REASONS) this.decisions.inc({ decision: 'deny', reason, route: '' }, 0);
   }
 
-  /**
-   * The counter and histogram series of one (decision, reason, route), bound once: prom-client checks and
-   * hashes a label set on every inc() otherwise, twice per Check. Bounded like the series themselves.
-   */
+  /** The series of one (decision, reason, route), found once per Check by one map lookup. */
   private readonly series = new Map<
     string,
-    {
-      readonly decided: Counter.Internal;
-      readonly took: Histogram.Internal<'decision'>;
-    }
+    { readonly decided: PendingCount; readonly took: HistogramSeries }
   >();
 
   recordDecision(decision: Decision, label: DecisionLabel, seconds: number): void {
@@ -115,29 +143,21 @@ export class Metrics {
     let series = this.series.get(key);
     if (series === undefined) {
       series = {
-        decided: this.decisions.labels({ decision: label, reason: decision.reason, route }),
-        took: this.checkDuration.labels({ decision: label }),
+        decided: pendingCount(this.decided, key, { decision: label, reason: decision.reason, route }),
+        took: this.checkDuration.seriesFor(label, { decision: label }),
       };
       this.series.set(key, series);
     }
-    series.decided.inc();
+    series.decided.pending++;
     series.took.observe(seconds);
     for (const { permission, source } of decision.missingBySource ?? []) {
       this.missingPermissions.inc({ route, permission, source });
     }
   }
 
-  /** `scopegate_cache_lookups_total` series, bound on first use: one per (cache, result), four in all. */
-  private readonly lookups = new Map<string, Counter.Internal>();
-
   recordCacheLookup(cache: 'token' | 'decision', result: 'hit' | 'miss'): void {
     const key = `${cache} ${result}`;
-    let series = this.lookups.get(key);
-    if (series === undefined) {
-      series = this.cacheLookups.labels({ cache, result });
-      this.lookups.set(key, series);
-    }
-    series.inc();
+    (this.lookups.get(key) ?? pendingCount(this.lookups, key, { cache, result })).pending++;
   }
 
   setRevision(revision: string): void {

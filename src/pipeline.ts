@@ -32,6 +32,8 @@ export interface Snapshot {
 
 export interface Checked {
   readonly decision: Decision;
+  /** From the decision cache: the same Decision object answers every repeat, so its answer can be kept. */
+  readonly cached?: true;
   /** Undefined only when the CheckRequest was too malformed to read. */
   readonly facts?: RequestFacts;
 }
@@ -80,7 +82,7 @@ export function check(request: CheckRequest, snapshot: Snapshot): Checked | Prom
   const cache = cacheFor(snapshot, facts, match, locationsOf);
   if (cache !== undefined) {
     const hit = cache.decisions.get(cache.key, cache.isPublished);
-    if (hit !== undefined) return { decision: hit, facts };
+    if (hit !== undefined) return { decision: hit, facts, cached: true };
   }
   return snapshot.authenticator.authenticate(facts).then((identity) => {
     if (!identity.ok) return decided(denied(identity, revision));

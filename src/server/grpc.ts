@@ -9,8 +9,8 @@ import { type Checked, check, type Snapshot } from '../pipeline.js';
 import { requestIdOf } from '../request/facts.js';
 import { isIdentityHeader, toCheckResponse } from '../response/encode.js';
 import type { DecisionLabel, Metrics } from '../telemetry/metrics.js';
-import { KeptAnswers } from './kept-answers.js';
-import { authorizationService, healthService } from './proto.js';
+import { type Answer, decodeAnswer, KeptAnswers, serializeAnswer } from './kept-answers.js';
+import { authorizationService, healthService, type ReceivedCheckResponse } from './proto.js';
 
 export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
 
@@ -25,19 +25,22 @@ export interface CheckServiceDeps {
 /** Answers built and encoded once per decision (see kept-answers.ts); one set per process. */
 const kept = new KeptAnswers();
 
-/** Answers one Check; never rejects. Exposed for tests and the benchmark's in-process mode. */
-export async function answerCheck(request: CheckRequest, deps: CheckServiceDeps): Promise<CheckResponse> {
-  return answerCheckNow(request, deps);
+/**
+ * Answers one Check; never rejects. Exposed for tests and the benchmark's in-process mode: the answer is the
+ * CheckResponse the server would send, decoded from the very bytes it would send.
+ */
+export async function answerCheck(
+  request: CheckRequest,
+  deps: CheckServiceDeps,
+): Promise<ReceivedCheckResponse> {
+  return decodeAnswer(await answerCheckNow(request, deps));
 }
 
 /**
  * Answers one Check, synchronously when the decision cache knows the answer. Never throws or rejects for
  * a failure in the pipeline: that becomes an `internal_error` deny.
  */
-function answerCheckNow(
-  request: CheckRequest,
-  deps: CheckServiceDeps,
-): CheckResponse | Promise<CheckResponse> {
+function answerCheckNow(request: CheckRequest, deps: CheckServiceDeps): Answer | Promise<Answer> {
   const started = process.hrtime.bigint();
   const snapshot = deps.current();
   const failed = (err: unknown) => answer(request, deps, snapshot, started, failure(err, deps, snapshot));
@@ -66,8 +69,8 @@ function answer(
   deps: CheckServiceDeps,
   snapshot: Snapshot,
   started: bigint,
-  { decision, facts }: Checked,
-): CheckResponse {
+  { decision, facts, cached }: Checked,
+): Answer {
   const requestId = facts ? facts.requestId : requestIdOf(request);
   const headerNames: Iterable<string> = facts ? facts.headers.keys() : [];
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -79,12 +82,13 @@ function answer(
     requestHeaderNames: headerNames,
     hints: deps.denyHints === true,
   };
+  // Only a cached decision is answered again (a fresh one is a new object each time), and a dry-run deny goes
+  // through like an allow and strips like one: those are built afresh.
+  if (!cached || decision.dryRun) return toCheckResponse(decision, context);
   if (decision.reason === 'allowed') {
     if (hasIdentityHeader(headerNames)) return toCheckResponse(decision, context);
     return kept.allow(decision, () => toCheckResponse(decision, context));
   }
-  // A dry-run deny goes through like an allow, and strips like one: built afresh.
-  if (decision.dryRun) return toCheckResponse(decision, context);
   return kept.deny(decision, context, (id) => toCheckResponse(decision, { ...context, requestId: id }));
 }
 
@@ -168,7 +172,7 @@ const checkServiceSendingKeptBytes = {
   ...authorizationService,
   Check: {
     ...authorizationService.Check,
-    responseSerialize: (value: CheckResponse): Buffer => kept.serialize(value),
+    responseSerialize: serializeAnswer,
   },
 };
 
@@ -187,10 +191,7 @@ export function createGrpcServer(deps: CheckServiceDeps, health: HealthStatus): 
     'grpc.keepalive_permit_without_calls': 1,
   });
   server.addService(checkServiceSendingKeptBytes, {
-    Check: (
-      call: grpc.ServerUnaryCall<CheckRequest, CheckResponse>,
-      callback: grpc.sendUnaryData<CheckResponse>,
-    ) => {
+    Check: (call: grpc.ServerUnaryCall<CheckRequest, Answer>, callback: grpc.sendUnaryData<Answer>) => {
       // answerCheckNow never throws; the catch is the last line of rule 1 if it somehow does.
       const lastResort = () => callback(null, lastResortAnswer(deps));
       try {

@@ -1,16 +1,33 @@
-// Answers kept with their decision. A decision-cache hit returns the same frozen Decision object, so whatever
-// of its answer depends on nothing but that decision is built and protobuf-encoded once, not on every Check:
+// Answers kept with their decision, already encoded. A decision-cache hit returns the same frozen Decision
+// object, so whatever of its answer depends on nothing but that decision is built and protobuf-encoded once,
+// not on every Check, and kept as bytes only (a cache full of distinct callers holds 10,000 of them):
 //   - an allow is kept whole (unless the request sent `x-scopegate-*` headers, which its answer must strip);
 //   - a deny is kept as bytes around its body, and each Check splices in only its own request id.
 // The bytes are exactly what protobufjs would encode for the same CheckResponse (a test holds them to that).
 import { randomUUID } from 'node:crypto';
 import type { Decision } from '../decision/types.js';
 import type { CheckResponse } from '../envoy.js';
-import { authorizationService } from './proto.js';
-
-type DeniedResponse = NonNullable<CheckResponse['denied_response']>;
+import { authorizationService, type ReceivedCheckResponse } from './proto.js';
 
 const encodeCheckResponse = authorizationService.Check.responseSerialize;
+const decodeCheckResponse = authorizationService.Check.responseDeserialize;
+
+/** An answer as the bytes the server sends. */
+export class EncodedAnswer {
+  constructor(readonly bytes: Buffer) {}
+}
+
+/** What the Check path answers: a CheckResponse to encode, or one encoded already. */
+export type Answer = CheckResponse | EncodedAnswer;
+
+export function serializeAnswer(answer: Answer): Buffer {
+  return answer instanceof EncodedAnswer ? answer.bytes : encodeCheckResponse(answer);
+}
+
+/** The answer as a CheckResponse, for in-process callers (tests, benchmarks): decoded from its bytes, as a client reads it. */
+export function decodeAnswer(answer: Answer): ReceivedCheckResponse {
+  return answer instanceof EncodedAnswer ? decodeCheckResponse(answer.bytes) : answer;
+}
 
 // Wire tags (field number << 3 | 2, length-delimited) from external_auth.proto.
 const DENIED_RESPONSE_TAG = (2 << 3) | 2; // CheckResponse.denied_response
@@ -18,8 +35,6 @@ const BODY_TAG = (3 << 3) | 2; // DeniedHttpResponse.body
 
 /** A deny's encoded parts: everything but the body's request id is fixed for its decision. */
 interface DenyTemplate {
-  readonly response: CheckResponse;
-  readonly denied: DeniedResponse;
   /** The body as text before and after the request id. */
   readonly bodyBefore: string;
   readonly bodyAfter: string;
@@ -41,27 +56,15 @@ export interface DenyContext {
 }
 
 export class KeptAnswers {
-  private readonly allows = new WeakMap<Decision, CheckResponse>();
+  private readonly allows = new WeakMap<Decision, EncodedAnswer>();
   private readonly denies = new WeakMap<Decision, DenyTemplate | null>();
-  private readonly bytes = new WeakMap<CheckResponse, Buffer>();
-
-  /** The encoded bytes of an answer this object handed out, if it has them. */
-  bytesOf(response: CheckResponse): Buffer | undefined {
-    return this.bytes.get(response);
-  }
-
-  /** The answer to send: `encode` for an answer it did not hand out. */
-  serialize(response: CheckResponse): Buffer {
-    return this.bytes.get(response) ?? encodeCheckResponse(response);
-  }
 
   /** An allow's answer, built (by `build`) and encoded the first time this decision is answered. */
-  allow(decision: Decision, build: () => CheckResponse): CheckResponse {
+  allow(decision: Decision, build: () => CheckResponse): EncodedAnswer {
     let kept = this.allows.get(decision);
     if (kept === undefined) {
-      kept = Object.freeze(build());
+      kept = new EncodedAnswer(encodeCheckResponse(build()));
       this.allows.set(decision, kept);
-      this.bytes.set(kept, encodeCheckResponse(kept));
     }
     return kept;
   }
@@ -70,7 +73,7 @@ export class KeptAnswers {
    * A deny's answer for this request id: the template is built (by `build`, given a request id) once per
    * decision, and each call encodes only the body. Falls back to `build` when no template can be made.
    */
-  deny(decision: Decision, context: DenyContext, build: (requestId: string) => CheckResponse): CheckResponse {
+  deny(decision: Decision, context: DenyContext, build: (requestId: string) => CheckResponse): Answer {
     let template = this.denies.get(decision);
     if (
       template === undefined ||
@@ -82,9 +85,7 @@ export class KeptAnswers {
     if (template === null) return build(context.requestId);
     // Request ids are sanitized to [A-Za-z0-9._:-]; escaped anyway, so the body stays JSON whatever comes in.
     const body = `${template.bodyBefore}${JSON.stringify(context.requestId).slice(1, -1)}${template.bodyAfter}`;
-    const answer: CheckResponse = { ...template.response, denied_response: { ...template.denied, body } };
-    this.bytes.set(answer, spliceBody(template, body));
-    return answer;
+    return new EncodedAnswer(spliceBody(template, body));
   }
 }
 
@@ -101,8 +102,6 @@ function makeTemplate(
   const { body: _body, ...withoutBody } = denied;
   const deniedField = encodeCheckResponse({ denied_response: withoutBody });
   return {
-    response: Object.freeze(response),
-    denied,
     bodyBefore: parts[0]!,
     bodyAfter: parts[1]!,
     statusField: encodeCheckResponse({ status: response.status }),

@@ -3,9 +3,12 @@
 // issuers and claim names is never served under another. Bounded by entry count (0 turns it off); an entry
 // never outlives the token's `exp`, `exp` is checked again on every hit, and so is the signing key: a token
 // whose key has left the issuer's JWKS is verified afresh (and refused), never served from here.
+// It also remembers tokens that verified but had expired: an expired token stays expired, so a client that
+// keeps sending its old token costs a lookup instead of a signature check each time. Such an entry holds
+// only while the issuer's key set is the one that verified it (a refresh means one fresh verification).
 import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { type Outcome, ok } from '../decision/types.js';
+import { type Denial, type Outcome, ok } from '../decision/types.js';
 import type { SigningKeyRef } from '../identity/keys.js';
 import type { Principal } from '../identity/types.js';
 
@@ -20,14 +23,29 @@ export interface TokenCacheOptions {
 
 export const DEFAULT_TOKEN_CACHE_ENTRIES = 10_000;
 
-interface Entry {
+/** How long an expired token is remembered at most (bounds what a clock stepped back could mislead). */
+const EXPIRED_ENTRY_TTL_MS = 5 * 60_000;
+
+interface VerifiedEntry {
   readonly principal: Principal;
   /** The key that verified the token; undefined only for entries stored without one (tests). */
   readonly signedBy?: SigningKeyRef;
 }
 
+/** A token whose signature verified but which had expired, and the key set that verified it. */
+interface ExpiredEntry {
+  readonly expired: Denial;
+  readonly issuer: string;
+  readonly keySet: object;
+}
+
+type Entry = VerifiedEntry | ExpiredEntry;
+
 /** Is this key still published by its issuer? (KeyStore.publishes, through the Authenticator.) */
 export type KeyStillPublished = (ref: SigningKeyRef) => boolean;
+
+/** The issuer's key set in force (KeyStore.currentSet, through the Authenticator). */
+export type CurrentKeySet = (issuer: string) => object | undefined;
 
 export class TokenCache {
   /** Undefined when the cache is off (size 0): lru-cache needs a bound, and "no cache" is the honest one. */
@@ -56,16 +74,36 @@ export class TokenCache {
    * miss, so the full verification (with the issuer's clock tolerance and current keys) decides: a cached
    * answer is always the answer a fresh verification would give.
    */
-  get(revision: string, token: string, stillPublished?: KeyStillPublished): Outcome<Principal> | undefined {
+  get(
+    revision: string,
+    token: string,
+    stillPublished?: KeyStillPublished,
+    currentKeySet?: CurrentKeySet,
+  ): Outcome<Principal> | undefined {
     if (this.entries === undefined) return undefined;
     const key = this.keyFor(revision, token);
     let entry = this.entries.get(key);
-    if (entry !== undefined && !isCurrent(entry, this.now(), stillPublished)) {
+    if (entry !== undefined && !isCurrent(entry, this.now(), stillPublished, currentKeySet)) {
       this.entries.delete(key);
       entry = undefined;
     }
     this.onLookup?.('token', entry === undefined ? 'miss' : 'hit');
-    return entry === undefined ? undefined : ok(entry.principal);
+    if (entry === undefined) return undefined;
+    return 'expired' in entry ? entry.expired : ok(entry.principal);
+  }
+
+  /**
+   * Remembers that this token verified under `keySet` but had expired (`token_expired`): served as long as
+   * `currentKeySet(issuer)` is still that set, for a few minutes at most.
+   */
+  setExpired(
+    revision: string,
+    token: string,
+    expired: Denial,
+    basis: { issuer: string; keySet: object },
+  ): void {
+    if (this.entries === undefined) return;
+    this.entries.set(this.keyFor(revision, token), { expired, ...basis }, { ttl: EXPIRED_ENTRY_TTL_MS });
   }
 
   /**
@@ -101,7 +139,13 @@ export class TokenCache {
   }
 }
 
-function isCurrent(entry: Entry, nowMs: number, stillPublished: KeyStillPublished | undefined): boolean {
+function isCurrent(
+  entry: Entry,
+  nowMs: number,
+  stillPublished: KeyStillPublished | undefined,
+  currentKeySet: CurrentKeySet | undefined,
+): boolean {
+  if ('expired' in entry) return currentKeySet?.(entry.issuer) === entry.keySet;
   const { expiresAt } = entry.principal;
   if (expiresAt === undefined || expiresAt * 1000 <= nowMs) return false;
   return entry.signedBy === undefined || stillPublished === undefined || stillPublished(entry.signedBy);

@@ -4,14 +4,14 @@
 // It also remembers which published key verified each principal, so the caches (its own token cache and the
 // pipeline's decision cache) can stop serving a token the moment its key leaves the issuer's JWKS.
 import { TokenCache } from '../cache/tokens.js';
-import { deny, type Outcome } from '../decision/types.js';
+import { type Denial, deny, type Outcome } from '../decision/types.js';
 import type { CompiledIssuer, CompiledPolicy } from '../policy/types.js';
 import type { RequestFacts } from '../request/types.js';
 import { extractBearer } from './bearer.js';
 import { principalFromClaims } from './claims.js';
 import { type KeyRegistry, type KeyStore, type SigningKeyRef, signingKeyRef } from './keys.js';
 import type { Principal } from './types.js';
-import { type VerifyContext, verifyToken } from './verify.js';
+import { readCompactJwt, type VerifyContext, verifyToken } from './verify.js';
 
 export interface AuthenticatorOptions {
   /** Clock in ms, used for token times and the cache. Default `Date.now`. */
@@ -106,13 +106,23 @@ export class Authenticator {
     return this.fromToken(token);
   }
 
+  /** The issuer's key set in force, as an identity (see TokenCache.setExpired). */
+  private readonly currentKeySet = (issuer: string): object | undefined => {
+    const compiled = this.policy.issuerByName.get(issuer);
+    return compiled === undefined ? undefined : this.stores.get(compiled)?.currentSet();
+  };
+
   private async fromToken(token: string): Promise<Authenticated> {
     const revision = this.policy.revision;
-    const cached = this.cache.get(revision, token, this.isPublished);
+    const cached = this.cache.get(revision, token, this.isPublished, this.currentKeySet);
     if (cached !== undefined) return cached;
 
     const verified = await verifyToken(token, this.verifyContext);
-    if (!verified.ok) return verified;
+    if (!verified.ok) {
+      // jose checks `exp` only after the signature: this token is genuine and will stay expired.
+      if (verified.reason === 'token_expired') this.rememberExpired(revision, token, verified);
+      return verified;
+    }
     const { issuer, payload, header, key } = verified.value;
     const principal = principalFromClaims(payload, this.policy.claims, issuer.issuer);
     const signedBy = principal.ok ? await signingKeyRef(issuer.issuer, key, header) : undefined;
@@ -122,6 +132,14 @@ export class Authenticator {
       this.cache.set(revision, token, principal.value, signedBy);
     }
     return principal;
+  }
+
+  private rememberExpired(revision: string, token: string, expired: Denial): void {
+    const read = readCompactJwt(token);
+    const issuer = read.ok ? read.value.claims.iss : undefined;
+    if (typeof issuer !== 'string') return;
+    const keySet = this.currentKeySet(issuer);
+    if (keySet !== undefined) this.cache.setExpired(revision, token, expired, { issuer, keySet });
   }
 
   /**

@@ -136,6 +136,11 @@ export class KeyStore implements KeySource {
     return this.current !== undefined;
   }
 
+  /** The key set in force, as an identity: every load replaces it (undefined before any load succeeded). */
+  currentSet(): object | undefined {
+    return this.current;
+  }
+
   /** Number of usable keys in the current set (0 before any load succeeded). */
   keyCount(): number {
     return this.current?.keyCount ?? 0;

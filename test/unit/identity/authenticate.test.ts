@@ -140,14 +140,39 @@ describe('Authenticator: the verified-token cache', () => {
     });
   });
 
-  it('does not cache failures', async () => {
+  it('does not cache failures other than expiry', async () => {
     const authenticator = await authenticatorFor();
     const token = await mintToken(key, serviceAccount({ aud: 'https://other.example' }), {
       now: clock.seconds,
     });
     await authenticator.authenticate(bearer(token));
     await authenticator.authenticate(bearer(token));
-    expect(lookups).toEqual(['miss', 'miss']);
+    // A forged signature on an expired token is token_invalid: checked every time, never remembered.
+    const forged = await mintToken(await newSigningKey('RS256', key.kid), serviceAccount(), {
+      now: clock.seconds - 3600,
+    });
+    expect(await authenticator.authenticate(bearer(forged))).toMatchObject({ reason: 'token_invalid' });
+    expect(await authenticator.authenticate(bearer(forged))).toMatchObject({ reason: 'token_invalid' });
+    expect(lookups).toEqual(['miss', 'miss', 'miss', 'miss']);
+  });
+
+  it('remembers a genuine expired token while the key set that verified it is in force', async () => {
+    const authenticator = await authenticatorFor();
+    const token = await mintToken(key, serviceAccount(), { now: clock.seconds - 3600 });
+    const first = await authenticator.authenticate(bearer(token));
+    expect(first).toMatchObject({ ok: false, reason: 'token_expired' });
+    expect(await authenticator.authenticate(bearer(token))).toEqual(first);
+    expect(lookups).toEqual(['miss', 'hit']);
+    // A refreshed key set (here with a second key added) means one fresh verification, then hits again.
+    server.setKeys([key.publicJwk, (await newSigningKey('RS256')).publicJwk]);
+    try {
+      expect(await registry.storeFor(issuerConfig({ uri: server.uri })).refresh()).toBe(true);
+      expect(await authenticator.authenticate(bearer(token))).toEqual(first);
+      expect(await authenticator.authenticate(bearer(token))).toEqual(first);
+      expect(lookups).toEqual(['miss', 'hit', 'miss', 'hit']);
+    } finally {
+      server.setKeys([key.publicJwk]);
+    }
   });
 
   it('after a policy reload, a shared cache does not serve principals built under the old claim names', async () => {

@@ -24,7 +24,7 @@ export function serializeAnswer(answer: Answer): Buffer {
   return answer instanceof EncodedAnswer ? answer.bytes : encodeCheckResponse(answer);
 }
 
-/** The answer as a CheckResponse, for in-process callers (tests, benchmarks): decoded from its bytes, as a client reads it. */
+/** The answer as a client reads it, for in-process callers (tests, benchmarks): decoded from its bytes. */
 export function decodeAnswer(answer: Answer): ReceivedCheckResponse {
   return answer instanceof EncodedAnswer ? decodeCheckResponse(answer.bytes) : answer;
 }

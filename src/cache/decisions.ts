@@ -88,7 +88,9 @@ export class DecisionCache {
    * The cache key: the token's SHA-256, then the other parts, each prefixed with its length (which keeps them
    * apart whatever they contain). One hash of a string Envoy already holds flat, nothing copied around the
    * token, and the token is never kept. Parts longer than a short key (many locations) are hashed as well,
-   * so every key stays small. Runs on every cacheable request, hit or miss.
+   * so every key stays small. Runs on every cacheable request, hit or miss. (Hashing reads the parts as
+   * UTF-8, so it relies on them being well-formed text: route names and the revision come from the policy,
+   * methods and locations are validated codes.)
    */
   static keyFor(inputs: DecisionInputs): string {
     const { revision, token, method, route, locations } = inputs;

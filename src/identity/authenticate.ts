@@ -117,10 +117,11 @@ export class Authenticator {
     const cached = this.cache.get(revision, token, this.isPublished, this.currentKeySet);
     if (cached !== undefined) return cached;
 
+    const keySetsBefore = this.currentKeySets();
     const verified = await verifyToken(token, this.verifyContext);
     if (!verified.ok) {
       // jose checks `exp` only after the signature: this token is genuine and will stay expired.
-      if (verified.reason === 'token_expired') this.rememberExpired(revision, token, verified);
+      if (verified.reason === 'token_expired') this.rememberExpired(revision, token, verified, keySetsBefore);
       return verified;
     }
     const { issuer, payload, header, key } = verified.value;
@@ -134,12 +135,25 @@ export class Authenticator {
     return principal;
   }
 
-  private rememberExpired(revision: string, token: string, expired: Denial): void {
+  /** Each issuer's key set now, to tell afterwards whether a verification ran under one set throughout. */
+  private currentKeySets(): ReadonlyMap<CompiledIssuer, object | undefined> {
+    return new Map([...this.stores].map(([issuer, store]) => [issuer, store.currentSet()]));
+  }
+
+  private rememberExpired(
+    revision: string,
+    token: string,
+    expired: Denial,
+    keySetsBefore: ReadonlyMap<CompiledIssuer, object | undefined>,
+  ): void {
     const read = readCompactJwt(token);
-    const issuer = read.ok ? read.value.claims.iss : undefined;
-    if (typeof issuer !== 'string') return;
-    const keySet = this.currentKeySet(issuer);
-    if (keySet !== undefined) this.cache.setExpired(revision, token, expired, { issuer, keySet });
+    const iss = read.ok ? read.value.claims.iss : undefined;
+    const issuer = typeof iss === 'string' ? this.policy.issuerByName.get(iss) : undefined;
+    if (issuer === undefined) return;
+    const keySet = this.stores.get(issuer)?.currentSet();
+    // A refresh that landed during the verification: which set verified it is unknown, so nothing is kept.
+    if (keySet === undefined || keySetsBefore.get(issuer) !== keySet) return;
+    this.cache.setExpired(revision, token, expired, { issuer: issuer.issuer, keySet });
   }
 
   /**

@@ -33,27 +33,36 @@ export async function answerCheck(
   request: CheckRequest,
   deps: CheckServiceDeps,
 ): Promise<ReceivedCheckResponse> {
-  return decodeAnswer(await answerCheckNow(request, deps));
+  return decodeAnswer(await answerOrLastResort(request, deps));
 }
 
 /**
- * Answers one Check, synchronously when the decision cache knows the answer. Never throws or rejects for
- * a failure in the pipeline: that becomes an `internal_error` deny.
+ * Answers one Check, synchronously when the decision cache knows the answer. A failure in the pipeline or
+ * in building the answer becomes a logged `internal_error` deny for this request.
  */
 function answerCheckNow(request: CheckRequest, deps: CheckServiceDeps): Answer | Promise<Answer> {
   const started = process.hrtime.bigint();
   const snapshot = deps.current();
   const failed = (err: unknown) => answer(request, deps, snapshot, started, failure(err, deps, snapshot));
-  let checked: Checked | Promise<Checked>;
+  const answered = (done: Checked) => answer(request, deps, snapshot, started, done);
   try {
-    checked = check(request, snapshot);
+    const checked = check(request, snapshot);
+    if (checked instanceof Promise) return checked.then(answered).catch(failed);
+    return answered(checked);
   } catch (err) {
     return failed(err);
   }
-  if (checked instanceof Promise) {
-    return checked.then((done) => answer(request, deps, snapshot, started, done), failed);
+}
+
+/** answerCheckNow, and if even the internal_error answer failed, a bare one: never a throw or rejection. */
+function answerOrLastResort(request: CheckRequest, deps: CheckServiceDeps): Answer | Promise<Answer> {
+  let answered: Answer | Promise<Answer>;
+  try {
+    answered = answerCheckNow(request, deps);
+  } catch {
+    return lastResortAnswer(deps);
   }
-  return answer(request, deps, snapshot, started, checked);
+  return answered instanceof Promise ? answered.catch(() => lastResortAnswer(deps)) : answered;
 }
 
 /** A bug, not an outcome: deny and say so without echoing the request. */
@@ -72,21 +81,22 @@ function answer(
   { decision, facts, cached }: Checked,
 ): Answer {
   const requestId = facts ? facts.requestId : requestIdOf(request);
-  const headerNames: Iterable<string> = facts ? facts.headers.keys() : [];
+  const headers = facts?.headers;
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   deps.metrics.recordDecision(decision, decisionLabel(decision), seconds);
   logDecision(deps.log, decision, requestId, seconds);
   const context = {
     requestId,
     realm: snapshot.policy.realm,
-    requestHeaderNames: headerNames,
+    // An iterator of its own: it can be read only once, and only toCheckResponse reads this one.
+    requestHeaderNames: headers ? headers.keys() : [],
     hints: deps.denyHints === true,
   };
   // Only a cached decision is answered again (a fresh one is a new object each time), and a dry-run deny goes
   // through like an allow and strips like one: those are built afresh.
   if (!cached || decision.dryRun) return toCheckResponse(decision, context);
   if (decision.reason === 'allowed') {
-    if (hasIdentityHeader(headerNames)) return toCheckResponse(decision, context);
+    if (headers && hasIdentityHeader(headers.keys())) return toCheckResponse(decision, context);
     return kept.allow(decision, () => toCheckResponse(decision, context));
   }
   return kept.deny(decision, context, (id) => toCheckResponse(decision, { ...context, requestId: id }));
@@ -192,15 +202,15 @@ export function createGrpcServer(deps: CheckServiceDeps, health: HealthStatus): 
   });
   server.addService(checkServiceSendingKeptBytes, {
     Check: (call: grpc.ServerUnaryCall<CheckRequest, Answer>, callback: grpc.sendUnaryData<Answer>) => {
-      // answerCheckNow never throws; the catch is the last line of rule 1 if it somehow does.
-      const lastResort = () => callback(null, lastResortAnswer(deps));
-      try {
-        const answered = answerCheckNow(call.request ?? {}, deps);
-        if (answered instanceof Promise) answered.then((response) => callback(null, response), lastResort);
-        else callback(null, answered);
-      } catch {
-        lastResort();
-      }
+      const answered = answerOrLastResort(call.request ?? {}, deps);
+      if (answered instanceof Promise) {
+        // Never rejects; the catch only keeps a throwing callback from becoming an unhandled rejection.
+        answered
+          .then((response) => callback(null, response))
+          .catch((err) =>
+            deps.log.error({ err: { message: (err as Error)?.message } }, 'check answer not sent'),
+          );
+      } else callback(null, answered);
     },
   });
   server.addService(healthService, health.handlers());

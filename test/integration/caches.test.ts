@@ -218,6 +218,12 @@ describe('what the decision cache keeps', () => {
     expect(spoofed.headersToRemove).toEqual(['x_scopegate_roles']);
     // And the plain answer is not changed by having answered the spoofed one.
     expect((await get()).raw).toEqual(plain.raw);
+    // A lone spoofed header, in either spelling, is the first (and only) one the answer must remove.
+    for (const name of ['x_scopegate_subject', 'x-scopegate-roles']) {
+      const lone = await get([[name, 'admin']]);
+      expect(lone.status).toBe(200);
+      expect(lone.headersToRemove, name).toEqual([name]);
+    }
   });
 
   it('a new policy revision is never answered from the old one', async () => {

@@ -57,7 +57,8 @@ export interface CheckRequest {
 }
 
 export interface HeaderValueOption {
-  header: { key: string; value: string };
+  /** `raw_value` carries a value's UTF-8 bytes when it is not plain ASCII (then `value` is empty). */
+  header: { key: string; value: string; raw_value?: Buffer };
   /** Deprecated BoolValue honoured by Envoy < 1.37; false means overwrite. */
   append?: { value: boolean };
   append_action?:

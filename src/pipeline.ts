@@ -101,6 +101,7 @@ export function check(request: CheckRequest, snapshot: Snapshot): Checked | Prom
     const who = {
       subject: principal.subject,
       ...(principal.client !== undefined && { client: principal.client }),
+      ...(principal.issuer !== undefined && { issuer: principal.issuer }),
     };
 
     if (!match) {

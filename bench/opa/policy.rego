@@ -54,6 +54,9 @@ else := "token_invalid" if not principal
 
 else := "route_unknown" if not route
 
+# The policy lists its clients, so a token whose client it does not list is refused (scopegate: client_unknown).
+else := "client_unknown" if not client_entry
+
 else := "grant_type_not_allowed" if not grant_type_allowed
 
 else := "scope_missing" if not every_permission_in(permissions_of_token_scopes)
@@ -77,6 +80,7 @@ http_status := {
 	"token_missing": 401,
 	"token_invalid": 401,
 	"route_unknown": 403,
+	"client_unknown": 403,
 	"grant_type_not_allowed": 403,
 	"scope_missing": 403,
 	"client_scope_not_allowed": 403,

@@ -4,7 +4,7 @@
 
 import type { Principal } from '../identity/types.js';
 import { locationAllowed, parseLocationGrant } from '../policy/locations.js';
-import type { CompiledPolicy, CompiledRoute } from '../policy/types.js';
+import type { CompiledClient, CompiledPolicy, CompiledRoute, CompiledSubject } from '../policy/types.js';
 import { deny, type Outcome, ok } from './types.js';
 
 const list = (items: Iterable<string>) => [...items].join(', ');
@@ -21,16 +21,26 @@ function permissionsOfScopes(policy: CompiledPolicy, scopes: Iterable<string>): 
   return granted;
 }
 
+/** The policy's entry for the caller's client, if the token names one the policy lists for its issuer. */
+export function clientOf(policy: CompiledPolicy, principal: Principal): CompiledClient | undefined {
+  return principal.client === undefined ? undefined : policy.clients.get(principal.issuer, principal.client);
+}
+
+/** The policy's entry for the caller's subject within its issuer. */
+export function subjectOf(policy: CompiledPolicy, principal: Principal): CompiledSubject | undefined {
+  return policy.subjects.get(principal.issuer, principal.subject);
+}
+
 /** The scopes that count: the token's, narrowed to what its client may use when the policy lists the client. */
 export function effectiveScopes(policy: CompiledPolicy, principal: Principal): ReadonlySet<string> {
-  const client = principal.client === undefined ? undefined : policy.clients.get(principal.client);
+  const client = clientOf(policy, principal);
   if (!client) return principal.scopes;
   return new Set([...principal.scopes].filter((scope) => client.scopes.has(scope)));
 }
 
 /** Roles from the token's claim plus those the policy gives the subject. */
 export function rolesOf(policy: CompiledPolicy, principal: Principal): ReadonlySet<string> {
-  const subject = policy.subjects.get(principal.subject);
+  const subject = subjectOf(policy, principal);
   return subject ? union(new Set(principal.roles), subject.roles) : principal.roles;
 }
 
@@ -67,15 +77,27 @@ function grantsOf(policy: CompiledPolicy, principal: Principal): Grants {
 }
 
 /**
- * Grant type, then scopes (token ∩ client), then roles. The order follows the support thread: the nature of
- * the token first, then what it carries, then who holds it.
+ * Client, grant type, then scopes (token ∩ client), then roles. The order follows the support thread: the
+ * nature of the token first, then what it carries, then who holds it.
  */
 export function checkPermissions(
   policy: CompiledPolicy,
   principal: Principal,
   route: CompiledRoute,
 ): Outcome<void> {
-  const client = principal.client === undefined ? undefined : policy.clients.get(principal.client);
+  const client = clientOf(policy, principal);
+  // A policy that lists clients means its client rules: a token that names none, or one it does not list,
+  // would otherwise skip every one of them (scope narrowing, grant types).
+  if (client === undefined && policy.unlistedClients === 'deny') {
+    const issuer = principal.issuer === undefined ? '' : ` of issuer ${principal.issuer}`;
+    return deny(
+      'client_unknown',
+      principal.client === undefined
+        ? 'the token names no OAuth2 client, and this policy accepts only the clients it lists'
+        : `client ${principal.client}${issuer} is not listed in the policy's clients`,
+      { missing: { client: principal.client ?? null } },
+    );
+  }
   if (client?.grantTypes && !(principal.grantType && client.grantTypes.has(principal.grantType))) {
     const allowed = [...client.grantTypes].sort();
     const got = principal.grantType ? `was obtained with ${principal.grantType}` : 'names no grant type';
@@ -147,7 +169,7 @@ export function checkLocations(
   locations: readonly string[],
 ): Outcome<void> {
   if (locations.length === 0) return ok(undefined);
-  const bySubject = policy.subjects.get(principal.subject)?.locations;
+  const bySubject = subjectOf(policy, principal)?.locations;
   const byToken = principal.locations.length > 0 ? parseLocationGrant([...principal.locations]) : undefined;
   const refused = locations.filter(
     (code) =>

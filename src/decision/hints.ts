@@ -6,6 +6,7 @@ import type { Missing } from './types.js';
 export interface Who {
   readonly subject?: string;
   readonly client?: string;
+  readonly issuer?: string;
 }
 
 const both = (items: readonly string[]) => items.join(' and ');
@@ -49,6 +50,12 @@ export function fixHints(reason: Reason, missing: Missing | undefined, who: Who 
       return (scopes.length > 0 ? scopes : ['this route needs']).map(
         (scope) => `allow client ${who.client ?? '(the client)'} the scope ${scope}`,
       );
+    case 'client_unknown':
+      return [
+        typeof missing?.client === 'string'
+          ? `add client ${missing.client} to the policy's clients${who.issuer ? ` (issuer: ${who.issuer})` : ''}, or get the token through a client it lists`
+          : 'get the token through a client the policy lists (its clients section); this token names none',
+      ];
     case 'grant_type_not_allowed':
       return [`get the token with the ${either(missing?.grantTypes ?? [])} grant`];
     case 'role_missing':

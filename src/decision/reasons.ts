@@ -79,6 +79,10 @@ export const REASONS = {
     ...insufficientScope,
     summary: 'The OAuth2 client is not allowed a scope this request needs.',
   },
+  client_unknown: {
+    ...forbidden,
+    summary: 'The token comes from an OAuth2 client this policy does not list.',
+  },
   grant_type_not_allowed: {
     ...forbidden,
     summary: 'The token was obtained with a grant type this client may not use.',

@@ -13,6 +13,8 @@ export interface Missing {
   locations?: string[];
   /** Grant types the client may use (when the token's grant type is refused). */
   grantTypes?: string[];
+  /** The token's client the policy does not list, or null when the token names none (client_unknown). */
+  client?: string | null;
 }
 
 /** A phase's refusal: a closed reason plus a sentence with the specifics (never a secret). */
@@ -46,6 +48,8 @@ export interface Decision {
   readonly route?: string;
   readonly subject?: string;
   readonly client?: string;
+  /** The issuer that vouched for the subject and client: they are names within it (OIDC `sub`). */
+  readonly issuer?: string;
   readonly missing?: Missing;
   readonly missingBySource?: Denial['missingBySource'];
   /** Policy revision the decision was made on. */

@@ -70,8 +70,11 @@ export function renderTrace(trace: Trace): string {
   if (scopes) {
     row('scopes', `token: ${list(scopes.token)}`);
     const client = scopes.client;
-    if (client === undefined) more('client: (the token names none; scopes are not narrowed)');
-    else if (!client.listed) more(`client ${client.id}: not listed in the policy (scopes are not narrowed)`);
+    // With the policy's default (unlistedClients: deny) an unlisted client is the decision itself.
+    const unlisted =
+      trace.reason === 'client_unknown' ? ` ${NO} client_unknown` : ' (scopes are not narrowed)';
+    if (client === undefined) more(`client: the token names none${unlisted}`);
+    else if (!client.listed) more(`client ${client.id}: not listed in the policy${unlisted}`);
     else more(`client ${client.id} may use: ${list(client.allowed ?? [])}`);
     more(`effective: ${list(scopes.effective)}`);
   }

@@ -4,7 +4,7 @@
 // the trace runs `check` from src/pipeline.ts with the same identity outcome, so the reason it reports is
 // the one Envoy's caller would get. The tables around it read the same compiled policy and call the same
 // decision functions; they show *why*, they never decide.
-import { checkLocations, effectiveScopes, rolesOf } from '../decision/evaluate.js';
+import { checkLocations, clientOf, effectiveScopes, rolesOf, subjectOf } from '../decision/evaluate.js';
 import { fixHints, type Who } from '../decision/hints.js';
 import { REASONS, type Reason } from '../decision/reasons.js';
 import { deny, type Missing, type Outcome } from '../decision/types.js';
@@ -150,6 +150,7 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
   const who: Who = {
     subject: identity?.ok ? identity.value.subject : decision.subject,
     client: identity?.ok ? identity.value.client : decision.client,
+    issuer: identity?.ok ? identity.value.issuer : decision.issuer,
   };
   const label: DecisionLabel =
     decision.reason === 'allowed' ? 'allow' : decision.dryRun ? 'dry_run_deny' : 'deny';
@@ -246,10 +247,10 @@ function authorizationSections(
   facts: RequestFacts,
 ): Sections {
   const clientId = principal.client;
-  const client = clientId === undefined ? undefined : policy.clients.get(clientId);
+  const client = clientOf(policy, principal);
   const effective = effectiveScopes(policy, principal);
   const held = rolesOf(policy, principal);
-  const subjectRoles = policy.subjects.get(principal.subject)?.roles ?? new Set<string>();
+  const subjectRoles = subjectOf(policy, principal)?.roles ?? new Set<string>();
 
   const scopes: Sections['scopes'] = {
     token: sorted(principal.scopes),
@@ -302,7 +303,7 @@ function authorizationSections(
     };
   });
 
-  const subjectGrant = policy.subjects.get(principal.subject)?.locations;
+  const subjectGrant = subjectOf(policy, principal)?.locations;
   const source = match.route.location;
   const read = readLocations(match, facts);
   const found = read.ok ? read.value : [];
@@ -332,7 +333,7 @@ function clientHintsForMissingScopes(
   who: Who,
 ): string[] {
   if (reason !== 'scope_missing' || principal.client === undefined) return [];
-  const client = policy.clients.get(principal.client);
+  const client = clientOf(policy, principal);
   if (!client) return [];
   const refused = (missing?.scopes ?? []).filter((scope) => !client.scopes.has(scope));
   return refused.length > 0 ? fixHints('client_scope_not_allowed', { scopes: refused }, who) : [];
@@ -341,7 +342,12 @@ function clientHintsForMissingScopes(
 /** The checks after the deciding one that would still refuse: roles after scopes, locations after both. */
 function alsoNeeded(reason: Reason, sections: Sections, who: Who): string[] {
   const hints: string[] = [];
-  const beforeRoles: Reason[] = ['grant_type_not_allowed', 'scope_missing', 'client_scope_not_allowed'];
+  const beforeRoles: Reason[] = [
+    'client_unknown',
+    'grant_type_not_allowed',
+    'scope_missing',
+    'client_scope_not_allowed',
+  ];
   if (beforeRoles.includes(reason)) {
     const lacking = (sections.permissions ?? []).filter((p) => !p.byRole.ok);
     if (lacking.length > 0) {

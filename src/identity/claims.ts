@@ -1,8 +1,12 @@
 // Turns a verified claims set (from our own JWT verification or from Envoy's jwt_authn) into a Principal,
 // reading each field from the claim names the policy lists. Strict about types: a scope claim that is a
 // number or an object is a broken token, not "no scopes" — guessing here would hide an IdP misconfiguration.
+// Strict about text too (DESIGN.md security rule 8): every value is decided on exactly as the upstream will
+// receive it in `x-scopegate-*`, so one that an HTTP header cannot carry verbatim (a control character, or
+// whitespace at either end, which header parsers trim) is refused here, never trimmed or rewritten later.
 import { deny, type Outcome, ok } from '../decision/types.js';
 import type { ClaimNames } from '../policy/types.js';
+import { identityTextProblem } from '../vocabulary/identity-text.js';
 import type { Principal } from './types.js';
 
 /** Caps so one odd token cannot make every later phase slow (security rule 7). */
@@ -26,6 +30,10 @@ export function principalFromClaims(
   names: ClaimNames,
   issuer?: string,
 ): Outcome<Principal> {
+  if (issuer !== undefined) {
+    const problem = identityTextProblem(issuer);
+    if (problem !== undefined) return deny('token_invalid', `the issuer ${problem}`);
+  }
   const subject = readId(payload, names.subject, 'subject', true);
   if (!subject.ok) return subject;
   const client = readId(payload, names.client, 'client', false);
@@ -100,8 +108,8 @@ function readId(
   if (found.value.length > CLAIM_LIMITS.maxIdLength) {
     return deny('token_invalid', `claim ${found.name} is longer than ${CLAIM_LIMITS.maxIdLength} characters`);
   }
-  if (!found.value.isWellFormed())
-    return deny('token_invalid', `claim ${found.name} is not well-formed Unicode`);
+  const problem = identityTextProblem(found.value);
+  if (problem !== undefined) return deny('token_invalid', `claim ${found.name} ${problem}`);
   return ok(found.value);
 }
 
@@ -135,10 +143,6 @@ function readList(
   } else {
     return deny('token_invalid', `claim ${found.name} must be ${shape}`);
   }
-  // A lone surrogate would make our CheckResponse invalid UTF-8 on the wire, which Envoy treats as a failed call.
-  if (!values.every((v) => v.isWellFormed())) {
-    return deny('token_invalid', `claim ${found.name} is not well-formed Unicode`);
-  }
   if (values.length > CLAIM_LIMITS.maxValues) {
     return deny('token_invalid', `claim ${found.name} has more than ${CLAIM_LIMITS.maxValues} ${field}`);
   }
@@ -147,6 +151,12 @@ function readList(
       'token_invalid',
       `claim ${found.name} has an empty value or one longer than ${CLAIM_LIMITS.maxValueLength} characters`,
     );
+  }
+  // Roles and locations are matched exactly as written, and a lone surrogate has no UTF-8 form on the wire.
+  for (const value of values) {
+    const problem = identityTextProblem(value);
+    if (problem !== undefined)
+      return deny('token_invalid', `claim ${found.name} has a value that ${problem}`);
   }
   return ok(values);
 }

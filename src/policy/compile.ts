@@ -13,6 +13,7 @@ import type {
   CompiledPolicy,
   CompiledRoute,
   CompiledSubject,
+  NamesByIssuer,
   PolicyDocument,
 } from './types.js';
 
@@ -70,21 +71,29 @@ export function compilePolicy(doc: PolicyDocument, opts: CompileOptions): Compil
   const scopes = grantTable(doc.scopes);
   const roles = doc.roles ? grantTable(doc.roles) : undefined;
 
-  const clients = new Map<string, CompiledClient>(
-    Object.entries(doc.clients ?? {}).map(([id, c]) => [
-      id,
+  // With one issuer, an entry without `issuer` is that issuer's; with none listed, it is any issuer's.
+  const ownerOf = (issuer: string | undefined) =>
+    issuer ?? (issuers.length === 1 ? issuers[0]!.issuer : undefined);
+  const clients = new IssuerNames<CompiledClient>(
+    Object.entries(doc.clients ?? {}).map(([key, c]) =>
       Object.freeze({
+        id: c.client ?? key,
+        ...withIssuer(ownerOf(c.issuer)),
         scopes: new Set(c.scopes),
         ...(c.grantTypes ? { grantTypes: new Set(c.grantTypes) } : {}),
       }),
-    ]),
+    ),
   );
 
-  const subjects = new Map<string, CompiledSubject>(
-    Object.entries(doc.subjects ?? {}).map(([id, s]) => [
-      id,
-      Object.freeze({ roles: new Set(s.roles ?? []), locations: parseLocationGrant(s.locations ?? []) }),
-    ]),
+  const subjects = new IssuerNames<CompiledSubject>(
+    Object.entries(doc.subjects ?? {}).map(([key, s]) =>
+      Object.freeze({
+        id: s.subject ?? key,
+        ...withIssuer(ownerOf(s.issuer)),
+        roles: new Set(s.roles ?? []),
+        locations: parseLocationGrant(s.locations ?? []),
+      }),
+    ),
   );
 
   const routes: CompiledRoute[] = doc.routes.map((r, index) =>
@@ -117,10 +126,44 @@ export function compilePolicy(doc: PolicyDocument, opts: CompileOptions): Compil
     ...(roles ? { roles: roles.grants } : {}),
     rolesGranting: roles?.granting ?? new Map<string, readonly string[]>(),
     clients,
+    // Without a clients section there are no client rules to skip, so nothing is unlisted.
+    unlistedClients: doc.clients === undefined ? 'allow' : (auth.unlistedClients ?? 'deny'),
     subjects,
     routes: Object.freeze(routes),
     matchRoute,
   });
+}
+
+function withIssuer(issuer: string | undefined): { issuer?: string } {
+  return issuer === undefined ? {} : { issuer };
+}
+
+/** Entries by issuer, then name (validation made each pair unique). */
+export class IssuerNames<T extends { readonly id: string; readonly issuer?: string }>
+  implements NamesByIssuer<T>
+{
+  private readonly byIssuer = new Map<string, Map<string, T>>();
+  /** Entries for any issuer: only in a policy that lists no issuers (Envoy's jwt_authn vouches). */
+  private readonly anyIssuer = new Map<string, T>();
+  readonly size: number;
+
+  constructor(entries: readonly T[]) {
+    for (const entry of entries) {
+      if (entry.issuer === undefined) this.anyIssuer.set(entry.id, entry);
+      else {
+        const names = this.byIssuer.get(entry.issuer) ?? new Map<string, T>();
+        names.set(entry.id, entry);
+        this.byIssuer.set(entry.issuer, names);
+      }
+    }
+    this.size = entries.length;
+    Object.freeze(this);
+  }
+
+  get(issuer: string | undefined, name: string): T | undefined {
+    const own = issuer === undefined ? undefined : this.byIssuer.get(issuer)?.get(name);
+    return own ?? this.anyIssuer.get(name);
+  }
 }
 
 /** name → permissions it grants, and the reverse: permission → names granting it (sorted). */

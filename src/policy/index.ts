@@ -8,6 +8,7 @@ export {
   DEFAULT_CLOCK_TOLERANCE_SECONDS,
   DEFAULT_MAX_TOKEN_BYTES,
   DEFAULT_REALM,
+  IssuerNames,
   policyRevision,
 } from './compile.js';
 export type { ParseOptions, PolicyResult } from './load.js';

@@ -40,6 +40,29 @@ export interface ClaimsDocument {
   locations?: string[];
 }
 
+/** `deny` (default): with a `clients` section, a token whose client is missing or unlisted is client_unknown. */
+export const UNLISTED_CLIENTS = ['deny', 'allow'] as const;
+export type UnlistedClients = (typeof UNLISTED_CLIENTS)[number];
+
+/**
+ * A `clients` entry. Its key is the client id, unless `client` names it (then the key is only a label, so two
+ * issuers' clients of one name can both be listed); `issuer` says whose client it is.
+ */
+export interface ClientDocument {
+  issuer?: string;
+  client?: string;
+  scopes: string[];
+  grantTypes?: string[];
+}
+
+/** A `subjects` entry; `subject` and `issuer` as for clients. */
+export interface SubjectDocument {
+  issuer?: string;
+  subject?: string;
+  roles?: string[];
+  locations?: string[];
+}
+
 export interface PolicyDocument {
   version: 1;
   mode?: PolicyMode;
@@ -49,11 +72,12 @@ export interface PolicyDocument {
     issuers?: IssuerDocument[];
     envoyJwtAuthn?: { metadataKey: string };
     claims?: ClaimsDocument;
+    unlistedClients?: UnlistedClients;
   };
   scopes: Record<string, string[]>;
   roles?: Record<string, string[]>;
-  clients?: Record<string, { scopes: string[]; grantTypes?: string[] }>;
-  subjects?: Record<string, { roles?: string[]; locations?: string[] }>;
+  clients?: Record<string, ClientDocument>;
+  subjects?: Record<string, SubjectDocument>;
   routes: RouteDocument[];
 }
 
@@ -101,13 +125,28 @@ export interface LocationGrant {
   readonly prefixes: readonly string[];
 }
 
+/**
+ * Subjects or clients: each a name within one issuer (OIDC makes `sub` unique only per issuer). A policy
+ * with one issuer puts every entry under it; one that lists none (Envoy's jwt_authn vouches) keeps entries
+ * without `issuer` for any issuer.
+ */
+export interface NamesByIssuer<T> {
+  get(issuer: string | undefined, name: string): T | undefined;
+  readonly size: number;
+}
+
 export interface CompiledClient {
+  /** The client id as tokens carry it, and the issuer it belongs to (undefined: any, see NamesByIssuer). */
+  readonly id: string;
+  readonly issuer?: string;
   readonly scopes: ReadonlySet<string>;
   /** Undefined: any grant type. */
   readonly grantTypes?: ReadonlySet<string>;
 }
 
 export interface CompiledSubject {
+  readonly id: string;
+  readonly issuer?: string;
   readonly roles: ReadonlySet<string>;
   readonly locations: LocationGrant;
 }
@@ -132,8 +171,10 @@ export interface CompiledPolicy {
   readonly roles?: ReadonlyMap<string, ReadonlySet<string>>;
   /** permission → roles that grant it (sorted). */
   readonly rolesGranting: ReadonlyMap<string, readonly string[]>;
-  readonly clients: ReadonlyMap<string, CompiledClient>;
-  readonly subjects: ReadonlyMap<string, CompiledSubject>;
+  readonly clients: NamesByIssuer<CompiledClient>;
+  /** With a `clients` section: whether a token whose client is missing or unlisted may go on. */
+  readonly unlistedClients: UnlistedClients;
+  readonly subjects: NamesByIssuer<CompiledSubject>;
   readonly routes: readonly CompiledRoute[];
   /** First route (by policy order) whose method and path template match a canonical path. */
   matchRoute(method: string, canonicalPath: string): RouteMatch | undefined;

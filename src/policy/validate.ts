@@ -4,6 +4,7 @@
 // a policy should see everything wrong in one run.
 
 import { type Document, isAlias, isMap, isScalar, isSeq, type LineCounter, type Node, visit } from 'yaml';
+import { identityTextProblem } from '../vocabulary/identity-text.js';
 import { parseBodyPath } from './body-path.js';
 import { locationPatternProblem } from './locations.js';
 import { HTTP_METHODS, parsePathTemplate, templateParams, templateShape } from './routes.js';
@@ -14,8 +15,10 @@ import type {
   PolicyDocument,
   PolicyProblem,
   RouteDocument,
+  SubjectDocument,
+  UnlistedClients,
 } from './types.js';
-import { POLICY_MODES, type PolicyMode } from './types.js';
+import { POLICY_MODES, type PolicyMode, UNLISTED_CLIENTS } from './types.js';
 
 /** Asymmetric algorithms only: `none` and HS* (a shared secret verified with a public key) are never allowed. */
 export const ALLOWED_ALGORITHMS = [
@@ -85,6 +88,10 @@ class Reader {
   private knownScopes?: Set<string>;
   /** Undefined: no `roles` section; null: a `roles` section too broken to check against. */
   private knownRoles?: Set<string> | null;
+  /** The issuers listed (empty: none, Envoy's jwt_authn vouches); null: the list is broken. */
+  private issuerNames: string[] | null = [];
+  /** `issuer\nname` → where it is given, per section: each name may be given once within its issuer. */
+  private readonly identities = { subjects: new Map<string, Node>(), clients: new Map<string, Node>() };
 
   constructor(
     doc: Document.Parsed,
@@ -177,9 +184,22 @@ class Reader {
       issuers: false,
       envoyJwtAuthn: false,
       claims: false,
+      unlistedClients: false,
     });
     if (!s) return undefined;
     const out: PolicyDocument['authentication'] = {};
+    if (s.unlistedClients) {
+      const choice = this.string(s.unlistedClients.value, `${f}.unlistedClients`);
+      if (choice !== undefined && (UNLISTED_CLIENTS as readonly string[]).includes(choice)) {
+        out.unlistedClients = choice as UnlistedClients;
+      } else if (choice !== undefined) {
+        this.report(
+          s.unlistedClients.value,
+          `${f}.unlistedClients`,
+          unknownMessage('choice', choice, UNLISTED_CLIENTS, true),
+        );
+      }
+    }
     if (s.realm) {
       const realm = this.string(s.realm.value, `${f}.realm`);
       if (realm !== undefined && !REALM.test(realm)) {
@@ -202,6 +222,8 @@ class Reader {
     if (s.issuers) {
       const issuers = this.readIssuers(s.issuers.value, `${f}.issuers`);
       if (issuers) out.issuers = issuers;
+      // What `issuer:` on subjects and clients may name; null: the list is too broken to check against.
+      this.issuerNames = issuers ? issuers.map((i) => i.issuer) : null;
     }
     if (s.envoyJwtAuthn) {
       const e = this.section(s.envoyJwtAuthn.value, `${f}.envoyJwtAuthn`, { metadataKey: true });
@@ -393,17 +415,20 @@ class Reader {
     const entries = this.entries(value, 'clients');
     if (!entries) return undefined;
     const out: NonNullable<PolicyDocument['clients']> = {};
-    for (const { key, value: v } of entries) {
+    for (const { key, keyNode, value: v } of entries) {
       const f = fieldPath('clients', key);
-      const s = this.section(v, f, { scopes: true, grantTypes: false });
+      const s = this.section(v, f, { issuer: false, client: false, scopes: true, grantTypes: false });
       if (!s) continue;
+      const owner = this.readOwner('clients', f, key, keyNode, s.issuer, s.client);
       const scopes = s.scopes && this.stringList(s.scopes.value, `${f}.scopes`, { unique: true });
       if (scopes) this.checkRefs('scope', scopes.map(asRef));
       const grantTypes =
         s.grantTypes &&
         this.stringList(s.grantTypes.value, `${f}.grantTypes`, { nonEmpty: true, unique: true });
-      if (scopes) {
+      if (scopes && owner) {
         setOwn(out, key, {
+          ...(owner.issuer !== undefined && { issuer: owner.issuer }),
+          ...(owner.name !== undefined && { client: owner.name }),
           scopes: scopes.map((x) => x.value),
           ...(grantTypes ? { grantTypes: grantTypes.map((g) => g.value) } : {}),
         });
@@ -416,11 +441,16 @@ class Reader {
     const entries = this.entries(value, 'subjects');
     if (!entries) return undefined;
     const out: NonNullable<PolicyDocument['subjects']> = {};
-    for (const { key, value: v } of entries) {
+    for (const { key, keyNode, value: v } of entries) {
       const f = fieldPath('subjects', key);
-      const s = this.section(v, f, { roles: false, locations: false });
+      const s = this.section(v, f, { issuer: false, subject: false, roles: false, locations: false });
       if (!s) continue;
-      const subject: { roles?: string[]; locations?: string[] } = {};
+      const owner = this.readOwner('subjects', f, key, keyNode, s.issuer, s.subject);
+      if (!owner) continue;
+      const subject: SubjectDocument = {
+        ...(owner.issuer !== undefined && { issuer: owner.issuer }),
+        ...(owner.name !== undefined && { subject: owner.name }),
+      };
       if (s.roles) {
         const roles = this.stringList(s.roles.value, `${f}.roles`, { unique: true });
         if (roles) {
@@ -441,6 +471,76 @@ class Reader {
       setOwn(out, key, subject);
     }
     return out;
+  }
+
+  /**
+   * Whose entry this is: the `issuer` it belongs to (required when the policy lists several, one of them
+   * either way) and the name tokens carry (`subject`/`client`, default the key). The name must be one a
+   * token can carry exactly, and each name is given once per issuer. Undefined when broken (reported).
+   */
+  private readOwner(
+    section: 'subjects' | 'clients',
+    f: string,
+    key: string,
+    keyNode: Node,
+    issuerEntry: Entry | undefined,
+    nameEntry: Entry | undefined,
+  ): { issuer?: string; name?: string } | undefined {
+    const nameField = section === 'subjects' ? 'subject' : 'client';
+    const listed = this.issuerNames;
+    let issuer: string | undefined;
+    let good = true;
+    if (issuerEntry) {
+      issuer = this.string(issuerEntry.value, `${f}.issuer`);
+      if (issuer === undefined) good = false;
+      else if (listed !== null && listed.length > 0 && !listed.includes(issuer)) {
+        this.report(
+          issuerEntry.value,
+          `${f}.issuer`,
+          unknownMessage('issuer', issuer, listed, true) + ' (from authentication.issuers)',
+        );
+        good = false;
+      }
+    } else if (listed !== null && listed.length > 1) {
+      this.report(
+        keyNode,
+        `${f}.issuer`,
+        `with several issuers, say which one this ${nameField} belongs to: issuer: one of ${listed.join(', ')}`,
+      );
+      good = false;
+    }
+    let name: string | undefined;
+    if (nameEntry) {
+      name = this.string(nameEntry.value, `${f}.${nameField}`);
+      if (name === undefined) good = false;
+    }
+    const effective = name ?? key;
+    // The identity phase refuses tokens whose names break this rule, so such an entry would match nothing.
+    const problem = identityTextProblem(effective);
+    if (problem !== undefined) {
+      this.report(
+        nameEntry?.value ?? keyNode,
+        nameEntry ? `${f}.${nameField}` : f,
+        `${nameField} name ${JSON.stringify(effective.slice(0, 60))} ${problem}, so no token can carry it`,
+      );
+      good = false;
+    }
+    if (!good) return undefined;
+    const owner = issuer ?? (listed?.length === 1 ? listed[0] : undefined) ?? '';
+    const seen = this.identities[section];
+    const id = `${owner}\n${effective}`;
+    const first = seen.get(id);
+    if (first) {
+      const whose = owner === '' ? '' : ` of issuer ${owner}`;
+      this.report(
+        nameEntry?.value ?? keyNode,
+        f,
+        `${nameField} "${effective}"${whose} is already given at line ${this.pos(first).line}`,
+      );
+      return undefined;
+    }
+    seen.set(id, nameEntry?.value ?? keyNode);
+    return { ...(issuer !== undefined && { issuer }), ...(name !== undefined && { name }) };
   }
 
   private readRoutes(value: Node | null): RouteDocument[] | undefined {

@@ -5,6 +5,7 @@ import { fixHints } from '../decision/hints.js';
 import { GrpcCode, REASONS } from '../decision/reasons.js';
 import type { Decision } from '../decision/types.js';
 import type { CheckResponse, HeaderValueOption, ProtoStruct } from '../envoy.js';
+import { identityTextProblem } from '../vocabulary/identity-text.js';
 
 /** Identity headers scopegate sets for the upstream; any client-sent `x-scopegate-*` is stripped. */
 export const IDENTITY_HEADER_PREFIX = 'x-scopegate-';
@@ -27,14 +28,26 @@ function overwrite(key: string, value: string): HeaderValueOption {
   return { header: { key, value }, append: { value: false }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' };
 }
 
+/**
+ * An identity header, byte for byte: ASCII as `value`; anything else as its UTF-8 bytes in `raw_value`, which
+ * Envoy copies as they are. The identity phase refused every value a header cannot carry verbatim, so one
+ * arriving here anyway is a bug, and a bug must deny (the caller turns the throw into internal_error).
+ */
+function identityHeader(key: string, value: string): HeaderValueOption {
+  if (identityTextProblem(value) !== undefined)
+    throw new Error(`${key} would not reach the upstream verbatim`);
+  if (ASCII.test(value)) return overwrite(key, value);
+  return {
+    header: { key, value: '', raw_value: Buffer.from(value, 'utf8') },
+    append: { value: false },
+    append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+  };
+}
+const ASCII = /^[\x20-\x7e]*$/;
+
 /** RFC 6750 §3: quoted values may not contain `"` or `\`, and only printable ASCII. */
 function quotable(text: string): string {
   return text.replace(/[^\x20-\x7e]|["\\]/g, '?');
-}
-
-/** Header values must not carry control characters, nor lone surrogates (invalid UTF-8 on the wire). */
-function headerSafe(text: string): string {
-  return text.toWellFormed().replace(/[^\x20-\x7e\x80-\uffff]/g, '');
 }
 
 /**
@@ -74,6 +87,7 @@ function metadataOf(decision: Decision): ProtoStruct {
     reason: decision.reason,
     route: decision.route,
     subject: decision.subject,
+    issuer: decision.issuer,
     policy_revision: decision.revision,
   });
 }
@@ -85,13 +99,19 @@ export function denyBody(decision: Decision, requestId: string, withHints = fals
   const description = decision.detail || spec.summary;
   const hints =
     withHints && authenticated
-      ? fixHints(decision.reason, decision.missing, { subject: decision.subject, client: decision.client })
+      ? fixHints(decision.reason, decision.missing, {
+          subject: decision.subject,
+          client: decision.client,
+          issuer: decision.issuer,
+        })
       : [];
   return JSON.stringify({
     error: spec.error,
     error_description: hints.length > 0 ? `${description}; to fix: ${hints.join('; ')}` : description,
     reason: decision.reason,
     route: authenticated ? (decision.route ?? null) : null,
+    // Names are only names within their issuer, so a 403 says whose subject and client it judged.
+    ...(authenticated && decision.issuer !== undefined && { issuer: decision.issuer }),
     request_id: requestId,
     ...(authenticated && decision.missing ? { missing: decision.missing } : {}),
     ...(hints.length > 0 && { hints }),
@@ -106,11 +126,10 @@ export function toCheckResponse(decision: Decision, context: ResponseContext): C
     const set: Array<[string, string | undefined]> = [
       ['x-scopegate-subject', decision.subject],
       ['x-scopegate-client', decision.client],
+      ['x-scopegate-issuer', decision.issuer],
       ['x-scopegate-route', decision.route],
     ];
-    const headers = set.flatMap(([key, value]) =>
-      value === undefined ? [] : [overwrite(key, headerSafe(value))],
-    );
+    const headers = set.flatMap(([key, value]) => (value === undefined ? [] : [identityHeader(key, value)]));
     const setNames = new Set(headers.map((h) => h.header.key));
     // Envoy applies removals after additions, so only strip what we did not just set.
     const headers_to_remove = [...context.requestHeaderNames].filter(

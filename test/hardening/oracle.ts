@@ -26,8 +26,11 @@ interface PolicyData {
   };
   scopes: Record<string, string[]>;
   roles?: Record<string, string[]>;
-  clients: Record<string, { scopes: string[]; grantTypes?: string[] }>;
-  subjects: Record<string, { roles?: string[]; locations?: string[] }>;
+  /** Entries as written: the key names them unless `client`/`subject` does; `issuer` whose they are. */
+  clients: Record<string, { issuer?: string; client?: string; scopes: string[]; grantTypes?: string[] }>;
+  subjects: Record<string, { issuer?: string; subject?: string; roles?: string[]; locations?: string[] }>;
+  /** With a clients section, may a token whose client is not listed go on? (README: default deny) */
+  unlistedClientsAllowed: boolean;
   routes: Array<{
     name: string;
     methods: string[];
@@ -56,6 +59,7 @@ export function policyData(yamlText: string): PolicyData {
     roles: doc.roles,
     clients: doc.clients ?? {},
     subjects: doc.subjects ?? {},
+    unlistedClientsAllowed: doc.clients === undefined || doc.authentication.unlistedClients === 'allow',
     routes: doc.routes.map(
       (route: {
         name: string;
@@ -234,6 +238,8 @@ function locationsOf(
 export interface Identity {
   subject: string;
   client?: string;
+  /** The `iss` that vouched for the subject and client. */
+  issuer?: string;
   grantType?: string;
   scopes: string[];
   roles: string[];
@@ -247,11 +253,16 @@ function firstPresent(claims: Record<string, unknown>, names: string[]): unknown
 
 /** Claims → identity, with the README's typing rules; undefined when a claim has a type it does not allow. */
 export function identityOf(policy: PolicyData, claims: Record<string, unknown>): Identity | undefined {
+  // A name is decided on as the upstream receives it in a header, so one a header cannot carry as it is
+  // (control characters, whitespace at the ends) is no name at all.
+  const headerExact = (v: string) =>
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the model refuses exactly these
+    v.isWellFormed() && !/[\x00-\x1f\x7f-\x9f]/.test(v) && v.trim() === v && !/^\s|\s$/.test(v);
   const id = (names: string[]) => {
     const v = firstPresent(claims, names);
     return v === undefined
       ? { ok: true, v: undefined }
-      : { ok: typeof v === 'string' && v !== '', v: v as string };
+      : { ok: typeof v === 'string' && v !== '' && headerExact(v), v: v as string };
   };
   const list = (names: string[], split: boolean) => {
     const v = firstPresent(claims, names);
@@ -262,15 +273,17 @@ export function identityOf(policy: PolicyData, claims: Record<string, unknown>):
     if (Array.isArray(v) && v.every((s) => typeof s === 'string' && s !== '')) return v as string[];
     return undefined;
   };
+  const exactList = (values: string[] | undefined) => (values?.every(headerExact) ? values : undefined);
   const subject = id(policy.claims.subject);
   const client = id(policy.claims.client);
   const grantType = id(policy.claims.grantType);
-  const scopes = list(policy.claims.scopes, true);
-  const roles = list(policy.claims.roles, false);
-  const locations = list(policy.claims.locations, false);
+  const scopes = exactList(list(policy.claims.scopes, true));
+  const roles = exactList(list(policy.claims.roles, false));
+  const locations = exactList(list(policy.claims.locations, false));
   if (!subject.ok || subject.v === undefined || !client.ok || !grantType.ok) return undefined;
   if (scopes === undefined || roles === undefined || locations === undefined) return undefined;
-  return { subject: subject.v, client: client.v, grantType: grantType.v, scopes, roles, locations };
+  const issuer = typeof claims.iss === 'string' ? claims.iss : undefined;
+  return { subject: subject.v, client: client.v, issuer, grantType: grantType.v, scopes, roles, locations };
 }
 
 const b64 = (segment: string) =>
@@ -353,6 +366,23 @@ function patternGrants(patterns: readonly string[], code: string): boolean {
   });
 }
 
+/**
+ * The entry for a name within the caller's issuer: an entry names the caller when its name (the key, or its
+ * `subject`/`client`) is the caller's and its issuer is the caller's (the only issuer, when it names none).
+ */
+function entryOf<T extends { issuer?: string; subject?: string; client?: string }>(
+  policy: PolicyData,
+  entries: Record<string, T>,
+  field: 'subject' | 'client',
+  who: Identity,
+  name: string,
+): T | undefined {
+  const only = policy.issuers.length === 1 ? policy.issuers[0]!.issuer : undefined;
+  return Object.entries(entries).find(
+    ([key, entry]) => (entry[field] ?? key) === name && (entry.issuer ?? only) === who.issuer,
+  )?.[1];
+}
+
 /** What the policy grants this identity on this route, in the README's words. */
 export function grants(
   policy: PolicyData,
@@ -361,7 +391,8 @@ export function grants(
   locations: string[],
 ): boolean {
   const client =
-    who.client !== undefined && own(policy.clients, who.client) ? policy.clients[who.client] : undefined;
+    who.client === undefined ? undefined : entryOf(policy, policy.clients, 'client', who, who.client);
+  if (client === undefined && !policy.unlistedClientsAllowed) return false;
   if (client?.grantTypes && !(who.grantType !== undefined && client.grantTypes.includes(who.grantType)))
     return false;
   const effective = client ? who.scopes.filter((s) => client.scopes.includes(s)) : who.scopes;
@@ -369,7 +400,7 @@ export function grants(
     effective.some((s) => own(policy.scopes, s) && policy.scopes[s]!.includes(perm)),
   );
   if (!byScope) return false;
-  const subject = own(policy.subjects, who.subject) ? policy.subjects[who.subject] : undefined;
+  const subject = entryOf(policy, policy.subjects, 'subject', who, who.subject);
   if (policy.roles) {
     const roles = [...who.roles, ...(subject?.roles ?? [])];
     const byRole = route.permissions.every((perm) =>

@@ -56,8 +56,8 @@ describe('loadPolicyFileOffThread', () => {
     expect(offThread.policy.revision).toBe(inPlace.policy.revision);
     expect(offThread.policy.routes.map((r) => r.name)).toEqual(inPlace.policy.routes.map((r) => r.name));
     expect(offThread.policy.matchRoute('GET', '/r2999/7')?.route.name).toBe('r2999');
-    expect(offThread.policy.subjects.get('s2999')?.roles).toEqual(
-      inPlace.policy.subjects.get('s2999')?.roles,
+    expect(offThread.policy.subjects.get(undefined, 's2999')?.roles).toEqual(
+      inPlace.policy.subjects.get(undefined, 's2999')?.roles,
     );
   });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkLocations, checkPermissions } from '../../../src/decision/evaluate.js';
 import type { Principal } from '../../../src/identity/types.js';
-import { compile, examplePolicy, examplePolicyText } from '../../support/policies.js';
+import { compile, EXAMPLE_ISSUER, examplePolicy, examplePolicyText } from '../../support/policies.js';
 
 const policy = examplePolicy();
 const route = (name: string) => {
@@ -12,6 +12,7 @@ const route = (name: string) => {
 const syncAccount = (over: Partial<Principal> = {}): Principal => ({
   subject: 'svc-inventory-sync',
   client: 'inventory-sync',
+  issuer: EXAMPLE_ISSUER,
   grantType: 'client_credentials',
   scopes: new Set(['inventory.read', 'inventory.write']),
   roles: new Set(),
@@ -123,9 +124,41 @@ describe('permissions: the support thread, one cause at a time', () => {
     ).toBe(true);
   });
 
-  it('a client the policy does not list keeps all its token scopes', () => {
+  it('a client the policy does not list is client_unknown, naming it, before any client rule is skipped', () => {
     const other = syncAccount({ client: 'unlisted-app', grantType: 'authorization_code' });
-    expect(checkPermissions(policy, other, route('create_transaction')).ok).toBe(true);
+    const result = checkPermissions(policy, other, route('create_transaction'));
+    expect(result).toMatchObject({
+      ok: false,
+      reason: 'client_unknown',
+      missing: { client: 'unlisted-app' },
+    });
+    if (!result.ok) expect(result.detail).toContain(`client unlisted-app of issuer ${EXAMPLE_ISSUER}`);
+  });
+
+  it('a token that names no client is client_unknown too (missing.client is null)', () => {
+    const { client: _, ...anonymous } = syncAccount();
+    expect(checkPermissions(policy, anonymous, route('list_transactions'))).toMatchObject({
+      ok: false,
+      reason: 'client_unknown',
+      missing: { client: null },
+    });
+  });
+
+  it("a listed client of another issuer is not this issuer's client", () => {
+    const elsewhere = syncAccount({ issuer: 'https://other-idp.example/' });
+    expect(checkPermissions(policy, elsewhere, route('list_transactions'))).toMatchObject({
+      reason: 'client_unknown',
+    });
+  });
+
+  it('with unlistedClients: allow, an unlisted client keeps all its token scopes (no client rules apply)', () => {
+    const lenient = compile(
+      examplePolicyText().replace('  realm: inventory\n', '  realm: inventory\n  unlistedClients: allow\n'),
+    );
+    const other = syncAccount({ client: 'unlisted-app', grantType: 'authorization_code' });
+    expect(checkPermissions(lenient, other, route('create_transaction')).ok).toBe(true);
+    const { client: _, ...anonymous } = syncAccount();
+    expect(checkPermissions(lenient, anonymous, route('create_transaction')).ok).toBe(true);
   });
 });
 

@@ -35,6 +35,43 @@ describe('principalFromClaims: the caller as the policy names things', () => {
     }
   });
 
+  it.each([
+    ['a NUL after the name', 'stock-report\u0000'],
+    ['a trailing space', 'svc-inventory-sync '],
+    ['a leading tab', '\tsvc-inventory-sync'],
+    ['a newline inside', 'svc\ninventory'],
+    ['DEL', 'svc\u007f'],
+    ['a C1 control (NEL)', 'svc\u0085x'],
+    ['a trailing no-break space', 'svc-inventory-sync\u00a0'],
+    ['a leading ideographic space', '\u3000svc'],
+  ])('an identity with %s is token_invalid, never trimmed into another name', (_, value) => {
+    for (const claims of [
+      { sub: value },
+      { sub: 'a', client_id: value },
+      { sub: 'a', gty: value },
+      { sub: 'a', roles: [value] },
+      { sub: 'a', locations: [value] },
+      { sub: 'a', scp: [value] },
+    ]) {
+      expect(principalFromClaims(claims, CLAIM_NAMES)).toMatchObject({ ok: false, reason: 'token_invalid' });
+    }
+    expect(principalFromClaims({ sub: 'a' }, CLAIM_NAMES, value)).toMatchObject({
+      ok: false,
+      reason: 'token_invalid',
+    });
+  });
+
+  it('printable non-ASCII and inner spaces stay exactly as the token says', () => {
+    const result = principalFromClaims(
+      { sub: 'josé', client_id: 'größe-app', roles: ['Inventory Data Reader'] },
+      CLAIM_NAMES,
+      'https://idp.example.test/',
+    );
+    expect(result.ok && result.value.subject).toBe('josé');
+    expect(result.ok && result.value.client).toBe('größe-app');
+    expect(result.ok && [...result.value.roles]).toEqual(['Inventory Data Reader']);
+  });
+
   it('reads scopes from an array claim (scp) when no scope string is present', () => {
     const result = principalFromClaims({ sub: 'a', scp: ['inventory.read', 'inventory.write'] }, CLAIM_NAMES);
     expect(result.ok && [...result.value.scopes]).toEqual(['inventory.read', 'inventory.write']);

@@ -1,5 +1,6 @@
 // Shared pieces for the identity tests: a policy with just the identity parts filled in, request facts with
 // only what the identity phase reads, and a clock the test moves by hand.
+import { IssuerNames } from '../../../src/policy/compile.js';
 import type { ClaimNames, CompiledIssuer, CompiledPolicy } from '../../../src/policy/types.js';
 import type { RequestFacts } from '../../../src/request/types.js';
 
@@ -45,8 +46,9 @@ export function identityPolicy(
     scopes: new Map(),
     scopesGranting: new Map(),
     rolesGranting: new Map(),
-    clients: new Map(),
-    subjects: new Map(),
+    clients: new IssuerNames([]),
+    unlistedClients: 'allow',
+    subjects: new IssuerNames([]),
     routes: [],
     matchRoute: () => undefined,
     ...extra,

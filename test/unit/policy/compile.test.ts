@@ -53,16 +53,16 @@ describe('compiled policy', () => {
         LIST_ROUTE,
       ),
     );
-    const sync = p.clients.get('inventory-sync');
+    const sync = p.clients.get(IDP, 'inventory-sync');
     expect([...(sync?.scopes ?? [])]).toEqual(['inventory.read', 'inventory.write']);
     expect(sync?.grantTypes?.has('client_credentials')).toBe(true);
     expect(sync?.grantTypes?.has('authorization_code')).toBe(false);
-    expect(p.clients.get('portal')?.grantTypes).toBeUndefined();
-    expect(p.clients.get('unknown')).toBeUndefined();
+    expect(p.clients.get(IDP, 'portal')?.grantTypes).toBeUndefined();
+    expect(p.clients.get(IDP, 'unknown')).toBeUndefined();
   });
 
   test("a subject's locations allow exact codes and EU-* prefixes, nothing else", () => {
-    const svc = compiled(DESIGN_SAMPLE).subjects.get('svc-inventory-sync');
+    const svc = compiled(DESIGN_SAMPLE).subjects.get(IDP, 'svc-inventory-sync');
     if (!svc) throw new Error('subject missing');
     expect(svc.roles.has('Inventory Transaction Manager')).toBe(true);
     expect(locationAllowed(svc.locations, 'WH01')).toBe(true);
@@ -161,11 +161,13 @@ describe('compiled policy', () => {
         LIST_ROUTE,
       ),
     );
-    expect([...(p.clients.get('__proto__')?.scopes ?? [])]).toEqual(['inventory.read']);
-    expect(locationAllowed(p.subjects.get('__proto__')!.locations, 'WH01')).toBe(true);
-    expect(p.clients.get('toString')).toBeUndefined();
+    expect([...(p.clients.get(IDP, '__proto__')?.scopes ?? [])]).toEqual(['inventory.read']);
+    expect(locationAllowed(p.subjects.get(IDP, '__proto__')!.locations, 'WH01')).toBe(true);
+    expect(p.clients.get(IDP, 'toString')).toBeUndefined();
   });
 });
+
+const IDP = 'https://idp.example.com/';
 
 describe('location grants', () => {
   test('* allows every location', () => {

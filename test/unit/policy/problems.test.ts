@@ -428,3 +428,76 @@ describe('mode: enforce | dry_run', () => {
     });
   });
 });
+
+describe('subjects and clients belong to an issuer', () => {
+  /** `policy()` with a second issuer: `extra` starts at line 15. */
+  const twoIssuers = (extra: string) =>
+    policy(extra, LIST_ROUTE).replace(
+      '      algorithms: [RS256]\n',
+      '      algorithms: [RS256]\n    - issuer: https://partner-idp.example.com/\n      audiences: [inventory]\n      jwks: { uri: https://partner-idp.example.com/jwks.json }\n      algorithms: [ES256]\n',
+    );
+
+  test('with two issuers, an entry without issuer is refused at its key, naming both issuers', () => {
+    const text = twoIssuers(
+      'subjects:\n  svc-inventory-sync: { locations: [WH01] }\nclients:\n  inventory-sync: { scopes: [inventory.read] }\n',
+    );
+    expect(problemsOf(text)).toEqual([
+      'policy.yaml:16:3: subjects["svc-inventory-sync"].issuer: with several issuers, say which one this subject belongs to: issuer: one of https://idp.example.com/, https://partner-idp.example.com/',
+      'policy.yaml:18:3: clients["inventory-sync"].issuer: with several issuers, say which one this client belongs to: issuer: one of https://idp.example.com/, https://partner-idp.example.com/',
+    ]);
+  });
+
+  test('an issuer the policy does not list is unknown, with the closest one suggested', () => {
+    const text = twoIssuers('subjects:\n  svc: { issuer: https://idp.example.com, locations: [WH01] }\n');
+    expect(problemsOf(text)).toEqual([
+      'policy.yaml:16:18: subjects.svc.issuer: unknown issuer "https://idp.example.com"; did you mean "https://idp.example.com/"? (from authentication.issuers)',
+    ]);
+  });
+
+  test('one name under two issuers is two entries (the key is a label once `subject` names it)', () => {
+    const text = twoIssuers(
+      'subjects:\n  svc: { issuer: https://idp.example.com/, locations: [WH01] }\n  partner-svc: { issuer: https://partner-idp.example.com/, subject: svc, locations: [WH02] }\n',
+    );
+    const result = parsePolicy(text, 'policy.yaml');
+    expect(result.ok ? [] : result.problems.map(formatProblem)).toEqual([]);
+    if (!result.ok) return;
+    expect([...result.policy.subjects.get('https://idp.example.com/', 'svc')!.locations.exact]).toEqual([
+      'WH01',
+    ]);
+    expect([
+      ...result.policy.subjects.get('https://partner-idp.example.com/', 'svc')!.locations.exact,
+    ]).toEqual(['WH02']);
+    expect(result.policy.subjects.get('https://other.example/', 'svc')).toBeUndefined();
+  });
+
+  test('the same name twice within one issuer is refused, naming the first line', () => {
+    const text = policy(
+      'subjects:\n  svc: { locations: [WH01] }\n  again: { subject: svc, locations: [WH02] }\n',
+      LIST_ROUTE,
+    );
+    expect(problemsOf(text)).toEqual([
+      'policy.yaml:13:21: subjects.again: subject "svc" of issuer https://idp.example.com/ is already given at line 12',
+    ]);
+  });
+
+  test('a name no token can carry exactly (control character, surrounding space) is refused', () => {
+    const text = policy(
+      'subjects:\n  "svc ": { locations: [WH01] }\nclients:\n  app: { client: "a\\tb", scopes: [inventory.read] }\n',
+      LIST_ROUTE,
+    );
+    expect(problemsOf(text)).toEqual([
+      'policy.yaml:12:3: subjects["svc "]: subject name "svc " starts or ends with whitespace, so no token can carry it',
+      'policy.yaml:14:18: clients.app.client: client name "a\\tb" contains a control character, so no token can carry it',
+    ]);
+  });
+
+  test('unlistedClients is deny or allow', () => {
+    const text = policy('', LIST_ROUTE).replace(
+      'authentication:\n',
+      'authentication:\n  unlistedClients: permit\n',
+    );
+    expect(problemsOf(text)).toEqual([
+      'policy.yaml:3:20: authentication.unlistedClients: unknown choice "permit"; expected one of deny, allow',
+    ]);
+  });
+});

@@ -36,6 +36,7 @@ authentication:
       jwks: { file: ./staff-jwks.json }
       algorithms: [ES384]
   envoyJwtAuthn: { metadataKey: jwt_payload }
+  unlistedClients: deny
   claims:
     subject: [sub]
     scopes: [scope, scp]
@@ -50,11 +51,13 @@ roles:
   Inventory Transaction Manager: [INV_TRANSACTION_CREATE, INV_TRANSACTION_UPDATE]
   Inventory Data Reader: [INV_TRANSACTION_READ]
 clients:
-  inventory-sync: { scopes: [inventory.read, inventory.write], grantTypes: [client_credentials] }
-  portal: { scopes: [inventory.read] }
+  inventory-sync: { issuer: https://idp.example.com/, scopes: [inventory.read, inventory.write], grantTypes: [client_credentials] }
+  portal: { issuer: https://staff-idp.example.com/, scopes: [inventory.read] }
+  staff-sync: { issuer: https://staff-idp.example.com/, client: inventory-sync, scopes: [inventory.read] }
 subjects:
-  svc-inventory-sync: { roles: [Inventory Transaction Manager, Inventory Data Reader], locations: [WH01, "EU-*"] }
-  auditor: { locations: ["*"] }
+  svc-inventory-sync: { issuer: https://idp.example.com/, roles: [Inventory Transaction Manager, Inventory Data Reader], locations: [WH01, "EU-*"] }
+  staff-sync: { issuer: https://staff-idp.example.com/, subject: svc-inventory-sync, locations: [WH01] }
+  auditor: { issuer: https://staff-idp.example.com/, locations: ["*"] }
 routes:
   - name: create_transaction
     method: POST
@@ -130,6 +133,21 @@ describe('policy.schema.json agrees with the validator', () => {
       policy('subjects:\n  s: { locations: ["E*U"] }\n', LIST_ROUTE),
     ],
     ['a missing version', policy('', LIST_ROUTE).replace('version: 1\n', '')],
+    [
+      'two issuers and a subject that does not say whose it is',
+      policy('subjects:\n  svc: { locations: [WH01] }\n', LIST_ROUTE).replace(
+        '      algorithms: [RS256]\n',
+        '      algorithms: [RS256]\n    - issuer: https://partner.example.com/\n      audiences: [a]\n      jwks: { file: ./k.json }\n      algorithms: [RS256]\n',
+      ),
+    ],
+    [
+      'a subject name with a trailing space',
+      policy('subjects:\n  s: { subject: "svc ", locations: [WH01] }\n', LIST_ROUTE),
+    ],
+    [
+      'unlistedClients: maybe',
+      policy('', LIST_ROUTE).replace('authentication:\n', 'authentication:\n  unlistedClients: maybe\n'),
+    ],
   ])('%s fails both', (_what, text) => {
     expect(bothVerdicts(text)).toEqual({ schema: false, validator: false });
   });

@@ -26,6 +26,7 @@ const DESIGN_TABLE: Record<Reason, { http: number; grpc: number; challenge: stri
   audience_mismatch: { http: 401, grpc: 16, challenge: 'invalid_token' },
   scope_missing: { http: 403, grpc: 7, challenge: 'insufficient_scope' },
   client_scope_not_allowed: { http: 403, grpc: 7, challenge: 'insufficient_scope' },
+  client_unknown: { http: 403, grpc: 7, challenge: null },
   grant_type_not_allowed: { http: 403, grpc: 7, challenge: null },
   role_missing: { http: 403, grpc: 7, challenge: null },
   location_denied: { http: 403, grpc: 7, challenge: null },
@@ -151,16 +152,24 @@ describe('allow', () => {
     ]);
   });
 
-  it('never puts a lone surrogate on the wire (invalid UTF-8 would make Envoy fail the call)', () => {
-    const response = toCheckResponse(decision('allowed', { route: 'r', subject: 'a\ud800b' }), context);
-    expect(response.ok_response?.headers?.[0]?.header.value.isWellFormed()).toBe(true);
-    expect(response.dynamic_metadata?.fields?.subject?.string_value?.isWellFormed()).toBe(true);
+  it('never rewrites an identity: one a header cannot carry verbatim is a bug, and throws (then internal_error)', () => {
+    for (const subject of ['a\ud800b', 'admin\r\nx-evil: 1', 'stock-report\u0000', ' svc', 'svc\u0085']) {
+      expect(() => toCheckResponse(decision('allowed', { route: 'r', subject }), context)).toThrow(
+        /verbatim/,
+      );
+    }
   });
 
-  it('strips control characters from claim values before they become headers', () => {
-    const sneaky = decision('allowed', { route: 'r', subject: 'admin\r\nx-evil: 1' });
-    const value = toCheckResponse(sneaky, context).ok_response?.headers?.[0]?.header.value;
-    expect(value).toBe('adminx-evil: 1');
+  it('sends the issuer, and a non-ASCII identity as its exact UTF-8 bytes in raw_value', () => {
+    const response = toCheckResponse(
+      decision('allowed', { route: 'r', subject: 'josé', client: 'app', issuer: 'https://idp.example/' }),
+      context,
+    );
+    const sent = new Map(response.ok_response?.headers?.map((h) => [h.header.key, h.header]));
+    expect(sent.get('x-scopegate-subject')?.value).toBe('');
+    expect(sent.get('x-scopegate-subject')?.raw_value).toEqual(Buffer.from([0x6a, 0x6f, 0x73, 0xc3, 0xa9]));
+    expect(sent.get('x-scopegate-client')).toEqual({ key: 'x-scopegate-client', value: 'app' });
+    expect(sent.get('x-scopegate-issuer')?.value).toBe('https://idp.example/');
   });
 
   it('puts decision, reason, route and subject in dynamic metadata for access logs', () => {

@@ -34,8 +34,13 @@ export interface HttpRequestAttrs {
   fragment?: string;
   size?: string;
   protocol?: string;
-  body?: string;
-  raw_body?: Buffer;
+  /**
+   * The body Envoy buffered (`with_request_body`). A proto `string` upstream, read here as `bytes` (the same
+   * wire format): Envoy copies the request's bytes into it unchecked, and a `string` decoder would turn
+   * invalid UTF-8 into U+FFFD before anyone could refuse it. In-process callers may give text.
+   */
+  body?: string | Uint8Array;
+  raw_body?: Uint8Array;
 }
 
 export interface PeerAttrs {

@@ -1,27 +1,31 @@
-// One Check, phase by phase: request facts → identity → route → permissions → locations → decision.
-// Every phase returns a value or a closed-reason denial; the first denial is the decision. Nothing here does
-// I/O except through the authenticator's key stores, and nothing here throws for an expected outcome.
-// A decision cache, when the snapshot has one, answers repeats of a request whose decision depends only on
-// its verified token, route, locations and the revision; everything else is decided afresh.
+// One Check, phase by phase: request facts → credential → identity → route → locations → permissions →
+// decision. Every phase returns a value or a closed-reason denial; the first denial is the decision. Nothing
+// here does I/O except through the authenticator's key stores, and nothing here throws for an expected
+// outcome. The caller is identified before the body is read (security rule 10): a stranger's request costs
+// its token, never its body. A decision cache, when the snapshot has one, answers repeats of a request whose
+// decision depends only on its verified token, route, locations and the revision.
 
 import { DecisionCache } from './cache/decisions.js';
 import { checkLocations, checkPermissions } from './decision/evaluate.js';
 import type { Reason } from './decision/reasons.js';
 import type { Decision, Denial, Outcome } from './decision/types.js';
 import type { CheckRequest } from './envoy.js';
-import { extractBearer } from './identity/bearer.js';
+import { type Credential, readCredential } from './identity/credential.js';
 import type { SigningKeyRef } from './identity/keys.js';
 import type { Principal } from './identity/types.js';
-import type { CompiledPolicy, RouteMatch } from './policy/types.js';
+import type { CompiledPolicy, PolicyMode } from './policy/types.js';
 import { readRequest } from './request/facts.js';
 import { readLocations } from './request/locations.js';
 import type { RequestFacts } from './request/types.js';
+
+type Identified = Outcome<Principal>;
 
 /** The policy revision in force and the authenticator built for it, swapped together on reload. */
 export interface Snapshot {
   readonly policy: CompiledPolicy;
   readonly authenticator: {
-    authenticate(facts: RequestFacts): Promise<{ ok: true; value: Principal } | Denial>;
+    /** Who the credential names; synchronous when the answer is known already (a cached token). */
+    identify(credential: Credential): Identified | Promise<Identified>;
     /** The key that verified a principal's token (Authenticator); without both of these, nothing is cached. */
     signingKeyOf?(principal: Principal): SigningKeyRef | undefined;
     isPublished?(ref: SigningKeyRef): boolean;
@@ -53,9 +57,20 @@ function denied(denial: Denial, revision: string, more: Partial<Decision> = {}):
 /** Denials no mode can waive: an ambiguous request must never reach the upstream, nor one we failed on. */
 const ALWAYS_ENFORCED: ReadonlySet<Reason> = new Set(['request_malformed', 'internal_error']);
 
+function underMode(mode: PolicyMode, decision: Decision): Decision {
+  return mode === 'dry_run' && decision.reason !== 'allowed' && !ALWAYS_ENFORCED.has(decision.reason)
+    ? { ...decision, dryRun: true }
+    : decision;
+}
+
+/** `next` applied to a value now, or to a promise's value later: the hot path stays free of promises. */
+function then<T, U>(value: T | Promise<T>, next: (value: T) => U | Promise<U>): U | Promise<U> {
+  return value instanceof Promise ? value.then(next) : next(value);
+}
+
 /**
- * The decision for one request. A decision-cache hit is answered synchronously (no promise, no microtask on
- * the hot path); anything that needs identity returns a promise.
+ * The decision for one request. Synchronous when every phase is (a cached token, a body read in one
+ * slice); a promise when verifying a token, fetching keys or reading a large body takes longer.
  */
 export function check(request: CheckRequest, snapshot: Snapshot): Checked | Promise<Checked> {
   const { policy } = snapshot;
@@ -67,43 +82,21 @@ export function check(request: CheckRequest, snapshot: Snapshot): Checked | Prom
   // Matching needs no identity, so it is done once, up front: its mode applies even to token failures.
   const match = policy.matchRoute(facts.method, facts.path);
   const mode = match?.route.mode ?? policy.mode;
-  const decided = (decision: Decision): Checked => ({
-    decision:
-      mode === 'dry_run' && decision.reason !== 'allowed' && !ALWAYS_ENFORCED.has(decision.reason)
-        ? { ...decision, dryRun: true }
-        : decision,
-    facts,
-  });
+  const decided = (decision: Decision): Checked => ({ decision: underMode(mode, decision), facts });
 
-  // Read at most once: the decision cache keys on the locations, and the location phase checks them.
-  let locations: Outcome<string[]> | undefined;
-  const locationsOf = (m: RouteMatch) => (locations ??= readLocations(m, facts));
+  const presented = readCredential(facts, policy);
+  if (!presented.ok) return decided(denied(presented, revision));
+  const credential = presented.value;
+  return then(snapshot.authenticator.identify(credential), (identity) =>
+    identity.ok ? authorize(identity.value) : decided(denied(identity, revision)),
+  );
 
-  const cache = cacheFor(snapshot, facts, match, locationsOf);
-  if (cache !== undefined) {
-    const hit = cache.decisions.get(cache.key, cache.isPublished);
-    if (hit !== undefined) return { decision: hit, facts, cached: true };
-  }
-  return snapshot.authenticator.authenticate(facts).then((identity) => {
-    if (!identity.ok) return decided(denied(identity, revision));
-    return decideFor(identity.value);
-  });
-
-  function decideFor(principal: Principal): Checked {
-    // From here the decision rests only on what the key holds, so it may be kept (until the token's exp).
-    const remember = (checked: Checked): Checked => {
-      const signedBy = snapshot.authenticator.signingKeyOf?.(principal);
-      if (cache !== undefined && signedBy !== undefined && principal.expiresAt !== undefined) {
-        cache.decisions.set(cache.key, checked.decision, { expiresAt: principal.expiresAt, signedBy });
-      }
-      return checked;
-    };
+  function authorize(principal: Principal): Checked | Promise<Checked> {
     const who = {
       subject: principal.subject,
       ...(principal.client !== undefined && { client: principal.client }),
       ...(principal.issuer !== undefined && { issuer: principal.issuer }),
     };
-
     if (!match) {
       return decided({
         reason: 'route_unknown',
@@ -113,52 +106,62 @@ export function check(request: CheckRequest, snapshot: Snapshot): Checked | Prom
       });
     }
     const at = { ...who, route: match.route.name };
+    // Only now is the body read: the caller is known. The permissions still decide first (below).
+    return then(readLocations(match, facts), (found) => {
+      const cache = found.ok ? cacheFor(snapshot, credential, principal) : undefined;
+      const key =
+        cache &&
+        DecisionCache.keyFor({
+          revision,
+          token: cache.token,
+          method: facts.method,
+          route: match.route.name,
+          locations: found.ok ? found.value : [],
+        });
+      if (cache && key !== undefined) {
+        const hit = cache.decisions.get(key, cache.isPublished);
+        if (hit !== undefined) return { decision: hit, facts, cached: true };
+      }
+      // From here the decision rests only on what the key holds, so it may be kept (until the token's exp).
+      const remember = (checked: Checked): Checked => {
+        if (cache && key !== undefined) cache.decisions.set(key, checked.decision, cache.basis);
+        return checked;
+      };
 
-    const permitted = checkPermissions(policy, principal, match.route);
-    if (!permitted.ok) return remember(decided(denied(permitted, revision, at)));
-
-    const found = locationsOf(match);
-    // Unreadable or missing locations are never cached (`cache` is undefined whenever `found` is a denial).
-    if (!found.ok) return decided(denied(found, revision, at));
-    const placed = checkLocations(policy, principal, found.value);
-    if (!placed.ok) return remember(decided(denied(placed, revision, at)));
-
-    return remember(decided({ reason: 'allowed', detail: 'allowed', revision, ...at }));
+      const permitted = checkPermissions(policy, principal, match.route);
+      if (!permitted.ok) return remember(decided(denied(permitted, revision, at)));
+      // Unreadable or missing locations are never cached (`cache` is undefined whenever `found` is a denial).
+      if (!found.ok) return decided(denied(found, revision, at));
+      const placed = checkLocations(policy, principal, found.value);
+      if (!placed.ok) return remember(decided(denied(placed, revision, at)));
+      return remember(decided({ reason: 'allowed', detail: 'allowed', revision, ...at }));
+    });
   }
 }
 
 interface CachePlan {
   readonly decisions: DecisionCache;
-  readonly key: string;
+  readonly token: string;
+  readonly basis: { readonly expiresAt: number; readonly signedBy: SigningKeyRef };
+  /** Authenticator.isPublished: a bound function. */
   readonly isPublished: (ref: SigningKeyRef) => boolean;
 }
 
 /**
- * Where this request's decision is cached, when it can be: a bearer token this policy's issuers verify (not
- * Envoy's jwt_authn claims), a matched route and readable locations. Anything else is decided afresh every
- * time: a denial about the request itself, or a route_unknown, costs no cache entry.
+ * Whether this decision may be cached: a bearer token this policy's issuers verified (not Envoy's jwt_authn
+ * claims, which no key of ours vouches for), with a known signing key and expiry. Anything else is decided
+ * afresh every time.
  */
-function cacheFor(
-  snapshot: Snapshot,
-  facts: RequestFacts,
-  match: RouteMatch | undefined,
-  locationsOf: (m: RouteMatch) => Outcome<string[]>,
-): CachePlan | undefined {
-  const { decisions, authenticator, policy } = snapshot;
-  if (!decisions?.enabled || !authenticator.isPublished || !authenticator.signingKeyOf) return;
-  if (match === undefined || policy.issuers.length === 0) return;
-  const envoy = policy.envoyJwtAuthn;
-  if (envoy !== undefined && facts.jwtAuthnPayloads.has(envoy.metadataKey)) return;
-  const bearer = extractBearer(facts);
-  if (!bearer.ok || bearer.value === undefined) return;
-  const locations = locationsOf(match);
-  if (!locations.ok) return;
-  const key = DecisionCache.keyFor({
-    revision: policy.revision,
-    token: bearer.value,
-    method: facts.method,
-    route: match.route.name,
-    locations: locations.value,
-  });
-  return { decisions, key, isPublished: (ref) => authenticator.isPublished?.(ref) ?? false };
+function cacheFor(snapshot: Snapshot, credential: Credential, principal: Principal): CachePlan | undefined {
+  const { decisions, authenticator } = snapshot;
+  if (!decisions?.enabled || credential.kind !== 'bearer' || principal.expiresAt === undefined) return;
+  const { isPublished } = authenticator;
+  const signedBy = authenticator.signingKeyOf?.(principal);
+  if (isPublished === undefined || signedBy === undefined) return;
+  return {
+    decisions,
+    token: credential.token,
+    basis: { expiresAt: principal.expiresAt, signedBy },
+    isPublished,
+  };
 }

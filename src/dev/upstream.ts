@@ -255,7 +255,7 @@ async function jsonObjectBody(
     return refuse(400, 'bad_request', 'the body is not UTF-8');
   }
   // The same duplicate-refusing reader scopegate decides with, so what is stored is what was checked.
-  const parsed = parseStrictJson(text, { maxBytes: MAX_BODY_BYTES });
+  const parsed = parseStrictJson(text, { maxBytes: MAX_BODY_BYTES, maxStringLength: MAX_BODY_BYTES });
   if (!parsed.ok) return refuse(400, 'bad_request', `the body is not valid JSON: ${parsed.problem}`);
   const value = parsed.value;
   if (typeof value !== 'object' || value === null || Array.isArray(value))

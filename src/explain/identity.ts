@@ -31,7 +31,7 @@ import type { RequestFacts } from '../request/types.js';
 
 /** What the pipeline asks of an identity phase (the shape of `Snapshot.authenticator`). */
 export interface IdentityPhase {
-  authenticate(facts: RequestFacts): Promise<Outcome<Principal>>;
+  authenticate(facts: RequestFacts): Outcome<Principal> | Promise<Outcome<Principal>>;
 }
 
 /** Algorithms a stand-in signature can be made with: every one a policy may pin (never none/HS*). */

@@ -142,8 +142,8 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
   const { decision } = await check(request, {
     policy,
     authenticator: {
-      // check() authenticates only requests it could read, and those already have their outcome.
-      authenticate: async () => identity ?? deny('internal_error', 'identity was not checked'),
+      // check() identifies only requests it could read, and those already have their outcome.
+      identify: () => identity ?? deny('internal_error', 'identity was not checked'),
     },
   });
 
@@ -216,7 +216,7 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
   }
 
   const principal = identity.value;
-  const sections = authorizationSections(policy, principal, match, facts);
+  const sections = await authorizationSections(policy, principal, match, facts);
   return {
     ...base,
     request: requestTrace,
@@ -240,12 +240,12 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
 
 type Sections = Pick<Trace, 'scopes' | 'grantType' | 'roles' | 'permissions' | 'locations'>;
 
-function authorizationSections(
+async function authorizationSections(
   policy: CompiledPolicy,
   principal: Principal,
   match: RouteMatch | undefined,
   facts: RequestFacts,
-): Sections {
+): Promise<Sections> {
   const clientId = principal.client;
   const client = clientOf(policy, principal);
   const effective = effectiveScopes(policy, principal);
@@ -305,7 +305,7 @@ function authorizationSections(
 
   const subjectGrant = subjectOf(policy, principal)?.locations;
   const source = match.route.location;
-  const read = readLocations(match, facts);
+  const read = await readLocations(match, facts);
   const found = read.ok ? read.value : [];
   const locations: Sections['locations'] = {
     ...(source && { source: describeSource(source) }),

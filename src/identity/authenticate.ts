@@ -7,8 +7,8 @@ import { TokenCache } from '../cache/tokens.js';
 import { type Denial, deny, type Outcome } from '../decision/types.js';
 import type { CompiledIssuer, CompiledPolicy } from '../policy/types.js';
 import type { RequestFacts } from '../request/types.js';
-import { extractBearer } from './bearer.js';
 import { principalFromClaims } from './claims.js';
+import { type Credential, readCredential } from './credential.js';
 import { type KeyRegistry, type KeyStore, type SigningKeyRef, signingKeyRef } from './keys.js';
 import type { Principal } from './types.js';
 import { readCompactJwt, type VerifyContext, verifyToken } from './verify.js';
@@ -24,6 +24,9 @@ export interface AuthenticatorOptions {
 }
 
 type Authenticated = Outcome<Principal>;
+
+/** Expected outcomes are values; an exception is a bug, and a bug must deny, not allow. */
+const INTERNAL_ERROR = Object.freeze(deny('internal_error', 'the caller could not be identified'));
 
 export class Authenticator {
   private readonly now: () => number;
@@ -74,36 +77,40 @@ export class Authenticator {
     return store?.publishes(ref) ?? false;
   };
 
-  async authenticate(
+  /** Who the request's credential names: readCredential, then identify. */
+  authenticate(
     facts: Pick<RequestFacts, 'headers' | 'query' | 'jwtAuthnPayloads'>,
-  ): Promise<Authenticated> {
+  ): Authenticated | Promise<Authenticated> {
+    const credential = readCredential(facts, this.policy);
+    return credential.ok ? this.identify(credential.value) : credential;
+  }
+
+  /**
+   * Who the credential names. Synchronous when the answer needs no signature check (a cached token, Envoy's
+   * claims, a refusal); never throws or rejects: a bug denies, it does not allow.
+   */
+  identify(credential: Credential): Authenticated | Promise<Authenticated> {
     try {
-      return await this.identify(facts);
+      const identified = this.identifyNow(credential);
+      return identified instanceof Promise ? identified.catch(() => INTERNAL_ERROR) : identified;
     } catch {
-      // Expected outcomes are values; reaching here is a bug, and a bug must deny, not allow.
-      return deny('internal_error', 'the caller could not be identified');
+      return INTERNAL_ERROR;
     }
   }
 
-  private async identify(
-    facts: Pick<RequestFacts, 'headers' | 'query' | 'jwtAuthnPayloads'>,
-  ): Promise<Authenticated> {
-    const bearer = extractBearer(facts);
-    if (!bearer.ok) return bearer;
-    const token = bearer.value;
-
-    const envoy = this.policy.envoyJwtAuthn;
-    if (envoy !== undefined && facts.jwtAuthnPayloads.has(envoy.metadataKey)) {
-      return this.fromEnvoyPayload(facts.jwtAuthnPayloads.get(envoy.metadataKey));
+  private identifyNow(credential: Credential): Authenticated | Promise<Authenticated> {
+    switch (credential.kind) {
+      case 'envoy':
+        return this.fromEnvoyPayload(credential.payload);
+      case 'none':
+        return deny('token_missing', 'send an access token in the Authorization header as "Bearer <token>"');
+      case 'bearer':
+        if (this.policy.issuers.length === 0) {
+          // Only Envoy's jwt_authn may vouch for tokens here, and it sent no verified claims for this one.
+          return deny('token_invalid', "the token was not verified by Envoy's jwt_authn filter");
+        }
+        return this.fromToken(credential.token);
     }
-    if (token === undefined) {
-      return deny('token_missing', 'send an access token in the Authorization header as "Bearer <token>"');
-    }
-    if (this.policy.issuers.length === 0) {
-      // Only Envoy's jwt_authn may vouch for tokens here, and it sent no verified claims for this one.
-      return deny('token_invalid', "the token was not verified by Envoy's jwt_authn filter");
-    }
-    return this.fromToken(token);
   }
 
   /** The issuer's key set in force, as an identity (see TokenCache.setExpired). */
@@ -112,11 +119,13 @@ export class Authenticator {
     return compiled === undefined ? undefined : this.stores.get(compiled)?.currentSet();
   };
 
-  private async fromToken(token: string): Promise<Authenticated> {
+  private fromToken(token: string): Authenticated | Promise<Authenticated> {
     const revision = this.policy.revision;
     const cached = this.cache.get(revision, token, this.isPublished, this.currentKeySet);
-    if (cached !== undefined) return cached;
+    return cached ?? this.verify(revision, token);
+  }
 
+  private async verify(revision: string, token: string): Promise<Authenticated> {
     const keySetsBefore = this.currentKeySets();
     const verified = await verifyToken(token, this.verifyContext);
     if (!verified.ok) {

@@ -127,32 +127,28 @@ export function sanitizeRequestId(value: string | undefined): string {
     .slice(0, MAX_REQUEST_ID_LENGTH);
 }
 
-const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
 /**
- * The body, from `body` or (`pack_as_bytes: true`) `raw_body`. Envoy fills exactly one; both at once would
- * leave us deciding on one text while the upstream may receive the other, so that is refused, as headers
- * sent both as a map and as header_map are.
+ * The body, from `body` or (`pack_as_bytes: true`) `raw_body`, as sent: it is decoded only when a route reads
+ * a location from it, after the caller is authenticated (security rule 10). Envoy fills exactly one; both at
+ * once would leave us deciding on one while the upstream may receive the other, so that is refused, as
+ * headers sent both as a map and as header_map are.
  */
 function readBody(http: HttpRequestAttrs, headers: ReadonlyMap<string, string>): Outcome<RequestBody> {
   // Envoy strips a client-sent copy of this header; any value other than exactly `false` is read as cut.
   const flag = headers.get(PARTIAL_BODY_HEADER);
   const partial = flag !== undefined && flag.trim().toLowerCase() !== 'false';
-  const text = typeof http.body === 'string' && http.body !== '' ? http.body : undefined;
-  const raw =
-    http.raw_body !== undefined && http.raw_body !== null && http.raw_body.length > 0
-      ? http.raw_body
-      : undefined;
-  if (text !== undefined && raw !== undefined) {
+  const body = nonEmpty(http.body);
+  const raw = nonEmpty(http.raw_body);
+  if (body !== undefined && raw !== undefined) {
     return deny('request_malformed', 'the body arrived both as body and as raw_body');
   }
-  if (text !== undefined) return ok({ text, partial, invalidUtf8: false });
-  if (raw === undefined) return ok({ partial, invalidUtf8: false });
-  try {
-    return ok({ text: fatalUtf8.decode(raw), partial, invalidUtf8: false });
-  } catch {
-    return ok({ partial, invalidUtf8: true });
-  }
+  const content = body ?? raw;
+  return ok(content === undefined ? { partial } : { partial, content });
+}
+
+/** proto3 sends "" (or no bytes) for an unset field: that is no body. */
+function nonEmpty(value: string | Uint8Array | undefined | null): string | Uint8Array | undefined {
+  return value === undefined || value === null || value.length === 0 ? undefined : value;
 }
 
 function readJwtAuthnPayloads(check: CheckRequest): Outcome<ReadonlyMap<string, unknown>> {

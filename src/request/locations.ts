@@ -1,11 +1,21 @@
 // Finds the warehouse/location codes a request names, from wherever its route says to look (path
 // parameter, query, header or a JSON body field), so the decision can check each one against the caller's
 // grants. Every doubt about the body is `body_unreadable` (security rule 4), never "no location".
-import { deny, type Outcome, ok } from '../decision/types.js';
+// The body is read last and only here, once the caller is authenticated (security rule 10): it is decoded
+// strictly and scanned for the route's field without building the document, in slices of a bounded number
+// of tokens, so a large body is read between other checks instead of stalling them (the answer is then a
+// promise; a body read in one slice is answered at once).
+import { type Denial, deny, type Outcome, ok } from '../decision/types.js';
 import { type BodyPathStep, formatBodyPath } from '../policy/body-path.js';
 import type { CompiledLocationSource, RouteMatch } from '../policy/types.js';
-import { type JsonLimits, parseStrictJson } from './json.js';
-import type { RequestFacts } from './types.js';
+import {
+  DEFAULT_JSON_LIMITS,
+  type JsonHandler,
+  type JsonLimits,
+  type JsonScalar,
+  JsonScanner,
+} from './json.js';
+import type { RequestBody, RequestFacts } from './types.js';
 
 export interface LocationLimits {
   /** Most distinct locations one request may name. */
@@ -25,21 +35,51 @@ export const DEFAULT_LOCATION_LIMITS: LocationLimits = Object.freeze({
 const LOCATION_CODE = /^[A-Za-z0-9._:-]+$/;
 
 /**
+ * What one slice of a body scan reads before it lets other work run: this many tokens, or characters (and
+ * then the rest of a string it is in, at most a string's limit). bench/body-scan.js measures the result.
+ */
+export const BODY_SCAN_SLICE = Object.freeze({ tokens: 4096, chars: 64 * 1024 });
+
+type Located = Outcome<string[]>;
+
+/**
  * The distinct location codes the request names, in the order found; `ok([])` when the route reads none.
- * A route that reads a location but finds none is `location_missing`.
+ * A route that reads a location but finds none is `location_missing`. A promise only when the body took
+ * more than one slice to read.
  */
 export function readLocations(
   match: RouteMatch,
   facts: RequestFacts,
   limits: Partial<LocationLimits> = {},
-): Outcome<string[]> {
+): Located | Promise<Located> {
   const source = match.route.location;
   if (source === undefined) return ok([]);
-  const { maxLocations, maxLocationLength, json } = { ...DEFAULT_LOCATION_LIMITS, ...limits };
+  const capped = { ...DEFAULT_LOCATION_LIMITS, ...limits };
+  if (!('body' in source)) return validCodes(candidatesFrom(source, match, facts), source, capped);
 
-  const found = candidatesFrom(source, match, facts, json);
+  const scan = startBodyScan(source.body, source.steps, facts, capped.json);
+  if (!('scanner' in scan)) return validCodes(scan, source, capped);
+  const { scanner } = scan;
+  const sliceDone = () =>
+    scanner.run(BODY_SCAN_SLICE.tokens, BODY_SCAN_SLICE.chars) || scanner.problem !== undefined;
+  if (sliceDone()) return validCodes(scan.outcome(), source, capped);
+  return (async () => {
+    do await nextTurn();
+    while (!sliceDone());
+    return validCodes(scan.outcome(), source, capped);
+  })();
+}
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** The candidates as location codes a request may send: distinct, bounded, no `*`, at least one. */
+function validCodes(
+  found: Outcome<readonly string[]>,
+  source: CompiledLocationSource,
+  limits: LocationLimits,
+): Located {
   if (!found.ok) return found;
-
+  const { maxLocations, maxLocationLength } = limits;
   const where = describeSource(source);
   const codes = new Set<string>();
   for (const code of found.value) {
@@ -69,121 +109,251 @@ export function readLocations(
 }
 
 function candidatesFrom(
-  source: CompiledLocationSource,
+  source: Exclude<CompiledLocationSource, { readonly body: string }>,
   match: RouteMatch,
   facts: RequestFacts,
-  json: Partial<JsonLimits>,
 ): Outcome<string[]> {
   if ('path' in source) {
     const value = Object.hasOwn(match.params, source.path) ? match.params[source.path] : undefined;
     return ok(value === undefined ? [] : [value]);
   }
-  if ('query' in source) return ok([...(facts.query.get(source.query) ?? [])]);
-  if ('header' in source) {
-    const value = facts.headers.get(source.header.toLowerCase());
-    // Envoy joins a repeated header with `,`, so `location: WH01` twice reads as `WH01,WH01`.
-    return ok(value === undefined ? [] : value.split(',').map((part) => part.trim()));
+  if ('query' in source) {
+    if (hasLookalike(facts.query.keys(), source.query, foldQueryName)) {
+      return deny(
+        'request_malformed',
+        `the query names ${describeSource(source)} twice, spelled differently`,
+      );
+    }
+    return ok([...(facts.query.get(source.query) ?? [])]);
   }
-  return bodyCandidates(source.body, source.steps, facts, json);
+  const name = source.header.toLowerCase();
+  if (hasLookalike(facts.headers.keys(), name, foldHeaderName)) {
+    return deny(
+      'request_malformed',
+      `the request sends ${describeSource(source)} twice, spelled differently`,
+    );
+  }
+  const value = facts.headers.get(name);
+  // Envoy joins a repeated header with `,`, so `location: WH01` twice reads as `WH01,WH01`.
+  return ok(value === undefined ? [] : value.split(',').map((part) => part.trim()));
 }
 
-function bodyCandidates(
+const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * The body as text, decoded strictly: invalid UTF-8 is refused, never replaced. Its size is checked first,
+ * so an oversized body costs no decoding.
+ */
+export function bodyText(body: RequestBody, maxBytes: number): Outcome<string | undefined> {
+  const { content } = body;
+  if (content === undefined) return ok(undefined);
+  if (typeof content === 'string') return ok(content);
+  if (content.length > maxBytes) return deny('body_unreadable', `the body is larger than ${maxBytes} bytes`);
+  try {
+    return ok(fatalUtf8.decode(content));
+  } catch {
+    return deny('body_unreadable', 'the body is not valid UTF-8');
+  }
+}
+
+interface BodyScan {
+  readonly scanner: JsonScanner;
+  /** Once the scan is done: the codes found, or the first problem (the JSON's own before the field's). */
+  outcome(): Outcome<readonly string[]>;
+}
+
+/** Everything that can be refused before the body's JSON is read, then the scan that reads it. */
+function startBodyScan(
   bodyPath: string,
   steps: readonly BodyPathStep[],
   facts: RequestFacts,
   json: Partial<JsonLimits>,
-): Outcome<string[]> {
+): BodyScan | Outcome<readonly string[]> {
   const { body } = facts;
   if (body.partial) return deny('body_unreadable', "the body was cut at Envoy's buffer limit");
-  if (body.invalidUtf8) return deny('body_unreadable', 'the body is not valid UTF-8');
-  if (body.text === undefined || body.text === '') {
+  if (body.content === undefined || body.content.length === 0) {
     return deny('body_unreadable', 'the body is empty or was not sent to scopegate (with_request_body)');
   }
-  const contentType = facts.headers.get('content-type');
-  if (!isJsonContentType(contentType)) {
+  if (!isJsonContentType(facts.headers.get('content-type'))) {
     return deny('body_unreadable', 'the body is not JSON (content-type must be application/json)');
   }
-  const parsed = parseStrictJson(body.text, json);
-  if (!parsed.ok) return deny('body_unreadable', `the body is not valid JSON: ${parsed.problem}`);
-  if (!isJsonObject(parsed.value)) return deny('body_unreadable', 'the body is not a JSON object');
+  const text = bodyText(body, json.maxBytes ?? DEFAULT_JSON_LIMITS.maxBytes);
+  if (!text.ok) return text;
+  const field = new BodyField(bodyPath, steps);
+  const scanner = new JsonScanner(text.value ?? '', field, json);
+  return {
+    scanner,
+    outcome: () => {
+      const problem = scanner.problem;
+      if (problem !== undefined) return deny('body_unreadable', `the body is not valid JSON: ${problem}`);
+      return field.problem ?? ok(field.codes);
+    },
+  };
+}
 
-  // Past an array step, every element must name its location: `{"lines":[{"location":"WH01"},{}]}` would
-  // otherwise pass on WH01 alone while the upstream books the second line somewhere we never checked.
-  const elementWithout = (i: number) =>
-    deny('location_missing', `an element of "${formatBodyPath(steps.slice(0, i))}" names no location`);
-  let current: unknown[] = [parsed.value];
-  for (let i = 0; i < steps.length; i++) {
-    const step = steps[i]!;
-    const next: unknown[] = [];
-    for (const value of current) {
-      if (value === null || value === undefined) {
-        if (steps.slice(0, i).some((s) => s.each)) return elementWithout(i);
-        continue;
-      }
-      if (!isJsonObject(value)) {
-        return deny(
-          'body_unreadable',
-          `the body field "${formatBodyPath(steps.slice(0, i))}" is not an object`,
-        );
-      }
-      if (hasLookalikeKey(value, step.key)) {
-        return deny(
-          'body_unreadable',
-          `the body names "${formatBodyPath(steps.slice(0, i + 1))}" twice, spelled differently ` +
-            '(an upstream that ignores case could store the other one)',
-        );
-      }
-      const field = Object.hasOwn(value, step.key) ? value[step.key] : undefined;
-      if (!step.each) {
-        next.push(field);
-        continue;
-      }
-      if (field === null || field === undefined) continue;
-      if (!Array.isArray(field)) {
-        return deny(
-          'body_unreadable',
-          `the body field "${formatBodyPath(steps.slice(0, i + 1))}" is not an array`,
-        );
-      }
-      for (const element of field) next.push(element);
-    }
-    current = next;
+/** A position off the route's body path: nothing there is read for locations (it is still checked as JSON). */
+const OFF = -1;
+
+/** Where a value goes: the position it is at, and whether it is the array a `[]` step reads. */
+interface Target {
+  readonly at: number;
+  readonly each: boolean;
+}
+const OFF_TARGET: Target = { at: OFF, each: false };
+
+/**
+ * Follows the route's body path through a scan, in document order. A value "at position j" is the one the
+ * first j steps lead to: at the last position, a location string; before it, an object holding the next
+ * step's key, or for a `[]` step an array whose every element is at the next position. Past an array step
+ * every element must name its location: `{"lines":[{"location":"WH01"},{}]}` would otherwise pass on WH01
+ * alone while the upstream books the second line somewhere never checked.
+ */
+class BodyField implements JsonHandler {
+  readonly codes: string[] = [];
+  /** The first body_unreadable, else the first location_missing: a body that cannot be read outranks one that says too little. */
+  problem: Denial | undefined;
+  /** Open containers: arrays hold their elements' position, objects the step whose key they hold (or OFF). */
+  private readonly open: Array<{ readonly array: boolean; readonly at: number; held: boolean }> = [];
+  private next: Target = { at: 0, each: false };
+  /** By position: a `[]` step came before it, so a missing value there is an element naming no location. */
+  private readonly afterArrayStep: readonly boolean[];
+
+  constructor(
+    private readonly bodyPath: string,
+    private readonly steps: readonly BodyPathStep[],
+  ) {
+    this.afterArrayStep = [...steps.keys(), steps.length].map((j) => steps.slice(0, j).some((s) => s.each));
+    this.foldedKeys = steps.map((step) => foldKey(step.key));
   }
 
-  const codes: string[] = [];
-  const perElement = steps.some((s) => s.each);
-  for (const value of current) {
-    if (value === null || value === undefined || value === '') {
-      if (perElement) return elementWithout(steps.length);
-      continue;
-    }
-    if (typeof value !== 'string') {
-      return deny(
-        'body_unreadable',
-        `location must be a string, and the body field "${bodyPath}" holds something else`,
+  /** Each step's key, folded once: every other key of an object on the path is compared with it. */
+  private readonly foldedKeys: readonly string[];
+
+  startObject(): void {
+    this.arrive('object');
+  }
+
+  startArray(): void {
+    this.arrive('array');
+  }
+
+  value(scalar: JsonScalar): void {
+    this.arrive(scalar);
+  }
+
+  key(name: string): void {
+    const object = this.open[this.open.length - 1]!;
+    this.next = OFF_TARGET;
+    if (object.at === OFF) return;
+    const step = this.steps[object.at]!;
+    if (name === step.key) {
+      object.held = true;
+      this.next = { at: object.at + 1, each: step.each };
+    } else if (foldKey(name) === this.foldedKeys[object.at]) {
+      this.unreadable(
+        `the body names "${this.prefix(object.at + 1)}" twice, spelled differently ` +
+          '(an upstream that ignores case could store the other one)',
       );
     }
-    codes.push(value);
   }
-  return ok(codes);
+
+  endObject(): void {
+    const object = this.open.pop()!;
+    // An absent key reads as a missing value; an absent `[]` array as no elements.
+    if (object.at !== OFF && !object.held && !this.steps[object.at]!.each) this.missing(object.at + 1);
+    this.settle();
+  }
+
+  endArray(): void {
+    this.open.pop();
+    this.settle();
+  }
+
+  /** A value starts where `next` says: a scalar, or a container that opens here. */
+  private arrive(value: JsonScalar | 'object' | 'array'): void {
+    const { at, each } = this.next;
+    const container = value === 'object' || value === 'array';
+    let held: Target['at'] = OFF;
+    if (at === OFF) {
+      // Off the path: nothing inside is read.
+    } else if (at === 0 && value !== 'object') {
+      this.unreadable('the body is not a JSON object');
+    } else if (value === null || (value === '' && !each && at === this.steps.length)) {
+      // A null array is no elements; a null (or empty location) elsewhere is a missing value.
+      if (!each) this.missing(at);
+    } else if (each) {
+      if (value === 'array') held = at;
+      else this.unreadable(`the body field "${this.prefix(at)}" is not an array`);
+    } else if (at === this.steps.length) {
+      if (typeof value === 'string' && !container) this.codes.push(value);
+      else
+        this.unreadable(
+          `location must be a string, and the body field "${this.bodyPath}" holds something else`,
+        );
+    } else if (value === 'object') {
+      held = at;
+    } else {
+      this.unreadable(
+        at === 0 ? 'the body is not a JSON object' : `the body field "${this.prefix(at)}" is not an object`,
+      );
+    }
+    if (container) this.open.push({ array: value === 'array', at: held, held: false });
+    this.settle();
+  }
+
+  /** Where the next value goes: the innermost array's next element (an object's next value waits for a key). */
+  private settle(): void {
+    const enclosing = this.open[this.open.length - 1];
+    this.next = enclosing?.array === true ? { at: enclosing.at, each: false } : OFF_TARGET;
+  }
+
+  private missing(at: number): void {
+    if (!this.afterArrayStep[at]) return;
+    this.problem ??= deny('location_missing', `an element of "${this.prefix(at)}" names no location`);
+  }
+
+  private unreadable(detail: string): void {
+    if (this.problem?.reason !== 'body_unreadable') this.problem = deny('body_unreadable', detail);
+  }
+
+  private prefix(at: number): string {
+    return formatBodyPath(this.steps.slice(0, at));
+  }
+}
+
+/**
+ * A query parameter name as lenient frameworks bind it: case-insensitively (ASP.NET), with trailing `[]` or
+ * `[0]` making an array of the same name (PHP, Rails, qs), and PHP's `.` and space turned into `_`.
+ */
+function foldQueryName(name: string): string {
+  return foldKey(name)
+    .replace(/(\[[^\]]*\])+$/, '')
+    .replace(/[. ]/g, '_');
+}
+
+/** A header name as CGI-style upstreams (WSGI, PHP, Rack) read it: `x_location` is `x-location`. */
+function foldHeaderName(name: string): string {
+  return name.toLowerCase().replaceAll('_', '-');
+}
+
+/**
+ * True when a name other than `wanted` folds to the same one: a second spelling the upstream may bind as
+ * the same parameter, whose value we would never have checked (security rule 4's look-alike keys, for the
+ * query and headers).
+ */
+function hasLookalike(names: Iterable<string>, wanted: string, fold: (name: string) => string): boolean {
+  const folded = fold(wanted);
+  for (const name of names) if (name !== wanted && fold(name) === folded) return true;
+  return false;
 }
 
 /** Case- and compatibility-folded key, as Go's encoding/json and case-insensitive .NET binders match fields. */
 function foldKey(key: string): string {
-  return key.normalize('NFKC').toLowerCase();
+  // NFKC leaves ASCII as it is, and most keys are ASCII: normalizing them would be most of a body scan.
+  return (ASCII_ONLY.test(key) ? key : key.normalize('NFKC')).toLowerCase();
 }
-
-/**
- * True when the object has a key other than `key` that folds to the same name: `{"location":"WH01",
- * "Location":"WH99"}` is checked against one value by us and may be stored with the other upstream.
- */
-function hasLookalikeKey(object: Record<string, unknown>, key: string): boolean {
-  const wanted = foldKey(key);
-  for (const other of Object.keys(object)) {
-    if (other !== key && foldKey(other) === wanted) return true;
-  }
-  return false;
-}
+// biome-ignore lint/suspicious/noControlCharactersInRegex: every ASCII character, control characters included
+const ASCII_ONLY = /^[\x00-\x7f]*$/;
 
 /**
  * `application/json` or `application/<anything>+json`, parameters allowed; a charset other than UTF-8 is
@@ -206,10 +376,6 @@ export function isJsonContentType(value: string | undefined): boolean {
     if (charset !== 'utf-8' && charset !== 'utf8') return false;
   }
   return true;
-}
-
-function isJsonObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Where the route reads its location, in the policy's words (safe to show: it comes from the policy). */

@@ -1,12 +1,13 @@
 // What the request phase extracts from a CheckRequest: plain data the other phases read.
 
 export interface RequestBody {
-  /** The body as Envoy sent it (`body`, or `raw_body` decoded as UTF-8), or undefined when none was sent. */
-  readonly text?: string;
+  /**
+   * The body as Envoy sent it: bytes off the wire (`body` or `raw_body`), or text from an in-process caller;
+   * undefined when none was sent. Decoded (strict UTF-8) only by a route that reads a location from it.
+   */
+  readonly content?: string | Uint8Array;
   /** Envoy cut the body at max_request_bytes (`x-envoy-auth-partial-body: true`). */
   readonly partial: boolean;
-  /** The body was sent as bytes that are not valid UTF-8. */
-  readonly invalidUtf8: boolean;
 }
 
 export interface RequestFacts {

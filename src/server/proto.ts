@@ -138,11 +138,37 @@ export interface Clients {
   HealthClient: ClientConstructor<HealthClient>;
 }
 
+/**
+ * The Authorization service as a client sends it: a body given as text goes out as its UTF-8 bytes, as Envoy
+ * sends it (`body` is `bytes` in our proto; protobufjs would read a string there as base64).
+ */
+const authorizationServiceForClients = {
+  ...authorizationService,
+  Check: {
+    ...authorizationService.Check,
+    requestSerialize: (request: CheckRequest) =>
+      authorizationService.Check.requestSerialize(withBodyBytes(request)),
+  },
+};
+
+function withBodyBytes(request: CheckRequest): CheckRequest {
+  const http = request.attributes?.request?.http;
+  if (typeof http?.body !== 'string') return request;
+  const attributes = request.attributes!;
+  return {
+    ...request,
+    attributes: {
+      ...attributes,
+      request: { ...attributes.request, http: { ...http, body: Buffer.from(http.body, 'utf8') } },
+    },
+  };
+}
+
 /** Client constructors built from the same definitions the server uses (tests and the benchmark call Check). */
 export function loadClients(): Clients {
   return {
     AuthorizationClient: grpc.makeGenericClientConstructor(
-      authorizationService,
+      authorizationServiceForClients,
       'Authorization',
     ) as unknown as ClientConstructor<AuthorizationClient>,
     HealthClient: grpc.makeGenericClientConstructor(

@@ -213,13 +213,18 @@ function locationsOf(
     const partial = joined(headers, 'x-envoy-auth-partial-body');
     if (partial !== undefined && partial.trim().toLowerCase() !== 'false') return 'the body was cut';
     const http = check.attributes?.request?.http;
-    let text = http?.body;
-    if (text === undefined || text === '') {
-      try {
-        text = http?.raw_body && http.raw_body.length > 0 ? fatalUtf8.decode(http.raw_body) : undefined;
-      } catch {
-        return 'the body is not UTF-8';
-      }
+    // The body arrives as bytes (`body`, or `raw_body` with pack_as_bytes), or as text in-process.
+    const sent = http?.body !== undefined && http.body.length > 0 ? http.body : http?.raw_body;
+    let text: string | undefined;
+    try {
+      text =
+        typeof sent === 'string'
+          ? sent
+          : sent !== undefined && sent.length > 0
+            ? fatalUtf8.decode(sent)
+            : undefined;
+    } catch {
+      return 'the body is not UTF-8';
     }
     if (text === undefined || text.charCodeAt(0) === 0xfeff) return 'no readable body';
     const pairs = topLevelPairs(text);

@@ -939,7 +939,7 @@ describe('security rule 1 when scopegate itself fails', () => {
         ...serving,
         decisions: undefined,
         authenticator: {
-          authenticate: () => Promise.reject(new TypeError('simulated bug')),
+          identify: () => Promise.reject(new TypeError('simulated bug')),
         },
       }),
     };

@@ -96,18 +96,20 @@ describe('after a known mix of traffic, /metrics counts every decision by reason
   });
 
   it('scopegate_cache_lookups_total counts decision and token cache hits and misses', () => {
-    // The decision cache is asked first, for a bearer token on a matched route with readable locations:
+    // The caller is identified first (security rule 10), so the token cache is asked by every Check whose
+    // bearer token reaches verification: a miss per new token (read, full, write-only, new-integration,
+    // stock-report, rotated key, and the full token again under the reloaded policy: entries are per
+    // revision); a hit for each repeat (2 lists, the post, the get, the write-only post, the WH03 post and
+    // the DELETE, which is route_unknown only once its caller is known). No token or a malformed path: not asked.
+    // The decision cache is asked next, for a verified token on a matched route with readable locations:
     // misses for the first list, post, get, write-only post, new-integration post, stock-report post, WH03
-    // post, rotated-key list and the WH03 post under the new revision; hits for the 2 repeated lists, the
-    // repeated post and the repeated write-only post. No token, a malformed path or an unknown route: not asked.
-    // The token cache is asked by every Check that reaches verification: a miss per new token (read, full,
-    // write-only, new-integration, stock-report, rotated key, and the full token again under the reloaded
-    // policy: entries are per revision); a hit for the full token on the get, the WH03 post and the DELETE.
+    // post and the WH03 post under the new revision; hits for the 2 repeated lists, the repeated post and the
+    // repeated write-only post. The rotated key's token is refused before it.
     expect(family('scopegate_cache_lookups_total', 'cache', 'result')).toEqual({
-      'cache=decision,result=miss': 9,
+      'cache=decision,result=miss': 8,
       'cache=decision,result=hit': 4,
       'cache=token,result=miss': 7,
-      'cache=token,result=hit': 3,
+      'cache=token,result=hit': 7,
     });
   });
 

@@ -221,7 +221,7 @@ describe('a CheckRequest as Envoy sends it decodes into the shapes of src/envoy.
       scheme: 'https',
       size: '12',
       protocol: 'HTTP/2',
-      body: '{"qty":3,"ü":1}',
+      body: Buffer.from('{"qty":3,"ü":1}'),
     });
     expect(attributes.context_extensions).toEqual({ tenant: 'acme', route_group: 'stock' });
     expect(attributes.tls_session).toEqual({ sni: 'inventory.acme.example' });
@@ -298,6 +298,20 @@ describe('a CheckRequest as Envoy sends it decodes into the shapes of src/envoy.
     expect(http?.raw_body?.equals(bodyBytes)).toBe(true);
     // "unknown size" is -1, sent as a ten-byte varint; longs decode as strings.
     expect(http?.size).toBe('-1');
+  });
+
+  it('body (field 11) keeps the bytes Envoy copied from the request, invalid UTF-8 included, for scopegate to refuse', () => {
+    // Upstream declares it a string, and Envoy does not check the bytes it copies in; a string decoder
+    // would turn 0xff into U+FFFD and the location phase would read a body the upstream never receives.
+    const bodyBytes = Buffer.from('{"location":"WH01","note":"\xff"}', 'latin1');
+    const bytes = envoyCheckRequest([
+      put.string(HttpRequestF.method, 'POST'),
+      put.string(HttpRequestF.path, PATH),
+      put.bytes(HttpRequestF.body, bodyBytes),
+    ]);
+    const http = authorizationService.Check.requestDeserialize(bytes).attributes?.request?.http;
+    expect(Buffer.isBuffer(http?.body)).toBe(true);
+    expect(Buffer.from(http?.body ?? '').equals(bodyBytes)).toBe(true);
   });
 
   it('a field a newer Envoy adds is skipped, not fatal', () => {

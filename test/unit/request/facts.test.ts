@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CheckRequest, HeaderValue, HttpRequestAttrs, ProtoValue } from '../../../src/envoy.js';
 import { readRequest } from '../../../src/request/facts.js';
+import { bodyText } from '../../../src/request/locations.js';
 import type { RequestFacts } from '../../../src/request/types.js';
 
 type Attributes = NonNullable<CheckRequest['attributes']>;
@@ -53,11 +54,7 @@ describe('readRequest: the inventory POST from the support thread', () => {
     expect(facts.headers.get('authorization')).toBe('Bearer eyJhbGciOiJSUzI1NiJ9.e30.sig');
     expect(facts.headers.get(':authority')).toBe('inventory.example.com');
     expect(facts.requestId).toBe('c0ffee-42');
-    expect(facts.body).toEqual({
-      text: '{"location":"WH01","quantity":3}',
-      partial: false,
-      invalidUtf8: false,
-    });
+    expect(facts.body).toEqual({ content: '{"location":"WH01","quantity":3}', partial: false });
     expect(facts.jwtAuthnPayloads.size).toBe(0);
   });
 
@@ -271,27 +268,35 @@ describe('readRequest: the request id (it is logged)', () => {
 });
 
 describe('readRequest: the body', () => {
-  it('decodes raw_body (pack_as_bytes) as UTF-8', () => {
+  it('keeps raw_body (pack_as_bytes) as bytes until a route reads it, then decodes it as UTF-8', () => {
     const facts = factsOf(
       checkRequest({ method: 'POST', path: '/a', raw_body: Buffer.from('{"location":"Zürich-1"}') }),
     );
-    expect(facts.body).toEqual({ text: '{"location":"Zürich-1"}', partial: false, invalidUtf8: false });
+    expect(bodyText(facts.body, 1024)).toEqual({ ok: true, value: '{"location":"Zürich-1"}' });
   });
 
-  it('marks raw_body that is not UTF-8 instead of guessing at it', () => {
-    const facts = factsOf(
-      checkRequest({ method: 'POST', path: '/a', raw_body: Buffer.from([0x7b, 0xc0, 0xaf, 0x7d]) }),
-    );
-    expect(facts.body).toEqual({ partial: false, invalidUtf8: true });
+  it('refuses bytes that are not UTF-8 (body or raw_body) instead of guessing at them', () => {
+    for (const sent of [
+      { raw_body: Buffer.from([0x7b, 0xc0, 0xaf, 0x7d]) },
+      { body: Buffer.from([0x7b, 0xff, 0x7d]) },
+    ]) {
+      const facts = factsOf(checkRequest({ method: 'POST', path: '/a', ...sent }));
+      expect(bodyText(facts.body, 1024)).toMatchObject({ ok: false, reason: 'body_unreadable' });
+    }
   });
 
-  it('has no text when no body was sent', () => {
-    expect(factsOf(checkRequest({ method: 'POST', path: '/a' })).body).toEqual({
-      partial: false,
-      invalidUtf8: false,
+  it('does not decode a body larger than the JSON limit at all', () => {
+    const facts = factsOf(checkRequest({ method: 'POST', path: '/a', body: Buffer.alloc(2048, 0xff) }));
+    expect(bodyText(facts.body, 1024)).toMatchObject({
+      ok: false,
+      detail: 'the body is larger than 1024 bytes',
     });
+  });
+
+  it('has no content when no body was sent', () => {
+    expect(factsOf(checkRequest({ method: 'POST', path: '/a' })).body).toEqual({ partial: false });
     expect(
-      factsOf(checkRequest({ method: 'POST', path: '/a', body: '', raw_body: Buffer.alloc(0) })).body.text,
+      factsOf(checkRequest({ method: 'POST', path: '/a', body: '', raw_body: Buffer.alloc(0) })).body.content,
     ).toBeUndefined();
   });
 

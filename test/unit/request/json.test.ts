@@ -86,10 +86,32 @@ describe('parseStrictJson is bounded', () => {
   });
 
   it('refuses text over 1 MiB, counted in UTF-8 bytes', () => {
-    const justFits = `"${'x'.repeat(1024 * 1024 - 2)}"`;
+    // Four strings of 256 KiB (the longest string) and the punctuation around them: exactly 1 MiB.
+    const quarter = 256 * 1024;
+    const justFits = `["${'x'.repeat(quarter - 4)}","${'x'.repeat(quarter - 3)}","${'x'.repeat(quarter - 3)}","${'x'.repeat(quarter - 3)}"]`;
+    expect(justFits.length).toBe(1024 * 1024);
     expect(parseStrictJson(justFits).ok).toBe(true);
     expect(problemOf(`"${'x'.repeat(1024 * 1024)}"`)).toContain('larger than 1048576 bytes');
     expect(problemOf(`"${'é'.repeat(600_000)}"`)).toContain('larger than');
+  });
+
+  it('refuses a string longer than 256 Ki characters as written, escaped or not, and reads one that long', () => {
+    const longest = 256 * 1024;
+    expect(parseStrictJson(`"${'x'.repeat(longest)}"`).ok).toBe(true);
+    expect(problemOf(`"${'x'.repeat(longest + 1)}"`)).toContain('a string is longer than 262144 characters');
+    expect(problemOf(`"${'\\u00e9'.repeat(longest / 6 + 1)}"`)).toContain('a string is longer than');
+  });
+
+  it('refuses an object with more than 10,000 keys, and reads one with 10,000', () => {
+    const keys = (n: number) => `{${Array.from({ length: n }, (_, i) => `"k${i}":1`).join(',')}}`;
+    expect(parseStrictJson(keys(10_000)).ok).toBe(true);
+    expect(problemOf(keys(10_001))).toContain('an object has more than 10000 keys');
+  });
+
+  it('reads escapes in long strings the way JSON.parse does, and still refuses a lone surrogate among them', () => {
+    const text = `"${'a\\u00e9\\"\\\\\\n'.repeat(5000)}"`;
+    expect(parseStrictJson(text)).toEqual({ ok: true, value: JSON.parse(text) });
+    expect(problemOf(`"${'\\u00e9'.repeat(5000)}\\ud800x"`)).toContain('an unpaired surrogate escape');
   });
 
   it('refuses a number literal longer than 64 characters, and one out of range', () => {

@@ -41,14 +41,21 @@ function post(
   return facts({ body, headers });
 }
 
-function locationsOf(source: LocationSource | undefined, request: RequestFacts, params = {}): string[] {
+/** readLocations for a body read in one slice: every body here is small, so the answer must be at once. */
+function readNow(source: LocationSource | undefined, request: RequestFacts, params = {}) {
   const result = readLocations(match(source, params), request);
+  if (result instanceof Promise) throw new Error('a small body must be read synchronously');
+  return result;
+}
+
+function locationsOf(source: LocationSource | undefined, request: RequestFacts, params = {}): string[] {
+  const result = readNow(source, request, params);
   if (!result.ok) throw new Error(`expected locations, got ${result.reason}: ${result.detail}`);
   return result.value;
 }
 
 function refusal(source: LocationSource, request: RequestFacts, params = {}) {
-  const result = readLocations(match(source, params), request);
+  const result = readNow(source, request, params);
   if (result.ok) throw new Error(`expected a refusal, got ${JSON.stringify(result.value)}`);
   return result;
 }
@@ -324,6 +331,51 @@ describe('readLocations: a location key spelled twice in different case (securit
     expect(locationsOf({ body: 'location' }, post('{"location":"WH01","item":"a","Item":"b"}'))).toEqual([
       'WH01',
     ]);
+  });
+});
+
+describe('readLocations: a query or header location spelled a second way is ambiguous (security rule 4)', () => {
+  it.each([
+    ['different case', '/items?location=WH01&Location=WH99'],
+    ['an array spelling (PHP, Rails, qs)', '/items?location=WH01&location[]=WH99'],
+    ['an indexed array spelling', '/items?location=WH01&location[0]=WH99'],
+    ['only the other spelling', '/items?Location=WH99'],
+    ['full-width letters that fold to it', '/items?location=WH01&%EF%BD%8Cocation=WH99'],
+  ])('a query with %s is request_malformed', (_, path) => {
+    const denial = refusal({ query: 'location' }, facts({ method: 'GET', path }));
+    expect(denial).toMatchObject({ reason: 'request_malformed' });
+    expect(denial.detail).toContain('spelled differently');
+  });
+
+  it('PHP binds "x.location" and "x location" as "x_location"', () => {
+    for (const path of ['/items?x_location=WH01&x.location=WH99', '/items?x_location=WH01&x+location=WH99']) {
+      expect(refusal({ query: 'x_location' }, facts({ method: 'GET', path })).reason).toBe(
+        'request_malformed',
+      );
+    }
+  });
+
+  it('a header sent as x-location and as x_location (CGI upstreams read both as one) is request_malformed', () => {
+    const both = facts({ headers: { 'x-location': 'WH01', x_location: 'WH99' } });
+    expect(refusal({ header: 'x-location' }, both)).toMatchObject({ reason: 'request_malformed' });
+    const raw = facts({
+      header_map: {
+        headers: [
+          { key: 'X_Location', raw_value: Buffer.from('WH99') },
+          { key: 'x-location', raw_value: Buffer.from('WH01') },
+        ],
+      },
+    });
+    expect(refusal({ header: 'x-location' }, raw).reason).toBe('request_malformed');
+  });
+
+  it('other parameters and headers may look alike without trouble, and one name repeated is read in full', () => {
+    const request = facts({
+      method: 'GET',
+      path: '/items?location=WH01&item=a&Item=b&location=WH02',
+      headers: { 'x-item': 'a', x_item: 'b' },
+    });
+    expect(locationsOf({ query: 'location' }, request)).toEqual(['WH01', 'WH02']);
   });
 });
 

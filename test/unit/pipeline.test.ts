@@ -1,0 +1,125 @@
+// One Check, phase by phase (src/pipeline.ts), against the example policy and a real JWKS endpoint: the order
+// of the phases is part of the contract. The caller is identified before the body is read (security rule
+// 10), the permissions decide before the locations do, and a repeat is answered from the decision cache.
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { DecisionCache } from '../../src/cache/decisions.js';
+import type { CheckRequest } from '../../src/envoy.js';
+import { Authenticator } from '../../src/identity/authenticate.js';
+import { KeyRegistry } from '../../src/identity/keys.js';
+import { type Checked, check, type Snapshot } from '../../src/pipeline.js';
+import { JsonScanner } from '../../src/request/json.js';
+import { readLocations } from '../../src/request/locations.js';
+import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
+import { examplePolicy, supportThreadClaims } from '../support/policies.js';
+import { mintToken, newSigningKey, type SigningKey } from '../support/tokens.js';
+
+// The location phase, watched: a call is the body being read (decoded, scanned).
+vi.mock('../../src/request/locations.js', async (original) => {
+  const actual = await original<typeof import('../../src/request/locations.js')>();
+  return { ...actual, readLocations: vi.fn(actual.readLocations) };
+});
+
+let key: SigningKey;
+let stranger: SigningKey;
+let jwks: JwksServer;
+let registry: KeyRegistry;
+let snapshot: Snapshot;
+
+beforeAll(async () => {
+  key = await newSigningKey('RS256');
+  stranger = await newSigningKey('RS256');
+  jwks = await startJwksServer([key.publicJwk]);
+  registry = new KeyRegistry({ fetchTimeoutMs: 2000 });
+  const policy = examplePolicy(jwks.uri);
+  await registry.start(policy.issuers);
+  snapshot = {
+    policy,
+    authenticator: new Authenticator(policy, registry),
+    decisions: new DecisionCache(),
+  };
+});
+afterAll(async () => {
+  registry.close();
+  await jwks.close();
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+  vi.mocked(readLocations).mockClear();
+});
+
+function post(token: string, body: string | Buffer): CheckRequest {
+  return {
+    attributes: {
+      request: {
+        http: {
+          method: 'POST',
+          path: '/api/inventory/transactions',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body,
+        },
+      },
+    },
+  };
+}
+
+const decide = async (request: CheckRequest): Promise<Checked> => await check(request, snapshot);
+const bigBody = (location: string) =>
+  `{"location":"${location}","lines":[${'{"item":"ITEM001","quantity":10},'.repeat(4000)}{}]}`;
+
+describe('the caller is identified before the body is read (no work for strangers)', () => {
+  it('a forged token with a large body is token_invalid, and its body is never read', async () => {
+    // The issuer's kid and claims, another key's signature.
+    const [header, payload] = (await mintToken(key, supportThreadClaims())).split('.');
+    const signature = (await mintToken(stranger, supportThreadClaims())).split('.')[2];
+    const { decision } = await decide(post(`${header}.${payload}.${signature}`, bigBody('WH01')));
+    expect(decision.reason).toBe('token_invalid');
+    expect(readLocations).not.toHaveBeenCalled();
+  });
+
+  it('an expired token is token_expired before its body is read, even when the body is broken', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const expired = await mintToken(key, { ...supportThreadClaims(), iat: now - 120, exp: now - 60 });
+    const { decision } = await decide(post(expired, Buffer.from([0x7b, 0xff])));
+    expect(decision.reason).toBe('token_expired');
+    expect(readLocations).not.toHaveBeenCalled();
+  });
+
+  it('the same large body with a verified token is read, in slices, and allowed', async () => {
+    const scan = vi.spyOn(JsonScanner.prototype, 'run');
+    const token = await mintToken(key, supportThreadClaims());
+    const pending = check(post(token, bigBody('WH01')), snapshot);
+    expect(pending).toBeInstanceOf(Promise);
+    const { decision } = await pending;
+    expect(decision.reason).toBe('allowed');
+    expect(readLocations).toHaveBeenCalledTimes(1);
+    // More than one slice of the body scan (the token's own header and payload are scanned once each).
+    const bodySlices = scan.mock.contexts.filter(
+      (scanner) => (scanner as unknown as { text: string }).text.length > 100_000,
+    );
+    expect(bodySlices.length).toBeGreaterThan(1);
+  });
+});
+
+describe('the order of the phases', () => {
+  it('permissions decide before locations: a token lacking a scope is scope_missing, even with a body that cannot be read', async () => {
+    const writeOnly = await mintToken(key, supportThreadClaims('inventory.write'));
+    const { decision } = await decide(post(writeOnly, '{"location":'));
+    expect(decision.reason).toBe('scope_missing');
+  });
+
+  it('a permitted caller with a body that cannot be read is body_unreadable, never allowed', async () => {
+    const token = await mintToken(key, supportThreadClaims());
+    for (const body of ['{"location":', Buffer.from('{"location":"WH01","note":"\xff"}', 'latin1')]) {
+      expect((await decide(post(token, body))).decision.reason).toBe('body_unreadable');
+    }
+  });
+
+  it('a repeat is answered from the decision cache, synchronously, with the same decision object', async () => {
+    const token = await mintToken(key, supportThreadClaims());
+    const first = await decide(post(token, '{"location":"WH01"}'));
+    const again = check(post(token, '{"location":"WH01"}'), snapshot);
+    expect(again).not.toBeInstanceOf(Promise);
+    expect((again as Checked).cached).toBe(true);
+    expect((again as Checked).decision).toEqual(first.decision);
+  });
+});

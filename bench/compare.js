@@ -128,7 +128,14 @@ async function prepare(o, tools) {
   const { keyFile, jwksFile } = await ensureDevKeys(join(dir, 'dev-keys'));
   const mix = await buildMix(keyFile);
   const requests = checkRequests(mix);
-  writeFileSync(join(dir, 'checks.json'), JSON.stringify(requests));
+  // ghz reads the data file with protobuf's JSON mapping, where `body` (bytes in proto/) is base64.
+  const forGhz = requests.map((request) => {
+    const http = request.attributes.request.http;
+    if (http.body === undefined) return request;
+    const body = Buffer.from(http.body, 'utf8').toString('base64');
+    return { ...request, attributes: { ...request.attributes, request: { http: { ...http, body } } } };
+  });
+  writeFileSync(join(dir, 'checks.json'), JSON.stringify(forGhz));
   writeWrkMix(mix, join(dir, 'mix.lua'));
   // Generous: every cell plus its warm-up, Envoy starts and stops, and slack for a slow machine.
   const cells = o.concurrencies.length * AUTHZ.length + o.shapes.length;

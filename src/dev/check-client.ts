@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { CheckRequest } from '../envoy.js';
+import { headerValueText } from '../response/encode.js';
 import { httpStatusNumber, loadClients, type ReceivedCheckResponse } from '../server/proto.js';
 
 export interface CheckCall {
@@ -66,7 +67,9 @@ export function sendCheck(call: CheckCall): Promise<ReceivedCheckResponse> {
 /** Human-readable: the status line Envoy would send, the headers, the body. */
 export function describeResponse(response: ReceivedCheckResponse): string {
   if (response.ok_response || !response.denied_response) {
-    const added = (response.ok_response?.headers ?? []).map((h) => `${h.header.key}: ${h.header.value}`);
+    const added = (response.ok_response?.headers ?? []).map(
+      (h) => `${h.header.key}: ${headerValueText(h.header)}`,
+    );
     const removed = response.ok_response?.headers_to_remove ?? [];
     return [
       'HTTP 200 (allowed: Envoy forwards the request to the upstream)',
@@ -78,7 +81,7 @@ export function describeResponse(response: ReceivedCheckResponse): string {
   const status = httpStatusNumber(denied.status?.code) ?? 403;
   return [
     `HTTP ${status}`,
-    ...(denied.headers ?? []).map((h) => `${h.header.key}: ${h.header.value}`),
+    ...(denied.headers ?? []).map((h) => `${h.header.key}: ${headerValueText(h.header)}`),
     '',
     denied.body ?? '',
   ].join('\n');

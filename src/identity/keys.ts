@@ -1,6 +1,8 @@
 // Signing keys per issuer (DESIGN.md security rule 6): loaded from a JWKS file or URL, kept as last-good
-// across failed refreshes, refreshed in the background and — at most once per cool-down, single-flight — when
-// a token names a key we do not have, so key rotation works without letting junk `kid`s flood the IdP.
+// across failed refreshes, refreshed in the background and, single-flight, when a token names a key we do
+// not have: a `kid` never seen before triggers a fetch within seconds (so an IdP's routine rotation never
+// fails a request), while a per-kid memory of kids a fresh fetch did not have, and a least interval between
+// token-triggered fetches, keep junk `kid`s from flooding the IdP.
 // Every fetch is bounded in time (far below Envoy's 200 ms ext_authz timeout) and in size. The background
 // refresh follows the JWKS response's `Cache-Control: max-age`, within bounds.
 // Caches ask `publishes(ref)` on every hit, so a token whose key has left the JWKS is never served from them.
@@ -8,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { createLocalJWKSet, exportJWK, type JWK, type JWTVerifyGetKey } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type { CompiledIssuer } from '../policy/types.js';
 
 export interface KeyStoreOptions {
@@ -26,11 +29,13 @@ export interface KeyStoreOptions {
    * refresh interval, so an IdP that was down at start-up is picked up in seconds, not minutes. Default 1 s.
    */
   readonly emptyRetryMs?: number;
-  /** Least time between two refreshes triggered by tokens (unknown `kid`, or no keys yet). Default 30 s. */
-  readonly onDemandCooldownMs?: number;
+  /** Least time between two fetches triggered by tokens (a new `kid`, or no keys yet). Default 5 s. */
+  readonly onDemandIntervalMs?: number;
+  /** How long a `kid` a token-triggered fetch did not find is not fetched for again. Default 60 s. */
+  readonly unknownKidMs?: number;
   /** Largest JWKS document accepted. Default 256 KiB. */
   readonly maxJwksBytes?: number;
-  /** Clock for the cool-down, in ms. Default `Date.now`. */
+  /** Clock for the on-demand interval and the unknown-kid memory, in ms. Default `Date.now`. */
   readonly now?: () => number;
   /** Told about every refresh attempt, for `scopegate_jwks_refreshes_total`. */
   readonly onRefresh?: (issuer: string, result: 'success' | 'error') => void;
@@ -43,7 +48,8 @@ const DEFAULTS = {
   // A removed key stays trusted (and its tokens cached) until the next refresh: keep that window short.
   maxRefreshIntervalMs: 3_600_000,
   emptyRetryMs: 1_000,
-  onDemandCooldownMs: 30_000,
+  onDemandIntervalMs: 5_000,
+  unknownKidMs: 60_000,
   maxJwksBytes: 256 * 1024,
 } as const;
 
@@ -67,7 +73,7 @@ export class KeysUnavailableError extends Error {
 export interface KeySource {
   /** True once a usable key set has been loaded (it is then kept even when refreshes fail). */
   hasKeys(): boolean;
-  /** Refresh now unless one ran within the cool-down; waits at most the fetch timeout. Never throws. */
+  /** Refresh now unless one ran within the on-demand interval; waits at most the fetch timeout. Never throws. */
   refreshOnDemand(): Promise<void>;
   /** jose key resolver over the current set; on an unknown `kid` it refreshes on demand and retries once. */
   readonly getKey: JWTVerifyGetKey;
@@ -81,6 +87,8 @@ export interface LoadedKeys {
   readonly published: ReadonlySet<string>;
   /** `publishes(ref)` answers for this set, by ref. */
   readonly answers: WeakMap<SigningKeyRef, boolean>;
+  /** Every `kid` the set publishes. */
+  readonly kids: ReadonlySet<string>;
 }
 
 /**
@@ -124,13 +132,26 @@ export class KeyStore implements KeySource {
       minRefreshIntervalMs: options.minRefreshIntervalMs ?? DEFAULTS.minRefreshIntervalMs,
       maxRefreshIntervalMs: options.maxRefreshIntervalMs ?? DEFAULTS.maxRefreshIntervalMs,
       emptyRetryMs: options.emptyRetryMs ?? DEFAULTS.emptyRetryMs,
-      onDemandCooldownMs: options.onDemandCooldownMs ?? DEFAULTS.onDemandCooldownMs,
+      onDemandIntervalMs: options.onDemandIntervalMs ?? DEFAULTS.onDemandIntervalMs,
+      unknownKidMs: options.unknownKidMs ?? DEFAULTS.unknownKidMs,
       maxJwksBytes: options.maxJwksBytes ?? DEFAULTS.maxJwksBytes,
       now: options.now ?? Date.now,
       onRefresh: options.onRefresh,
     };
     this.interval = this.options.refreshIntervalMs;
+    this.unknownKids = new LRUCache<string, true>({
+      max: 4096,
+      // Bounded in bytes too: a kid is as long as its token lets it be.
+      maxSize: 1024 * 1024,
+      sizeCalculation: (_, kid) => Math.max(1, kid.length),
+      ttl: this.options.unknownKidMs,
+      perf: { now: this.options.now },
+      ttlResolution: 0,
+    });
   }
+
+  /** Kids a token-triggered fetch (started after the kid was asked for) did not find: not fetched for again. */
+  private readonly unknownKids: LRUCache<string, true>;
 
   hasKeys(): boolean {
     return this.current !== undefined;
@@ -205,16 +226,27 @@ export class KeyStore implements KeySource {
   }
 
   async refreshOnDemand(): Promise<void> {
+    await this.fetchOnDemand();
+  }
+
+  /**
+   * Joins a fetch in flight, or starts one unless another token-triggered fetch started within the on-demand
+   * interval; waits for it at most the fetch timeout (the fetch may finish later and still be kept). Says
+   * whether this call started the fetch it waited for.
+   */
+  private async fetchOnDemand(): Promise<boolean> {
+    let started = false;
     if (this.inFlight === undefined) {
       const now = this.options.now();
-      if (now - this.lastOnDemandAt < this.options.onDemandCooldownMs) return;
+      if (now - this.lastOnDemandAt < this.options.onDemandIntervalMs) return false;
       this.lastOnDemandAt = now;
       void this.refresh();
+      started = true;
     }
     const pending = this.inFlight;
-    if (pending === undefined) return;
-    // A Check waits for the refresh at most the fetch timeout; the fetch may finish later and still be kept.
+    if (pending === undefined) return started;
     await waitAtMost(pending, this.options.fetchTimeoutMs);
+    return started;
   }
 
   readonly getKey: JWTVerifyGetKey = async (header, token) => {
@@ -224,8 +256,17 @@ export class KeyStore implements KeySource {
       return await before.resolve(header, token);
     } catch (err) {
       if (errorCode(err) !== 'ERR_JWKS_NO_MATCHING_KEY') throw err;
-      // Another Check may already have loaded a newer set; otherwise ask for one (cool-down permitting).
-      if (this.current === before) await this.refreshOnDemand();
+      // Another Check may already have loaded a newer set; otherwise ask for one, unless this kid was looked
+      // for by a fresh fetch a moment ago.
+      const kid = typeof header.kid === 'string' ? header.kid : undefined;
+      if (this.current === before && !(kid !== undefined && this.unknownKids.has(kid))) {
+        const started = await this.fetchOnDemand();
+        const loaded = this.current;
+        // Only a fetch that started after this kid was asked for proves the IdP does not publish it.
+        if (started && kid !== undefined && loaded !== undefined && loaded !== before && !loaded.kids.has(kid)) {
+          this.unknownKids.set(kid, true);
+        }
+      }
       const after = this.current;
       if (after === undefined || after === before) throw err;
       return after.resolve(header, token);
@@ -390,6 +431,7 @@ export function keysFromJwks(text: string): LoadedKeys {
     keyCount: usable.length,
     published,
     answers: new WeakMap(),
+    kids: new Set(usable.flatMap((jwk) => (jwk.kid === undefined ? [] : [jwk.kid]))),
   };
 }
 

@@ -68,7 +68,7 @@ export async function verifyToken(token: string, context: VerifyContext): Promis
 
   const keys = context.keysFor(issuer);
   if (!keys.hasKeys()) {
-    // Keys may have been down at start; one attempt per cool-down lets a recovered IdP be noticed quickly.
+    // Keys may have been down at start; one attempt per on-demand interval notices a recovered IdP quickly.
     await keys.refreshOnDemand();
     if (!keys.hasKeys()) {
       return deny('keys_unavailable', `no signing keys could be loaded for issuer ${quote(issuer.issuer)}`);

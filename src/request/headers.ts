@@ -2,7 +2,7 @@
 // the `headers` map (repeated headers already joined with `,`), or `header_map.headers[]` when the filter
 // sets `encode_raw_headers: true` (one entry per header line, repeats not merged, values in `raw_value`).
 import { type Denial, deny, type Outcome, ok } from '../decision/types.js';
-import type { HttpRequestAttrs } from '../envoy.js';
+import type { HeaderValue, HttpRequestAttrs } from '../envoy.js';
 
 export interface HeaderLimits {
   /** Most header entries read (before repeats are joined). */
@@ -45,7 +45,7 @@ export function readHeaders(
     headers.set(name, seen === undefined ? value : `${seen},${value}`);
     return undefined;
   };
-  const tooBig = () => deny('request_malformed', `request headers exceed ${maxHeaderBytes} bytes`);
+  const tooBig = () => oversized(mapEntries, rawEntries, maxHeaderBytes);
 
   for (const [name, value] of mapEntries) {
     const text = typeof value === 'string' ? value : '';
@@ -66,6 +66,37 @@ export function readHeaders(
     if (refused) return refused;
   }
   return ok(headers);
+}
+
+/**
+ * Headers over the cap. When a bearer token is what makes them too large (the rest fits), the token is the
+ * malformed part: 401 token_invalid, as for any oversized token (RFC 6750 §3.1), not 400 for the request.
+ */
+function oversized(
+  mapEntries: ReadonlyArray<[string, unknown]>,
+  rawEntries: readonly HeaderValue[],
+  maxHeaderBytes: number,
+): Denial {
+  let others = 0;
+  let bearer = false;
+  const count = (name: string, bytes: number, start: () => string) => {
+    if (name.toLowerCase() === 'authorization' && /^bearer /i.test(start())) bearer = true;
+    else others += Buffer.byteLength(name, 'utf8') + bytes;
+  };
+  for (const [name, value] of mapEntries) {
+    const text = typeof value === 'string' ? value : '';
+    count(name, Buffer.byteLength(text, 'utf8'), () => text.slice(0, 7));
+  }
+  for (const { key = '', value = '', raw_value: raw } of rawEntries) {
+    const hasRaw = raw !== undefined && raw !== null && raw.length > 0;
+    count(key, hasRaw ? raw.length : Buffer.byteLength(value, 'utf8'), () =>
+      hasRaw ? Buffer.from(raw.subarray(0, 7)).toString('latin1') : value.slice(0, 7),
+    );
+  }
+  if (bearer && others <= maxHeaderBytes) {
+    return deny('token_invalid', `the bearer token makes the request headers exceed ${maxHeaderBytes} bytes`);
+  }
+  return deny('request_malformed', `request headers exceed ${maxHeaderBytes} bytes`);
 }
 
 /**

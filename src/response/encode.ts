@@ -45,6 +45,15 @@ function identityHeader(key: string, value: string): HeaderValueOption {
 }
 const ASCII = /^[\x20-\x7e]*$/;
 
+/** A header of an answer as the upstream (or client) receives it: `raw_value`'s bytes win over `value`. */
+export function headerValueText(header: {
+  readonly value?: string;
+  readonly raw_value?: Uint8Array;
+}): string {
+  const raw = header.raw_value;
+  return raw !== undefined && raw.length > 0 ? Buffer.from(raw).toString('utf8') : (header.value ?? '');
+}
+
 /** RFC 6750 §3: quoted values may not contain `"` or `\`, and only printable ASCII. */
 function quotable(text: string): string {
   return text.replace(/[^\x20-\x7e]|["\\]/g, '?');
@@ -92,11 +101,15 @@ function metadataOf(decision: Decision): ProtoStruct {
   });
 }
 
-/** The deny body. 401/400 answers name no route: the caller is not known yet, so policy details stay private. */
+/**
+ * The deny body. Only a 403 (an authenticated caller) hears the specifics; 401, 400 and 503 answers give the
+ * reason code and its generic sentence, never the policy's algorithms, audiences, field names or route
+ * (security rule 10). The decision's detail stays in the log line and in `explain`.
+ */
 export function denyBody(decision: Decision, requestId: string, withHints = false): string {
   const spec = REASONS[decision.reason];
   const authenticated = spec.http === 403;
-  const description = decision.detail || spec.summary;
+  const description = authenticated ? decision.detail || spec.summary : spec.summary;
   const hints =
     withHints && authenticated
       ? fixHints(decision.reason, decision.missing, {

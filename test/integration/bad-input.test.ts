@@ -56,13 +56,46 @@ describe('tokens', () => {
     const answer = await h.send(list(padded(20_000)));
     expect(answer.status).toBe(401);
     expect(answer.reason).toBe('token_invalid');
-    expect(answer.body?.error_description).toMatch(/bytes/);
+    // Generic for the caller; the size is in the log and in explain.
+    expect(answer.body?.error_description).toBe('The access token is not valid.');
   });
 
-  it('a 100 KB token overflows the 64 KiB header block: request_malformed, as Envoy itself would refuse it', async () => {
+  it('a 100 KB token that overflows the 64 KiB header block is a malformed token: 401 token_invalid (RFC 6750 §3.1)', async () => {
     const answer = await h.send(list(padded(100_000)));
+    expect(answer.status).toBe(401);
+    expect(answer.reason).toBe('token_invalid');
+  });
+
+  it('headers too large without the token are still request_malformed (400)', async () => {
+    const answer = await h.send({ ...list(padded(100)), headers: [['x-filler', 'y'.repeat(70_000)]] });
     expect(answer.status).toBe(400);
     expect(answer.reason).toBe('request_malformed');
+  });
+});
+
+describe('401 and 400 answers say nothing about the policy (security rule 10)', () => {
+  it('a token signed with an algorithm the issuer does not allow is not told which ones it allows', async () => {
+    const es384 = await newSigningKey('ES384', h.key.kid);
+    const answer = await h.send(list(await mintToken(es384, claims())));
+    expect(answer.reason).toBe('token_invalid');
+    expect(answer.body?.error_description).toBe('The access token is not valid.');
+    expect(JSON.stringify(answer.body)).not.toMatch(/RS256|ES256|allowed/);
+  });
+
+  it('a token for another audience is not told the expected audience', async () => {
+    const answer = await h.send(
+      list(await mintToken(h.key, { ...claims(), aud: 'https://elsewhere.example' })),
+    );
+    expect(answer.reason).toBe('audience_mismatch');
+    expect(JSON.stringify(answer.body)).not.toContain(EXAMPLE_AUDIENCE);
+    expect(answer.headers.get('www-authenticate')).not.toContain(EXAMPLE_AUDIENCE);
+  });
+
+  it('a 400 for a location names neither the body field nor the route', async () => {
+    const answer = await h.send(create(await mintToken(h.key, claims()), '{"location":"WH*"}'));
+    expect(answer.status).toBe(400);
+    expect(answer.body?.error_description).toBe('The request is malformed or ambiguous.');
+    expect(JSON.stringify(answer.body)).not.toMatch(/location|create_transaction/);
   });
 });
 

@@ -140,7 +140,7 @@ describe('key rotation', () => {
 });
 
 describe('junk kids cannot flood the IdP', () => {
-  it('10,000 tokens with random kids cause at most one fetch per cool-down (30 s)', async () => {
+  it('10,000 tokens with random kids cause at most one fetch per on-demand interval (5 s)', async () => {
     const server = await serve();
     const started = performance.now();
     const fetchesAtStart = jwks.fetches;
@@ -168,9 +168,9 @@ describe('junk kids cannot flood the IdP', () => {
       }),
     );
     expect(reasons).toEqual(new Map([['key_unknown', total]]));
-    const coolDowns = Math.floor((performance.now() - started) / 30_000) + 1;
+    const intervals = Math.floor((performance.now() - started) / 5_000) + 1;
     expect(jwks.fetches - fetchesAtStart).toBeGreaterThanOrEqual(1);
-    expect(jwks.fetches - fetchesAtStart).toBeLessThanOrEqual(coolDowns);
+    expect(jwks.fetches - fetchesAtStart).toBeLessThanOrEqual(intervals);
     expect(slowest).toBeLessThan(CHECK_BOUND_MS * 2);
   }, 120_000);
 });

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { serveSettings } from '../../src/config/settings.js';
 import { checkRequestFor } from '../../src/dev/check-client.js';
 import type { CheckRequest } from '../../src/envoy.js';
+import { headerValueText } from '../../src/response/encode.js';
 import { type Running, startServer } from '../../src/server/app.js';
 import type { ReceivedCheckResponse } from '../../src/server/proto.js';
 import { createLogger } from '../../src/telemetry/log.js';
@@ -36,7 +37,7 @@ export function answerOf(raw: ReceivedCheckResponse): HttpAnswer {
     status: allowed ? 200 : (deniedHttpStatus(raw) ?? 403),
     grpcCode: raw.status?.code ?? 0,
     reason: raw.dynamic_metadata?.fields?.reason?.string_value,
-    headers: new Map(headerList.map((h) => [h.header.key, h.header.value])),
+    headers: new Map(headerList.map((h) => [h.header.key, headerValueText(h.header)])),
     body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined,
     headersToRemove: raw.ok_response?.headers_to_remove ?? [],
     raw,

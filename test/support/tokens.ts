@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
 
-export type TestAlgorithm = 'RS256' | 'ES256' | 'PS256' | 'EdDSA';
+export type TestAlgorithm = 'RS256' | 'ES256' | 'ES384' | 'PS256' | 'EdDSA';
 
 export interface SigningKey {
   readonly alg: TestAlgorithm;

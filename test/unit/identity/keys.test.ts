@@ -89,30 +89,71 @@ describe('key rotation', () => {
   });
 });
 
-describe('junk kids cannot flood the IdP', () => {
-  it('1,000 tokens with random kids cause at most one fetch per cool-down', async () => {
+describe('junk kids cannot flood the IdP, and a new key works on first sight', () => {
+  const junk = () =>
+    handBuiltToken(
+      { alg: 'ES256', kid: `junk-${Math.random().toString(36).slice(2)}` },
+      { ...claims(), exp: clock.seconds + 300 },
+      'c2ln',
+    );
+
+  it('1,000 tokens with random kids cause at most one fetch per on-demand interval (5 s)', async () => {
     const issuer = issuerConfig({ uri: server.uri });
-    await newRegistry({ onDemandCooldownMs: 30_000 }).start([issuer]);
+    await newRegistry().start([issuer]);
     const verify = verifier(issuer);
-    const junk = () =>
-      handBuiltToken(
-        { alg: 'ES256', kid: `junk-${Math.random().toString(36).slice(2)}` },
-        { ...claims(), exp: clock.seconds + 300 },
-        'c2ln',
-      );
     expect(server.fetches).toBe(1);
 
     // 500 at once share one fetch (single flight)…
     const burst = await Promise.all(Array.from({ length: 500 }, () => verify(junk())));
     expect(burst.every((r) => !r.ok && r.reason === 'key_unknown')).toBe(true);
     expect(server.fetches).toBe(2);
-    // …and 500 more within the cool-down fetch nothing.
+    // …and 500 more within the interval fetch nothing.
     for (let i = 0; i < 500; i++) expect(await verify(junk())).toMatchObject({ reason: 'key_unknown' });
     expect(server.fetches).toBe(2);
 
-    clock.advance(30_000);
+    clock.advance(5_000);
     expect(await verify(junk())).toMatchObject({ reason: 'key_unknown' });
     expect(server.fetches).toBe(3);
+  });
+
+  it("a key the IdP published a moment ago verifies on first sight, right after junk kids' fetches", async () => {
+    const issuer = issuerConfig({ uri: server.uri });
+    await newRegistry().start([issuer]);
+    const verify = verifier(issuer);
+    expect(await verify(junk())).toMatchObject({ reason: 'key_unknown' });
+    expect(server.fetches).toBe(2);
+
+    // The IdP rotates: it publishes the next key and signs with it 5 s after the junk kid's fetch.
+    clock.advance(5_000);
+    server.setKeys([current.publicJwk, next.publicJwk]);
+    expect((await verify(await mintToken(next, claims(), { now: clock.seconds }))).ok).toBe(true);
+    expect(server.fetches).toBe(3);
+  });
+
+  it('one junk kid sent again and again is fetched for once per minute, and does not use up the interval', async () => {
+    const issuer = issuerConfig({ uri: server.uri });
+    await newRegistry().start([issuer]);
+    const verify = verifier(issuer);
+    const sameJunk = handBuiltToken(
+      { alg: 'ES256', kid: 'junk-forever' },
+      { ...claims(), exp: clock.seconds + 900 },
+      'c2ln',
+    );
+    expect(await verify(sameJunk)).toMatchObject({ reason: 'key_unknown' });
+    expect(server.fetches).toBe(2);
+    for (let second = 0; second < 55; second += 5) {
+      clock.advance(5_000);
+      expect(await verify(sameJunk)).toMatchObject({ reason: 'key_unknown' });
+    }
+    expect(server.fetches).toBe(2);
+    // The interval was never used meanwhile: a kid seen for the first time fetches at once.
+    server.setKeys([current.publicJwk, next.publicJwk]);
+    expect((await verify(await mintToken(next, claims(), { now: clock.seconds }))).ok).toBe(true);
+    expect(server.fetches).toBe(3);
+    // A minute after it was found missing, the junk kid is looked for again (the IdP may have added it).
+    clock.advance(60_000);
+    expect(await verify(sameJunk)).toMatchObject({ reason: 'key_unknown' });
+    expect(server.fetches).toBe(4);
   });
 });
 
@@ -120,7 +161,7 @@ describe('outages', () => {
   it('JWKS down at start: keys_unavailable (never an allow), then verifies once it is back', async () => {
     server.setAvailable(false);
     const issuer = issuerConfig({ uri: server.uri });
-    await newRegistry({ onDemandCooldownMs: 30_000 }).start([issuer]);
+    await newRegistry({ onDemandIntervalMs: 30_000 }).start([issuer]);
     expect(registry.ready()).toBe(false);
     expect(registry.problems([issuer])[0]).toContain('HTTP 503');
     expect(refreshes).toEqual([{ issuer: ISSUER, result: 'error' }]);
@@ -130,7 +171,7 @@ describe('outages', () => {
     expect(await verify(token)).toMatchObject({ ok: false, reason: 'keys_unavailable' });
 
     server.setAvailable(true);
-    // Still within the cool-down of the last on-demand attempt: no new fetch yet.
+    // Still within the on-demand interval of the last attempt: no new fetch yet.
     const fetches = server.fetches;
     expect(await verify(token)).toMatchObject({ ok: false, reason: 'keys_unavailable' });
     expect(server.fetches).toBe(fetches);

@@ -1,5 +1,7 @@
 # scopegate: multi-stage build, production dependencies only, runs as the unprivileged `node` user.
-FROM node:20-bookworm-slim AS build
+# Node.js 24 LTS, pinned to the release CI tests (scripts/install-node.sh) by its full version tag; both stages
+# alike (a test checks both).
+FROM node:24.19.0-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
@@ -7,7 +9,7 @@ COPY src ./src
 COPY proto ./proto
 RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24.19.0-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/node_modules ./node_modules

@@ -8,6 +8,7 @@
 //   npm run bench -- --scenario caches  # caches on vs off (a second server with both sizes 0), 1 vs 100,000 tokens
 //   npm run bench -- --scenario rss     # server RSS while 1,000,000 distinct valid tokens go through the caches
 //   npm run bench -- --scenario scale   # 10 vs 10,000 routes and subjects (decision cache off)
+//   npm run bench -- --scenario rss --node .venv/bin/node   # the servers on another Node.js binary
 //
 // The 100,000 RS256 tokens are real, distinct and valid: minted once with worker threads (about half a minute)
 // into a file under the OS temp dir with their key, and reused by later runs while they have 12 h left.
@@ -24,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
+import { describeNode, nodeBinary } from './node-binary.js';
 import { scalePolicyText, scaleRequestAt } from './scale-policy.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -41,8 +43,11 @@ const { values } = parseArgs({
     'rss-tokens': { type: 'string', default: '1000000' },
     'token-cache-size': { type: 'string', default: '10000' },
     'decision-cache-size': { type: 'string', default: '10000' },
+    node: { type: 'string' },
   },
 });
+// The Node.js the scopegate servers run on; the load generator stays on the one running this file.
+const serverNode = nodeBinary(values.node);
 const seconds = Math.min(Number(values.seconds), 60);
 const concurrencies = values.concurrency.split(',').map(Number);
 const scenarios = values.scenario.split(',');
@@ -92,8 +97,8 @@ async function startScopegate(extra = [], policyFile = join(dir, 'policy.yaml'))
   );
   serveArgs.push(...extra);
   const child = pin
-    ? spawn('taskset', ['-c', '0', process.execPath, ...serveArgs], { stdio: ['ignore', 'pipe', 'inherit'] })
-    : spawn(process.execPath, serveArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
+    ? spawn('taskset', ['-c', '0', serverNode.path, ...serveArgs], { stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn(serverNode.path, serveArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
   servers.add(child);
   const listening = await new Promise((resolve, reject) => {
     let buffered = '';
@@ -380,8 +385,8 @@ async function rssScenario() {
     const batch = 50_000;
     const step = Math.max(batch, Math.floor(rssTokens / 10 / batch) * batch);
     console.log(
-      `RSS of scopegate (token cache ${values['token-cache-size']}, decision cache ${values['decision-cache-size']} entries)` +
-        ` while ${rssTokens} distinct valid ES256 tokens are checked:`,
+      `RSS of scopegate on Node.js ${describeNode(serverNode)} (token cache ${values['token-cache-size']},` +
+        ` decision cache ${values['decision-cache-size']} entries) while ${rssTokens} distinct valid ES256 tokens are checked:`,
     );
     console.log(`  after ${String(0).padStart(8)} tokens: ${rssMiB(fresh.child.pid).toFixed(1)} MiB`);
     const started = performance.now();
@@ -491,5 +496,6 @@ try {
   for (const child of servers) child.kill('SIGTERM');
 }
 console.log(
-  `\nserver ${pin ? 'pinned to CPU 0, load generator on CPU 1' : 'not pinned'}; node ${process.version}`,
+  `\nserver ${pin ? 'pinned to CPU 0, load generator on CPU 1' : 'not pinned'}; server on Node.js` +
+    ` ${describeNode(serverNode)}, load generator on ${process.version}`,
 );

@@ -35,7 +35,8 @@ function ghzVersion(ghz) {
   return /\bmod\s+github\.com\/bojand\/ghz\s+(\S+)/.exec(info.stdout ?? '')?.[1] ?? versionOf(ghz, ['-v']);
 }
 
-export function describeMachine({ envoy, ghz, opa }) {
+/** `node`: the Node.js the servers run on (bench/node-binary.js); the bench itself runs on process.version. */
+export function describeMachine({ envoy, ghz, opa, node }) {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   const commit = git(['rev-parse', 'HEAD']);
   const dirty = git(['status', '--porcelain']) ? ' (with uncommitted changes)' : '';
@@ -45,7 +46,11 @@ export function describeMachine({ envoy, ghz, opa }) {
     memoryGiB: Math.round(totalmem() / 1024 ** 3),
     kernel: `${type()} ${release()}`,
     loadAverageAtStart: loadavg().map((l) => Number(l.toFixed(2))),
-    node: process.version,
+    node: node.version,
+    nodeV8: node.v8,
+    nodeOpenssl: node.openssl,
+    nodePath: node.path,
+    benchNode: process.version,
     go: /go(\d[\d.]*)/.exec(versionOf('go', ['version']) ?? '')?.[1] ?? 'not found',
     envoy: (envoy && /\/(\d+\.\d+\.\d+)\//.exec(versionOf(envoy, ['--version']) ?? '')?.[1]) ?? 'not found',
     ghz: ghzVersion(ghz) ?? 'not found',
@@ -159,6 +164,7 @@ function envoyTable(envoy) {
       'added p99',
       '2xx / 403 / other',
       'authz CPU s',
+      'checks per authz CPU-s',
       'Envoy CPU s',
       'authz peak RSS MiB',
       'answers',
@@ -174,6 +180,7 @@ function envoyTable(envoy) {
       e.contestant === 'envoy' ? '–' : ms(e.addedP99),
       `${e.allowed} / ${e.denied} / ${e.other}`,
       e.authz ? n1(e.authz.cpuSeconds) : '–',
+      e.authz ? n0(e.count / e.authz.cpuSeconds) : '–',
       n1(e.envoyUsage?.cpuSeconds),
       e.authz ? n0(e.authz.peakRssMiB) : '–',
       verdict(e),
@@ -203,7 +210,8 @@ export function markdown(run) {
     `\`${run.command}\``,
     '',
     `Machine: ${m.cpu}, ${m.cpus} CPUs, ${m.memoryGiB} GiB, ${m.kernel}; load average at start ${m.loadAverageAtStart.join(' ')}.`,
-    `Node ${m.node}, Go ${m.go}, Envoy ${m.envoy}, ghz ${m.ghz}, wrk ${m.wrk}, OPA ${m.opa} (comparator), scopegate ${m.scopegateCommit}.`,
+    `Node ${m.node} (V8 ${m.nodeV8}, OpenSSL ${m.nodeOpenssl}; scopegate, the noop servers and the upstream` +
+      `${m.benchNode === m.node ? '' : `; the bench itself on ${m.benchNode}`}), Go ${m.go}, Envoy ${m.envoy}, ghz ${m.ghz}, wrk ${m.wrk}, OPA ${m.opa} (comparator), scopegate ${m.scopegateCommit}.`,
     '',
     `Mix: ${run.mix.length} requests round-robin, ${run.mix.filter((r) => r.allow).length} allowed and ` +
       `${run.mix.filter((r) => !r.allow).length} denied by examples/inventory/policy.yaml (${run.mix.map((r) => r.name).join('; ')}).`,
@@ -228,12 +236,13 @@ export function markdown(run) {
   return lines.join('\n');
 }
 
-/** bench/results/<YYYY-MM-DD>T<HHMM>-compare.md and its .json twin; returns the paths. */
+/** bench/results/<YYYY-MM-DD>T<HHMM>-compare-node<major>.md and its .json twin; returns the paths. */
 export function writeResults(run) {
   const dir = join(root, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const stamp = `${run.startedAt.slice(0, 10)}T${run.startedAt.slice(11, 13)}${run.startedAt.slice(14, 16)}`;
-  const base = join(dir, `${stamp}-compare`);
+  const major = /^v(\d+)\./.exec(run.machine.node)?.[1] ?? 'unknown';
+  const base = join(dir, `${stamp}-compare-node${major}`);
   writeFileSync(`${base}.md`, markdown(run));
   writeFileSync(`${base}.json`, `${JSON.stringify(run, null, 2)}\n`);
   return [`${base}.md`, `${base}.json`];

@@ -9,10 +9,12 @@
 //   npm run bench:compare                                  # 5 s cells, c = 1, 16, 64; writes bench/results/
 //   npm run bench:compare -- --seconds 10 --only scopegate,opa --scopegate-args "--workers 2"
 //   npm run bench:compare -- --smoke                       # CI: ~1 s cells, c = 16, checks only, writes nothing
+//   npm run bench:compare -- --node .venv/bin/node         # scopegate and the Node floors on another Node.js
 //
 // Flags: --seconds N (per cell, 1..60), --concurrency 1,16,64 (ghz), --connections 8 (wrk),
 // --only scopegate,opa,noop,rbac,envoy, --scopegate-args "...", --noop-workers N (default: as many gRPC
-// processes as scopegate runs), --smoke.
+// processes as scopegate runs), --node PATH (the Node.js binary for every Node process the bench starts:
+// scopegate, the do-nothing ext_authz and the upstream; default: the one running the bench), --smoke.
 //
 // Fairness on a small machine: nothing is pinned. OPA uses every core (GOMAXPROCS) and scopegate may too
 // (--workers), so pinning servers to one CPU and the load generator to another would cap the multi-core
@@ -43,6 +45,7 @@ import {
 } from './compare-lib.js';
 import { buildMix, checkRequests, replay, replayHttp, writeWrkMix } from './compare-mix.js';
 import { describeMachine, LABELS, markdown, ratios, writeResults } from './compare-report.js';
+import { describeNode, nodeBinary } from './node-binary.js';
 
 const dist = (path) => import(new URL(`../dist/${path}`, import.meta.url).href);
 const { findEnvoy, INSTALL_HINT: ENVOY_HINT } = await dist('dev/envoy.js');
@@ -61,6 +64,7 @@ function options() {
       only: { type: 'string', default: 'scopegate,opa,noop,rbac,envoy' },
       'scopegate-args': { type: 'string', default: '' },
       'noop-workers': { type: 'string' },
+      node: { type: 'string' },
       smoke: { type: 'boolean', default: false },
     },
   });
@@ -87,6 +91,7 @@ function options() {
     scopegateArgs: values['scopegate-args'].trim(),
     noopWorkers:
       values['noop-workers'] === undefined ? undefined : count(values['noop-workers'], 64, '--noop-workers'),
+    node: nodeBinary(values.node),
   };
 }
 
@@ -140,7 +145,7 @@ async function prepare(o, tools) {
   // Generous: every cell plus its warm-up, Envoy starts and stops, and slack for a slow machine.
   const cells = o.concurrencies.length * AUTHZ.length + o.shapes.length;
   const limitSeconds = cells * (o.seconds + 10) + 180;
-  const node = process.execPath;
+  const node = o.node.path;
   const servers = {};
   const start = (name, command, args) => startServer({ name, command, args, limitSeconds });
   servers.upstream = await start('upstream', node, [join(root, 'bench/noop-upstream.js')]);
@@ -358,9 +363,10 @@ async function main() {
   const o = options();
   const tools = findTools(o);
   const startedAt = new Date().toISOString();
-  const machine = describeMachine(tools);
+  const machine = describeMachine({ ...tools, node: o.node });
   console.error(
-    `compare: ${o.smoke ? 'smoke run' : `${o.seconds} s per cell`}, contestants ${o.only.join(', ')}`,
+    `compare: ${o.smoke ? 'smoke run' : `${o.seconds} s per cell`}, contestants ${o.only.join(', ')},` +
+      ` Node.js ${describeNode(o.node)}`,
   );
   const ctx = await prepare(o, tools);
   ctx.jwksText = readFileSync(ctx.jwksFile, 'utf8');

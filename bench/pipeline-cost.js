@@ -3,20 +3,45 @@
 //
 //   scale   check() over a policy with 10 routes and 10 subjects vs 10,000 of each (decision cache off, token
 //           cache on: every check matches a route, finds the subject's roles and grants, as a cache miss would)
-//   verify  a token-cache miss (Authenticator.authenticate on a never-seen RS256 token: strict header/payload
-//           reading, key lookup, signature, claims, cache insert) vs jose's jwtVerify alone on the same tokens
+//   verify  a token-cache miss (Authenticator.authenticate on a never-seen token: strict header/payload
+//           reading, key lookup, signature, claims, cache insert) vs jose's jwtVerify alone on the same tokens,
+//           for RS256 and ES256 tokens (--algs): signature verifications per second on this Node.js
 //
 //   node bench/pipeline-cost.js                    # both
 //   node bench/pipeline-cost.js --only scale --checks 200000
+//   node bench/pipeline-cost.js --only verify --node .venv/bin/node   # re-runs itself on that Node.js
 //
 // Each side runs in alternating rounds (A B A B …) and the best round counts, so a noisy neighbour costs both
 // sides alike. Bounded by --rounds and the counts below; no network.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
+import { describeNode, nodeBinary, withoutNodeOption } from './node-binary.js';
 import { scalePolicyText, scaleRequestAt } from './scale-policy.js';
+
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string', default: 'scale,verify' },
+    checks: { type: 'string', default: '100000' },
+    tokens: { type: 'string', default: '2000' },
+    rounds: { type: 'string', default: '4' },
+    sizes: { type: 'string', default: '10,10000' },
+    algs: { type: 'string', default: 'RS256,ES256' },
+    node: { type: 'string' },
+  },
+});
+// In-process: with --node, the whole bench runs again on that Node.js, and its exit code is this one's.
+if (values.node !== undefined) {
+  const node = nodeBinary(values.node);
+  const args = [fileURLToPath(import.meta.url), ...withoutNodeOption(process.argv.slice(2))];
+  const run = spawnSync(node.path, args, { stdio: 'inherit' });
+  if (run.error) throw run.error;
+  process.exit(run.status ?? 1);
+}
 
 const dist = (path) => import(new URL(`../dist/${path}`, import.meta.url).href);
 const { loadPolicyFile, formatProblem } = await dist('policy/index.js');
@@ -26,15 +51,6 @@ const { check } = await dist('pipeline.js');
 const { readRequest } = await dist('request/facts.js');
 const { checkRequestFor } = await dist('dev/check-client.js');
 
-const { values } = parseArgs({
-  options: {
-    only: { type: 'string', default: 'scale,verify' },
-    checks: { type: 'string', default: '100000' },
-    tokens: { type: 'string', default: '2000' },
-    rounds: { type: 'string', default: '4' },
-    sizes: { type: 'string', default: '10,10000' },
-  },
-});
 const checks = Math.min(Number(values.checks), 2_000_000);
 const tokenCount = Math.min(Number(values.tokens), 20_000);
 const rounds = Math.min(Number(values.rounds), 20);
@@ -44,19 +60,30 @@ const AUDIENCE = 'https://gateway.example.com';
 const dir = mkdtempSync(join(tmpdir(), 'scopegate-pipeline-cost-'));
 const policyText = (n) =>
   scalePolicyText(n, { issuer: ISSUER, audience: AUDIENCE, jwksFile: './keys/jwks.json' });
-const { publicKey, privateKey } = await generateKeyPair('RS256');
-const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'bench', alg: 'RS256', use: 'sig' }] };
+const ALGS = ['RS256', 'ES256'];
+const algs = values.algs.split(',').map((a) => a.trim());
+const unknownAlgs = algs.filter((a) => !ALGS.includes(a));
+if (unknownAlgs.length > 0)
+  throw new Error(`--algs: unknown ${unknownAlgs.join(', ')} (known: ${ALGS.join(', ')})`);
+/** One signing key per algorithm, kid = the algorithm; the issuer's JWKS holds both public keys. */
+const signing = {};
+for (const alg of ALGS) signing[alg] = await generateKeyPair(alg);
+const jwks = {
+  keys: await Promise.all(
+    ALGS.map(async (alg) => ({ ...(await exportJWK(signing[alg].publicKey)), kid: alg, alg, use: 'sig' })),
+  ),
+};
 mkdirSync(join(dir, 'keys'));
 writeFileSync(join(dir, 'keys/jwks.json'), JSON.stringify(jwks));
 
-const mint = (claims) =>
+const mint = (claims, alg = 'RS256') =>
   new SignJWT({ scope: 'read', client_id: 'bench', gty: 'client_credentials', ...claims })
-    .setProtectedHeader({ alg: 'RS256', kid: 'bench', typ: 'at+jwt' })
+    .setProtectedHeader({ alg, kid: alg, typ: 'at+jwt' })
     .setIssuer(ISSUER)
     .setAudience(AUDIENCE)
     .setIssuedAt()
     .setExpirationTime('2h')
-    .sign(privateKey);
+    .sign(signing[alg].privateKey);
 
 async function snapshotFor(text, { tokenCacheSize = 10_000, decisionCacheSize = 0 } = {}) {
   const file = join(dir, `policy-${Math.random().toString(36).slice(2)}.yaml`);
@@ -127,10 +154,10 @@ async function scale() {
   console.log(`  ${b.toLocaleString('en')} ÷ ${a}: ${(large / small).toFixed(2)}× (target ≥ 0.8×)`);
 }
 
-async function verify() {
+async function verify(alg) {
   const snapshot = await snapshotFor(policyText(10));
   const tokens = await Promise.all(
-    Array.from({ length: tokenCount }, (_, i) => mint({ sub: 's1', jti: `t${i}` })),
+    Array.from({ length: tokenCount }, (_, i) => mint({ sub: 's1', jti: `t${i}` }, alg)),
   );
   const facts = tokens.map((token) => {
     const read = readRequest(checkRequestFor({ method: 'GET', path: '/r1/1', token, headers: [] }));
@@ -138,7 +165,7 @@ async function verify() {
     return read.value;
   });
   const localJwks = createLocalJWKSet(jwks);
-  const options = { issuer: ISSUER, audience: AUDIENCE, algorithms: ['RS256'] };
+  const options = { issuer: ISSUER, audience: AUDIENCE, algorithms: [alg] };
   // A fresh authenticator (empty token cache) per round: every token is a miss, as 1,000,000 new tokens are.
   const sides = {
     'jose jwtVerify alone': async () => {
@@ -156,7 +183,7 @@ async function verify() {
   };
   const best = await race(sides);
   const [jose, ours] = Object.values(best);
-  console.log(`verify: distinct RS256 tokens, ${tokenCount} per round, one at a time, best of ${rounds}`);
+  console.log(`verify: distinct ${alg} tokens, ${tokenCount} per round, one at a time, best of ${rounds}`);
   for (const [name, rate] of Object.entries(best)) {
     console.log(
       `  ${name.padEnd(28)} ${rate.toFixed(0).padStart(6)} verifies/s  ${(1e6 / rate).toFixed(1)} µs each,` +
@@ -169,7 +196,7 @@ async function verify() {
   );
 }
 
-console.log(`node ${process.version}`);
+console.log(`node ${describeNode(nodeBinary())}`);
 if (values.only.includes('scale')) await scale();
-if (values.only.includes('verify')) await verify();
+if (values.only.includes('verify')) for (const alg of algs) await verify(alg);
 process.exit(0);

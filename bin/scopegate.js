@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// Entry point for `npx scopegate`: runs the compiled CLI (built by `npm ci` through the prepare script).
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+// Entry point for `npx scopegate` and `npm start`. On an unsupported Node.js it prints one line and exits 1
+// before anything else is loaded: it imports only the version check, and has no top-level await, so even a
+// Node.js too old for the rest of scopegate gets that far. Then bin/run.js runs the compiled CLI.
+import { unsupportedNodeMessage } from './node-support.js';
 
-const cli = new URL('../dist/cli.js', import.meta.url);
-if (!existsSync(fileURLToPath(cli))) {
-  console.error('scopegate: dist/ is missing; run `npm ci` (or `npm run build`) first.');
-  process.exit(2);
+const unsupported = unsupportedNodeMessage(process.versions.node);
+if (unsupported !== undefined) {
+  console.error(unsupported);
+  process.exit(1);
 }
-const { main } = await import(cli.href);
-process.exitCode = await main(process.argv.slice(2));
+import('./run.js');

@@ -1,6 +1,7 @@
 // docker-compose.yml and the Dockerfile cannot run here (no Docker engine), so they are checked statically:
 // the Compose specification's JSON Schema, the same Envoy configs the e2e tests run, ports that agree with
-// the Envoy clusters, Envoy pinned to the version the tests use, and a non-root, production-only image.
+// the Envoy clusters, Envoy pinned to the version the tests use, and a non-root, production-only image on the
+// Node.js release CI tests.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Ajv2019 } from 'ajv/dist/2019.js';
@@ -90,10 +91,49 @@ describe('docker-compose.yml', () => {
   });
 });
 
+/**
+ * Where the Dockerfile's base images stray from the Node.js release CI tests (scripts/install-node.sh): every
+ * stage on the same slim node image, pinned by its full version tag (no floating `node:24-…` or `lts`).
+ */
+function baseImageProblems(dockerfile: string, testedVersion: string): string[] {
+  const images = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]!);
+  const problems: string[] = [];
+  if (images.length === 0) problems.push('no FROM');
+  for (const image of images) {
+    const version = /^node:(\d+\.\d+\.\d+)-[a-z]+-slim$/.exec(image)?.[1];
+    if (version === undefined)
+      problems.push(`${image} is not a node image pinned as node:X.Y.Z-<debian>-slim`);
+    else if (version !== testedVersion)
+      problems.push(`${image} is not the Node.js ${testedVersion} CI tests`);
+  }
+  if (new Set(images).size > 1)
+    problems.push(`the stages use different images: ${[...new Set(images)].join(', ')}`);
+  return problems;
+}
+
 describe('Dockerfile', () => {
   const lines = read('Dockerfile')
     .split('\n')
     .filter((line) => line.trim() !== '' && !line.startsWith('#'));
+  const testedNode = /NODE_VERSION="([\d.]+)"/.exec(read('scripts/install-node.sh'))?.[1];
+
+  it('builds and runs on the Node.js release CI tests, pinned by its full version tag in every stage', () => {
+    expect(testedNode).toMatch(/^24\.\d+\.\d+$/);
+    expect(baseImageProblems(read('Dockerfile'), testedNode!)).toEqual([]);
+  });
+
+  it('the base image check can fail: a floating tag, another release, stages on different images', () => {
+    expect(baseImageProblems('FROM node:24-bookworm-slim AS build\nFROM node:lts-slim\n', '24.19.0')).toEqual(
+      [
+        'node:24-bookworm-slim is not a node image pinned as node:X.Y.Z-<debian>-slim',
+        'node:lts-slim is not a node image pinned as node:X.Y.Z-<debian>-slim',
+        'the stages use different images: node:24-bookworm-slim, node:lts-slim',
+      ],
+    );
+    expect(baseImageProblems('FROM node:20.20.2-bookworm-slim\n', '24.19.0')).toEqual([
+      'node:20.20.2-bookworm-slim is not the Node.js 24.19.0 CI tests',
+    ]);
+  });
 
   it('is multi-stage, installs only production dependencies in the image, and runs as non-root', () => {
     expect(lines.filter((line) => line.startsWith('FROM ')).length).toBeGreaterThanOrEqual(2);

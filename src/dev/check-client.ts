@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { CheckRequest } from '../envoy.js';
+import { terminalSafe } from '../explain/render.js';
 import { headerValueText } from '../response/encode.js';
 import { httpStatusNumber, loadClients, type ReceivedCheckResponse } from '../server/proto.js';
 
@@ -75,7 +76,9 @@ export function describeResponse(response: ReceivedCheckResponse): string {
       'HTTP 200 (allowed: Envoy forwards the request to the upstream)',
       ...added.map((line) => `+ ${line}`),
       ...removed.map((name) => `- ${name}`),
-    ].join('\n');
+    ]
+      .map(terminalSafe)
+      .join('\n');
   }
   const denied = response.denied_response;
   const status = httpStatusNumber(denied.status?.code) ?? 403;
@@ -84,5 +87,7 @@ export function describeResponse(response: ReceivedCheckResponse): string {
     ...(denied.headers ?? []).map((h) => `${h.header.key}: ${headerValueText(h.header)}`),
     '',
     denied.body ?? '',
-  ].join('\n');
+  ]
+    .map(terminalSafe)
+    .join('\n');
 }

@@ -8,6 +8,7 @@ import { REASON_CODES, type Reason } from '../decision/reasons.js';
 import type { Missing } from '../decision/types.js';
 import type { CompiledPolicy, PolicyProblem } from '../policy/types.js';
 import { StandInSigner, unverifiedRequest } from './identity.js';
+import { terminalSafe } from './render.js';
 import { type DecisionLabel, type Trace, traceCheck } from './trace.js';
 
 /** Cases files larger than this are refused before parsing. */
@@ -435,7 +436,7 @@ export function renderResults(results: readonly CaseResult[]): string[] {
   }
   const failed = results.filter((r) => r.failures.length > 0).length;
   lines.push('', `${results.length - failed} passed, ${failed} failed`);
-  return lines;
+  return lines.map(terminalSafe);
 }
 
 /** The closest known name within a small edit distance, for "did you mean". */

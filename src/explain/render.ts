@@ -12,8 +12,27 @@ export const NOT_VERIFIED_WARNING =
   '!!! NOT VERIFIED: --no-verify decoded this token WITHOUT checking its signature. ' +
   'Anyone can forge these claims; the decision below assumes the issuer really signed them. !!!';
 
+/**
+ * Text that may come from a hostile token, as a terminal may safely show it: control characters (C0, DEL,
+ * C1: cursor moves, screen clears, 8-bit CSI), line and paragraph separators and bidirectional controls
+ * (which reorder what is shown) become `\uXXXX`, so nothing can redraw the screen or hide a line such as
+ * the NOT VERIFIED warning. Printable text, `josé` included, is shown as it is.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(
+    UNSAFE_FOR_TERMINALS,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
+const UNSAFE_FOR_TERMINALS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+
+/**
+ * The trace as JSON, with what JSON.stringify leaves raw (C1 and bidirectional controls, which can only be
+ * inside strings) escaped too; its own line breaks are the only raw control characters, and stay.
+ */
 export function traceJson(trace: Trace): string {
-  return JSON.stringify(trace, null, 2);
+  return JSON.stringify(trace, null, 2).split('\n').map(terminalSafe).join('\n');
 }
 
 export function renderTrace(trace: Trace): string {
@@ -134,7 +153,8 @@ export function renderTrace(trace: Trace): string {
   if (trace.decision !== 'allow') more(trace.detail);
   for (const hint of trace.hints) row('fix', hint);
   for (const hint of trace.alsoNeeded) row('then', hint);
-  return lines.join('\n');
+  // Each line through terminalSafe: claims, paths and details may carry anything the token or request did.
+  return lines.map(terminalSafe).join('\n');
 }
 
 function renderPermission(permission: PermissionTrace, subject: string): string[] {

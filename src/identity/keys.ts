@@ -263,7 +263,13 @@ export class KeyStore implements KeySource {
         const started = await this.fetchOnDemand();
         const loaded = this.current;
         // Only a fetch that started after this kid was asked for proves the IdP does not publish it.
-        if (started && kid !== undefined && loaded !== undefined && loaded !== before && !loaded.kids.has(kid)) {
+        if (
+          started &&
+          kid !== undefined &&
+          loaded !== undefined &&
+          loaded !== before &&
+          !loaded.kids.has(kid)
+        ) {
           this.unknownKids.set(kid, true);
         }
       }

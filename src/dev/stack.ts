@@ -7,6 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { parse, stringify } from 'yaml';
 import { serveSettings } from '../config/settings.js';
 import { type Running, startServer } from '../server/app.js';
 import { createLogger } from '../telemetry/log.js';
@@ -41,9 +42,9 @@ export interface SendOptions {
   readonly token?: string;
   /** Extra headers; an array value sends the header once per element. */
   readonly headers?: Record<string, string | string[]>;
-  /** A JSON body (sent with content-type application/json) or raw text. */
+  /** A JSON body (sent with content-type application/json) or raw text or bytes. */
   readonly json?: unknown;
-  readonly body?: string;
+  readonly body?: string | Buffer;
 }
 
 export interface StackOptions {
@@ -53,6 +54,11 @@ export interface StackOptions {
   readonly log?: Logger;
   /** Fixed loopback ports (0 = any free one) for people who want to curl the demo. */
   readonly ports?: { readonly envoy?: number; readonly scopegate?: number; readonly admin?: number };
+  /**
+   * Envoy's ext_authz sends the body as text (`pack_as_bytes: false`, the `body` field) instead of the
+   * shipped configs' bytes (`raw_body`): to show what that costs (Envoy writes `!` for bytes not UTF-8).
+   */
+  readonly envoyBodyAsText?: boolean;
 }
 
 export interface Stack {
@@ -125,14 +131,15 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const scopegate = await startServer(settings, options.log ?? createLogger('silent'), metrics);
     started.push({ close: () => scopegate.stop() });
 
+    const configText = localEnvoyConfig(join(repoRoot(), 'envoy', options.variant ?? 'envoy.yaml'), {
+      scopegate: Number(scopegate.grpcAddress.split(':').pop()),
+      inventory: upstream.port,
+      devIssuer: issuer.port,
+      listener: options.ports?.envoy ?? 0,
+    });
     const envoy = await startEnvoy({
       bin: options.envoyBin,
-      configText: localEnvoyConfig(join(repoRoot(), 'envoy', options.variant ?? 'envoy.yaml'), {
-        scopegate: Number(scopegate.grpcAddress.split(':').pop()),
-        inventory: upstream.port,
-        devIssuer: issuer.port,
-        listener: options.ports?.envoy ?? 0,
-      }),
+      configText: options.envoyBodyAsText ? withBodyAsText(configText) : configText,
     });
     started.push({ close: () => envoy.stop() });
 
@@ -193,6 +200,27 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     await closeAll();
     throw error;
   }
+}
+
+/** The config with every ext_authz filter sending the body as text (`body`, `pack_as_bytes: false`). */
+function withBodyAsText(configText: string): string {
+  let changed = 0;
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) node.forEach(visit);
+    else if (typeof node === 'object' && node !== null) {
+      const record = node as Record<string, unknown>;
+      if (record.name === 'envoy.filters.http.ext_authz') {
+        const typed = record.typed_config as Record<string, Record<string, unknown>>;
+        typed.with_request_body = { ...typed.with_request_body, pack_as_bytes: false };
+        changed++;
+      }
+      Object.values(record).forEach(visit);
+    }
+  };
+  const config = parse(configText) as unknown;
+  visit(config);
+  if (changed === 0) throw new Error('the Envoy config has no ext_authz filter to send bodies as text');
+  return stringify(config);
 }
 
 /** node:http rather than fetch: the path goes out exactly as written, and headers can repeat. */

@@ -19,6 +19,7 @@ export const MAX_STORED_BYTES = 64 * 1024 * 1024;
 export interface ReceivedIdentity {
   readonly subject: string | null;
   readonly client: string | null;
+  readonly issuer: string | null;
   readonly route: string | null;
 }
 
@@ -51,17 +52,20 @@ export interface InventoryUpstreamOptions {
 const IDENTITY_HEADERS = {
   subject: 'x-scopegate-subject',
   client: 'x-scopegate-client',
+  issuer: 'x-scopegate-issuer',
   route: 'x-scopegate-route',
 } as const;
 
 export function receivedIdentity(req: IncomingMessage): ReceivedIdentity {
+  // Node hands header values over as latin1 (one character per byte); scopegate sends identities as UTF-8.
   const header = (name: string): string | null => {
     const value = req.headers[name];
-    return typeof value === 'string' ? value : null;
+    return typeof value === 'string' ? Buffer.from(value, 'latin1').toString('utf8') : null;
   };
   return {
     subject: header(IDENTITY_HEADERS.subject),
     client: header(IDENTITY_HEADERS.client),
+    issuer: header(IDENTITY_HEADERS.issuer),
     route: header(IDENTITY_HEADERS.route),
   };
 }
@@ -122,6 +126,8 @@ interface Answer {
 
 interface RouteCall {
   readonly params: Readonly<Record<string, string>>;
+  readonly query: URLSearchParams;
+  readonly headers: IncomingMessage['headers'];
   readonly identity: ReceivedIdentity;
   /** The parsed JSON object, for routes that read a body. */
   readonly body: Record<string, unknown>;
@@ -186,6 +192,31 @@ const ROUTES: readonly Route[] = [
           status: 200,
           body: { location: params.location, items: itemsAt(store.list(), params.location!) },
         }),
+      },
+    },
+  },
+  {
+    pattern: ['api', 'inventory', 'stock'],
+    methods: {
+      GET: {
+        readsBody: false,
+        handle: ({ store, query }) => {
+          const location = query.get('location') ?? '';
+          return { status: 200, body: { location, items: itemsAt(store.list(), location) } };
+        },
+      },
+    },
+  },
+  {
+    pattern: ['api', 'inventory', 'stock', 'summary'],
+    methods: {
+      GET: {
+        readsBody: false,
+        handle: ({ store, headers }) => {
+          const location = typeof headers['x-location'] === 'string' ? headers['x-location'] : '';
+          const items = itemsAt(store.list(), location);
+          return { status: 200, body: { location, total: items.reduce((sum, i) => sum + i.quantity, 0) } };
+        },
       },
     },
   },
@@ -277,7 +308,7 @@ function send(res: ServerResponse, identity: ReceivedIdentity, answer: Answer, c
 
 async function handle(store: TransactionStore, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const identity = receivedIdentity(req);
-  const path = (req.url ?? '/').split('?')[0]!;
+  const [path = '/', search = ''] = (req.url ?? '/').split('?', 2);
   const match = matchRoute(path);
   if (!match) return send(res, identity, notFound(`no route for ${req.method} ${path}`));
   const method = match.route.methods[req.method ?? ''];
@@ -299,7 +330,12 @@ async function handle(store: TransactionStore, req: IncomingMessage, res: Server
     body = read.body;
     bodyBytes = read.bytes;
   }
-  send(res, identity, method.handle({ params: match.params, identity, body, bodyBytes, store }));
+  const query = new URLSearchParams(search);
+  send(
+    res,
+    identity,
+    method.handle({ params: match.params, query, headers: req.headers, identity, body, bodyBytes, store }),
+  );
 }
 
 export async function startInventoryUpstream(

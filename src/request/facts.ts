@@ -142,6 +142,7 @@ function readBody(http: HttpRequestAttrs, headers: ReadonlyMap<string, string>):
   if (body !== undefined && raw !== undefined) {
     return deny('request_malformed', 'the body arrived both as body and as raw_body');
   }
+  if (body !== undefined && typeof body !== 'string') return ok({ partial, content: body, envoyText: true });
   const content = body ?? raw;
   return ok(content === undefined ? { partial } : { partial, content });
 }

@@ -139,6 +139,7 @@ function candidatesFrom(
 }
 
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const EXCLAMATION_MARK = 0x21;
 
 /**
  * The body as text, decoded strictly: invalid UTF-8 is refused, never replaced. Its size is checked first,
@@ -149,6 +150,14 @@ export function bodyText(body: RequestBody, maxBytes: number): Outcome<string | 
   if (content === undefined) return ok(undefined);
   if (typeof content === 'string') return ok(content);
   if (content.length > maxBytes) return deny('body_unreadable', `the body is larger than ${maxBytes} bytes`);
+  // Envoy's text field holds `!` wherever the request had a byte that is not UTF-8; without a `!` it is exact.
+  if (body.envoyText && content.includes(EXCLAMATION_MARK)) {
+    return deny(
+      'body_unreadable',
+      "Envoy sent the body as text, where it writes '!' in place of bytes that are not UTF-8, and this one has a '!': " +
+        'set with_request_body.pack_as_bytes: true so scopegate reads the bytes the upstream receives',
+    );
+  }
   try {
     return ok(fatalUtf8.decode(content));
   } catch {

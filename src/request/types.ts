@@ -8,6 +8,11 @@ export interface RequestBody {
   readonly content?: string | Uint8Array;
   /** Envoy cut the body at max_request_bytes (`x-envoy-auth-partial-body: true`). */
   readonly partial: boolean;
+  /**
+   * The bytes came in Envoy's text field (`body`, without `pack_as_bytes`), where Envoy writes `!` in place of
+   * each byte that is not UTF-8: then a `!` in them may not be what the upstream receives.
+   */
+  readonly envoyText?: true;
 }
 
 export interface RequestFacts {

@@ -158,7 +158,9 @@ describe('the Istio extension provider and policies', () => {
     expect(grpc.includeRequestBodyInCheck).toEqual({
       maxRequestBytes: extAuthz.with_request_body.max_request_bytes,
       allowPartialMessage: extAuthz.with_request_body.allow_partial_message,
+      packAsBytes: extAuthz.with_request_body.pack_as_bytes,
     });
+    expect(grpc.includeRequestBodyInCheck.packAsBytes).toBe(true);
   });
 
   it('the AuthorizationPolicy sends every request of the inventory workload to that provider', () => {

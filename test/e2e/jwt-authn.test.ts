@@ -2,6 +2,7 @@
 // against the dev issuer's JWKS and strips it, scopegate decides on the claims Envoy passes as metadata, with
 // the same example policy as behind envoy.yaml. Token problems are Envoy's own 401s in this setup.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXAMPLE_ISSUER } from '../support/policies.js';
 import { skipWithoutEnvoy, suiteName } from './envoy-required.js';
 import { createdId, type Stack, startStack, transaction } from './stack.js';
 
@@ -30,6 +31,7 @@ describe.skipIf(skipWithoutEnvoy)(
       expect(answer.json?.received_identity).toEqual({
         subject: 'svc-inventory-sync',
         client: 'inventory-sync',
+        issuer: EXAMPLE_ISSUER,
         route: 'list_transactions',
       });
     });

@@ -25,8 +25,11 @@ export interface Stack extends Omit<ShippedStack, 'clientToken'> {
   clientToken(client: ClientName, scope: string): Promise<string>;
 }
 
-export async function startStack(variant: EnvoyVariant): Promise<Stack> {
-  const stack = await startShippedStack({ envoyBin: requireEnvoy(), variant });
+export async function startStack(
+  variant: EnvoyVariant,
+  options: { envoyBodyAsText?: boolean } = {},
+): Promise<Stack> {
+  const stack = await startShippedStack({ envoyBin: requireEnvoy(), variant, ...options });
   return { ...stack, clientToken: (client, scope) => stack.clientToken(CLIENT_IDS[client], scope) };
 }
 

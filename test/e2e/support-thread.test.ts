@@ -3,6 +3,7 @@
 // must come back to the HTTP client with its own status, challenge and JSON body, and what reaches the
 // upstream must be exactly what scopegate allowed.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { EXAMPLE_ISSUER } from '../support/policies.js';
 import { skipWithoutEnvoy, suiteName } from './envoy-required.js';
 import { createdId, type HttpResult, type Stack, startStack, transaction } from './stack.js';
 
@@ -46,6 +47,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('the support thread through Envoy (e
     expect(answer.json?.received_identity).toEqual({
       subject: 'svc-inventory-sync',
       client: 'inventory-sync',
+      issuer: EXAMPLE_ISSUER,
       route: 'list_transactions',
     });
   });
@@ -77,6 +79,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('the support thread through Envoy (e
     expect(recorded?.received_identity).toEqual({
       subject: 'svc-inventory-sync',
       client: 'inventory-sync',
+      issuer: EXAMPLE_ISSUER,
       route: 'create_transaction',
     });
   });
@@ -90,6 +93,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('the support thread through Envoy (e
     expect(stack.upstream.transactions().find((t) => t.id === id)?.received_identity).toEqual({
       subject: 'svc-inventory-sync',
       client: 'inventory-sync',
+      issuer: EXAMPLE_ISSUER,
       route: 'create_transaction',
     });
     const read = await stack.send({ path: TRANSACTIONS, token, headers: spoof });

@@ -16,6 +16,7 @@ import { spawnListening } from './dev-spawn.js';
 const IDENTITY = {
   'x-scopegate-subject': 'svc-inventory-sync',
   'x-scopegate-client': 'inventory-sync',
+  'x-scopegate-issuer': 'https://dev-issuer.scopegate.local/',
   'x-scopegate-route': 'create_transaction',
 };
 const JSON_TYPE = { 'content-type': 'application/json' };
@@ -66,6 +67,7 @@ describe('what the service account wrote, and who Envoy said it was', () => {
     expect(answer.json.received_identity).toEqual({
       subject: 'svc-inventory-sync',
       client: 'inventory-sync',
+      issuer: 'https://dev-issuer.scopegate.local/',
       route: 'create_transaction',
     });
     const recorded = upstream.transactions();
@@ -76,6 +78,7 @@ describe('what the service account wrote, and who Envoy said it was', () => {
       received_identity: {
         subject: 'svc-inventory-sync',
         client: 'inventory-sync',
+        issuer: 'https://dev-issuer.scopegate.local/',
         route: 'create_transaction',
       },
       version: 1,
@@ -85,7 +88,7 @@ describe('what the service account wrote, and who Envoy said it was', () => {
   it('a request that reached it without identity headers says so with nulls', async () => {
     const answer = await call('GET', '/api/inventory/transactions');
     expect(answer.status).toBe(200);
-    expect(answer.json.received_identity).toEqual({ subject: null, client: null, route: null });
+    expect(answer.json.received_identity).toEqual({ subject: null, client: null, issuer: null, route: null });
   });
 
   it('GET by id finds what was posted; an unknown id is 404', async () => {

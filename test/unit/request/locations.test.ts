@@ -379,6 +379,37 @@ describe('readLocations: a query or header location spelled a second way is ambi
   });
 });
 
+describe("readLocations: Envoy's text body may not be the request's bytes (it writes '!' for bytes not UTF-8)", () => {
+  const json = { 'content-type': 'application/json' };
+  const wire = (text: string) => Buffer.from(text, 'utf8');
+
+  it("a body in Envoy's text field with a '!' is body_unreadable, naming the fix", () => {
+    const denial = refusal(
+      { body: 'location' },
+      facts({ headers: json, body: wire('{"location":"WH01","note":"!!"}') }),
+    );
+    expect(denial.reason).toBe('body_unreadable');
+    expect(denial.detail).toContain('pack_as_bytes: true');
+  });
+
+  it("the same body without a '!' is read: Envoy changed nothing in it", () => {
+    expect(
+      locationsOf(
+        { body: 'location' },
+        facts({ headers: json, body: wire('{"location":"WH01","note":"ÿ"}') }),
+      ),
+    ).toEqual(['WH01']);
+  });
+
+  it("a '!' in raw_body (pack_as_bytes) or in text given in-process is the request's own", () => {
+    const text = '{"location":"WH01","note":"urgent!"}';
+    expect(locationsOf({ body: 'location' }, facts({ headers: json, raw_body: wire(text) }))).toEqual([
+      'WH01',
+    ]);
+    expect(locationsOf({ body: 'location' }, facts({ headers: json, body: text }))).toEqual(['WH01']);
+  });
+});
+
 describe('readLocations: every array element must name its location', () => {
   it.each([
     ['null', '{"lines":[{"location":"WH01"},{"location":null}]}'],

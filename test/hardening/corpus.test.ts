@@ -53,7 +53,7 @@ describe('each vector over real gRPC', () => {
       expect(answer.grpcCode).toBe(spec.grpc);
       if (answer.reason === 'allowed') {
         // Allowed requests reach the upstream with our identity headers, never a client's spelling of them.
-        expect(answer.headers.get('x-scopegate-subject')).toBe('svc-inventory-sync');
+        expect(answer.headers.get('x-scopegate-subject')).toBe(vector.allowedAs ?? 'svc-inventory-sync');
       } else {
         expect(answer.body?.reason).toBe(answer.reason);
       }

@@ -32,6 +32,17 @@
 //      (request_malformed), as it already did for `headers` plus `header_map`.
 //   6. A `kid` that is not a string (a number, an object) was looked up anyway and answered key_unknown, and
 //      triggered a JWKS refresh. verify.ts now refuses it as token_invalid before any key work.
+// And from the identity-integrity review (issue 16), each class with vectors here and a property in
+// ./identities.test.ts:
+//   7. A `client_id` of `stock-report` plus a NUL was decided as an unlisted client (skipping the client's
+//      scope and grant-type limits) and reached the upstream as `stock-report`; a `sub` with surrounding
+//      whitespace or a control character likewise. src/identity/claims.ts now refuses such claims.
+//   8. A token with no client, or an unlisted one, skipped every client rule: now client_unknown.
+//   9. A location query parameter or header sent under a second spelling (`Location`, `location[]`,
+//      `x_location`) was ignored while some upstreams bind it: now request_malformed (src/request/locations.ts).
+//  10. A body with a byte that is not UTF-8 was allowed: Envoy writes '!' in its place in the text `body`
+//      field; the shipped configs now send bytes (pack_as_bytes), and a '!' in a text body is body_unreadable.
+//  11. A bearer token that alone made the headers too large was a 400: now 401 token_invalid.
 import { createHmac, createPublicKey, type JsonWebKey, randomUUID, webcrypto } from 'node:crypto';
 import type { Reason } from '../../src/decision/reasons.js';
 import { checkRequestFor } from '../../src/dev/check-client.js';
@@ -60,6 +71,8 @@ export interface CorpusVector {
   readonly request: (ctx: CorpusContext) => CheckRequest | Promise<CheckRequest>;
   /** The reason DESIGN.md's table gives; a list when more than one answer is equally right. */
   readonly expect: Reason | Reason[];
+  /** For an allowed vector, the subject the upstream must receive (default: the support thread's account). */
+  readonly allowedAs?: string;
 }
 
 /** A context for the example policy's issuer, signing with `key` (the harness key). */
@@ -800,9 +813,9 @@ const tokens: CorpusVector[] = [
     request: (c) => listWith(token(c, { sub: undefined })),
   },
   {
-    name: 'a 1 MB token (beyond the 64 KiB header block)',
+    name: 'a 1 MB token (beyond the 64 KiB header block): a malformed token, 401',
     group: 'token',
-    expect: 'request_malformed',
+    expect: 'token_invalid',
     request: (c) => listWith(token(c, { pad: 'x'.repeat(1024 * 1024) })),
   },
   {
@@ -811,9 +824,95 @@ const tokens: CorpusVector[] = [
     expect: 'token_invalid',
     request: (c) => listWith(token(c, { pad: 'x'.repeat(9 * 1024) })),
   },
+  // Identity values are exact or refused (issue 16, class 1): a name a header cannot carry as it is would be
+  // decided as one identity and reach the upstream as another.
+  ...(
+    [
+      ['client_id with a NUL after a listed client', { client_id: 'stock-report\u0000' }],
+      ['client_id with a trailing space', { client_id: 'inventory-sync ' }],
+      ['sub with a trailing space', { sub: 'svc-inventory-sync ' }],
+      ['sub with a leading tab', { sub: '\tsvc-inventory-sync' }],
+      ['sub with a trailing no-break space', { sub: 'svc-inventory-sync\u00a0' }],
+      ['sub with a CR LF and a header after it', { sub: 'svc-inventory-sync\r\nx-scopegate-subject: admin' }],
+      ['sub with an escape sequence', { sub: 'svc\u001b[2J-inventory-sync' }],
+      ['sub with DEL', { sub: 'svc-inventory-sync\u007f' }],
+      ['sub with a C1 control (NEL)', { sub: 'svc-inventory-sync\u0085' }],
+      ['gty with a trailing newline', { gty: 'client_credentials\n' }],
+      ['a role with a NUL', { roles: ['Inventory Data Reader\u0000'] }],
+      ['a location claim with a trailing space', { locations: ['WH01 '] }],
+      ['scopes separated by a tab', { scope: 'inventory.read\tinventory.write' }],
+    ] as const
+  ).map(
+    ([what, extra]): CorpusVector => ({
+      name: `${what} is refused, never trimmed into another name`,
+      group: 'token',
+      expect: 'token_invalid',
+      request: (c) => listWith(token(c, extra)),
+    }),
+  ),
+  {
+    name: 'a printable non-ASCII subject (josé) holding the reader role by its token is allowed',
+    group: 'token',
+    expect: 'allowed',
+    allowedAs: 'josé',
+    request: (c) => listWith(token(c, { sub: 'josé', roles: ['Inventory Data Reader'] })),
+  },
+  // A policy that lists clients means its client rules (issue 16, class 10).
+  {
+    name: 'a client the policy does not list',
+    group: 'token',
+    expect: 'client_unknown',
+    request: (c) => listWith(token(c, { client_id: 'partner-app' })),
+  },
+  {
+    name: 'no client claim at all',
+    group: 'token',
+    expect: 'client_unknown',
+    request: (c) => listWith(token(c, { client_id: undefined })),
+  },
 ];
 
+const STOCK = '/api/inventory/stock';
+const STOCK_SUMMARY = '/api/inventory/stock/summary';
+
+/** GET of a stock route with a valid token and the given headers. */
+const stock = async (
+  ctx: CorpusContext,
+  path: string,
+  headers: ReadonlyArray<readonly [string, string]> = [],
+) => http({ path, authorization: `Bearer ${await token(ctx)}`, headers });
+
 const headers: CorpusVector[] = [
+  // A second spelling never hides a location (issue 16, class 3): CGI-style upstreams read x_location as x-location.
+  {
+    name: 'the location header once: read',
+    group: 'header',
+    expect: 'allowed',
+    request: (c) => stock(c, STOCK_SUMMARY, [['x-location', 'WH01']]),
+  },
+  {
+    name: 'the location header as x-location and as x_location',
+    group: 'header',
+    expect: 'request_malformed',
+    request: (c) =>
+      stock(c, STOCK_SUMMARY, [
+        ['x-location', 'WH01'],
+        ['x_location', 'WH99'],
+      ]),
+  },
+  {
+    name: 'the location header only as x_location',
+    group: 'header',
+    expect: 'request_malformed',
+    request: (c) => stock(c, STOCK_SUMMARY, [['x_location', 'WH99']]),
+  },
+  {
+    name: 'the location header as x-location and X_LOCATION in raw header lines',
+    group: 'header',
+    expect: 'request_malformed',
+    request: async (c) =>
+      asHeaderMap(await stock(c, STOCK_SUMMARY, [['x-location', 'WH01']]), [['X_LOCATION', 'WH99']]),
+  },
   {
     name: 'two Authorization values (Envoy joins them with ", ")',
     group: 'header',
@@ -1283,6 +1382,39 @@ const bodies: CorpusVector[] = [
     request: async (c) => asRawBody(await post(c, WH01), Buffer.from([0x7b, 0x22, 0xc0, 0xaf, 0x22, 0x7d])),
   },
   {
+    name: "a body in Envoy's text field with a byte that is not UTF-8 (Envoy sends it as '!')",
+    group: 'body',
+    expect: 'body_unreadable',
+    request: async (c) => {
+      const request = await post(c, WH01);
+      httpOf(request).body = Buffer.from('{"location":"WH01","note":"!"}');
+      return request;
+    },
+  },
+  {
+    name: "a body in Envoy's text field without a '!' (nothing was replaced): read",
+    group: 'body',
+    expect: 'allowed',
+    request: async (c) => {
+      const request = await post(c, WH01);
+      httpOf(request).body = Buffer.from(WH01);
+      return request;
+    },
+  },
+  {
+    name: 'an object with 10,001 keys',
+    group: 'body',
+    expect: 'body_unreadable',
+    request: (c) =>
+      post(c, `{"location":"WH01",${Array.from({ length: 10_000 }, (_, i) => `"k${i}":1`).join(',')}}`),
+  },
+  {
+    name: 'a string longer than 256 Ki characters',
+    group: 'body',
+    expect: 'body_unreadable',
+    request: (c) => post(c, `{"location":"WH01","note":"${'x'.repeat(256 * 1024 + 1)}"}`),
+  },
+  {
     name: 'a raw body in UTF-16',
     group: 'body',
     expect: 'body_unreadable',
@@ -1472,6 +1604,26 @@ async function editedHttp(
 }
 
 const requests: CorpusVector[] = [
+  {
+    name: 'the location query parameter once: read',
+    group: 'request',
+    expect: 'allowed',
+    request: (c) => stock(c, `${STOCK}?location=WH01`),
+  },
+  ...[
+    ['in another case', 'location=WH01&Location=WH99'],
+    ['as an array (PHP, Rails, qs)', 'location=WH01&location[]=WH99'],
+    ['as an indexed array', 'location=WH01&location%5B0%5D=WH99'],
+    ['only in another case', 'LOCATION=WH99'],
+    ['in full-width letters that fold to it', 'location=WH01&%EF%BD%8Cocation=WH99'],
+  ].map(
+    ([what, query]): CorpusVector => ({
+      name: `the location query parameter again ${what}`,
+      group: 'request',
+      expect: 'request_malformed',
+      request: (c) => stock(c, `${STOCK}?${query}`),
+    }),
+  ),
   { name: 'an empty CheckRequest', group: 'request', expect: 'request_malformed', request: () => ({}) },
   {
     name: 'attributes without request',

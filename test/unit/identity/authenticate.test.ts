@@ -252,6 +252,76 @@ describe("Authenticator: Envoy's jwt_authn already verified the token", () => {
     expect((await authenticator.authenticate(bearer(token))).ok).toBe(true);
   });
 
+  // Every identity check of this path, one by one (each would let an allow through alone if removed).
+  const payloadOutcome = async (payload: Record<string, unknown>, withIssuer = true) => {
+    const authenticator = await authenticatorFor(envoyMode, withIssuer);
+    return authenticator.authenticate(requestFacts({ jwtAuthn: { jwt_payload: payload } }));
+  };
+
+  it('a payload for another audience is audience_mismatch (Envoy skips the check when none is configured)', async () => {
+    expect(
+      await payloadOutcome(serviceAccount({ aud: 'https://elsewhere.example', exp: clock.seconds + 60 })),
+    ).toMatchObject({
+      ok: false,
+      reason: 'audience_mismatch',
+    });
+    expect(await payloadOutcome(serviceAccount({ aud: undefined, exp: clock.seconds + 60 }))).toMatchObject({
+      reason: 'audience_mismatch',
+    });
+    // One listed audience among several is enough.
+    const several = serviceAccount({ aud: ['https://elsewhere.example', AUDIENCE], exp: clock.seconds + 60 });
+    expect((await payloadOutcome(several)).ok).toBe(true);
+  });
+
+  it('a payload without exp, or with exp that is not a number, is token_invalid (Envoy does not require exp)', async () => {
+    expect(await payloadOutcome(serviceAccount())).toMatchObject({ reason: 'token_invalid' });
+    expect(await payloadOutcome(serviceAccount({ exp: 'tomorrow' }))).toMatchObject({
+      reason: 'token_invalid',
+    });
+  });
+
+  it("exp is honoured with the issuer's clock tolerance (30 s), not beyond", async () => {
+    expect((await payloadOutcome(serviceAccount({ exp: clock.seconds - 20 }))).ok).toBe(true);
+    expect(await payloadOutcome(serviceAccount({ exp: clock.seconds - 31 }))).toMatchObject({
+      reason: 'token_expired',
+    });
+  });
+
+  it('an iss that is not a string is token_invalid, with or without listed issuers', async () => {
+    for (const withIssuer of [true, false]) {
+      expect(
+        await payloadOutcome(serviceAccount({ iss: 42, exp: clock.seconds + 60 }), withIssuer),
+      ).toMatchObject({
+        reason: 'token_invalid',
+      });
+    }
+  });
+
+  it('identity claims are exact or refused here too: a spoiled sub, client or iss is token_invalid', async () => {
+    const spoiled = [
+      { sub: 'svc-inventory-sync ' },
+      { client_id: 'stock-report\u0000' },
+      { gty: '\tclient_credentials' },
+      { roles: ['Inventory Data Reader\u0085'] },
+    ];
+    for (const claims of spoiled) {
+      expect(await payloadOutcome(serviceAccount({ ...claims, exp: clock.seconds + 60 }))).toMatchObject({
+        reason: 'token_invalid',
+      });
+    }
+    // With no issuers listed, the payload's own iss is the issuer: it must be exact as well.
+    const iss = serviceAccount({ iss: 'https://anywhere.example/\r\n', exp: clock.seconds + 60 });
+    expect(await payloadOutcome(iss, false)).toMatchObject({ reason: 'token_invalid' });
+  });
+
+  it("with no issuers listed, the payload's iss is the principal's issuer (subjects and clients are looked up within it)", async () => {
+    const result = await payloadOutcome(
+      serviceAccount({ iss: 'https://anywhere.example/', exp: clock.seconds + 60 }),
+      false,
+    );
+    expect(result.ok && result.value.issuer).toBe('https://anywhere.example/');
+  });
+
   it('no payload and no issuers to verify the bearer token with: token_invalid', async () => {
     const authenticator = await authenticatorFor(envoyMode, false);
     const token = await mintToken(key, serviceAccount(), { now: clock.seconds });

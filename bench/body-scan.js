@@ -3,8 +3,8 @@
 // phase reads a JSON body in slices of BODY_SCAN_SLICE tokens, yielding between them, so a large or
 // odd body is read between other checks. For bodies of the worst shapes we know (a megabyte of tiny
 // objects, of keys, of escapes, …) this prints the longest single slice (what every other check on the
-// worker may wait), the total CPU of the read, and the slice count, each the worst of --rounds runs after
-// three warm-up runs (a server's scan code is hot).
+// worker may wait; a young-generation GC landing in one is counted in it), the total CPU of the read, and the
+// slice count, each the worst of --rounds runs after ten warm-up runs (a server's scan code is hot).
 //
 //   node bench/body-scan.js                 # 1 MiB bodies (the JSON limit), 5 rounds
 //   node bench/body-scan.js --kib 64
@@ -100,7 +100,7 @@ for (const [name, [path, text]] of Object.entries(SHAPES)) {
   let count = 0;
   let answer = '';
   // The first rounds warm the JIT (a server's scan code is hot); only the rounds after them count.
-  const warmUp = 3;
+  const warmUp = 10;
   for (let round = 0; round < warmUp + rounds; round++) {
     const facts = readRequest(request).value;
     slices = [];

@@ -38,7 +38,7 @@ const LOCATION_CODE = /^[A-Za-z0-9._:-]+$/;
  * What one slice of a body scan reads before it lets other work run: this many tokens, or characters (and
  * then the rest of a string it is in, at most a string's limit). bench/body-scan.js measures the result.
  */
-export const BODY_SCAN_SLICE = Object.freeze({ tokens: 4096, chars: 64 * 1024 });
+export const BODY_SCAN_SLICE = Object.freeze({ tokens: 2048, chars: 32 * 1024 });
 
 type Located = Outcome<string[]>;
 

@@ -126,7 +126,11 @@ console.log(`longest slice over every body: ${worst.toFixed(2)} ms`);
 // accepts (4 MiB, scopegate's message cap), whose body is then refused by size without being decoded.
 const { authorizationService } = await dist('server/proto.js');
 const { checkRequestFor } = await dist('dev/check-client.js');
-const largest = checkRequestFor({ method: 'POST', path: '/', headers: [['content-type', 'application/json']] });
+const largest = checkRequestFor({
+  method: 'POST',
+  path: '/',
+  headers: [['content-type', 'application/json']],
+});
 largest.attributes.request.http.body = Buffer.alloc(4 * 1024 * 1024 - 4096, 0x20);
 const wire = authorizationService.Check.requestSerialize(largest);
 let decode = 0;
@@ -135,4 +139,6 @@ for (let round = 0; round < 10 + rounds; round++) {
   authorizationService.Check.requestDeserialize(wire);
   if (round >= 10) decode = Math.max(decode, Number(process.hrtime.bigint() - started) / 1e6);
 }
-console.log(`decoding a ${(wire.length / 2 ** 20).toFixed(1)} MiB CheckRequest: ${decode.toFixed(2)} ms (worst of ${rounds})`);
+console.log(
+  `decoding a ${(wire.length / 2 ** 20).toFixed(1)} MiB CheckRequest: ${decode.toFixed(2)} ms (worst of ${rounds})`,
+);

@@ -124,8 +124,8 @@ console.log(`longest slice over every body: ${worst.toFixed(2)} ms`);
 
 // Before any of that, grpc-js decodes the CheckRequest in one go: time it for the largest one the gRPC port
 // accepts (4 MiB, scopegate's message cap), whose body is then refused by size without being decoded.
-const { authorizationService } = await dist('server/proto.js');
-const { checkRequestFor } = await dist('dev/check-client.js');
+const { authorizationService } = await dist('wire/proto.js');
+const { checkRequestFor } = await dist('wire/check-request.js');
 const largest = checkRequestFor({
   method: 'POST',
   path: '/',

@@ -7,8 +7,8 @@ import * as grpc from '@grpc/grpc-js';
 
 const dist = (path) => import(new URL(`../dist/${path}`, import.meta.url).href);
 const { mintToken } = await dist('dev/keys.js');
-const { checkRequestFor } = await dist('dev/check-client.js');
-const { loadClients } = await dist('server/proto.js');
+const { checkRequestFor } = await dist('wire/check-request.js');
+const { loadClients } = await dist('wire/proto.js');
 
 const ISSUER = 'https://dev-issuer.scopegate.local/';
 const AUDIENCE = 'https://gateway.example.com';

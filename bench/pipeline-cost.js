@@ -47,9 +47,9 @@ const dist = (path) => import(new URL(`../dist/${path}`, import.meta.url).href);
 const { loadPolicyFile, formatProblem } = await dist('policy/index.js');
 const { Authenticator, KeyRegistry } = await dist('identity/index.js');
 const { DecisionCache } = await dist('cache/decisions.js');
-const { check } = await dist('pipeline.js');
+const { check } = await dist('check/decide.js');
 const { readRequest } = await dist('request/facts.js');
-const { checkRequestFor } = await dist('dev/check-client.js');
+const { checkRequestFor } = await dist('wire/check-request.js');
 
 const checks = Math.min(Number(values.checks), 2_000_000);
 const tokenCount = Math.min(Number(values.tokens), 20_000);

@@ -16,7 +16,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 
-const { checkRequestFor } = await import(new URL('../../dist/dev/check-client.js', import.meta.url).href);
+const { checkRequestFor } = await import(new URL('../../dist/wire/check-request.js', import.meta.url).href);
 const { mintToken } = await import(new URL('../../dist/dev/keys.js', import.meta.url).href);
 const { loadClients, httpStatusNumber } = await import(
   new URL('../../dist/server/proto.js', import.meta.url).href

@@ -7,8 +7,7 @@
 // Bounded by entry count; 0 turns it off.
 import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { Decision } from '../decision/types.js';
-import type { SigningKeyRef } from '../identity/keys.js';
+import type { Decision, SigningKeyRef } from '../vocabulary/index.js';
 import type { KeyStillPublished } from './tokens.js';
 
 export interface DecisionCacheOptions {

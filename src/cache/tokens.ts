@@ -8,9 +8,8 @@
 // only while the issuer's key set is the one that verified it (a refresh means one fresh verification).
 import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { type Denial, type Outcome, ok } from '../decision/types.js';
-import type { SigningKeyRef } from '../identity/keys.js';
-import type { Principal } from '../identity/types.js';
+import type { Principal, SigningKeyRef } from '../vocabulary/index.js';
+import { type Denial, type Outcome, ok } from '../vocabulary/index.js';
 
 export interface TokenCacheOptions {
   /** Most entries kept; 0 disables the cache. Default 10,000. */

@@ -2,10 +2,10 @@
 // every permission the route requires, and may they touch every location the request names? Pure
 // functions over compiled policy data; each failure is a closed reason naming exactly what is missing.
 
-import type { Principal } from '../identity/types.js';
 import { locationAllowed, parseLocationGrant } from '../policy/locations.js';
 import type { CompiledClient, CompiledPolicy, CompiledRoute, CompiledSubject } from '../policy/types.js';
-import { deny, type Outcome, ok } from './types.js';
+import type { Principal } from '../vocabulary/index.js';
+import { deny, type Outcome, ok } from '../vocabulary/index.js';
 
 const list = (items: Iterable<string>) => [...items].join(', ');
 

@@ -1,7 +1,6 @@
 // What to change, in the user's words, for a denied request: the last line of every support-thread answer.
 // Derived from the decision's reason and what it names as missing; used by the demo (and explain).
-import type { Reason } from './reasons.js';
-import type { Missing } from './types.js';
+import type { Missing, Reason } from '../vocabulary/index.js';
 
 export interface Who {
   readonly subject?: string;

@@ -3,8 +3,8 @@
 // back (status, WWW-Authenticate, reason) and what to change; then the denial counters an SRE would see.
 
 import { fixHints } from '../decision/hints.js';
-import { isReason } from '../decision/reasons.js';
-import type { Missing } from '../decision/types.js';
+import type { Missing } from '../vocabulary/index.js';
+import { isReason } from '../vocabulary/index.js';
 import { findEnvoy, INSTALL_HINT } from './envoy.js';
 import type { DevClient } from './issuer.js';
 import { type HttpResult, type SendOptions, type Stack, startStack } from './stack.js';

@@ -4,9 +4,9 @@
 // capped in size, duplicate keys refused, aliases bounded, and every mistake reported as FILE:LINE:COL.
 import { open } from 'node:fs/promises';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type YAMLMap } from 'yaml';
-import { REASON_CODES, type Reason } from '../decision/reasons.js';
-import type { Missing } from '../decision/types.js';
 import type { CompiledPolicy, PolicyProblem } from '../policy/types.js';
+import type { Missing } from '../vocabulary/index.js';
+import { REASON_CODES, type Reason } from '../vocabulary/index.js';
 import { StandInSigner, unverifiedRequest } from './identity.js';
 import { terminalSafe } from './render.js';
 import { type DecisionLabel, type Trace, traceCheck } from './trace.js';

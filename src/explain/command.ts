@@ -2,12 +2,12 @@
 // failed, 2 usage errors and files that cannot be read). cli.ts only dispatches here.
 import { open } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { checkRequestFor } from '../dev/check-client.js';
 import { Authenticator } from '../identity/authenticate.js';
 import { KeyRegistry } from '../identity/keys.js';
 import { formatProblem, loadPolicyFile } from '../policy/index.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import { parseStrictJson } from '../request/json.js';
+import { checkRequestFor } from '../wire/check-request.js';
 import { loadCasesFile, renderResults, runCases } from './cases.js';
 import {
   decodeClaims,

@@ -15,19 +15,19 @@ import {
   type ProtectedHeaderParameters,
   SignJWT,
 } from 'jose';
-import { deny, type Outcome } from '../decision/types.js';
-import { checkRequestFor } from '../dev/check-client.js';
-import type { CheckRequest, ProtoValue } from '../envoy.js';
 import { Authenticator } from '../identity/authenticate.js';
 import { extractBearer } from '../identity/bearer.js';
 import { principalFromClaims } from '../identity/claims.js';
 import { KeyRegistry, type KeySource } from '../identity/keys.js';
-import type { Principal } from '../identity/types.js';
 import { readCompactJwt, type VerifyContext, verifyToken } from '../identity/verify.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import { ALLOWED_ALGORITHMS } from '../policy/validate.js';
 import { JWT_AUTHN_NAMESPACE } from '../request/facts.js';
 import type { RequestFacts } from '../request/types.js';
+import type { Principal } from '../vocabulary/index.js';
+import { deny, type Outcome } from '../vocabulary/index.js';
+import { checkRequestFor } from '../wire/check-request.js';
+import type { CheckRequest, ProtoValue } from '../wire/envoy.js';
 
 /** What the pipeline asks of an identity phase (the shape of `Snapshot.authenticator`). */
 export interface IdentityPhase {

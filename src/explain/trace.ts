@@ -4,17 +4,17 @@
 // the trace runs `check` from src/pipeline.ts with the same identity outcome, so the reason it reports is
 // the one Envoy's caller would get. The tables around it read the same compiled policy and call the same
 // decision functions; they show *why*, they never decide.
+
+import { check } from '../check/decide.js';
 import { checkLocations, clientOf, effectiveScopes, rolesOf, subjectOf } from '../decision/evaluate.js';
 import { fixHints, type Who } from '../decision/hints.js';
-import { REASONS, type Reason } from '../decision/reasons.js';
-import { deny, type Missing, type Outcome } from '../decision/types.js';
-import type { CheckRequest } from '../envoy.js';
-import type { Principal } from '../identity/types.js';
-import { check } from '../pipeline.js';
 import type { CompiledLocationSource, CompiledPolicy, LocationGrant, RouteMatch } from '../policy/types.js';
 import { readRequest } from '../request/facts.js';
 import { readLocations } from '../request/locations.js';
 import type { RequestFacts } from '../request/types.js';
+import type { Principal } from '../vocabulary/index.js';
+import { deny, type Missing, type Outcome, REASONS, type Reason } from '../vocabulary/index.js';
+import type { CheckRequest } from '../wire/envoy.js';
 import type { IdentityPhase } from './identity.js';
 
 /** How the caller's identity was given to explain. */

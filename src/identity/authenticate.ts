@@ -4,13 +4,13 @@
 // It also remembers which published key verified each principal, so the caches (its own token cache and the
 // pipeline's decision cache) can stop serving a token the moment its key leaves the issuer's JWKS.
 import { TokenCache } from '../cache/tokens.js';
-import { type Denial, deny, type Outcome } from '../decision/types.js';
 import type { CompiledIssuer, CompiledPolicy } from '../policy/types.js';
 import type { RequestFacts } from '../request/types.js';
+import type { Principal, SigningKeyRef } from '../vocabulary/index.js';
+import { type Denial, deny, type Outcome } from '../vocabulary/index.js';
 import { principalFromClaims } from './claims.js';
 import { type Credential, readCredential } from './credential.js';
-import { type KeyRegistry, type KeyStore, type SigningKeyRef, signingKeyRef } from './keys.js';
-import type { Principal } from './types.js';
+import { type KeyRegistry, type KeyStore, signingKeyRef } from './keys.js';
 import { readCompactJwt, type VerifyContext, verifyToken } from './verify.js';
 
 export interface AuthenticatorOptions {

@@ -1,8 +1,9 @@
 // Finds the bearer token in a request, refusing anything ambiguous (DESIGN.md security rule 3): Envoy joins a
 // repeated header with `,`, so two tokens would otherwise be checked as one; a token in the URL leaks into
 // every access log on the way.
-import { deny, type Outcome, ok } from '../decision/types.js';
+
 import type { RequestFacts } from '../request/types.js';
+import { deny, type Outcome, ok } from '../vocabulary/index.js';
 
 /** RFC 6750 §2.1: `Bearer` (any case), exactly one space, then a token68. */
 const BEARER_HEADER = /^bearer ([A-Za-z0-9\-._~+/]+=*)$/i;

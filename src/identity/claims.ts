@@ -4,10 +4,10 @@
 // Strict about text too (DESIGN.md security rule 8): every value is decided on exactly as the upstream will
 // receive it in `x-scopegate-*`, so one that an HTTP header cannot carry verbatim (a control character, or
 // whitespace at either end, which header parsers trim) is refused here, never trimmed or rewritten later.
-import { deny, type Outcome, ok } from '../decision/types.js';
+
 import type { ClaimNames } from '../policy/types.js';
-import { identityTextProblem } from '../vocabulary/identity-text.js';
-import type { Principal } from './types.js';
+import type { Principal } from '../vocabulary/index.js';
+import { deny, identityTextProblem, type Outcome, ok } from '../vocabulary/index.js';
 
 /** Caps so one odd token cannot make every later phase slow (security rule 7). */
 export const CLAIM_LIMITS = {

@@ -1,9 +1,10 @@
 // What the caller presents, read once per Check: a bearer token, the claims Envoy's jwt_authn filter already
 // verified, or nothing. Anything ambiguous about it (two tokens, a token in the URL, a broken header) is
 // request_malformed here, before any verification.
-import { type Outcome, ok } from '../decision/types.js';
+
 import type { CompiledPolicy } from '../policy/types.js';
 import type { RequestFacts } from '../request/types.js';
+import { type Outcome, ok } from '../vocabulary/index.js';
 import { extractBearer } from './bearer.js';
 
 export type Credential =

@@ -12,6 +12,7 @@ import { open } from 'node:fs/promises';
 import { createLocalJWKSet, exportJWK, type JWK, type JWTVerifyGetKey } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { CompiledIssuer } from '../policy/types.js';
+import type { SigningKeyRef } from '../vocabulary/index.js';
 
 export interface KeyStoreOptions {
   /** Time one JWKS fetch may take, and the longest a Check waits for an on-demand refresh. Default 100 ms. */
@@ -89,21 +90,6 @@ export interface LoadedKeys {
   readonly answers: WeakMap<SigningKeyRef, boolean>;
   /** Every `kid` the set publishes. */
   readonly kids: ReadonlySet<string>;
-}
-
-/**
- * The published key that verified a token, as the token chose it: enough to tell later, cheaply, whether the
- * JWKS still publishes a key that token would be verified with (same key material, same `kid`, an `alg` the
- * key allows). A removed or re-keyed `kid` no longer matches, so cached answers for its tokens stop.
- */
-export interface SigningKeyRef {
-  readonly issuer: string;
-  /** RFC 7638 thumbprint of the public key. */
-  readonly thumbprint: string;
-  /** The token's `kid`; undefined when it named none (then any published copy of the key will do). */
-  readonly kid?: string;
-  /** The token's `alg`. */
-  readonly alg: string;
 }
 
 type JwksSource = CompiledIssuer['jwks'];

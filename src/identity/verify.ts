@@ -6,9 +6,9 @@
 // (`"sub"` twice) would otherwise be decided on the last value while another reader of the same token takes
 // the first, and `"exp":1e400` would parse as Infinity, a token that never expires.
 import { type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions, jwtVerify, type KeyInput } from 'jose';
-import { type Denial, deny, type Outcome, ok } from '../decision/types.js';
 import type { CompiledIssuer } from '../policy/types.js';
 import { parseStrictJson } from '../request/json.js';
+import { type Denial, deny, type Outcome, ok } from '../vocabulary/index.js';
 import { errorCode, type KeySource } from './keys.js';
 
 /** What verification reads from the compiled policy and the key registry. */

@@ -1,12 +1,6 @@
 // Where a route reads its location: the JSON body path grammar (`location`, `transaction.location`,
 // `lines[].location`) and its compiled form, parsed once when the policy loads so no Check re-parses it.
-import type { CompiledLocationSource, LocationSource } from './types.js';
-
-/** One step of a body path: `lines[]` is `{ key: 'lines', each: true }` (every element of that array). */
-export interface BodyPathStep {
-  readonly key: string;
-  readonly each: boolean;
-}
+import type { BodyPathStep, CompiledLocationSource, LocationSource } from './types.js';
 
 /** `lines[].location` → steps, or undefined when the text is not a body path (empty step, stray brackets). */
 export function parseBodyPath(path: string): BodyPathStep[] | undefined {

@@ -7,9 +7,15 @@ export type PolicyMode = (typeof POLICY_MODES)[number];
 
 export type LocationSource = { body: string } | { path: string } | { query: string } | { header: string };
 
+/** One step of a body path: `lines[]` is `{ key: 'lines', each: true }` (every element of that array). */
+export interface BodyPathStep {
+  readonly key: string;
+  readonly each: boolean;
+}
+
 /** A location source as the hot path reads it: a body path comes pre-parsed into steps. */
 export type CompiledLocationSource =
-  | { readonly body: string; readonly steps: readonly import('./body-path.js').BodyPathStep[] }
+  | { readonly body: string; readonly steps: readonly BodyPathStep[] }
   | { readonly path: string }
   | { readonly query: string }
   | { readonly header: string };

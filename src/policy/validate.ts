@@ -4,7 +4,7 @@
 // a policy should see everything wrong in one run.
 
 import { type Document, isAlias, isMap, isScalar, isSeq, type LineCounter, type Node, visit } from 'yaml';
-import { identityTextProblem } from '../vocabulary/identity-text.js';
+import { identityTextProblem } from '../vocabulary/index.js';
 import { parseBodyPath } from './body-path.js';
 import { locationPatternProblem } from './locations.js';
 import { HTTP_METHODS, parsePathTemplate, templateParams, templateShape } from './routes.js';

@@ -2,8 +2,8 @@
 // phase reads. Everything is capped before it is parsed, and anything ambiguous (two methods, a path
 // that could mean two paths, too many headers) is `request_malformed` here, before identity is looked at.
 import { randomUUID } from 'node:crypto';
-import { deny, type Outcome, ok } from '../decision/types.js';
-import type { CheckRequest, HttpRequestAttrs } from '../envoy.js';
+import { deny, type Outcome, ok } from '../vocabulary/index.js';
+import type { CheckRequest, HttpRequestAttrs } from '../wire/envoy.js';
 import { DEFAULT_HEADER_LIMITS, type HeaderLimits, readHeaders } from './headers.js';
 import { canonicalPath, MAX_PATH_BYTES } from './path.js';
 import { DEFAULT_QUERY_LIMITS, parseQuery, type QueryLimits } from './query.js';

@@ -1,8 +1,8 @@
 // Reads a CheckRequest's headers into one lower-case name → value map, whichever way Envoy sent them:
 // the `headers` map (repeated headers already joined with `,`), or `header_map.headers[]` when the filter
 // sets `encode_raw_headers: true` (one entry per header line, repeats not merged, values in `raw_value`).
-import { type Denial, deny, type Outcome, ok } from '../decision/types.js';
-import type { HeaderValue, HttpRequestAttrs } from '../envoy.js';
+import { type Denial, deny, type Outcome, ok } from '../vocabulary/index.js';
+import type { HeaderValue, HttpRequestAttrs } from '../wire/envoy.js';
 
 export interface HeaderLimits {
   /** Most header entries read (before repeats are joined). */

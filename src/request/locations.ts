@@ -5,9 +5,10 @@
 // strictly and scanned for the route's field without building the document, in slices of a bounded number
 // of tokens, so a large body is read between other checks instead of stalling them (the answer is then a
 // promise; a body read in one slice is answered at once).
-import { type Denial, deny, type Outcome, ok } from '../decision/types.js';
-import { type BodyPathStep, formatBodyPath } from '../policy/body-path.js';
-import type { CompiledLocationSource, RouteMatch } from '../policy/types.js';
+
+import { formatBodyPath } from '../policy/body-path.js';
+import type { BodyPathStep, CompiledLocationSource, RouteMatch } from '../policy/types.js';
+import { type Denial, deny, type Outcome, ok } from '../vocabulary/index.js';
 import {
   DEFAULT_JSON_LIMITS,
   type JsonHandler,

@@ -1,7 +1,7 @@
 // The one canonical form of a request path (DESIGN.md security rule 2). Routes are matched on it, so
 // anything an upstream could read differently from us (encoded slashes, dot segments, `;` parameters,
 // double encoding, control characters) is refused as `request_malformed` instead of being guessed at.
-import { deny, type Outcome, ok } from '../decision/types.js';
+import { deny, type Outcome, ok } from '../vocabulary/index.js';
 
 /** Longest path (without its query) we read, in UTF-8 bytes. */
 export const MAX_PATH_BYTES = 8 * 1024;

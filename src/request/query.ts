@@ -1,7 +1,7 @@
 // Parses a request's query string into name → values, with the same strict percent-decoding as the path:
 // a query is where a bearer token or a location may come from, so a value we cannot read unambiguously is
 // refused rather than guessed at.
-import { deny, type Outcome, ok } from '../decision/types.js';
+import { deny, type Outcome, ok } from '../vocabulary/index.js';
 import { hasControlCharacter, percentDecode } from './path.js';
 
 export interface QueryLimits {

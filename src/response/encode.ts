@@ -2,10 +2,9 @@
 // status) is read from the REASONS table; this file only lays it out in Envoy's message shapes.
 
 import { fixHints } from '../decision/hints.js';
-import { GrpcCode, REASONS } from '../decision/reasons.js';
-import type { Decision } from '../decision/types.js';
-import type { CheckResponse, HeaderValueOption, ProtoStruct } from '../envoy.js';
-import { identityTextProblem } from '../vocabulary/identity-text.js';
+import type { Decision } from '../vocabulary/index.js';
+import { GrpcCode, identityTextProblem, REASONS } from '../vocabulary/index.js';
+import type { CheckResponse, HeaderValueOption, ProtoStruct } from '../wire/envoy.js';
 
 /** Identity headers scopegate sets for the upstream; any client-sent `x-scopegate-*` is stripped. */
 export const IDENTITY_HEADER_PREFIX = 'x-scopegate-';

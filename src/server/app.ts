@@ -3,9 +3,9 @@
 // NOT_SERVING → in-flight checks finish → exit).
 import type { Logger } from 'pino';
 import { DecisionCache } from '../cache/decisions.js';
+import type { Snapshot } from '../check/decide.js';
 import { formatHostPort, type ServeSettings } from '../config/settings.js';
 import { Authenticator, KeyRegistry } from '../identity/index.js';
-import type { Snapshot } from '../pipeline.js';
 import { formatProblem } from '../policy/index.js';
 import { openPolicySource } from '../policy/source.js';
 import type { CompiledPolicy } from '../policy/types.js';

@@ -3,14 +3,14 @@
 // internal errors become an `internal_error` deny (503), never a gRPC error Envoy could fail open on.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { Decision } from '../decision/types.js';
-import type { CheckRequest, CheckResponse } from '../envoy.js';
-import { type Checked, check, type Snapshot } from '../pipeline.js';
+import { type Checked, check, type Snapshot } from '../check/decide.js';
 import { requestIdOf } from '../request/facts.js';
 import { isIdentityHeader, toCheckResponse } from '../response/encode.js';
+import { type Answer, decodeAnswer, KeptAnswers, serializeAnswer } from '../response/kept.js';
 import type { DecisionLabel, Metrics } from '../telemetry/metrics.js';
-import { type Answer, decodeAnswer, KeptAnswers, serializeAnswer } from './kept-answers.js';
-import { authorizationService, healthService, type ReceivedCheckResponse } from './proto.js';
+import type { Decision } from '../vocabulary/index.js';
+import type { CheckRequest, CheckResponse } from '../wire/envoy.js';
+import { authorizationService, healthService, type ReceivedCheckResponse } from '../wire/proto.js';
 
 export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
 

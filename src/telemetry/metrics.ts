@@ -2,8 +2,7 @@
 // permissions, issuers) and closed sets (reasons, decisions), never from the request, so cardinality stays
 // bounded whatever clients send.
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { Reason } from '../decision/reasons.js';
-import type { Decision } from '../decision/types.js';
+import type { Decision, Reason } from '../vocabulary/index.js';
 import { type HistogramSeries, HotHistogram } from './hot-histogram.js';
 
 export type DecisionLabel = 'allow' | 'deny' | 'dry_run_deny';

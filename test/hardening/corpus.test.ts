@@ -2,7 +2,7 @@
 // loopback): every hostile input gets exactly the reason DESIGN.md's table gives it, as a CheckResponse
 // (never a gRPC error Envoy could fail open on), and the server still serves the support thread afterwards.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isReason, REASONS } from '../../src/decision/reasons.js';
+import { isReason, REASONS } from '../../src/vocabulary/index.js';
 import { type Harness, startHarness } from '../support/scopegate.js';
 import { CORPUS, type CorpusContext, type CorpusGroup, corpusContext, expectedReasons } from './corpus.js';
 

@@ -44,9 +44,9 @@
 //      field; the shipped configs now send bytes (pack_as_bytes), and a '!' in a text body is body_unreadable.
 //  11. A bearer token that alone made the headers too large was a 400: now 401 token_invalid.
 import { createHmac, createPublicKey, type JsonWebKey, randomUUID, webcrypto } from 'node:crypto';
-import type { Reason } from '../../src/decision/reasons.js';
-import { checkRequestFor } from '../../src/dev/check-client.js';
-import type { CheckRequest, HttpRequestAttrs } from '../../src/envoy.js';
+import type { Reason } from '../../src/vocabulary/index.js';
+import { checkRequestFor } from '../../src/wire/check-request.js';
+import type { CheckRequest, HttpRequestAttrs } from '../../src/wire/envoy.js';
 import { EXAMPLE_AUDIENCE, EXAMPLE_ISSUER } from '../support/policies.js';
 import { b64url, newSigningKey, type SigningKey } from '../support/tokens.js';
 

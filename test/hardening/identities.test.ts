@@ -10,10 +10,10 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DecisionCache } from '../../src/cache/decisions.js';
-import type { CheckRequest } from '../../src/envoy.js';
+import { check, type Snapshot } from '../../src/check/decide.js';
 import { Authenticator } from '../../src/identity/authenticate.js';
 import { KeyRegistry } from '../../src/identity/keys.js';
-import { check, type Snapshot } from '../../src/pipeline.js';
+import type { CheckRequest } from '../../src/wire/envoy.js';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
 import { compile, EXAMPLE_AUDIENCE, EXAMPLE_ISSUER, examplePolicy } from '../support/policies.js';
 import { mintToken, newSigningKey, type SigningKey } from '../support/tokens.js';

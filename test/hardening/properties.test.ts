@@ -14,11 +14,11 @@ import { createHmac, constants as cryptoConstants, KeyObject, sign, type webcryp
 import fc from 'fast-check';
 import type { JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isReason, REASONS } from '../../src/decision/reasons.js';
-import type { CheckRequest, HeaderValue, ProtoStruct, ProtoValue } from '../../src/envoy.js';
 import { answerCheck, type CheckServiceDeps } from '../../src/server/grpc.js';
-import { httpStatusNumber, type ReceivedCheckResponse } from '../../src/server/proto.js';
 import { createLogger } from '../../src/telemetry/log.js';
+import { isReason, REASONS } from '../../src/vocabulary/index.js';
+import type { CheckRequest, HeaderValue, ProtoStruct, ProtoValue } from '../../src/wire/envoy.js';
+import { httpStatusNumber, type ReceivedCheckResponse } from '../../src/wire/proto.js';
 import { EXAMPLE_AUDIENCE, EXAMPLE_ISSUER, examplePolicyText } from '../support/policies.js';
 import { type Harness, startHarness } from '../support/scopegate.js';
 import { b64url, newSigningKey, type SigningKey } from '../support/tokens.js';

@@ -1,7 +1,7 @@
 // Hostile and broken input over real gRPC: each gets its own reason, never a gRPC error, and the server keeps
 // serving. (The full hostile corpus lives with the hardening work; these are the core's promises.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkRequestFor } from '../../src/dev/check-client.js';
+import { checkRequestFor } from '../../src/wire/check-request.js';
 import { EXAMPLE_AUDIENCE, EXAMPLE_ISSUER } from '../support/policies.js';
 import { type Harness, JSON_BODY, startHarness, transaction } from '../support/scopegate.js';
 import { b64url, handBuiltToken, mintToken, newSigningKey } from '../support/tokens.js';

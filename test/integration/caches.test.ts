@@ -4,7 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ReceivedCheckResponse } from '../../src/server/proto.js';
+import type { ReceivedCheckResponse } from '../../src/wire/proto.js';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
 import { EXAMPLE_AUDIENCE, EXAMPLE_ISSUER } from '../support/policies.js';
 import { type HttpLike, JSON_BODY, transaction } from '../support/scopegate.js';

@@ -4,7 +4,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkRequestFor } from '../../src/dev/check-client.js';
+import { checkRequestFor } from '../../src/wire/check-request.js';
 import { connectAuthorization, connectHealth } from '../support/grpc-client.js';
 import { startJwksServer } from '../support/jwks-server.js';
 import { EXAMPLE_POLICY_FILE, examplePolicyText } from '../support/policies.js';

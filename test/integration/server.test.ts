@@ -1,7 +1,7 @@
 // The operational edges: gRPC health, /healthz, /readyz tracking key availability, keys_unavailable as a 503
 // deny (never an allow, never a gRPC error), and Envoy's jwt_authn payload arriving as metadata over the wire.
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkRequestFor } from '../../src/dev/check-client.js';
+import { checkRequestFor } from '../../src/wire/check-request.js';
 import { connectHealth } from '../support/grpc-client.js';
 import { EXAMPLE_AUDIENCE, EXAMPLE_ISSUER, examplePolicyText } from '../support/policies.js';
 import { type Harness, startHarness } from '../support/scopegate.js';

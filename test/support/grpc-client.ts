@@ -2,7 +2,7 @@
 // Envoy does and ask the health service what a probe would see. Shared by unit and integration tests.
 
 import * as grpc from '@grpc/grpc-js';
-import type { CheckRequest } from '../../src/envoy.js';
+import type { CheckRequest } from '../../src/wire/envoy.js';
 import {
   type AuthorizationClient,
   type HealthClient,
@@ -11,7 +11,7 @@ import {
   type ReceivedCheckResponse,
   type ReceivedHealthCheckResponse,
   type ServingStatus,
-} from '../../src/server/proto.js';
+} from '../../src/wire/proto.js';
 
 const clients = loadClients();
 

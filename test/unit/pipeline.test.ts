@@ -3,12 +3,12 @@
 // 10), the permissions decide before the locations do, and a repeat is answered from the decision cache.
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DecisionCache } from '../../src/cache/decisions.js';
-import type { CheckRequest } from '../../src/envoy.js';
+import { type Checked, check, type Snapshot } from '../../src/check/decide.js';
 import { Authenticator } from '../../src/identity/authenticate.js';
 import { KeyRegistry } from '../../src/identity/keys.js';
-import { type Checked, check, type Snapshot } from '../../src/pipeline.js';
 import { JsonScanner } from '../../src/request/json.js';
 import { readLocations } from '../../src/request/locations.js';
+import type { CheckRequest } from '../../src/wire/envoy.js';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
 import { examplePolicy, supportThreadClaims } from '../support/policies.js';
 import { mintToken, newSigningKey, type SigningKey } from '../support/tokens.js';

@@ -7,15 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REASONS } from '../../src/decision/reasons.js';
-import type { CheckRequest, CheckResponse } from '../../src/envoy.js';
+import { REASONS } from '../../src/vocabulary/index.js';
+import type { CheckRequest, CheckResponse } from '../../src/wire/envoy.js';
 import {
   authorizationService,
   findProtoRoot,
   healthService,
   httpStatusNumber,
   PROTO_ROOT,
-} from '../../src/server/proto.js';
+} from '../../src/wire/proto.js';
 import { connectAuthorization, connectHealth, deniedHttpStatus } from '../support/grpc-client.js';
 import { fieldNumbers, get, put, readFields, single, WireType } from './raw-protobuf.js';
 

@@ -2,8 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { DecisionCache, type DecisionInputs } from '../../../src/cache/decisions.js';
 import { TokenCache } from '../../../src/cache/tokens.js';
-import type { Decision } from '../../../src/decision/types.js';
-import type { SigningKeyRef } from '../../../src/identity/keys.js';
+import type { Decision, SigningKeyRef } from '../../../src/vocabulary/index.js';
 import { ManualClock } from '../identity/fixtures.js';
 
 const signedBy: SigningKeyRef = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkLocations, checkPermissions } from '../../../src/decision/evaluate.js';
-import type { Principal } from '../../../src/identity/types.js';
+import type { Principal } from '../../../src/vocabulary/index.js';
 import { compile, EXAMPLE_ISSUER, examplePolicy, examplePolicyText } from '../../support/policies.js';
 
 const policy = examplePolicy();

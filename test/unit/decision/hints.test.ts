@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fixHints } from '../../../src/decision/hints.js';
-import { REASON_CODES } from '../../../src/decision/reasons.js';
+import { REASON_CODES } from '../../../src/vocabulary/index.js';
 
 describe('fix hints in the user’s words', () => {
   it('POST with only inventory.write: request scope inventory.read as well', () => {

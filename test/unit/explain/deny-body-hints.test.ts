@@ -1,9 +1,9 @@
 // Fix hints in deny bodies: off by default (a 403 body then says what is missing, not how to get it), on
 // when the operator asks, and never for 401/400 answers, whose caller is not authenticated.
 import { describe, expect, it } from 'vitest';
-import { REASONS } from '../../../src/decision/reasons.js';
-import type { Decision } from '../../../src/decision/types.js';
 import { toCheckResponse } from '../../../src/response/encode.js';
+import type { Decision } from '../../../src/vocabulary/index.js';
+import { REASONS } from '../../../src/vocabulary/index.js';
 
 const context = { requestId: 'req-1', realm: 'inventory', requestHeaderNames: [] as string[] };
 const bodyOf = (decision: Decision, hints?: boolean) =>

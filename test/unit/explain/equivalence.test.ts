@@ -4,7 +4,7 @@
 // without the signature (--no-verify) and from the bare claims (--claims, and `scopegate test`) — and each
 // must name the same reason and the same missing items.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkRequestFor } from '../../../src/dev/check-client.js';
+import { check } from '../../../src/check/decide.js';
 import {
   StandInSigner,
   unverifiedIdentity,
@@ -13,8 +13,8 @@ import {
 } from '../../../src/explain/identity.js';
 import { traceCheck } from '../../../src/explain/trace.js';
 import { Authenticator, KeyRegistry } from '../../../src/identity/index.js';
-import { check } from '../../../src/pipeline.js';
 import type { CompiledPolicy } from '../../../src/policy/types.js';
+import { checkRequestFor } from '../../../src/wire/check-request.js';
 import { type JwksServer, startJwksServer } from '../../support/jwks-server.js';
 import { compile, EXAMPLE_AUDIENCE, EXAMPLE_ISSUER, examplePolicyText } from '../../support/policies.js';
 import { mintToken, newSigningKey, type SigningKey } from '../../support/tokens.js';

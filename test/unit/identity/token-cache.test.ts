@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TokenCache } from '../../../src/cache/tokens.js';
-import type { Principal } from '../../../src/identity/types.js';
+import type { Principal } from '../../../src/vocabulary/index.js';
 import { ManualClock } from './fixtures.js';
 
 function principal(subject: string, expiresAt: number | undefined): Principal {

@@ -2,9 +2,9 @@
 // `pack_as_bytes: true`, as `raw_body`, never both. A CheckRequest with both used to be decided on `body`
 // alone, so the location checked could differ from the bytes forwarded; now it is request_malformed.
 import { describe, expect, it } from 'vitest';
-import type { CheckRequest, HttpRequestAttrs } from '../../../src/envoy.js';
 import { readRequest } from '../../../src/request/facts.js';
 import { bodyText } from '../../../src/request/locations.js';
+import type { CheckRequest, HttpRequestAttrs } from '../../../src/wire/envoy.js';
 
 function post(body: Partial<Pick<HttpRequestAttrs, 'body' | 'raw_body'>>): CheckRequest {
   return {

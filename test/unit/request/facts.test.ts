@@ -1,10 +1,10 @@
 // CheckRequest → RequestFacts, with CheckRequests built by hand in the shapes proto-loader decodes
 // (keepCase: Envoy's own snake_case names; bytes as Buffer).
 import { describe, expect, it } from 'vitest';
-import type { CheckRequest, HeaderValue, HttpRequestAttrs, ProtoValue } from '../../../src/envoy.js';
 import { readRequest } from '../../../src/request/facts.js';
 import { bodyText } from '../../../src/request/locations.js';
 import type { RequestFacts } from '../../../src/request/types.js';
+import type { CheckRequest, HeaderValue, HttpRequestAttrs, ProtoValue } from '../../../src/wire/envoy.js';
 
 type Attributes = NonNullable<CheckRequest['attributes']>;
 

@@ -1,12 +1,12 @@
 // "The account may not touch the warehouse/location in the payload ({"location":"WH01",…})": finding the
 // locations a request names, from the path, query, a header or the JSON body, and refusing every doubt.
 import { describe, expect, it } from 'vitest';
-import type { CheckRequest, HttpRequestAttrs } from '../../../src/envoy.js';
 import { compileLocationSource, parseBodyPath } from '../../../src/policy/body-path.js';
 import type { CompiledRoute, LocationSource, RouteMatch } from '../../../src/policy/types.js';
 import { readRequest } from '../../../src/request/facts.js';
 import { isJsonContentType, readLocations } from '../../../src/request/locations.js';
 import type { RequestFacts } from '../../../src/request/types.js';
+import type { CheckRequest, HttpRequestAttrs } from '../../../src/wire/envoy.js';
 
 function route(location?: LocationSource): CompiledRoute {
   return {

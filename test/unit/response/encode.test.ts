@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { REASON_CODES, type Reason } from '../../../src/decision/reasons.js';
-import type { Decision } from '../../../src/decision/types.js';
 import { toCheckResponse, wwwAuthenticate } from '../../../src/response/encode.js';
+import type { Decision } from '../../../src/vocabulary/index.js';
+import { REASON_CODES, type Reason } from '../../../src/vocabulary/index.js';
 
 const context = { requestId: 'req-1', realm: 'inventory', requestHeaderNames: [] as string[] };
 const decision = (reason: Reason, more: Partial<Decision> = {}): Decision => ({

@@ -1,16 +1,10 @@
 // Kept answers must be the very bytes protobufjs would write for the same CheckResponse: Envoy reads these
 // bytes, so a splice that miscounts a length or drops a field would deny (or allow) the wrong way.
 import { describe, expect, it } from 'vitest';
-import type { Reason } from '../../../src/decision/reasons.js';
-import type { Decision } from '../../../src/decision/types.js';
 import { type ResponseContext, toCheckResponse } from '../../../src/response/encode.js';
-import {
-  decodeAnswer,
-  EncodedAnswer,
-  KeptAnswers,
-  serializeAnswer,
-} from '../../../src/server/kept-answers.js';
-import { authorizationService } from '../../../src/server/proto.js';
+import { decodeAnswer, EncodedAnswer, KeptAnswers, serializeAnswer } from '../../../src/response/kept.js';
+import type { Decision, Reason } from '../../../src/vocabulary/index.js';
+import { authorizationService } from '../../../src/wire/proto.js';
 
 const encode = authorizationService.Check.responseSerialize;
 const decode = authorizationService.Check.responseDeserialize;

@@ -1,5 +1,5 @@
-// What a phase returns when it refuses a request, and what the whole pipeline decides.
-import type { DenyReason, Reason } from './reasons.js';
+// What a phase returns: a value, or a refusal with a closed reason and what was missing.
+import type { DenyReason } from './reasons.js';
 
 /** What a denied request lacked, in the policy's own words (scope, permission, role and location names). */
 export interface Missing {
@@ -39,21 +39,4 @@ export function deny(
 
 export function ok<T>(value: T): { readonly ok: true; readonly value: T } {
   return { ok: true, value };
-}
-
-export interface Decision {
-  readonly reason: Reason;
-  readonly detail: string;
-  /** Route name from the policy, when one matched. */
-  readonly route?: string;
-  readonly subject?: string;
-  readonly client?: string;
-  /** The issuer that vouched for the subject and client: they are names within it (OIDC `sub`). */
-  readonly issuer?: string;
-  readonly missing?: Missing;
-  readonly missingBySource?: Denial['missingBySource'];
-  /** Policy revision the decision was made on. */
-  readonly revision: string;
-  /** A deny under `mode: dry_run`: counted and logged as dry_run_deny, but the request goes through. */
-  readonly dryRun?: boolean;
 }

@@ -5,18 +5,15 @@
 // its token, never its body. A decision cache, when the snapshot has one, answers repeats of a request whose
 // decision depends only on its verified token, route, locations and the revision.
 
-import { DecisionCache } from './cache/decisions.js';
-import { checkLocations, checkPermissions } from './decision/evaluate.js';
-import type { Reason } from './decision/reasons.js';
-import type { Decision, Denial, Outcome } from './decision/types.js';
-import type { CheckRequest } from './envoy.js';
-import { type Credential, readCredential } from './identity/credential.js';
-import type { SigningKeyRef } from './identity/keys.js';
-import type { Principal } from './identity/types.js';
-import type { CompiledPolicy, PolicyMode } from './policy/types.js';
-import { readRequest } from './request/facts.js';
-import { readLocations } from './request/locations.js';
-import type { RequestFacts } from './request/types.js';
+import { DecisionCache } from '../cache/decisions.js';
+import { checkLocations, checkPermissions } from '../decision/evaluate.js';
+import { type Credential, readCredential } from '../identity/credential.js';
+import type { CompiledPolicy, PolicyMode } from '../policy/types.js';
+import { readRequest } from '../request/facts.js';
+import { readLocations } from '../request/locations.js';
+import type { RequestFacts } from '../request/types.js';
+import type { Decision, Denial, Outcome, Principal, Reason, SigningKeyRef } from '../vocabulary/index.js';
+import type { CheckRequest } from '../wire/envoy.js';
 
 type Identified = Outcome<Principal>;
 

@@ -5,9 +5,9 @@
 //   - a deny is kept as bytes around its body, and each Check splices in only its own request id.
 // The bytes are exactly what protobufjs would encode for the same CheckResponse (a test holds them to that).
 import { randomUUID } from 'node:crypto';
-import type { Decision } from '../decision/types.js';
-import type { CheckResponse } from '../envoy.js';
-import { authorizationService, type ReceivedCheckResponse } from './proto.js';
+import type { Decision } from '../vocabulary/index.js';
+import type { CheckResponse } from '../wire/envoy.js';
+import { authorizationService, type ReceivedCheckResponse } from '../wire/proto.js';
 
 const encodeCheckResponse = authorizationService.Check.responseSerialize;
 const decodeCheckResponse = authorizationService.Check.responseDeserialize;

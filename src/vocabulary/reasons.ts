@@ -1,6 +1,7 @@
 // The one table every decision is derived from: HTTP status, gRPC status, RFC 6750 challenge, the body's
-// `error`, the metric label (the key itself) and the sentence a caller reads. Adding a reason is one line
-// here plus its tests; nothing else in the code branches on reason names to pick a status.
+// `error`, the metric label (the key itself), the sentence a caller reads, and how the reason behaves (does it
+// let the request through, may dry-run mode waive it, is it scopegate failing rather than the caller). Adding
+// a reason is one line here plus its tests; nothing else in the code branches on reason names.
 
 /** google.rpc.Code values used in CheckResponse.status. */
 export const GrpcCode = { OK: 0, PERMISSION_DENIED: 7, UNAVAILABLE: 14, UNAUTHENTICATED: 16 } as const;
@@ -19,6 +20,15 @@ export interface ReasonSpec {
   readonly error: string | null;
   /** One sentence for the caller; decisions add the specifics. */
   readonly summary: string;
+  /** The request reaches the upstream (only `allowed`). */
+  readonly allows?: true;
+  /**
+   * Enforced even under `mode: dry_run`: an ambiguous request must never reach the upstream, nor one
+   * scopegate failed on.
+   */
+  readonly alwaysEnforced?: true;
+  /** scopegate, not the caller, is failing (503): never tied to a route, and alerted on from the first one. */
+  readonly failClosed?: true;
 }
 
 const unauthorized = {
@@ -44,10 +54,18 @@ const unavailable = {
   grpc: GrpcCode.UNAVAILABLE,
   challenge: null,
   error: 'temporarily_unavailable',
+  failClosed: true,
 } as const;
 
 export const REASONS = {
-  allowed: { http: 200, grpc: GrpcCode.OK, challenge: null, error: null, summary: 'The request is allowed.' },
+  allowed: {
+    http: 200,
+    grpc: GrpcCode.OK,
+    challenge: null,
+    error: null,
+    summary: 'The request is allowed.',
+    allows: true,
+  },
   token_missing: {
     http: 401,
     grpc: GrpcCode.UNAUTHENTICATED,
@@ -61,6 +79,7 @@ export const REASONS = {
     challenge: 'invalid_request',
     error: 'invalid_request',
     summary: 'The request is malformed or ambiguous.',
+    alwaysEnforced: true,
   },
   token_invalid: { ...unauthorized, summary: 'The access token is not valid.' },
   key_unknown: {
@@ -93,7 +112,11 @@ export const REASONS = {
   body_unreadable: { ...forbidden, summary: 'The request body could not be read to find its location.' },
   route_unknown: { ...forbidden, summary: 'No route in the policy matches this method and path.' },
   keys_unavailable: { ...unavailable, summary: "The issuer's signing keys are unavailable; retry later." },
-  internal_error: { ...unavailable, summary: 'An internal error occurred; retry later.' },
+  internal_error: {
+    ...unavailable,
+    summary: 'An internal error occurred; retry later.',
+    alwaysEnforced: true,
+  },
 } as const satisfies Record<string, ReasonSpec>;
 
 export type Reason = keyof typeof REASONS;
@@ -102,4 +125,14 @@ export const REASON_CODES = Object.keys(REASONS) as Reason[];
 
 export function isReason(value: string): value is Reason {
   return Object.hasOwn(REASONS, value);
+}
+
+/** The table read as specs, for questions about any reason (`specOf(reason).failClosed`). */
+export function specOf(reason: Reason): ReasonSpec {
+  return REASONS[reason];
+}
+
+/** The deny reasons whose spec has a property set, in table order (e.g. every `failClosed` reason). */
+export function reasonsWhere(property: 'alwaysEnforced' | 'failClosed'): DenyReason[] {
+  return REASON_CODES.filter((reason): reason is DenyReason => specOf(reason)[property] === true);
 }

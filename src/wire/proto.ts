@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { CheckRequest, CheckResponse } from '../envoy.js';
+import type { CheckRequest, CheckResponse } from './envoy.js';
 
 /** The files the server speaks, relative to the `proto/` folder; their imports are resolved from there. */
 const SERVED_PROTO_FILES = ['envoy/service/auth/v3/external_auth.proto', 'grpc/health/v1/health.proto'];

@@ -8,7 +8,9 @@
 import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Decision, SigningKeyRef } from '../vocabulary/index.js';
-import type { KeyStillPublished } from './tokens.js';
+
+/** Is this key still published by its issuer? (KeyStore.publishes, through the Authenticator.) */
+export type KeyStillPublished = (ref: SigningKeyRef) => boolean;
 
 export interface DecisionCacheOptions {
   /** Most entries kept; 0 disables the cache. Default 10,000. */
@@ -36,8 +38,8 @@ const MAX_PLAIN_KEY_PARTS = 160;
 /** Everything a cacheable decision depends on. */
 export interface DecisionInputs {
   readonly revision: string;
-  /** The bearer token as sent; only its hash is kept. */
-  readonly token: string;
+  /** The bearer token's SHA-256 (BearerToken.hash): never the token itself. */
+  readonly tokenHash: string;
   readonly method: string;
   readonly route: string;
   /** Distinct locations in the order the request names them (validated codes, never `*`). */
@@ -84,19 +86,18 @@ export class DecisionCache {
   }
 
   /**
-   * The cache key: the token's SHA-256, then the other parts, each prefixed with its length (which keeps them
-   * apart whatever they contain). One hash of a string Envoy already holds flat, nothing copied around the
-   * token, and the token is never kept. Parts longer than a short key (many locations) are hashed as well,
-   * so every key stays small. Runs on every cacheable request, hit or miss. (Hashing reads the parts as
+   * The cache key: the token's SHA-256 (worked out once per Check, for the token cache too), then the other
+   * parts, each prefixed with its length (which keeps them apart whatever they contain). Parts longer than a
+   * short key (many locations) are hashed as well, so every key stays small. (Hashing reads the parts as
    * UTF-8, so it relies on them being well-formed text: route names and the revision come from the policy,
    * methods and locations are validated codes.)
    */
   static keyFor(inputs: DecisionInputs): string {
-    const { revision, token, method, route, locations } = inputs;
+    const { revision, tokenHash, method, route, locations } = inputs;
     let rest = `${revision.length}:${revision}${method.length}:${method}${route.length}:${route}`;
     for (const location of locations) rest += `${location.length}:${location}`;
     if (rest.length > MAX_PLAIN_KEY_PARTS) rest = `#${hash('sha256', rest, 'base64url')}`;
-    return `${hash('sha256', token, 'base64url')}${rest}`;
+    return `${tokenHash}${rest}`;
   }
 
   /**
@@ -114,14 +115,18 @@ export class DecisionCache {
     return entry?.decision;
   }
 
-  /** Keeps a decision until its token's `exp` at the latest. */
-  set(key: string, decision: Decision, basis: DecisionBasis): void {
-    if (this.entries === undefined) return;
+  /**
+   * Keeps a decision until its token's `exp` at the latest; returns the decision as kept (with room for its
+   * answer), or the one given when it is not kept.
+   */
+  set(key: string, decision: Decision, basis: DecisionBasis): Decision {
     const ttl = Math.floor(basis.expiresAt * 1000 - this.now());
-    if (!(ttl > 0)) return;
-    // Frozen: one object answers many requests, so nothing downstream may change it for the others.
-    const entry: Entry = { decision: Object.freeze({ ...decision }), ...basis };
-    this.entries.set(key, entry, { ttl });
+    if (this.entries === undefined || !(ttl > 0)) return decision;
+    // Frozen: one object answers many requests, so nothing downstream may change it for the others; it
+    // carries room for its answer, which is then built once for all of them (src/response/kept.ts).
+    const kept = Object.freeze({ ...decision, kept: {} });
+    this.entries.set(key, { decision: kept, ...basis }, { ttl });
+    return kept;
   }
 
   get size(): number {

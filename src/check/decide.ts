@@ -1,10 +1,9 @@
-// One Check, phase by phase: request facts → credential → identity → route → locations → permissions →
-// decision. Every phase returns a value or a closed-reason denial; the first denial is the decision. Nothing
-// here does I/O except through the authenticator's key stores, and nothing here throws for an expected
-// outcome. The caller is identified before the body is read (security rule 10): a stranger's request costs
-// its token, never its body. A decision cache, when the snapshot has one, answers repeats of a request whose
-// decision depends only on its verified token, route, locations and the revision.
-
+// One Check's decision, phase by phase: request facts → credential → identity → route → locations →
+// permissions → decision. Every phase returns a value or a closed-reason denial; the first denial is the
+// decision. Nothing here does I/O except through the authenticator's key stores, and nothing here throws for
+// an expected outcome. The caller is identified before the body is read (security rule 10): a stranger's
+// request costs its token, never its body. A decision cache, when the snapshot has one, answers repeats of a
+// request whose decision depends only on its verified token, route, locations and the revision.
 import { DecisionCache } from '../cache/decisions.js';
 import { checkLocations, checkPermissions } from '../decision/evaluate.js';
 import { type Credential, readCredential } from '../identity/credential.js';
@@ -12,7 +11,14 @@ import type { CompiledPolicy, PolicyMode } from '../policy/types.js';
 import { readRequest } from '../request/facts.js';
 import { readLocations } from '../request/locations.js';
 import type { RequestFacts } from '../request/types.js';
-import type { Decision, Denial, Outcome, Principal, Reason, SigningKeyRef } from '../vocabulary/index.js';
+import {
+  type Decision,
+  type Denial,
+  type Outcome,
+  type Principal,
+  type SigningKeyRef,
+  specOf,
+} from '../vocabulary/index.js';
 import type { CheckRequest } from '../wire/envoy.js';
 
 type Identified = Outcome<Principal>;
@@ -33,8 +39,6 @@ export interface Snapshot {
 
 export interface Checked {
   readonly decision: Decision;
-  /** From the decision cache: the same Decision object answers every repeat, so its answer can be kept. */
-  readonly cached?: true;
   /** Undefined only when the CheckRequest was too malformed to read. */
   readonly facts?: RequestFacts;
 }
@@ -51,11 +55,10 @@ function denied(denial: Denial, revision: string, more: Partial<Decision> = {}):
   };
 }
 
-/** Denials no mode can waive: an ambiguous request must never reach the upstream, nor one we failed on. */
-const ALWAYS_ENFORCED: ReadonlySet<Reason> = new Set(['request_malformed', 'internal_error']);
-
+/** Under `mode: dry_run` a deny goes through, counted as dry_run_deny, unless its reason is always enforced. */
 function underMode(mode: PolicyMode, decision: Decision): Decision {
-  return mode === 'dry_run' && decision.reason !== 'allowed' && !ALWAYS_ENFORCED.has(decision.reason)
+  const spec = specOf(decision.reason);
+  return mode === 'dry_run' && !spec.allows && !spec.alwaysEnforced
     ? { ...decision, dryRun: true }
     : decision;
 }
@@ -69,7 +72,7 @@ function then<T, U>(value: T | Promise<T>, next: (value: T) => U | Promise<U>): 
  * The decision for one request. Synchronous when every phase is (a cached token, a body read in one
  * slice); a promise when verifying a token, fetching keys or reading a large body takes longer.
  */
-export function check(request: CheckRequest, snapshot: Snapshot): Checked | Promise<Checked> {
+export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Promise<Checked> {
   const { policy } = snapshot;
   const { revision } = policy;
 
@@ -105,40 +108,38 @@ export function check(request: CheckRequest, snapshot: Snapshot): Checked | Prom
     const at = { ...who, route: match.route.name };
     // Only now is the body read: the caller is known. The permissions still decide first (below).
     return then(readLocations(match, facts), (found) => {
+      // Unreadable or missing locations are never cached: only a decision resting on the key is.
       const cache = found.ok ? cacheFor(snapshot, credential, principal) : undefined;
       const key =
         cache &&
         DecisionCache.keyFor({
           revision,
-          token: cache.token,
+          tokenHash: cache.tokenHash,
           method: facts.method,
           route: match.route.name,
           locations: found.ok ? found.value : [],
         });
-      if (cache && key !== undefined) {
+      if (cache !== undefined && key !== undefined) {
         const hit = cache.decisions.get(key, cache.isPublished);
-        if (hit !== undefined) return { decision: hit, facts, cached: true };
+        if (hit !== undefined) return { decision: hit, facts };
       }
       // From here the decision rests only on what the key holds, so it may be kept (until the token's exp).
-      const remember = (checked: Checked): Checked => {
-        if (cache && key !== undefined) cache.decisions.set(key, checked.decision, cache.basis);
-        return checked;
-      };
+      const remember = (decision: Decision): Checked =>
+        decided(cache && key !== undefined ? cache.decisions.set(key, decision, cache.basis) : decision);
 
       const permitted = checkPermissions(policy, principal, match.route);
-      if (!permitted.ok) return remember(decided(denied(permitted, revision, at)));
-      // Unreadable or missing locations are never cached (`cache` is undefined whenever `found` is a denial).
+      if (!permitted.ok) return remember(denied(permitted, revision, at));
       if (!found.ok) return decided(denied(found, revision, at));
       const placed = checkLocations(policy, principal, found.value);
-      if (!placed.ok) return remember(decided(denied(placed, revision, at)));
-      return remember(decided({ reason: 'allowed', detail: 'allowed', revision, ...at }));
+      if (!placed.ok) return remember(denied(placed, revision, at));
+      return remember({ reason: 'allowed', detail: 'allowed', revision, ...at });
     });
   }
 }
 
 interface CachePlan {
   readonly decisions: DecisionCache;
-  readonly token: string;
+  readonly tokenHash: string;
   readonly basis: { readonly expiresAt: number; readonly signedBy: SigningKeyRef };
   /** Authenticator.isPublished: a bound function. */
   readonly isPublished: (ref: SigningKeyRef) => boolean;
@@ -157,7 +158,7 @@ function cacheFor(snapshot: Snapshot, credential: Credential, principal: Princip
   if (isPublished === undefined || signedBy === undefined) return;
   return {
     decisions,
-    token: credential.token,
+    tokenHash: credential.hash,
     basis: { expiresAt: principal.expiresAt, signedBy },
     isPublished,
   };

@@ -6,10 +6,10 @@ import { open } from 'node:fs/promises';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type YAMLMap } from 'yaml';
 import type { CompiledPolicy, PolicyProblem } from '../policy/types.js';
 import type { Missing } from '../vocabulary/index.js';
-import { REASON_CODES, type Reason } from '../vocabulary/index.js';
+import { type DecisionLabel, REASON_CODES, type Reason } from '../vocabulary/index.js';
 import { StandInSigner, unverifiedRequest } from './identity.js';
 import { terminalSafe } from './render.js';
-import { type DecisionLabel, type Trace, traceCheck } from './trace.js';
+import { type Trace, traceCheck } from './trace.js';
 
 /** Cases files larger than this are refused before parsing. */
 export const MAX_CASES_BYTES = 1024 * 1024;

@@ -5,23 +5,28 @@
 // the one Envoy's caller would get. The tables around it read the same compiled policy and call the same
 // decision functions; they show *why*, they never decide.
 
-import { check } from '../check/decide.js';
+import { decide } from '../check/decide.js';
 import { checkLocations, clientOf, effectiveScopes, rolesOf, subjectOf } from '../decision/evaluate.js';
 import { fixHints, type Who } from '../decision/hints.js';
 import type { CompiledLocationSource, CompiledPolicy, LocationGrant, RouteMatch } from '../policy/types.js';
 import { readRequest } from '../request/facts.js';
 import { readLocations } from '../request/locations.js';
 import type { RequestFacts } from '../request/types.js';
-import type { Principal } from '../vocabulary/index.js';
-import { deny, type Missing, type Outcome, REASONS, type Reason } from '../vocabulary/index.js';
+import {
+  type DecisionLabel,
+  decisionLabel,
+  deny,
+  type Missing,
+  type Outcome,
+  type Principal,
+  REASONS,
+  type Reason,
+} from '../vocabulary/index.js';
 import type { CheckRequest } from '../wire/envoy.js';
 import type { IdentityPhase } from './identity.js';
 
 /** How the caller's identity was given to explain. */
 export type Credential = 'token' | 'claims' | 'none';
-
-/** The metric's decision label: a dry-run deny lets the request through but is still a deny by the rules. */
-export type DecisionLabel = 'allow' | 'deny' | 'dry_run_deny';
 
 export interface ScopeGrant {
   readonly scope: string;
@@ -139,7 +144,7 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
 
   // The decision is the server pipeline's own, fed the identity outcome computed above (authenticating
   // once: a token cache or a key refresh must not make the trace and the decision disagree).
-  const { decision } = await check(request, {
+  const { decision } = await decide(request, {
     policy,
     authenticator: {
       // check() identifies only requests it could read, and those already have their outcome.
@@ -152,8 +157,7 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
     client: identity?.ok ? identity.value.client : decision.client,
     issuer: identity?.ok ? identity.value.issuer : decision.issuer,
   };
-  const label: DecisionLabel =
-    decision.reason === 'allowed' ? 'allow' : decision.dryRun ? 'dry_run_deny' : 'deny';
+  const label = decisionLabel(decision);
   const base = {
     policy: { file: policy.source, revision: policy.revision },
     credential: input.credential,

@@ -1,22 +1,23 @@
 // The identity phase: who is calling. Takes the bearer token (or the claims Envoy's jwt_authn filter already
 // verified), checks it against the policy's issuers and returns a Principal or a closed-reason denial.
-// One Authenticator per compiled policy revision; the key registry outlives revisions.
-// It also remembers which published key verified each principal, so the caches (its own token cache and the
-// pipeline's decision cache) can stop serving a token the moment its key leaves the issuer's JWKS.
-import { TokenCache } from '../cache/tokens.js';
+// One Authenticator per compiled policy revision; the key registry and the verified-token cache outlive
+// revisions (a cached token is served under a new revision while its issuer's settings and key are the same;
+// its principal is built per claims mapping). It also remembers which published key verified each principal,
+// so the caches can stop serving a token the moment its key leaves the issuer's JWKS.
+import { type CachedToken, principalFor, TokenCache } from '../cache/tokens.js';
 import type { CompiledIssuer, CompiledPolicy } from '../policy/types.js';
 import type { RequestFacts } from '../request/types.js';
 import type { Principal, SigningKeyRef } from '../vocabulary/index.js';
 import { type Denial, deny, type Outcome } from '../vocabulary/index.js';
 import { principalFromClaims } from './claims.js';
-import { type Credential, readCredential } from './credential.js';
+import { type BearerToken, type Credential, readCredential } from './credential.js';
 import { type KeyRegistry, type KeyStore, signingKeyRef } from './keys.js';
 import { readCompactJwt, type VerifyContext, verifyToken } from './verify.js';
 
 export interface AuthenticatorOptions {
   /** Clock in ms, used for token times and the cache. Default `Date.now`. */
   readonly now?: () => number;
-  /** A cache to share; entries are keyed by policy revision. Default: a new one for this Authenticator. */
+  /** A cache to share across revisions (the server's one). Default: a new one for this Authenticator. */
   readonly tokenCache?: TokenCache;
   /** Entries in the default cache (default 10,000; 0 turns it off). */
   readonly tokenCacheSize?: number;
@@ -24,6 +25,12 @@ export interface AuthenticatorOptions {
 }
 
 type Authenticated = Outcome<Principal>;
+
+/**
+ * Principal → the key that verified its token, for every Authenticator: a cached token's principal is shared
+ * by the revisions that map claims alike. Weak: a principal lives as long as a cache or a Check holds it.
+ */
+const signers = new WeakMap<Principal, SigningKeyRef>();
 
 /** Expected outcomes are values; an exception is a bug, and a bug must deny, not allow. */
 const INTERNAL_ERROR = Object.freeze(deny('internal_error', 'the caller could not be identified'));
@@ -33,8 +40,6 @@ export class Authenticator {
   private readonly cache: TokenCache;
   private readonly verifyContext: VerifyContext;
   private readonly stores: ReadonlyMap<CompiledIssuer, KeyStore>;
-  /** Principal → the key that verified its token. Weak: a principal lives as long as a cache or a Check holds it. */
-  private readonly signers = new WeakMap<Principal, SigningKeyRef>();
 
   constructor(
     private readonly policy: CompiledPolicy,
@@ -67,7 +72,7 @@ export class Authenticator {
    * Envoy's jwt_authn payload (no key of ours vouches for them), so nothing built on them is cached.
    */
   signingKeyOf(principal: Principal): SigningKeyRef | undefined {
-    return this.signers.get(principal);
+    return signers.get(principal);
   }
 
   /** Does the issuer's current key set still publish this key? Cheap: two set lookups. */
@@ -109,39 +114,67 @@ export class Authenticator {
           // Only Envoy's jwt_authn may vouch for tokens here, and it sent no verified claims for this one.
           return deny('token_invalid', "the token was not verified by Envoy's jwt_authn filter");
         }
-        return this.fromToken(credential.token);
+        return this.fromToken(credential);
     }
   }
 
-  /** The issuer's key set in force, as an identity (see TokenCache.setExpired). */
-  private readonly currentKeySet = (issuer: string): object | undefined => {
-    const compiled = this.policy.issuerByName.get(issuer);
-    return compiled === undefined ? undefined : this.stores.get(compiled)?.currentSet();
+  /**
+   * Is a cached token still what a fresh verification would give under this revision? Its issuer is listed
+   * with the same settings, and either its key is still published (verified) or the issuer's key set is
+   * the one that verified it (expired).
+   */
+  private readonly isCurrent = (entry: CachedToken): boolean => {
+    const issuer = this.policy.issuerByName.get(entry.issuer);
+    if (issuer === undefined || issuer.basis !== entry.basis) return false;
+    const store = this.stores.get(issuer);
+    if (store === undefined) return false;
+    return entry.kind === 'expired' ? store.currentSet() === entry.keySet : store.publishes(entry.signedBy);
   };
 
-  private fromToken(token: string): Authenticated | Promise<Authenticated> {
-    const revision = this.policy.revision;
-    const cached = this.cache.get(revision, token, this.isPublished, this.currentKeySet);
-    return cached ?? this.verify(revision, token);
+  private fromToken(bearer: BearerToken): Authenticated | Promise<Authenticated> {
+    const { token } = bearer;
+    // The cache holds tokens of any size a revision allowed; this one's cap decides first.
+    if (token.length > this.policy.maxTokenBytes) return this.verify(bearer);
+    const cached = this.cache.get(bearer.hash, this.isCurrent);
+    if (cached === undefined) return this.verify(bearer);
+    if (cached.kind === 'expired') return cached.expired;
+    return principalFor(cached, this.policy.claimsKey, () =>
+      this.principalFrom(cached.claims, cached.issuer, cached.signedBy),
+    );
   }
 
-  private async verify(revision: string, token: string): Promise<Authenticated> {
+  private principalFrom(claims: Readonly<Record<string, unknown>>, issuer: string, signedBy?: SigningKeyRef) {
+    const principal = principalFromClaims(claims, this.policy.claims, issuer);
+    if (principal.ok && signedBy !== undefined) signers.set(principal.value, signedBy);
+    return principal;
+  }
+
+  private async verify(bearer: BearerToken): Promise<Authenticated> {
+    const { token } = bearer;
     const keySetsBefore = this.currentKeySets();
     const verified = await verifyToken(token, this.verifyContext);
     if (!verified.ok) {
       // jose checks `exp` only after the signature: this token is genuine and will stay expired.
-      if (verified.reason === 'token_expired') this.rememberExpired(revision, token, verified, keySetsBefore);
+      if (verified.reason === 'token_expired') this.rememberExpired(bearer, verified, keySetsBefore);
       return verified;
     }
     const { issuer, payload, header, key } = verified.value;
-    const principal = principalFromClaims(payload, this.policy.claims, issuer.issuer);
-    const signedBy = principal.ok ? await signingKeyRef(issuer.issuer, key, header) : undefined;
-    // Cached only when the key is known: a principal no key can be checked for must be verified every time.
-    if (principal.ok && signedBy !== undefined) {
-      this.signers.set(principal.value, signedBy);
-      this.cache.set(revision, token, principal.value, signedBy);
+    const signedBy = await signingKeyRef(issuer.issuer, key, header);
+    const expiresAt = payload.exp;
+    // Cached only when the key is known: a token no key can be checked for must be verified every time.
+    if (signedBy === undefined || typeof expiresAt !== 'number' || !this.cache.enabled) {
+      return this.principalFrom(payload, issuer.issuer, signedBy);
     }
-    return principal;
+    const entry = this.cache.setVerified(bearer.hash, {
+      issuer: issuer.issuer,
+      basis: issuer.basis,
+      claims: payload,
+      signedBy,
+      expiresAt,
+    });
+    return principalFor(entry, this.policy.claimsKey, () =>
+      this.principalFrom(payload, issuer.issuer, signedBy),
+    );
   }
 
   /** Each issuer's key set now, to tell afterwards whether a verification ran under one set throughout. */
@@ -150,19 +183,18 @@ export class Authenticator {
   }
 
   private rememberExpired(
-    revision: string,
-    token: string,
+    bearer: BearerToken,
     expired: Denial,
     keySetsBefore: ReadonlyMap<CompiledIssuer, object | undefined>,
   ): void {
-    const read = readCompactJwt(token);
+    const read = readCompactJwt(bearer.token);
     const iss = read.ok ? read.value.claims.iss : undefined;
     const issuer = typeof iss === 'string' ? this.policy.issuerByName.get(iss) : undefined;
     if (issuer === undefined) return;
     const keySet = this.stores.get(issuer)?.currentSet();
     // A refresh that landed during the verification: which set verified it is unknown, so nothing is kept.
     if (keySet === undefined || keySetsBefore.get(issuer) !== keySet) return;
-    this.cache.setExpired(revision, token, expired, { issuer: issuer.issuer, keySet });
+    this.cache.setExpired(bearer.hash, { issuer: issuer.issuer, basis: issuer.basis, expired, keySet });
   }
 
   /**

@@ -1,14 +1,14 @@
 // What the caller presents, read once per Check: a bearer token, the claims Envoy's jwt_authn filter already
 // verified, or nothing. Anything ambiguous about it (two tokens, a token in the URL, a broken header) is
 // request_malformed here, before any verification.
-
+import { tokenHash } from '../cache/tokens.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import type { RequestFacts } from '../request/types.js';
 import { type Outcome, ok } from '../vocabulary/index.js';
 import { extractBearer } from './bearer.js';
 
 export type Credential =
-  | { readonly kind: 'bearer'; readonly token: string }
+  | BearerToken
   /** Claims Envoy's jwt_authn verified (`envoyJwtAuthn` in the policy); they win over a bearer token. */
   | { readonly kind: 'envoy'; readonly payload: unknown }
   | { readonly kind: 'none' };
@@ -26,5 +26,18 @@ export function readCredential(
   if (envoy !== undefined && facts.jwtAuthnPayloads.has(envoy.metadataKey)) {
     return ok({ kind: 'envoy', payload: facts.jwtAuthnPayloads.get(envoy.metadataKey) });
   }
-  return ok(bearer.value === undefined ? NONE : { kind: 'bearer', token: bearer.value });
+  return ok(bearer.value === undefined ? NONE : new BearerToken(bearer.value));
+}
+
+/** A bearer token, with its SHA-256 worked out at most once per Check (both caches key on it). */
+export class BearerToken {
+  readonly kind = 'bearer' as const;
+  private digest: string | undefined;
+
+  constructor(readonly token: string) {}
+
+  get hash(): string {
+    this.digest ??= tokenHash(this.token);
+    return this.digest;
+  }
 }

@@ -49,15 +49,16 @@ export function policyRevision(text: string): string {
 export function compilePolicy(doc: PolicyDocument, opts: CompileOptions): CompiledPolicy {
   const auth = doc.authentication;
 
-  const issuers: CompiledIssuer[] = (auth.issuers ?? []).map((i) =>
-    deepFreeze({
+  const issuers: CompiledIssuer[] = (auth.issuers ?? []).map((i) => {
+    const settings = {
       issuer: i.issuer,
       audiences: [...i.audiences],
       jwks: 'uri' in i.jwks ? { uri: i.jwks.uri } : { file: resolveFile(opts.baseDir, i.jwks.file) },
       algorithms: [...i.algorithms],
       clockToleranceSeconds: i.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS,
-    }),
-  );
+    };
+    return deepFreeze({ ...settings, basis: JSON.stringify(settings) });
+  });
 
   const claims: ClaimNames = Object.freeze(
     Object.fromEntries(
@@ -121,6 +122,7 @@ export function compilePolicy(doc: PolicyDocument, opts: CompileOptions): Compil
       ? { envoyJwtAuthn: Object.freeze({ metadataKey: auth.envoyJwtAuthn.metadataKey }) }
       : {}),
     claims,
+    claimsKey: JSON.stringify(claims),
     scopes: scopes.grants,
     scopesGranting: scopes.granting,
     ...(roles ? { roles: roles.grants } : {}),

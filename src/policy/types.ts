@@ -104,6 +104,11 @@ export interface CompiledIssuer {
   readonly jwks: { readonly uri: string } | { readonly file: string };
   readonly algorithms: readonly string[];
   readonly clockToleranceSeconds: number;
+  /**
+   * Everything a token is verified against for this issuer, as one string: a verified-token cache entry is
+   * served under another revision only while its issuer's basis is the same.
+   */
+  readonly basis: string;
 }
 
 export interface CompiledRoute {
@@ -169,6 +174,8 @@ export interface CompiledPolicy {
   readonly issuerByName: ReadonlyMap<string, CompiledIssuer>;
   readonly envoyJwtAuthn?: { readonly metadataKey: string };
   readonly claims: ClaimNames;
+  /** The claims mapping as one string: principals built under equal mappings are the same. */
+  readonly claimsKey: string;
   /** scope → permissions it grants. */
   readonly scopes: ReadonlyMap<string, ReadonlySet<string>>;
   /** permission → scopes that grant it (sorted). */

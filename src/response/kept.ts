@@ -1,11 +1,12 @@
-// Answers kept with their decision, already encoded. A decision-cache hit returns the same frozen Decision
-// object, so whatever of its answer depends on nothing but that decision is built and protobuf-encoded once,
-// not on every Check, and kept as bytes only (a cache full of distinct callers holds 10,000 of them):
+// Answers kept with their decision, already encoded. A decision that answers many requests (one the decision
+// cache keeps) carries a slot for its answer (`decision.kept`), so whatever of its answer depends on nothing
+// but that decision is built and protobuf-encoded once, not on every Check, and kept as bytes only (a cache
+// full of distinct callers holds 10,000 of them):
 //   - an allow is kept whole (unless the request sent `x-scopegate-*` headers, which its answer must strip);
 //   - a deny is kept as bytes around its body, and each Check splices in only its own request id.
 // The bytes are exactly what protobufjs would encode for the same CheckResponse (a test holds them to that).
 import { randomUUID } from 'node:crypto';
-import type { Decision } from '../vocabulary/index.js';
+import type { KeptAnswer } from '../vocabulary/index.js';
 import type { CheckResponse } from '../wire/envoy.js';
 import { authorizationService, type ReceivedCheckResponse } from '../wire/proto.js';
 
@@ -65,38 +66,34 @@ export interface DenyContext {
   readonly hints: boolean;
 }
 
-export class KeptAnswers {
-  private readonly allows = new WeakMap<Decision, EncodedAnswer>();
-  private readonly denies = new WeakMap<Decision, DenyTemplate | null>();
+/** An allow's answer, built (by `build`) and encoded the first time its decision is answered. */
+export function keptAllow(kept: KeptAnswer, build: () => CheckResponse): EncodedAnswer {
+  if (!(kept.encoded instanceof EncodedAnswer))
+    kept.encoded = new EncodedAnswer(own(encodeCheckResponse(build())));
+  return kept.encoded as EncodedAnswer;
+}
 
-  /** An allow's answer, built (by `build`) and encoded the first time this decision is answered. */
-  allow(decision: Decision, build: () => CheckResponse): EncodedAnswer {
-    let kept = this.allows.get(decision);
-    if (kept === undefined) {
-      kept = new EncodedAnswer(own(encodeCheckResponse(build())));
-      this.allows.set(decision, kept);
-    }
-    return kept;
+/**
+ * A deny's answer for this request id: the template is built (by `build`, given a request id) once per
+ * decision, and each call encodes only the body. Falls back to `build` when no template can be made.
+ */
+export function keptDeny(
+  kept: KeptAnswer,
+  context: DenyContext,
+  build: (requestId: string) => CheckResponse,
+): Answer {
+  let template = kept.encoded as DenyTemplate | null | undefined;
+  if (
+    template === undefined ||
+    (template && (template.realm !== context.realm || template.hints !== context.hints))
+  ) {
+    template = makeTemplate(build, context);
+    kept.encoded = template;
   }
-
-  /**
-   * A deny's answer for this request id: the template is built (by `build`, given a request id) once per
-   * decision, and each call encodes only the body. Falls back to `build` when no template can be made.
-   */
-  deny(decision: Decision, context: DenyContext, build: (requestId: string) => CheckResponse): Answer {
-    let template = this.denies.get(decision);
-    if (
-      template === undefined ||
-      (template && (template.realm !== context.realm || template.hints !== context.hints))
-    ) {
-      template = makeTemplate(build, context);
-      this.denies.set(decision, template);
-    }
-    if (template === null) return build(context.requestId);
-    // Request ids are sanitized to [A-Za-z0-9._:-]; escaped anyway, so the body stays JSON whatever comes in.
-    const body = `${template.bodyBefore}${JSON.stringify(context.requestId).slice(1, -1)}${template.bodyAfter}`;
-    return new EncodedAnswer(spliceBody(template, body));
-  }
+  if (template === null) return build(context.requestId);
+  // Request ids are sanitized to [A-Za-z0-9._:-]; escaped anyway, so the body stays JSON whatever comes in.
+  const body = `${template.bodyBefore}${JSON.stringify(context.requestId).slice(1, -1)}${template.bodyAfter}`;
+  return new EncodedAnswer(spliceBody(template, body));
 }
 
 /** null when the built answer is not a deny with exactly one request id in its body. */

@@ -3,6 +3,7 @@
 // NOT_SERVING → in-flight checks finish → exit).
 import type { Logger } from 'pino';
 import { DecisionCache } from '../cache/decisions.js';
+import { TokenCache } from '../cache/tokens.js';
 import type { Snapshot } from '../check/decide.js';
 import { formatHostPort, type ServeSettings } from '../config/settings.js';
 import { Authenticator, KeyRegistry } from '../identity/index.js';
@@ -41,12 +42,14 @@ export async function startServer(
     fetchTimeoutMs: settings.jwksTimeoutMs,
     onRefresh: (issuer, result) => metrics.jwksRefreshes.inc({ issuer, result }),
   });
+  // One verified-token cache for every revision: a policy edit does not make every token verify again.
+  const tokenCache = new TokenCache({
+    maxEntries: settings.tokenCacheSize,
+    onLookup: (cache, result) => metrics.recordCacheLookup(cache, result),
+  });
   const build = (policy: CompiledPolicy): Snapshot => ({
     policy,
-    authenticator: new Authenticator(policy, keys, {
-      tokenCacheSize: settings.tokenCacheSize,
-      onCacheLookup: (cache, result) => metrics.recordCacheLookup(cache, result),
-    }),
+    authenticator: new Authenticator(policy, keys, { tokenCache }),
     decisions: new DecisionCache({
       maxEntries: settings.decisionCacheSize,
       onLookup: (cache, result) => metrics.recordCacheLookup(cache, result),

@@ -1,135 +1,20 @@
-// The gRPC edge: Envoy's Authorization/Check and grpc.health.v1.Health. Thin by design: decode (grpc-js),
-// run the pipeline, encode, count. Security rule 1: a decodable CheckRequest always gets a CheckResponse —
-// internal errors become an `internal_error` deny (503), never a gRPC error Envoy could fail open on.
+// The gRPC edge: Envoy's Authorization/Check and grpc.health.v1.Health. Thin by design: grpc-js decodes, the
+// one Check path (src/check/handle.ts) answers, the answer's bytes go out as they are. Security rule 1: a
+// decodable CheckRequest always gets a CheckResponse, never a gRPC error Envoy could fail open on.
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from 'pino';
-import { type Checked, check, type Snapshot } from '../check/decide.js';
-import { requestIdOf } from '../request/facts.js';
-import { isIdentityHeader, toCheckResponse } from '../response/encode.js';
-import { type Answer, decodeAnswer, KeptAnswers, serializeAnswer } from '../response/kept.js';
-import type { DecisionLabel, Metrics } from '../telemetry/metrics.js';
-import type { Decision } from '../vocabulary/index.js';
-import type { CheckRequest, CheckResponse } from '../wire/envoy.js';
+import { type CheckDeps, handleCheck } from '../check/handle.js';
+import { type Answer, decodeAnswer, serializeAnswer } from '../response/kept.js';
+import type { CheckRequest } from '../wire/envoy.js';
 import { authorizationService, healthService, type ReceivedCheckResponse } from '../wire/proto.js';
 
 export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
 
-export interface CheckServiceDeps {
-  readonly current: () => Snapshot;
-  readonly metrics: Metrics;
-  readonly log: Logger;
-  /** Fix hints in 403 deny bodies (`serve --deny-hints`). */
-  readonly denyHints?: boolean;
-}
-
-/** Answers built and encoded once per decision (see kept-answers.ts); one set per process. */
-const kept = new KeptAnswers();
-
 /**
- * Answers one Check; never rejects. Exposed for tests and the benchmark's in-process mode: the answer is the
- * CheckResponse the server would send, decoded from the very bytes it would send.
+ * Answers one Check as the server would, for tests and the benchmark's in-process mode: the CheckResponse
+ * decoded from the very bytes the server would send. Never rejects.
  */
-export async function answerCheck(
-  request: CheckRequest,
-  deps: CheckServiceDeps,
-): Promise<ReceivedCheckResponse> {
-  return decodeAnswer(await answerOrLastResort(request, deps));
-}
-
-/**
- * Answers one Check, synchronously when the decision cache knows the answer. A failure in the pipeline or
- * in building the answer becomes a logged `internal_error` deny for this request.
- */
-function answerCheckNow(request: CheckRequest, deps: CheckServiceDeps): Answer | Promise<Answer> {
-  const started = process.hrtime.bigint();
-  const snapshot = deps.current();
-  const failed = (err: unknown) => answer(request, deps, snapshot, started, failure(err, deps, snapshot));
-  const answered = (done: Checked) => answer(request, deps, snapshot, started, done);
-  try {
-    const checked = check(request, snapshot);
-    if (checked instanceof Promise) return checked.then(answered).catch(failed);
-    return answered(checked);
-  } catch (err) {
-    return failed(err);
-  }
-}
-
-/** answerCheckNow, and if even the internal_error answer failed, a bare one: never a throw or rejection. */
-function answerOrLastResort(request: CheckRequest, deps: CheckServiceDeps): Answer | Promise<Answer> {
-  let answered: Answer | Promise<Answer>;
-  try {
-    answered = answerCheckNow(request, deps);
-  } catch {
-    return lastResortAnswer(deps);
-  }
-  return answered instanceof Promise ? answered.catch(() => lastResortAnswer(deps)) : answered;
-}
-
-/** A bug, not an outcome: deny and say so without echoing the request. */
-function failure(err: unknown, deps: CheckServiceDeps, snapshot: Snapshot): Checked {
-  deps.log.error({ err: { message: (err as Error)?.message, stack: (err as Error)?.stack } }, 'check failed');
-  return {
-    decision: { reason: 'internal_error', detail: 'internal error', revision: snapshot.policy.revision },
-  };
-}
-
-function answer(
-  request: CheckRequest,
-  deps: CheckServiceDeps,
-  snapshot: Snapshot,
-  started: bigint,
-  { decision, facts, cached }: Checked,
-): Answer {
-  const requestId = facts ? facts.requestId : requestIdOf(request);
-  const headers = facts?.headers;
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  deps.metrics.recordDecision(decision, decisionLabel(decision), seconds);
-  logDecision(deps.log, decision, requestId, seconds);
-  const context = {
-    requestId,
-    realm: snapshot.policy.realm,
-    // An iterator of its own: it can be read only once, and only toCheckResponse reads this one.
-    requestHeaderNames: headers ? headers.keys() : [],
-    hints: deps.denyHints === true,
-  };
-  // Only a cached decision is answered again (a fresh one is a new object each time), and a dry-run deny goes
-  // through like an allow and strips like one: those are built afresh.
-  if (!cached || decision.dryRun) return toCheckResponse(decision, context);
-  if (decision.reason === 'allowed') {
-    if (headers && hasIdentityHeader(headers.keys())) return toCheckResponse(decision, context);
-    return kept.allow(decision, () => toCheckResponse(decision, context));
-  }
-  return kept.deny(decision, context, (id) => toCheckResponse(decision, { ...context, requestId: id }));
-}
-
-function hasIdentityHeader(names: Iterable<string>): boolean {
-  for (const name of names) if (isIdentityHeader(name)) return true;
-  return false;
-}
-
-function decisionLabel(decision: Decision): DecisionLabel {
-  if (decision.reason === 'allowed') return 'allow';
-  return decision.dryRun ? 'dry_run_deny' : 'deny';
-}
-
-/** One line per deny (and dry-run deny) at info; allows only at debug, so busy gateways log what matters. */
-function logDecision(log: Logger, decision: Decision, requestId: string, seconds: number): void {
-  const allowed = decision.reason === 'allowed';
-  if (allowed ? !log.isLevelEnabled('debug') : !log.isLevelEnabled('info')) return;
-  const entry = {
-    request_id: requestId,
-    decision: decisionLabel(decision),
-    reason: decision.reason,
-    route: decision.route,
-    subject: decision.subject,
-    client: decision.client,
-    missing: decision.missing,
-    detail: decision.detail,
-    policy_revision: decision.revision,
-    duration_ms: Math.round(seconds * 1e6) / 1e3,
-  };
-  if (allowed) log.debug(entry, 'decision');
-  else log.info(entry, 'decision');
+export async function answerCheck(request: CheckRequest, deps: CheckDeps): Promise<ReceivedCheckResponse> {
+  return decodeAnswer(await handleCheck(request, deps));
 }
 
 type ServingStatus = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
@@ -186,15 +71,7 @@ const checkServiceSendingKeptBytes = {
   },
 };
 
-function lastResortAnswer(deps: CheckServiceDeps): CheckResponse {
-  const { revision, realm } = deps.current().policy;
-  return toCheckResponse(
-    { reason: 'internal_error', detail: 'internal error', revision },
-    { requestId: '', realm, requestHeaderNames: [] },
-  );
-}
-
-export function createGrpcServer(deps: CheckServiceDeps, health: HealthStatus): grpc.Server {
+export function createGrpcServer(deps: CheckDeps, health: HealthStatus): grpc.Server {
   const server = new grpc.Server({
     // Envoy sends the body when with_request_body is on; cap what we accept well above inventory payloads.
     'grpc.max_receive_message_length': 4 * 1024 * 1024,
@@ -202,7 +79,7 @@ export function createGrpcServer(deps: CheckServiceDeps, health: HealthStatus): 
   });
   server.addService(checkServiceSendingKeptBytes, {
     Check: (call: grpc.ServerUnaryCall<CheckRequest, Answer>, callback: grpc.sendUnaryData<Answer>) => {
-      const answered = answerOrLastResort(call.request ?? {}, deps);
+      const answered = handleCheck(call.request ?? {}, deps);
       if (answered instanceof Promise) {
         // Never rejects; the catch only keeps a throwing callback from becoming an unhandled rejection.
         answered

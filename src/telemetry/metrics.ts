@@ -2,10 +2,8 @@
 // permissions, issuers) and closed sets (reasons, decisions), never from the request, so cardinality stays
 // bounded whatever clients send.
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { Decision, Reason } from '../vocabulary/index.js';
+import { type Decision, type DecisionLabel, reasonsWhere } from '../vocabulary/index.js';
 import { type HistogramSeries, HotHistogram } from './hot-histogram.js';
-
-export type DecisionLabel = 'allow' | 'deny' | 'dry_run_deny';
 
 /**
  * prom-client's default collectors export these as gauges, yet name them like counters; `promtool check
@@ -17,9 +15,6 @@ export const GAUGES_NAMED_LIKE_COUNTERS = [
   'nodejs_active_requests_total',
   'nodejs_active_resources_total',
 ] as const;
-
-/** Denials that mean scopegate, not the caller, is failing; neither is ever tied to a route. */
-const FAIL_CLOSED_REASONS = ['keys_unavailable', 'internal_error'] as const satisfies readonly Reason[];
 
 /** Histogram buckets from 50 µs: most checks are answered from caches in well under a millisecond. */
 export const CHECK_DURATION_BUCKETS = [
@@ -127,7 +122,8 @@ export class Metrics {
     this.policyReloads.inc({ result: 'error' }, 0);
     // The two fail-closed 503 reasons page someone (deploy/prometheus/alerts.yaml): at 0 from the start, the
     // first one is an increase() the alert sees, not a new series it cannot.
-    for (const reason of FAIL_CLOSED_REASONS) this.decisions.inc({ decision: 'deny', reason, route: '' }, 0);
+    for (const reason of reasonsWhere('failClosed'))
+      this.decisions.inc({ decision: 'deny', reason, route: '' }, 0);
   }
 
   /** The series of one (decision, reason, route), found once per Check by one map lookup. */

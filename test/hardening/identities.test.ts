@@ -10,7 +10,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DecisionCache } from '../../src/cache/decisions.js';
-import { check, type Snapshot } from '../../src/check/decide.js';
+import { decide, type Snapshot } from '../../src/check/decide.js';
 import { Authenticator } from '../../src/identity/authenticate.js';
 import { KeyRegistry } from '../../src/identity/keys.js';
 import type { CheckRequest } from '../../src/wire/envoy.js';
@@ -47,7 +47,8 @@ function get(path: string, token: string, headers: Record<string, string> = {}):
   };
 }
 
-const decide = async (snapshot: Snapshot, request: CheckRequest) => (await check(request, snapshot)).decision;
+const decisionOf = async (snapshot: Snapshot, request: CheckRequest) =>
+  (await decide(request, snapshot)).decision;
 
 // ---- (a) identities a header cannot carry as they are ----------------------------------------------------
 
@@ -94,7 +95,7 @@ describe('(a) an identity claim is exact or refused', () => {
     await fc.assert(
       fc.asyncProperty(claimArb, async (changed) => {
         const token = await mintToken(key, { ...thread, ...changed });
-        const decision = await decide(snapshot, get('/api/inventory/transactions', token));
+        const decision = await decisionOf(snapshot, get('/api/inventory/transactions', token));
         expect(decision.reason).toBe('token_invalid');
       }),
       { seed: SEED, numRuns: RUNS },
@@ -112,7 +113,7 @@ describe('(a) an identity claim is exact or refused', () => {
     await fc.assert(
       fc.asyncProperty(printable, async (sub) => {
         const token = await mintToken(key, { ...thread, sub, roles: ['Inventory Data Reader'] });
-        const decision = await decide(snapshot, get('/api/inventory/transactions', token));
+        const decision = await decisionOf(snapshot, get('/api/inventory/transactions', token));
         expect(decision).toMatchObject({ reason: 'allowed', subject: sub, issuer: EXAMPLE_ISSUER });
       }),
       { seed: SEED, numRuns: 50 },
@@ -163,7 +164,7 @@ describe('(b) subjects and clients belong to an issuer', () => {
             client_id: 'app',
             scope: 'inventory.read',
           });
-          const decision = await decide(snapshot, get('/api/inventory/locations/WH01/items', token));
+          const decision = await decisionOf(snapshot, get('/api/inventory/locations/WH01/items', token));
           // The README's rule, directly: roles and locations come from the entry for (token issuer, sub) only.
           const own = unique.some(({ name, owner }) => name === sub && owner === from);
           expect(decision.reason).toBe(own ? 'allowed' : 'role_missing');
@@ -241,7 +242,7 @@ describe('(c) a location sent under a second spelling is refused', () => {
       fc.asyncProperty(querySpelling, fc.boolean(), async (twin, twinFirst) => {
         const parts = ['location=WH01', `${twin}=WH99`];
         const query = (twinFirst ? parts.reverse() : parts).join('&');
-        const decision = await decide(snapshot, get(`/api/inventory/stock?${query}`, token));
+        const decision = await decisionOf(snapshot, get(`/api/inventory/stock?${query}`, token));
         expect(decision.reason).toBe('request_malformed');
       }),
       { seed: SEED, numRuns: RUNS },
@@ -256,11 +257,11 @@ describe('(c) a location sent under a second spelling is refused', () => {
     await fc.assert(
       fc.asyncProperty(headerSpelling, async (twin) => {
         const request = get('/api/inventory/stock/summary', token, { 'x-location': 'WH01', [twin]: 'WH99' });
-        expect((await decide(snapshot, request)).reason).toBe('request_malformed');
+        expect((await decisionOf(snapshot, request)).reason).toBe('request_malformed');
       }),
       { seed: SEED, numRuns: 50 },
     );
     const repeated = get('/api/inventory/stock?location=WH01&location=WH02', token);
-    expect((await decide(snapshot, repeated)).reason).toBe('allowed');
+    expect((await decisionOf(snapshot, repeated)).reason).toBe('allowed');
   });
 });

@@ -14,7 +14,8 @@ import { createHmac, constants as cryptoConstants, KeyObject, sign, type webcryp
 import fc from 'fast-check';
 import type { JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answerCheck, type CheckServiceDeps } from '../../src/server/grpc.js';
+import type { CheckDeps } from '../../src/check/handle.js';
+import { answerCheck } from '../../src/server/grpc.js';
 import { createLogger } from '../../src/telemetry/log.js';
 import { isReason, REASONS } from '../../src/vocabulary/index.js';
 import type { CheckRequest, HeaderValue, ProtoStruct, ProtoValue } from '../../src/wire/envoy.js';
@@ -32,7 +33,7 @@ const HANG_MS = 5_000;
 const POLICY = policyData(examplePolicyText());
 
 let h: Harness;
-let deps: CheckServiceDeps;
+let deps: CheckDeps;
 let rogue: SigningKey;
 let realPrivate: KeyObject;
 let roguePrivate: KeyObject;
@@ -933,7 +934,7 @@ describe('security rule 1 when scopegate itself fails', () => {
     const serving = h.running.current();
     // A fault, not a mock of the behaviour under test: the real answerCheck, pipeline and encoder around an
     // authenticator that fails the way a bug would.
-    const broken: CheckServiceDeps = {
+    const broken: CheckDeps = {
       ...deps,
       current: () => ({
         ...serving,

@@ -98,9 +98,10 @@ describe('after a known mix of traffic, /metrics counts every decision by reason
   it('scopegate_cache_lookups_total counts decision and token cache hits and misses', () => {
     // The caller is identified first (security rule 10), so the token cache is asked by every Check whose
     // bearer token reaches verification: a miss per new token (read, full, write-only, new-integration,
-    // stock-report, rotated key, and the full token again under the reloaded policy: entries are per
-    // revision); a hit for each repeat (2 lists, the post, the get, the write-only post, the WH03 post and
-    // the DELETE, which is route_unknown only once its caller is known). No token or a malformed path: not asked.
+    // stock-report, rotated key); a hit for each repeat (2 lists, the post, the get, the write-only post, the
+    // WH03 post, the DELETE, which is route_unknown only once its caller is known, and the full token under
+    // the reloaded policy: the cache outlives reloads while the issuer's settings and keys are the same).
+    // No token or a malformed path: not asked.
     // The decision cache is asked next, for a verified token on a matched route with readable locations:
     // misses for the first list, post, get, write-only post, new-integration post, stock-report post, WH03
     // post and the WH03 post under the new revision; hits for the 2 repeated lists, the repeated post and the
@@ -108,8 +109,8 @@ describe('after a known mix of traffic, /metrics counts every decision by reason
     expect(family('scopegate_cache_lookups_total', 'cache', 'result')).toEqual({
       'cache=decision,result=miss': 8,
       'cache=decision,result=hit': 4,
-      'cache=token,result=miss': 7,
-      'cache=token,result=hit': 7,
+      'cache=token,result=miss': 6,
+      'cache=token,result=hit': 8,
     });
   });
 

@@ -1,7 +1,7 @@
 // The decision cache on its own: what makes two requests "the same", and when a kept decision stops counting.
 import { describe, expect, it } from 'vitest';
 import { DecisionCache, type DecisionInputs } from '../../../src/cache/decisions.js';
-import { TokenCache } from '../../../src/cache/tokens.js';
+import { tokenHash } from '../../../src/cache/tokens.js';
 import type { Decision, SigningKeyRef } from '../../../src/vocabulary/index.js';
 import { ManualClock } from '../identity/fixtures.js';
 
@@ -18,9 +18,10 @@ const allowed: Decision = {
   route: 'create_transaction',
   subject: 'svc-inventory-sync',
 };
+const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.e30.c2ln';
 const inputs = (more: Partial<DecisionInputs> = {}): DecisionInputs => ({
   revision: 'rev-1',
-  token: 'eyJhbGciOiJSUzI1NiJ9.e30.c2ln',
+  tokenHash: tokenHash(TOKEN),
   method: 'POST',
   route: 'create_transaction',
   locations: ['WH01'],
@@ -33,7 +34,7 @@ describe('DecisionCache: the key', () => {
     const keys = [
       inputs(),
       inputs({ revision: 'rev-2' }),
-      inputs({ token: 'eyJhbGciOiJSUzI1NiJ9.e30.b3RoZXI' }),
+      inputs({ tokenHash: tokenHash('eyJhbGciOiJSUzI1NiJ9.e30.b3RoZXI') }),
       inputs({ method: 'PUT' }),
       inputs({ route: 'update_transaction' }),
       inputs({ locations: ['WH03'] }),
@@ -75,10 +76,10 @@ describe('DecisionCache: the key', () => {
     expect(DecisionCache.keyFor(inputs({ locations: ['WH01'] }))).not.toBe(a);
   });
 
-  it('never contains the token itself', () => {
-    const token = inputs().token;
+  it('never contains the token itself: only its hash', () => {
     const key = DecisionCache.keyFor(inputs());
-    for (const part of token.split('.')) expect(key).not.toContain(part);
+    for (const part of TOKEN.split('.')) expect(key).not.toContain(part);
+    expect(key.startsWith(tokenHash(TOKEN))).toBe(true);
   });
 });
 
@@ -90,8 +91,10 @@ describe('DecisionCache: what it serves', () => {
     const key = DecisionCache.keyFor(inputs());
     expect(cache.get(key, published)).toBeUndefined();
     cache.set(key, allowed, { expiresAt: clock.seconds + 300, signedBy });
-    expect(cache.get(key, published)).toEqual(allowed);
-    expect(lookups).toEqual(['miss', 'hit']);
+    expect(cache.get(key, published)).toMatchObject(allowed);
+    // Kept, it carries room for its answer, built once for every request it answers.
+    expect(cache.get(key, published)?.kept).toEqual({});
+    expect(lookups).toEqual(['miss', 'hit', 'hit']);
   });
 
   it('hands out a frozen copy: one caller cannot change the answer for the next', () => {
@@ -109,7 +112,7 @@ describe('DecisionCache: what it serves', () => {
     const key = DecisionCache.keyFor(inputs());
     cache.set(key, allowed, { expiresAt: clock.seconds + 60, signedBy });
     clock.advance(59_000);
-    expect(cache.get(key, published)).toEqual(allowed);
+    expect(cache.get(key, published)).toMatchObject(allowed);
     clock.advance(1_000);
     expect(cache.get(key, published)).toBeUndefined();
     expect(cache.size).toBe(0);
@@ -150,7 +153,9 @@ describe('DecisionCache: what it serves', () => {
     }
     expect(cache.size).toBe(5);
     expect(cache.get(DecisionCache.keyFor(inputs({ locations: ['WH0'] })), published)).toBeUndefined();
-    expect(cache.get(DecisionCache.keyFor(inputs({ locations: ['WH49'] })), published)).toEqual(allowed);
+    expect(cache.get(DecisionCache.keyFor(inputs({ locations: ['WH49'] })), published)).toMatchObject(
+      allowed,
+    );
   });
 
   it('size 0 turns it off: nothing kept, nothing looked up or counted', () => {
@@ -162,32 +167,6 @@ describe('DecisionCache: what it serves', () => {
     expect(cache.get(key, published)).toBeUndefined();
     expect(cache.size).toBe(0);
     expect(lookups).toEqual([]);
-  });
-});
-
-describe('TokenCache: size 0 and signing keys', () => {
-  const principal = (expiresAt: number) => ({
-    subject: 'svc',
-    scopes: new Set(['inventory.read']),
-    roles: new Set<string>(),
-    locations: [],
-    expiresAt,
-  });
-
-  it('size 0 turns it off (where lru-cache would refuse to start)', () => {
-    const cache = new TokenCache({ maxEntries: 0 });
-    cache.set('rev', 'token', principal(Date.now() / 1000 + 300), signedBy);
-    expect(cache.get('rev', 'token')).toBeUndefined();
-    expect(cache.size).toBe(0);
-  });
-
-  it('drops a principal once the key that verified its token is no longer published', () => {
-    const clock = new ManualClock();
-    const cache = new TokenCache({ now: clock.now });
-    cache.set('rev', 'token', principal(clock.seconds + 300), signedBy);
-    expect(cache.get('rev', 'token', () => true)?.ok).toBe(true);
-    expect(cache.get('rev', 'token', () => false)).toBeUndefined();
-    expect(cache.get('rev', 'token', () => true)).toBeUndefined();
   });
 });
 
@@ -214,10 +193,14 @@ describe('DecisionCache: bounded in bytes, not only entries', () => {
     const clock = new ManualClock();
     const cache = new DecisionCache({ now: clock.now, maxEntries: 1_000 });
     for (let i = 0; i < 1_000; i++) {
-      cache.set(DecisionCache.keyFor(inputs({ token: `t${i}`, locations: manyLocations })), bigDeny, {
-        expiresAt: clock.seconds + 60,
-        signedBy,
-      });
+      cache.set(
+        DecisionCache.keyFor(inputs({ tokenHash: tokenHash(`t${i}`), locations: manyLocations })),
+        bigDeny,
+        {
+          expiresAt: clock.seconds + 60,
+          signedBy,
+        },
+      );
     }
     // ~1.6 MB budget for 1,000 entries; each of these is ~50 KB, so only a few dozen fit.
     expect(cache.size).toBeGreaterThan(0);

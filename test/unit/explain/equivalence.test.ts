@@ -4,7 +4,7 @@
 // without the signature (--no-verify) and from the bare claims (--claims, and `scopegate test`) — and each
 // must name the same reason and the same missing items.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { check } from '../../../src/check/decide.js';
+import { decide } from '../../../src/check/decide.js';
 import {
   StandInSigner,
   unverifiedIdentity,
@@ -39,7 +39,7 @@ async function serverDecision(policy: CompiledPolicy, request: ReturnType<typeof
   const keys = new KeyRegistry({ fetchTimeoutMs: 2000 });
   registries.push(keys);
   await keys.start(policy.issuers);
-  const { decision } = await check(request, { policy, authenticator: new Authenticator(policy, keys) });
+  const { decision } = await decide(request, { policy, authenticator: new Authenticator(policy, keys) });
   return decision;
 }
 

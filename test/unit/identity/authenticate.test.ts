@@ -195,6 +195,64 @@ describe('Authenticator: the verified-token cache', () => {
     );
     expect(reloaded.ok && [...reloaded.value.scopes]).toEqual(['inventory.read']);
   });
+
+  it('outlives a policy reload: the next revision serves the token without verifying it again', async () => {
+    const tokenCache = new TokenCache({ now: clock.now, onLookup: (_, result) => lookups.push(result) });
+    const issuer = issuerConfig({ uri: server.uri });
+    await registry.start([issuer]);
+    const token = await mintToken(key, serviceAccount(), { now: clock.seconds });
+    const first = await new Authenticator(identityPolicy([issuer], { revision: 'rev-1' }), registry, {
+      now: clock.now,
+      tokenCache,
+    }).authenticate(bearer(token));
+    expect(first.ok).toBe(true);
+    // The next revision's authenticator answers from the cache synchronously: no signature check, no promise.
+    const next = new Authenticator(identityPolicy([issuer], { revision: 'rev-2' }), registry, {
+      now: clock.now,
+      tokenCache,
+    }).authenticate(bearer(token));
+    expect(next).not.toBeInstanceOf(Promise);
+    expect(next).toMatchObject({ ok: true, value: { subject: 'svc-inventory-sync' } });
+    expect(lookups).toEqual(['miss', 'hit']);
+  });
+
+  it('is not served once the issuer settings it was verified under change (another audience, algorithm or key source)', async () => {
+    const tokenCache = new TokenCache({ now: clock.now });
+    const issuer = issuerConfig({ uri: server.uri });
+    await registry.start([issuer]);
+    const token = await mintToken(key, serviceAccount(), { now: clock.seconds });
+    await new Authenticator(identityPolicy([issuer]), registry, { now: clock.now, tokenCache }).authenticate(
+      bearer(token),
+    );
+    const otherAudience = issuerConfig({ uri: server.uri }, { audiences: ['https://elsewhere.example'] });
+    await registry.start([otherAudience]);
+    const result = new Authenticator(identityPolicy([otherAudience]), registry, {
+      now: clock.now,
+      tokenCache,
+    }).authenticate(bearer(token));
+    // A fresh verification decides: the token's audience is no longer accepted.
+    expect(result).toBeInstanceOf(Promise);
+    expect(await result).toMatchObject({ ok: false, reason: 'audience_mismatch' });
+  });
+
+  it("a token over the new revision's size cap is refused, even when a looser revision cached it", async () => {
+    const tokenCache = new TokenCache({ now: clock.now });
+    const issuer = issuerConfig({ uri: server.uri });
+    await registry.start([issuer]);
+    const token = await mintToken(key, serviceAccount({ pad: 'x'.repeat(1200) }), { now: clock.seconds });
+    const loose = identityPolicy([issuer], { maxTokenBytes: 8192 });
+    expect(
+      (await new Authenticator(loose, registry, { now: clock.now, tokenCache }).authenticate(bearer(token)))
+        .ok,
+    ).toBe(true);
+    const strict = identityPolicy([issuer], { maxTokenBytes: 1024 });
+    expect(
+      await new Authenticator(strict, registry, { now: clock.now, tokenCache }).authenticate(bearer(token)),
+    ).toMatchObject({
+      ok: false,
+      reason: 'token_invalid',
+    });
+  });
 });
 
 describe("Authenticator: Envoy's jwt_authn already verified the token", () => {

@@ -20,7 +20,7 @@ export function issuerConfig(
   jwks: CompiledIssuer['jwks'],
   overrides: Partial<CompiledIssuer> = {},
 ): CompiledIssuer {
-  return {
+  const settings = {
     issuer: ISSUER,
     audiences: [AUDIENCE],
     jwks,
@@ -28,6 +28,9 @@ export function issuerConfig(
     clockToleranceSeconds: 30,
     ...overrides,
   };
+  // As compile.ts does: every setting a token is verified against, as one string.
+  const { basis: _, ...checked } = settings as typeof settings & { basis?: string };
+  return { ...checked, basis: overrides.basis ?? JSON.stringify(checked) };
 }
 
 export function identityPolicy(
@@ -43,6 +46,7 @@ export function identityPolicy(
     issuers,
     issuerByName: new Map(issuers.map((issuer) => [issuer.issuer, issuer])),
     claims: CLAIM_NAMES,
+    claimsKey: JSON.stringify(extra.claims ?? CLAIM_NAMES),
     scopes: new Map(),
     scopesGranting: new Map(),
     rolesGranting: new Map(),

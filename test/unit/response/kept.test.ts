@@ -2,8 +2,14 @@
 // bytes, so a splice that miscounts a length or drops a field would deny (or allow) the wrong way.
 import { describe, expect, it } from 'vitest';
 import { type ResponseContext, toCheckResponse } from '../../../src/response/encode.js';
-import { decodeAnswer, EncodedAnswer, KeptAnswers, serializeAnswer } from '../../../src/response/kept.js';
-import type { Decision, Reason } from '../../../src/vocabulary/index.js';
+import {
+  decodeAnswer,
+  EncodedAnswer,
+  keptAllow,
+  keptDeny,
+  serializeAnswer,
+} from '../../../src/response/kept.js';
+import type { Decision, KeptAnswer, Reason } from '../../../src/vocabulary/index.js';
 import { authorizationService } from '../../../src/wire/proto.js';
 
 const encode = authorizationService.Check.responseSerialize;
@@ -36,14 +42,14 @@ const denies: Decision[] = [
 ];
 const requestIds = ['r1', '0f8fad5b-d9cb-469f-a165-70867728950e', 'a'.repeat(128), ''];
 
-describe('KeptAnswers: denies', () => {
+describe('kept answers: denies', () => {
   it('sends the bytes protobufjs would encode for toCheckResponse, for every request id', () => {
     for (const d of denies) {
-      const kept = new KeptAnswers();
+      const kept: KeptAnswer = {};
       for (const id of requestIds) {
         const c = context(id);
         const expected = encode(toCheckResponse(d, c));
-        const answer = kept.deny(d, c, build(d, c));
+        const answer = keptDeny(kept, c, build(d, c));
         expect(answer, `${d.reason} ${id}`).toBeInstanceOf(EncodedAnswer);
         expect(Buffer.compare(serializeAnswer(answer), expected), `${d.reason} request id ${id}`).toBe(0);
         expect(decodeAnswer(answer)).toEqual(decode(expected));
@@ -53,24 +59,24 @@ describe('KeptAnswers: denies', () => {
 
   it('builds the template once per decision, then only the body changes', () => {
     const d = denies[0]!;
-    const kept = new KeptAnswers();
+    const kept: KeptAnswer = {};
     let builds = 0;
     const counting = (c: ResponseContext) => (id: string) => {
       builds++;
       return build(d, c)(id);
     };
-    for (const id of requestIds) kept.deny(d, context(id), counting(context(id)));
+    for (const id of requestIds) keptDeny(kept, context(id), counting(context(id)));
     expect(builds).toBe(1);
-    const answer = decodeAnswer(kept.deny(d, context('req-9'), counting(context('req-9'))));
+    const answer = decodeAnswer(keptDeny(kept, context('req-9'), counting(context('req-9'))));
     expect(JSON.parse(answer.denied_response!.body!).request_id).toBe('req-9');
   });
 
   it('follows a new realm or hint setting instead of answering with the old one', () => {
     const d = denies[0]!;
-    const kept = new KeptAnswers();
-    kept.deny(d, context('r1'), build(d, context('r1')));
+    const kept: KeptAnswer = {};
+    keptDeny(kept, context('r1'), build(d, context('r1')));
     for (const c of [context('r2', { realm: 'other realm' }), context('r3', { hints: true })]) {
-      const answer = kept.deny(d, c, build(d, c));
+      const answer = keptDeny(kept, c, build(d, c));
       expect(Buffer.compare(serializeAnswer(answer), encode(toCheckResponse(d, c)))).toBe(0);
     }
   });
@@ -82,13 +88,13 @@ describe('KeptAnswers: denies', () => {
   });
 });
 
-describe('KeptAnswers: allows', () => {
+describe('kept answers: allows', () => {
   it('one encoded answer per decision, built once', () => {
     const d = decision('allowed', { route: 'list_transactions', subject: 'svc', client: 'c' });
-    const kept = new KeptAnswers();
+    const kept: KeptAnswer = {};
     let builds = 0;
     const answer = () =>
-      kept.allow(d, () => {
+      keptAllow(kept, () => {
         builds++;
         return toCheckResponse(d, context('r1'));
       });

@@ -1,0 +1,89 @@
+// One Check, start to end, whatever door it came in by: decide (decide.ts: read the request, identify the
+// caller, decide) → answer (response/) → record (metrics and the log line). The one fail-closed function of
+// the Check path (security rule 1): a failure anywhere becomes a logged `internal_error` deny for this
+// request, never a thrown error or a rejected promise an edge could turn into a gRPC error Envoy fails open on.
+import type { Logger } from 'pino';
+import { requestIdOf } from '../request/facts.js';
+import { answerFor } from '../response/answer.js';
+import { toCheckResponse } from '../response/encode.js';
+import type { Answer } from '../response/kept.js';
+import { logDecision } from '../telemetry/log.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { type Decision, decisionLabel } from '../vocabulary/index.js';
+import type { CheckRequest } from '../wire/envoy.js';
+import { type Checked, decide, type Snapshot } from './decide.js';
+
+export interface CheckDeps {
+  /** The policy revision in force, read once at the start of each Check. */
+  readonly current: () => Snapshot;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** Fix hints in 403 deny bodies (`serve --deny-hints`). */
+  readonly denyHints?: boolean;
+}
+
+/** Answers one Check, synchronously when nothing had to wait; never throws, never rejects. */
+export function handleCheck(request: CheckRequest, deps: CheckDeps): Answer | Promise<Answer> {
+  try {
+    const answered = answerNow(request, deps);
+    return answered instanceof Promise ? answered.catch(() => lastResort(deps)) : answered;
+  } catch {
+    return lastResort(deps);
+  }
+}
+
+function answerNow(request: CheckRequest, deps: CheckDeps): Answer | Promise<Answer> {
+  const started = process.hrtime.bigint();
+  const snapshot = deps.current();
+  const failed = (err: unknown) => finish(request, deps, snapshot, started, failure(err, deps, snapshot));
+  const decided = (checked: Checked) => finish(request, deps, snapshot, started, checked);
+  try {
+    const checked = decide(request, snapshot);
+    return checked instanceof Promise ? checked.then(decided).catch(failed) : decided(checked);
+  } catch (err) {
+    return failed(err);
+  }
+}
+
+/** A bug, not an outcome: deny, and say so without echoing the request. */
+function failure(err: unknown, deps: CheckDeps, snapshot: Snapshot): Checked {
+  deps.log.error({ err: { message: (err as Error)?.message, stack: (err as Error)?.stack } }, 'check failed');
+  return {
+    decision: { reason: 'internal_error', detail: 'internal error', revision: snapshot.policy.revision },
+  };
+}
+
+/** Answer, then record: the answer is what was sent when the metrics and the log say it. */
+function finish(
+  request: CheckRequest,
+  deps: CheckDeps,
+  snapshot: Snapshot,
+  started: bigint,
+  { decision, facts }: Checked,
+): Answer {
+  const requestId = facts ? facts.requestId : requestIdOf(request);
+  const headers = facts?.headers;
+  const answer = answerFor(decision, {
+    requestId,
+    realm: snapshot.policy.realm,
+    requestHeaderNames: headers ? { [Symbol.iterator]: () => headers.keys() } : [],
+    hints: deps.denyHints === true,
+  });
+  record(deps, decision, requestId, Number(process.hrtime.bigint() - started) / 1e9);
+  return answer;
+}
+
+function record(deps: CheckDeps, decision: Decision, requestId: string, seconds: number): void {
+  const label = decisionLabel(decision);
+  deps.metrics.recordDecision(decision, label, seconds);
+  logDecision(deps.log, decision, label, requestId, seconds);
+}
+
+/** When even the internal_error answer failed: a bare one, built from nothing that could fail again. */
+function lastResort(deps: CheckDeps): Answer {
+  const { revision, realm } = deps.current().policy;
+  return toCheckResponse(
+    { reason: 'internal_error', detail: 'internal error', revision },
+    { requestId: '', realm, requestHeaderNames: [] },
+  );
+}

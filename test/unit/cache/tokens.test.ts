@@ -56,7 +56,11 @@ describe('TokenCache: verified tokens, never past exp', () => {
     const cache = new TokenCache({ now: clock.now });
     cache.setVerified('hash', verified(clock.seconds + 300));
     let seen: CachedToken | undefined;
-    expect(cache.get('hash', (entry) => ((seen = entry), false))).toBeUndefined();
+    const stale = (entry: CachedToken) => {
+      seen = entry;
+      return false;
+    };
+    expect(cache.get('hash', stale)).toBeUndefined();
     expect(seen).toMatchObject({ basis: 'basis-1', signedBy });
     expect(cache.get('hash', always)).toBeUndefined();
   });

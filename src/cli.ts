@@ -22,12 +22,14 @@ Usage:
   scopegate serve    --policy FILE [--listen HOST:PORT] [--admin HOST:PORT] [--log-level LEVEL]
                      [--token-cache-size N] [--decision-cache-size N] [--drain-seconds N]
                      [--jwks-timeout-ms N (default 100)] [--deny-hints] [--workers N]
+                     [--heap-tuning on|off (default on)]
                      gRPC ext_authz on --listen (default 0.0.0.0:9191), /metrics /healthz /readyz on
                      --admin (default 0.0.0.0:9464). Every flag has a SCOPEGATE_* twin (SCOPEGATE_POLICY, …).
                      The policy file is watched (and SIGHUP reloads it); SIGTERM drains and exits 0.
                      --deny-hints adds fix hints to 403 deny bodies (off: they name policy details).
                      --workers N processes share the gRPC port (default: the CPUs; set it to the CPU
                      limit in a container); /metrics adds them up, a reload reaches every one.
+                     --heap-tuning off leaves V8's heap growth alone (README, "Memory").
   scopegate validate FILE...
                      Exit 0 if every policy is valid, else print FILE:LINE:COL: field: message and exit 1.
   scopegate explain  --policy FILE (--token JWT | --claims FILE_OR_JSON) --method M --path P

@@ -32,6 +32,11 @@ export interface ServeSettings {
    * this process may run on, which is not a container's CPU limit: set it to the limit in Kubernetes.
    */
   readonly workers: number;
+  /**
+   * Let the V8 heap grow by its live size (src/server/heap.ts) instead of V8's own factor: bounded RSS with
+   * full caches. `--heap-tuning off` leaves V8's defaults (for memory-rich hosts, or to compare).
+   */
+  readonly heapTuning: boolean;
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -47,6 +52,7 @@ export const SERVE_FLAGS = {
   'jwks-timeout-ms': { type: 'string', default: '100' },
   'deny-hints': { type: 'boolean', default: false },
   workers: { type: 'string' },
+  'heap-tuning': { type: 'string', default: 'on' },
 } as const;
 
 /** `--log-level` ↔ `SCOPEGATE_LOG_LEVEL`. */
@@ -100,7 +106,14 @@ export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.e
     jwksTimeoutMs: positiveInt(pick('jwks-timeout-ms')!, '--jwks-timeout-ms', 10_000),
     denyHints: values['deny-hints'] || yes(env[envTwin('deny-hints')], '--deny-hints'),
     workers: workerCount(pick('workers')),
+    heapTuning: onOff(pick('heap-tuning')!, '--heap-tuning'),
   });
+}
+
+function onOff(text: string, what: string): boolean {
+  if (text === 'on') return true;
+  if (text === 'off') return false;
+  throw new SettingsError(`${what}: expected on or off, got "${text}"`);
 }
 
 function workerCount(text: string | undefined): number {

@@ -1,14 +1,15 @@
-// How far V8 may grow the heap past what survives a full GC, chosen by how much survives.
+// How far V8 may grow the heap past what survives a full GC, chosen by how much survives (`serve
+// --heap-tuning`, on by default; README "Memory" has the measurements).
 //
 // Left alone, V8 grows the old generation to several times the live size when allocation is brisk, and every
-// Check allocates: a server holding ~35 MiB (caches full at their default sizes) sat at 230 MiB RSS, and
-// native memory freed only with the garbage (crypto buffers, keys) is not given back once grown. Growing by
-// 20 % keeps it near 145 MiB, with no hard cap a burst could turn into an out-of-memory crash, but makes
-// full GCs frequent: about 9 % more CPU per Check. On a small heap (about 16 MiB live with warm, small caches)
-// that buys nothing, so the heap may double there (about 4 % instead), and 20 % applies once the live heap
-// is large. Never V8's own factor: a heap that grew fourfold on the way to full caches kept ~20 MiB more RSS
-// for good. `--heap-growing-percent` is read by V8 at every GC, so it applies when set at runtime (it is
-// refused in NODE_OPTIONS).
+// Check allocates; native memory freed only with the garbage (crypto buffers, keys) is not given back once
+// grown. So with full caches RSS settles far above what the caches hold. Growing by a fixed 20 % keeps RSS
+// near the live size, with no hard cap a burst could turn into an out-of-memory crash, but makes full GCs
+// frequent: a CPU tax on every Check. On a small heap (warm, small caches) that tax buys nothing, so the
+// heap may double there, and 20 % applies once the live heap is large. Never V8's own factor: a heap that grew
+// fourfold on the way to full caches keeps the extra RSS for good. `--heap-growing-percent` is read by V8 at
+// every GC, so it applies when set at runtime (it is refused in NODE_OPTIONS). The young generation's size
+// is fixed at start-up instead (`--max-semi-space-size`, see the README for Node.js 24).
 import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 

@@ -12,9 +12,14 @@ import { answerPrimary, leavePrimary, tellPrimary } from './workers.js';
 export async function serveProcess(settings: ServeSettings, processLog: Logger): Promise<number> {
   const worker = cluster.isWorker;
   const log = worker ? processLog.child({ worker: cluster.worker?.id }) : processLog;
-  const stopHeapWatch = boundHeapGrowth((percent, live) =>
-    log.debug({ heap_growing_percent: percent, live_heap_mib: Math.round(live / 2 ** 20) }, 'heap growth'),
-  );
+  const stopHeapWatch = settings.heapTuning
+    ? boundHeapGrowth((percent, live) =>
+        log.debug(
+          { heap_growing_percent: percent, live_heap_mib: Math.round(live / 2 ** 20) },
+          'heap growth',
+        ),
+      )
+    : () => {};
   const metrics = new Metrics();
   let running: Running;
   try {

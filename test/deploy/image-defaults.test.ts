@@ -96,6 +96,10 @@ describe('the Dockerfile and `scopegate serve` defaults', () => {
     expect(imageDefaults.policy).toBe('/etc/scopegate/policy.yaml');
   });
 
+  it("the image keeps V8's young generation at Node.js 20's size (the manifests' memory limit assumes it)", () => {
+    expect(read('Dockerfile')).toMatch(/^ENV NODE_OPTIONS=--max-semi-space-size=16$/m);
+  });
+
   it('the image exposes exactly the ports serve binds by default, on every interface', () => {
     expect(imageDefaults.listen).toEqual({ host: '0.0.0.0', port: 9191 });
     expect(imageDefaults.admin).toEqual({ host: '0.0.0.0', port: 9464 });

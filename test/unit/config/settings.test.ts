@@ -1,0 +1,119 @@
+// `scopegate serve`'s settings: every flag, its SCOPEGATE_* twin (a flag wins over its twin), the defaults,
+// and a clear message for a bad value, never a default in disguise.
+import { describe, expect, it } from 'vitest';
+import {
+  envTwin,
+  formatHostPort,
+  parseHostPort,
+  SERVE_FLAGS,
+  SettingsError,
+  serveSettings,
+} from '../../../src/config/settings.js';
+
+const base = ['--policy', 'policy.yaml'];
+
+describe('serveSettings: defaults', () => {
+  it('needs only a policy, and fills in the documented defaults', () => {
+    const settings = serveSettings([...base, '--workers', '1'], {});
+    expect(settings).toMatchObject({
+      policy: 'policy.yaml',
+      listen: { host: '0.0.0.0', port: 9191 },
+      admin: { host: '0.0.0.0', port: 9464 },
+      logLevel: 'info',
+      tokenCacheSize: 10_000,
+      decisionCacheSize: 10_000,
+      drainSeconds: 10,
+      jwksTimeoutMs: 100,
+      denyHints: false,
+      workers: 1,
+      heapTuning: true,
+    });
+    expect(Object.isFrozen(settings)).toBe(true);
+  });
+
+  it('without a policy it says which flag and which variable', () => {
+    expect(() => serveSettings([], {})).toThrow(
+      new SettingsError('--policy FILE (or SCOPEGATE_POLICY) is required'),
+    );
+  });
+
+  it('defaults the workers to the CPUs Node may use', () => {
+    expect(serveSettings(base, {}).workers).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('serveSettings: flags and their SCOPEGATE_* twins', () => {
+  it('every flag has a twin named after it', () => {
+    for (const flag of Object.keys(SERVE_FLAGS)) expect(envTwin(flag)).toMatch(/^SCOPEGATE_[A-Z_]+$/);
+    expect(envTwin('token-cache-size')).toBe('SCOPEGATE_TOKEN_CACHE_SIZE');
+  });
+
+  it('reads the twins when the flags are absent', () => {
+    const settings = serveSettings([], {
+      SCOPEGATE_POLICY: '/etc/scopegate/policy.yaml',
+      SCOPEGATE_LISTEN: '127.0.0.1:0',
+      SCOPEGATE_ADMIN: '[::1]:9999',
+      SCOPEGATE_LOG_LEVEL: 'debug',
+      SCOPEGATE_TOKEN_CACHE_SIZE: '0',
+      SCOPEGATE_DENY_HINTS: 'true',
+      SCOPEGATE_WORKERS: '3',
+      SCOPEGATE_HEAP_TUNING: 'off',
+    });
+    expect(settings).toMatchObject({
+      policy: '/etc/scopegate/policy.yaml',
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: { host: '::1', port: 9999 },
+      logLevel: 'debug',
+      tokenCacheSize: 0,
+      denyHints: true,
+      workers: 3,
+      heapTuning: false,
+    });
+  });
+
+  it('a flag wins over its twin, even when the flag gives the default value', () => {
+    const settings = serveSettings([...base, '--listen', '0.0.0.0:9191', '--heap-tuning=on'], {
+      SCOPEGATE_LISTEN: '127.0.0.1:1',
+      SCOPEGATE_HEAP_TUNING: 'off',
+    });
+    expect(settings.listen).toEqual({ host: '0.0.0.0', port: 9191 });
+    expect(settings.heapTuning).toBe(true);
+  });
+});
+
+describe('serveSettings: a bad value is a clear message', () => {
+  it.each([
+    [['--listen', 'localhost'], /--listen: expected HOST:PORT/],
+    [['--admin', '1.2.3.4:70000'], /--admin: expected HOST:PORT/],
+    [['--log-level', 'loud'], /--log-level: one of fatal, error/],
+    [['--token-cache-size=-1'], /--token-cache-size: expected an integer 0\.\.10000000/],
+    [['--decision-cache-size', '1.5'], /--decision-cache-size: expected an integer/],
+    [['--jwks-timeout-ms', '20000'], /--jwks-timeout-ms: expected an integer 0\.\.10000/],
+    [['--workers', '0'], /--workers: expected an integer 1\.\.256, got "0"/],
+    [['--heap-tuning', 'maybe'], /--heap-tuning: expected on or off, got "maybe"/],
+  ])('%j', (args, message) => {
+    expect(() => serveSettings([...base, ...args], {})).toThrow(message);
+  });
+
+  it('a twin with a bad value is refused the same way', () => {
+    expect(() => serveSettings(base, { SCOPEGATE_DENY_HINTS: 'sure' })).toThrow(
+      /--deny-hints: expected true or false/,
+    );
+    expect(() => serveSettings(base, { SCOPEGATE_WORKERS: 'many' })).toThrow(/--workers/);
+  });
+
+  it('an unknown flag is refused (parseArgs strict)', () => {
+    expect(() => serveSettings([...base, '--polcy', 'x'], {})).toThrow();
+  });
+});
+
+describe('HOST:PORT', () => {
+  it.each([
+    ['127.0.0.1:9191', { host: '127.0.0.1', port: 9191 }, '127.0.0.1:9191'],
+    ['[::1]:0', { host: '::1', port: 0 }, '[::1]:0'],
+    [':9464', { host: '0.0.0.0', port: 9464 }, '0.0.0.0:9464'],
+  ])('%s', (text, parsed, formatted) => {
+    expect(parseHostPort(text, '--listen')).toEqual(parsed);
+    expect(formatHostPort(parsed)).toBe(formatted);
+  });
+});

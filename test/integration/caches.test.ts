@@ -7,21 +7,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReceivedCheckResponse } from '../../src/wire/proto.js';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
 import { EXAMPLE_AUDIENCE, EXAMPLE_ISSUER } from '../support/policies.js';
-import { type HttpLike, JSON_BODY, transaction } from '../support/scopegate.js';
+import { type Harness, type HttpLike, JSON_BODY, startHarness, transaction } from '../support/scopegate.js';
 import { mintToken, newSigningKey, type SigningKey } from '../support/tokens.js';
-import { type Served, serveWith } from './serve-with.js';
 
 let key: SigningKey;
 let jwks: JwksServer;
-let cached: Served;
-let uncached: Served;
+let cached: Harness;
+let uncached: Harness;
 
 beforeAll(async () => {
   key = await newSigningKey('RS256');
   jwks = await startJwksServer([key.publicJwk]);
   [cached, uncached] = await Promise.all([
-    serveWith(jwks.uri),
-    serveWith(jwks.uri, ['--token-cache-size', '0', '--decision-cache-size', '0']),
+    startHarness(undefined, { jwks }),
+    startHarness(undefined, { jwks, flags: ['--token-cache-size', '0', '--decision-cache-size', '0'] }),
   ]);
 });
 afterAll(async () => {
@@ -227,7 +226,7 @@ describe('what the decision cache keeps', () => {
   });
 
   it('a new policy revision is never answered from the old one', async () => {
-    const served = await serveWith(jwks.uri);
+    const served = await startHarness(undefined, { jwks });
     try {
       const bearer = await account('svc-inventory-sync', 'inventory-sync', 'inventory.read inventory.write');
       const wh03 = {

@@ -7,8 +7,8 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
 import { EXAMPLE_AUDIENCE, EXAMPLE_ISSUER } from '../support/policies.js';
 import type { HttpAnswer } from '../support/scopegate.js';
+import { type Harness, startHarness } from '../support/scopegate.js';
 import { handBuiltToken, mintToken, newSigningKey, type SigningKey } from '../support/tokens.js';
-import { type Served, serveWith } from './serve-with.js';
 
 /** Well below Envoy's 250 ms in envoy/envoy.yaml, with room for a busy test machine. */
 const JWKS_TIMEOUT_MS = 150;
@@ -20,7 +20,7 @@ const REFRESH_SUCCESSES = `scopegate_jwks_refreshes_total{issuer="${EXAMPLE_ISSU
 let current: SigningKey;
 let rotated: SigningKey;
 let jwks: JwksServer;
-let served: Served | undefined;
+let served: Harness | undefined;
 
 beforeAll(async () => {
   [current, rotated] = await Promise.all([newSigningKey('RS256'), newSigningKey('RS256')]);
@@ -34,8 +34,8 @@ afterEach(async () => {
   await jwks.close();
 });
 
-async function serve(): Promise<Served> {
-  served = await serveWith(jwks.uri, ['--jwks-timeout-ms', String(JWKS_TIMEOUT_MS)]);
+async function serve(): Promise<Harness> {
+  served = await startHarness(undefined, { jwks, flags: ['--jwks-timeout-ms', String(JWKS_TIMEOUT_MS)] });
   return served;
 }
 
@@ -51,7 +51,7 @@ const syncClaims = (more: JWTPayload = {}): JWTPayload => ({
 /** A fresh token (never seen, so never cached) signed by `key`. */
 const freshToken = (key: SigningKey) => mintToken(key, syncClaims({ jti: randomUUID() }));
 
-async function timedList(server: Served, token: string): Promise<HttpAnswer & { ms: number }> {
+async function timedList(server: Harness, token: string): Promise<HttpAnswer & { ms: number }> {
   const started = performance.now();
   const answer = await server.send({ method: 'GET', path: '/api/inventory/transactions', token });
   return { ...answer, ms: performance.now() - started };

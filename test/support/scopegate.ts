@@ -66,22 +66,39 @@ export interface Harness {
   send(request: HttpLike): Promise<HttpAnswer>;
   sendRaw(request: CheckRequest): Promise<HttpAnswer>;
   scrape(): Promise<string>;
+  /** Value of one sample of the Prometheus text, e.g. `scopegate_cache_lookups_total{cache="decision",result="hit"}`. */
+  sample(series: string): Promise<number>;
   close(): Promise<void>;
 }
 
+export interface HarnessOptions {
+  /** A JWKS server to use (shared between servers); default: a new one publishing a new key of this harness. */
+  readonly jwks?: JwksServer;
+  readonly jwksDown?: boolean;
+  /** More `serve` flags; they win over the harness's own (e.g. a shorter `--jwks-timeout-ms`). */
+  readonly flags?: readonly string[];
+  readonly log?: Logger;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The one way tests start scopegate in-process: `serve` on loopback port 0 with the example policy (or the
+ * given one) pointed at a real JWKS endpoint. A generous JWKS timeout by default: tests run in parallel on a
+ * busy machine, and timeouts have their own tests (which pass `--jwks-timeout-ms`).
+ */
 export async function startHarness(
   policyText?: (jwksUri: string) => string,
-  options: { jwksDown?: boolean; log?: Logger; env?: NodeJS.ProcessEnv } = {},
+  options: HarnessOptions = {},
 ): Promise<Harness> {
   const key = await newSigningKey('RS256');
-  const jwks = await startJwksServer([key.publicJwk]);
+  const ownJwks = options.jwks === undefined;
+  const jwks = options.jwks ?? (await startJwksServer([key.publicJwk]));
   if (options.jwksDown) jwks.setAvailable(false);
   const dir = mkdtempSync(join(tmpdir(), 'scopegate-it-'));
   const policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, (policyText ?? examplePolicyText)(jwks.uri));
   const metrics = new Metrics();
   const settings = serveSettings(
-    // A generous JWKS timeout: tests run in parallel on a busy machine; timeouts have their own unit tests.
     [
       '--policy',
       policyFile,
@@ -93,13 +110,14 @@ export async function startHarness(
       'silent',
       '--jwks-timeout-ms',
       '2000',
+      ...(options.flags ?? []),
     ],
     options.env ?? {},
   );
   const running = await startServer(settings, options.log ?? createLogger('silent'), metrics);
   const grpc = connectAuthorization(running.grpcAddress);
-  const token: Harness['token'] = (claims, options) =>
-    mintToken(key, { iss: EXAMPLE_ISSUER, aud: EXAMPLE_AUDIENCE, ...claims }, options);
+  const token: Harness['token'] = (claims, mintOptions) =>
+    mintToken(key, { iss: EXAMPLE_ISSUER, aud: EXAMPLE_AUDIENCE, ...claims }, mintOptions);
   const sendRaw = async (request: CheckRequest) => answerOf(await grpc.check(request));
   return {
     key,
@@ -117,27 +135,34 @@ export async function startHarness(
         scope,
         ...more,
       }),
-    send: ({ method, path, token: bearer, headers = [], body }) =>
-      sendRaw(
-        checkRequestFor({
-          method,
-          path,
-          headers,
-          ...(bearer !== undefined && { token: bearer }),
-          ...(body !== undefined && { body }),
-        }),
-      ),
+    send: (request) => sendRaw(httpCheck(request)),
     sendRaw,
     scrape: async () => {
       const response = await fetch(`http://${running.adminAddress}/metrics`);
       return response.text();
     },
+    sample: async (series) => {
+      const text = await metrics.registry.metrics();
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? 0 : Number(line.slice(series.length + 1));
+    },
     close: async () => {
       grpc.close();
       await running.stop();
-      await jwks.close();
+      if (ownJwks) await jwks.close();
     },
   };
+}
+
+/** The CheckRequest Envoy builds for an HTTP-like request. */
+export function httpCheck({ method, path, token, headers = [], body }: HttpLike): CheckRequest {
+  return checkRequestFor({
+    method,
+    path,
+    headers,
+    ...(token !== undefined && { token }),
+    ...(body !== undefined && { body }),
+  });
 }
 
 export const JSON_BODY: Array<[string, string]> = [['content-type', 'application/json']];

@@ -1,9 +1,8 @@
 // One loaded JWKS: the signing keys jose will verify with, and which keys it publishes, so the caches can ask
 // `publishes(ref)` on every hit (a token whose key has left the JWKS is never served from them). Keys are
-// named by their RFC 7638 thumbprint: computed for every key when a set is loaded, and for a key jose resolved
-// when it is first seen, so the hot path only looks answers up.
-import { createHash } from 'node:crypto';
-import { createLocalJWKSet, exportJWK, type JWK } from 'jose';
+// named by their RFC 7638 thumbprint (jose's calculateJwkThumbprint): computed for every key when a set is
+// loaded, and for a key jose resolved when it is first seen, so the hot path only looks answers up.
+import { calculateJwkThumbprint, createLocalJWKSet, type JWK } from 'jose';
 import type { SigningKeyRef } from '../vocabulary/index.js';
 import { KeyLoadError } from './errors.js';
 
@@ -40,14 +39,19 @@ export class KeySet {
     }
     const usable = keys.filter(isUsableSigningKey);
     if (usable.length === 0) throw new KeyLoadError('the key set has no usable signing keys');
+    // A key jose cannot take a thumbprint of (a member missing) cannot verify a token either: nothing to list.
+    const thumbprints = await Promise.all(
+      usable.map((jwk) => calculateJwkThumbprint(jwk).catch(() => undefined)),
+    );
     const published = new Set<string>();
-    for (const jwk of usable) {
-      const thumbprint = jwkThumbprint(jwk);
+    usable.forEach((jwk, index) => {
+      const thumbprint = thumbprints[index];
+      if (thumbprint === undefined) return;
       // Indexed with and without its kid, so a token that named none still finds it.
       for (const kid of jwk.kid === undefined ? [undefined] : [jwk.kid, undefined]) {
         published.add(publicationId(thumbprint, kid, jwk.alg));
       }
-    }
+    });
     return new KeySet(
       createLocalJWKSet({ keys: usable }),
       usable.length,
@@ -79,22 +83,6 @@ function publicationId(thumbprint: string, kid: string | undefined, alg: string 
   return JSON.stringify([thumbprint, kid ?? null, alg ?? null]);
 }
 
-/** Members RFC 7638 hashes, per key type, in the lexicographic order it requires. */
-const THUMBPRINT_MEMBERS: Record<string, readonly string[]> = {
-  RSA: ['e', 'kty', 'n'],
-  EC: ['crv', 'kty', 'x', 'y'],
-  OKP: ['crv', 'kty', 'x'],
-};
-
-/** RFC 7638 JWK thumbprint (SHA-256, base64url): the key material, whatever `kid` it is published under. */
-export function jwkThumbprint(jwk: JWK): string {
-  const members = THUMBPRINT_MEMBERS[jwk.kty ?? ''] ?? ['kty'];
-  const canonical = JSON.stringify(
-    Object.fromEntries(members.map((name) => [name, (jwk as Record<string, unknown>)[name]])),
-  );
-  return createHash('sha256').update(canonical).digest('base64url');
-}
-
 const thumbprints = new WeakMap<object, Promise<string | undefined>>();
 
 /** Thumbprint of a key jose resolved (memoised per key object: jose reuses them). Undefined if not exportable. */
@@ -102,7 +90,9 @@ function thumbprintOfKey(key: unknown): Promise<string | undefined> {
   if (typeof key !== 'object' || key === null || key instanceof Uint8Array) return Promise.resolve(undefined);
   let thumbprint = thumbprints.get(key);
   if (thumbprint === undefined) {
-    thumbprint = exportJWK(key as Parameters<typeof exportJWK>[0]).then(jwkThumbprint, () => undefined);
+    thumbprint = calculateJwkThumbprint(key as Parameters<typeof calculateJwkThumbprint>[0]).catch(
+      () => undefined,
+    );
     thumbprints.set(key, thumbprint);
   }
   return thumbprint;

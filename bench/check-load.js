@@ -31,7 +31,7 @@ import { scalePolicyText, scaleRequestAt } from './scale-policy.js';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { checkRequestFor } = await import(new URL('../dist/wire/check-request.js', import.meta.url).href);
 const { ensureDevKeys, mintToken } = await import(new URL('../dist/dev/keys.js', import.meta.url).href);
-const { loadClients } = await import(new URL('../dist/server/proto.js', import.meta.url).href);
+const { loadClients } = await import(new URL('../dist/wire/proto.js', import.meta.url).href);
 
 const { values } = parseArgs({
   options: {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The Node transport floor for bench/compare.js: a grpc-js ext_authz server that allows every request without
-// looking at it. Same @grpc/grpc-js, same protos and loader options (dist/server/proto.js) and the same server
+// looking at it. Same @grpc/grpc-js, same protos and loader options (dist/wire/proto.js) and the same server
 // options as scopegate, so the difference between the two is scopegate's own work, not the transport.
 //
 //   node bench/noop-authz.js [--listen 127.0.0.1:0] [--workers N]
@@ -24,7 +24,7 @@ const workers = Math.max(1, Math.min(Number(values.workers) || 1, 64));
 const ALLOW = Object.freeze({ status: { code: 0 }, ok_response: {} });
 
 async function serve() {
-  const { authorizationService } = await import(new URL('../dist/server/proto.js', import.meta.url).href);
+  const { authorizationService } = await import(new URL('../dist/wire/proto.js', import.meta.url).href);
   const server = new grpc.Server({
     'grpc.max_receive_message_length': 4 * 1024 * 1024,
     'grpc.keepalive_permit_without_calls': 1,

@@ -19,7 +19,7 @@ import * as grpc from '@grpc/grpc-js';
 const { checkRequestFor } = await import(new URL('../../dist/wire/check-request.js', import.meta.url).href);
 const { mintToken } = await import(new URL('../../dist/dev/keys.js', import.meta.url).href);
 const { loadClients, httpStatusNumber } = await import(
-  new URL('../../dist/server/proto.js', import.meta.url).href
+  new URL('../../dist/wire/proto.js', import.meta.url).href
 );
 
 /** Issuer and audience of examples/inventory/policy.yaml; bench/opa/policy.rego names the same. */

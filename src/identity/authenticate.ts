@@ -11,7 +11,9 @@ import type { Principal, SigningKeyRef } from '../vocabulary/index.js';
 import { type Denial, deny, type Outcome } from '../vocabulary/index.js';
 import { principalFromClaims } from './claims.js';
 import { type BearerToken, type Credential, readCredential } from './credential.js';
-import { type KeyRegistry, type KeyStore, signingKeyRef } from './keys.js';
+import type { KeyRegistry } from './key-registry.js';
+import { signingKeyRef } from './key-set.js';
+import type { KeyStore } from './key-store.js';
 import { readCompactJwt, type VerifyContext, verifyToken } from './verify.js';
 
 export interface AuthenticatorOptions {

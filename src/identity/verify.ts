@@ -9,7 +9,8 @@ import { type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions, jwtVerify
 import type { CompiledIssuer } from '../policy/types.js';
 import { parseStrictJson } from '../request/json.js';
 import { type Denial, deny, type Outcome, ok } from '../vocabulary/index.js';
-import { errorCode, type KeySource } from './keys.js';
+import { errorCode } from './errors.js';
+import type { KeySource } from './key-store.js';
 
 /** What verification reads from the compiled policy and the key registry. */
 export interface VerifyContext {

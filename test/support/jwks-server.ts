@@ -1,5 +1,5 @@
 // A real JWKS endpoint for tests: an HTTP server on 127.0.0.1 (port 0) whose key set, availability and
-// latency can be changed while a test runs, and which counts the fetches it answered.
+// latency and Cache-Control header can be changed while a test runs, and which counts the fetches it answered.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { JWK } from 'jose';
@@ -17,6 +17,8 @@ export interface JwksServer {
   setDelay(ms: number): void;
   /** Serve this exact body instead of the key set (invalid JSON, oversized documents, …); undefined to stop. */
   setRawBody(body: string | undefined): void;
+  /** Send this `Cache-Control` header with the key set; undefined to send none. */
+  setCacheControl(value: string | undefined): void;
   resetFetches(): void;
   close(): Promise<void>;
 }
@@ -28,6 +30,7 @@ export async function startJwksServer(keys: JWK[] = []): Promise<JwksServer> {
   let available = true;
   let delayMs = 0;
   let rawBody: string | undefined;
+  let cacheControl: string | undefined;
   let fetches = 0;
   const pending = new Set<NodeJS.Timeout>();
 
@@ -44,7 +47,12 @@ export async function startJwksServer(keys: JWK[] = []): Promise<JwksServer> {
         return;
       }
       const body = rawBody ?? JSON.stringify({ keys: current });
-      res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+      res
+        .writeHead(200, {
+          'content-type': 'application/json',
+          ...(cacheControl !== undefined && { 'cache-control': cacheControl }),
+        })
+        .end(body);
     };
     if (delayMs > 0) {
       const timer = setTimeout(() => {
@@ -75,6 +83,9 @@ export async function startJwksServer(keys: JWK[] = []): Promise<JwksServer> {
     },
     setRawBody: (body) => {
       rawBody = body;
+    },
+    setCacheControl: (value) => {
+      cacheControl = value;
     },
     resetFetches: () => {
       fetches = 0;

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { DecisionCache } from '../../src/cache/decisions.js';
 import { type Checked, decide, type Snapshot } from '../../src/check/decide.js';
 import { Authenticator } from '../../src/identity/authenticate.js';
-import { KeyRegistry } from '../../src/identity/keys.js';
+import { KeyRegistry } from '../../src/identity/key-registry.js';
 import { JsonScanner } from '../../src/request/json.js';
 import { readLocations } from '../../src/request/locations.js';
 import type { CheckRequest } from '../../src/wire/envoy.js';

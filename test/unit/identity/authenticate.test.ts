@@ -1,9 +1,10 @@
 // The identity phase end to end: header → token → keys from a real JWKS endpoint → Principal, plus Envoy's
-// jwt_authn mode and the verified-token cache.
+// jwt_authn mode, the verified-token cache and the key each principal was verified with.
+import { calculateJwkThumbprint } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { TokenCache } from '../../../src/cache/tokens.js';
 import { Authenticator } from '../../../src/identity/authenticate.js';
-import { KeyRegistry } from '../../../src/identity/keys.js';
+import { KeyRegistry } from '../../../src/identity/key-registry.js';
 import { type JwksServer, startJwksServer } from '../../support/jwks-server.js';
 import { mintToken, newSigningKey, type SigningKey } from '../../support/tokens.js';
 import {
@@ -17,10 +18,11 @@ import {
 } from './fixtures.js';
 
 let key: SigningKey;
+let ec: SigningKey;
 let server: JwksServer;
 
 beforeAll(async () => {
-  key = await newSigningKey('RS256');
+  [key, ec] = await Promise.all([newSigningKey('RS256'), newSigningKey('ES256')]);
   server = await startJwksServer([key.publicJwk]);
 });
 afterAll(() => server.close());
@@ -32,6 +34,7 @@ let lookups: string[];
 beforeEach(() => {
   clock = new ManualClock();
   lookups = [];
+  server.setKeys([key.publicJwk]);
   registry = new KeyRegistry({ now: clock.now, fetchTimeoutMs: 2000 });
 });
 afterEach(() => registry.close());
@@ -251,6 +254,40 @@ describe('Authenticator: the verified-token cache', () => {
     ).toMatchObject({
       ok: false,
       reason: 'token_invalid',
+    });
+  });
+});
+
+describe('Authenticator: the key that verified each principal', () => {
+  it('the Authenticator ties each principal to the key that verified its token', async () => {
+    server.setKeys([key.publicJwk, ec.publicJwk]);
+    const authenticator = await authenticatorFor();
+    const token = await mintToken(ec, serviceAccount(), { now: clock.seconds });
+    const result = await authenticator.authenticate(bearer(token));
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    const ref = authenticator.signingKeyOf(result.value);
+    expect(ref).toEqual({
+      issuer: ISSUER,
+      thumbprint: await calculateJwkThumbprint(ec.publicJwk),
+      kid: ec.kid,
+      alg: 'ES256',
+    });
+    expect(ref && authenticator.isPublished(ref)).toBe(true);
+  });
+
+  it('a token without kid, with several candidate keys, is tied to the one that verified it', async () => {
+    const second = await newSigningKey('RS256');
+    server.setKeys([second.publicJwk, key.publicJwk].map(({ kid: _, ...jwk }) => jwk));
+    const authenticator = await authenticatorFor();
+    const token = await mintToken(key, serviceAccount(), { now: clock.seconds, header: { kid: undefined } });
+    const result = await authenticator.authenticate(bearer(token));
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(authenticator.signingKeyOf(result.value)).toEqual({
+      issuer: ISSUER,
+      thumbprint: await calculateJwkThumbprint(key.publicJwk),
+      alg: 'RS256',
     });
   });
 });

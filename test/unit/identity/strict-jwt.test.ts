@@ -5,7 +5,7 @@
 import { webcrypto } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { KeyRegistry } from '../../../src/identity/keys.js';
+import { KeyRegistry } from '../../../src/identity/key-registry.js';
 import {
   isCanonicalBase64url,
   readCompactJwt,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportSPKI, importJWK, SignJWT } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { KeyRegistry } from '../../../src/identity/keys.js';
+import { KeyRegistry } from '../../../src/identity/key-registry.js';
 import { type VerifyContext, verifyToken } from '../../../src/identity/verify.js';
 import type { CompiledIssuer } from '../../../src/policy/types.js';
 import { type JwksServer, startJwksServer } from '../../support/jwks-server.js';

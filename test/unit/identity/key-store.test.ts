@@ -1,9 +1,12 @@
-// Key stores against a real JWKS endpoint: rotation, junk kids, outages, slow IdPs and reloads.
+// One issuer's key store against a real JWKS endpoint: rotation, junk kids, outages, slow IdPs, the refresh
+// period a response's Cache-Control sets, and whether the key a token was verified with is still published.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { calculateJwkThumbprint } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { KeyRegistry, type KeyStoreOptions, keysFromJwks } from '../../../src/identity/keys.js';
+import { KeyRegistry } from '../../../src/identity/key-registry.js';
+import { KeyStore, type KeyStoreOptions } from '../../../src/identity/key-store.js';
 import { verifyToken } from '../../../src/identity/verify.js';
 import type { CompiledIssuer } from '../../../src/policy/types.js';
 import { type JwksServer, startJwksServer } from '../../support/jwks-server.js';
@@ -12,10 +15,15 @@ import { AUDIENCE, ISSUER, identityPolicy, issuerConfig, ManualClock } from './f
 
 let current: SigningKey;
 let next: SigningKey;
+let rsa: SigningKey;
 let server: JwksServer;
 
 beforeAll(async () => {
-  [current, next] = await Promise.all([newSigningKey('ES256'), newSigningKey('ES256')]);
+  [current, next, rsa] = await Promise.all([
+    newSigningKey('ES256'),
+    newSigningKey('ES256'),
+    newSigningKey('RS256'),
+  ]);
   server = await startJwksServer();
 });
 afterAll(() => server.close());
@@ -23,6 +31,7 @@ afterAll(() => server.close());
 let clock: ManualClock;
 let registry: KeyRegistry;
 let refreshes: Array<{ issuer: string; result: string }>;
+const stores: KeyStore[] = [];
 
 beforeEach(() => {
   clock = new ManualClock();
@@ -31,9 +40,13 @@ beforeEach(() => {
   server.setAvailable(true);
   server.setDelay(0);
   server.setRawBody(undefined);
+  server.setCacheControl(undefined);
   server.resetFetches();
 });
-afterEach(() => registry?.close());
+afterEach(() => {
+  registry?.close();
+  for (const store of stores.splice(0)) store.close();
+});
 
 function newRegistry(options: KeyStoreOptions = {}): KeyRegistry {
   registry = new KeyRegistry({
@@ -43,6 +56,13 @@ function newRegistry(options: KeyStoreOptions = {}): KeyRegistry {
     ...options,
   });
   return registry;
+}
+
+/** A store of its own (not through a registry), closed after the test. */
+function storeFor(options: KeyStoreOptions = {}): KeyStore {
+  const store = new KeyStore(issuerConfig({ uri: server.uri }), { fetchTimeoutMs: 2_000, ...options });
+  stores.push(store);
+  return store;
 }
 
 /** Verifies through the registry, as the Authenticator does. */
@@ -244,7 +264,7 @@ describe('outages', () => {
   });
 });
 
-describe('key sources and the registry', () => {
+describe('key sources', () => {
   let dir: string;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'scopegate-keys-'));
@@ -269,61 +289,85 @@ describe('key sources and the registry', () => {
     const result = await verifier(issuer)(await mintToken(current, claims(), { now: clock.seconds }));
     expect(result).toMatchObject({ ok: false, reason: 'keys_unavailable' });
   });
+});
 
-  it('a reload with unchanged issuers reuses the stores and fetches nothing', async () => {
-    const issuer = issuerConfig({ uri: server.uri });
-    await newRegistry().start([issuer]);
-    const store = registry.storeFor(issuer);
-    const reloaded = { ...issuer, audiences: [...issuer.audiences] };
-    await registry.start([reloaded]);
-    expect(registry.storeFor(reloaded)).toBe(store);
-    expect(server.fetches).toBe(1);
+describe("the JWKS response's Cache-Control sets the background refresh", () => {
+  it.each([
+    ['max-age=3600', 3_600_000],
+    ['max-age=5', 60_000],
+    ['no-cache', 60_000],
+    [`max-age=${30 * 86_400}`, 3_600_000],
+    ['max-age=7200', 3_600_000],
+    [undefined, 5 * 60_000],
+  ])('"%s" sets the background refresh to %d ms (clamped to 60 s … 1 h)', async (header, interval) => {
+    server.setKeys([rsa.publicJwk]);
+    server.setCacheControl(header);
+    const store = storeFor();
+    await store.start();
+    expect(store.hasKeys()).toBe(true);
+    expect(store.refreshIntervalMs()).toBe(interval);
   });
 
-  it('a reload that moves the JWKS gets a new store; the old one is dropped from readiness', async () => {
-    const issuer = issuerConfig({ uri: server.uri });
-    await newRegistry().start([issuer]);
-    const moved = issuerConfig({ file: join(dir, 'absent.json') });
-    await registry.start([moved]);
-    expect(registry.storeFor(moved)).not.toBe(registry.storeFor(issuer));
-    registry.retainOnly([moved]);
-    expect(registry.ready()).toBe(false);
-    expect(registry.problems()).toHaveLength(1);
+  it('a failed refresh keeps the last interval, as it keeps the last keys', async () => {
+    server.setKeys([rsa.publicJwk]);
+    server.setCacheControl('max-age=3600');
+    const store = storeFor();
+    await store.start();
+    server.setAvailable(false);
+    expect(await store.refresh()).toBe(false);
+    expect(store.refreshIntervalMs()).toBe(3_600_000);
+    expect(store.keyCount()).toBe(1);
   });
 
-  it('a JWKS keeps only public signing keys: enc, symmetric and private keys are skipped', () => {
-    const loaded = keysFromJwks(
-      JSON.stringify({
-        keys: [
-          current.publicJwk,
-          { ...next.publicJwk, use: 'enc' },
-          { kty: 'oct', k: 'c2VjcmV0', kid: 'shared' },
-          { ...next.publicJwk, d: 'private-part' },
-          { kty: 'unknown', kid: 'odd' },
-          'not a key',
-        ],
-      }),
-    );
-    expect(loaded.keyCount).toBe(1);
+  it('the background refresh really runs on the max-age schedule', async () => {
+    server.setKeys([rsa.publicJwk]);
+    server.setCacheControl('max-age=1');
+    // Bounds lowered so the test need not wait a minute; the default floor is 60 s.
+    const store = storeFor({ minRefreshIntervalMs: 0 });
+    const before = server.fetches;
+    await store.start();
+    expect(server.fetches).toBe(before + 1);
+    server.setKeys([rsa.publicJwk, next.publicJwk]);
+    await vi.waitFor(() => expect(store.keyCount()).toBe(2), { timeout: 4_000, interval: 20 });
+    expect(server.fetches).toBeGreaterThanOrEqual(before + 2);
+  });
+});
+
+describe('is the key a token was verified with still published?', () => {
+  it('yes while the JWKS publishes it; no once a refresh drops it', async () => {
+    server.setKeys([rsa.publicJwk, next.publicJwk]);
+    const store = storeFor();
+    await store.start();
+    const ref = {
+      issuer: ISSUER,
+      thumbprint: await calculateJwkThumbprint(rsa.publicJwk),
+      kid: rsa.kid,
+      alg: 'RS256',
+    };
+    expect(store.publishes(ref)).toBe(true);
+
+    server.setKeys([next.publicJwk]);
+    expect(await store.refresh()).toBe(true);
+    expect(store.publishes(ref)).toBe(false);
   });
 
-  it('keys jose would refuse (key_ops without verify, a non-boolean ext) are not usable here either', () => {
-    const loaded = keysFromJwks(
-      JSON.stringify({
-        keys: [
-          { ...current.publicJwk, key_ops: ['verify'] },
-          { ...next.publicJwk, kid: 'signing-only', key_ops: ['sign'] },
-          { ...next.publicJwk, kid: 'odd-ext', ext: 'yes' },
-          { ...next.publicJwk, kid: 'twice', key_ops: ['verify', 'verify'] },
-        ],
-      }),
-    );
-    expect(loaded.keyCount).toBe(1);
+  it('no when the same key material is republished under another kid (the token names the old one)', async () => {
+    server.setKeys([{ ...rsa.publicJwk, kid: 'renamed' }]);
+    const store = storeFor();
+    await store.start();
+    const thumbprint = await calculateJwkThumbprint(rsa.publicJwk);
+    expect(store.publishes({ issuer: ISSUER, thumbprint, kid: rsa.kid, alg: 'RS256' })).toBe(false);
+    // A token that named no kid is verified by whichever published copy matches: still yes.
+    expect(store.publishes({ issuer: ISSUER, thumbprint, alg: 'RS256' })).toBe(true);
   });
 
-  it('a set with no usable keys is refused', () => {
-    expect(() => keysFromJwks(JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0' }] }))).toThrow(
-      /no usable/,
-    );
+  it('no when the key is now restricted to another algorithm, or the ref is for another issuer', async () => {
+    server.setKeys([{ ...rsa.publicJwk, alg: 'PS256' }]);
+    const store = storeFor();
+    await store.start();
+    const thumbprint = await calculateJwkThumbprint(rsa.publicJwk);
+    expect(store.publishes({ issuer: ISSUER, thumbprint, kid: rsa.kid, alg: 'RS256' })).toBe(false);
+    expect(store.publishes({ issuer: ISSUER, thumbprint, kid: rsa.kid, alg: 'PS256' })).toBe(true);
+    expect(store.publishes({ issuer: 'https://other/', thumbprint, kid: rsa.kid, alg: 'PS256' })).toBe(false);
   });
 });

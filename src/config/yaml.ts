@@ -76,6 +76,14 @@ export function aliasExpansionProblem(doc: Document): { offset: number; message:
   }
 }
 
+export type Position = Pick<ConfigProblem, 'file' | 'line' | 'col'>;
+
+/** FILE:LINE:COL of an offset into the text (1:1 for the start, or for no offset at all). */
+export function positionAt(lineCounter: LineCounter, file: string, offset: number): Position {
+  const { line, col } = lineCounter.linePos(Math.max(offset, 0));
+  return { file, line: Math.max(line, 1), col: Math.max(col, 1) };
+}
+
 /** A key of a map as written, with its value. */
 export interface Entry {
   readonly key: string;
@@ -284,13 +292,12 @@ export class YamlReader {
   }
 
   /** Where a node starts; the start of the file for none. */
-  pos(node: Node | null | undefined): { file: string; line: number; col: number } {
+  pos(node: Node | null | undefined): Position {
     return this.at(node?.range?.[0] ?? 0);
   }
 
-  at(offset: number): { file: string; line: number; col: number } {
-    const { line, col } = this.parsed.lineCounter.linePos(Math.max(offset, 0));
-    return { file: this.file, line: Math.max(line, 1), col: Math.max(col, 1) };
+  at(offset: number): Position {
+    return positionAt(this.parsed.lineCounter, this.file, offset);
   }
 
   report(node: Node | null | undefined, field: string, message: string): void {

@@ -1,6 +1,7 @@
 // The policy phase's public surface: load (parse + validate + compile), the matcher pieces and location
 // grants that other phases reuse, and the shared types.
 
+export { formatProblem } from '../config/problems.js';
 export type { CompileOptions } from './compile.js';
 export {
   compilePolicy,
@@ -12,7 +13,7 @@ export {
   policyRevision,
 } from './compile.js';
 export type { ParseOptions, PolicyResult } from './load.js';
-export { formatProblem, loadPolicyFile, MAX_ALIAS_COUNT, MAX_POLICY_BYTES, parsePolicy } from './load.js';
+export { loadPolicyFile, MAX_POLICY_BYTES, parsePolicy } from './load.js';
 export { locationAllowed, locationPatternProblem, parseLocationGrant } from './locations.js';
 export type { HttpMethod, RouteMatcher, TemplateResult, TemplateSegment } from './routes.js';
 export {

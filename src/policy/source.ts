@@ -6,7 +6,9 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { formatProblem, loadPolicyFileOffThread, type PolicyResult } from './load.js';
+import { formatProblem } from '../config/problems.js';
+import { errorCode } from '../config/text-file.js';
+import { loadPolicyFileOffThread, type PolicyResult } from './load.js';
 import type { CompiledPolicy, PolicyProblem } from './types.js';
 
 /** Quiet time after the last file event before reading: a burst of events (write, rename, chmod) is one reload. */
@@ -244,11 +246,11 @@ export class PolicySource<T> {
       watcher.on('error', (err) => {
         watcher.close();
         if (this.watcher === watcher) this.watcher = undefined;
-        this.options.events?.watchFailed?.(errorCode(err));
+        this.options.events?.watchFailed?.(errorCode(err) ?? 'unknown error');
       });
       this.watcher = watcher;
     } catch (err) {
-      this.options.events?.watchFailed?.(errorCode(err));
+      this.options.events?.watchFailed?.(errorCode(err) ?? 'unknown error');
     }
   }
 
@@ -276,13 +278,8 @@ async function fileSignature(file: string): Promise<string> {
     const [resolved, info] = await Promise.all([realpath(file), stat(file)]);
     return `${resolved}\n${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
   } catch (err) {
-    return `unreadable:${errorCode(err)}`;
+    return `unreadable:${errorCode(err) ?? 'unknown error'}`;
   }
-}
-
-function errorCode(err: unknown): string {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' ? code : 'unknown error';
 }
 
 function delay(ms: number): Promise<void> {

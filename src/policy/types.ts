@@ -1,6 +1,8 @@
 // The policy as users write it (PolicyDocument, the YAML contract in DESIGN.md) and as the hot path reads
 // it (CompiledPolicy: lookup tables built once per revision, then frozen).
 
+import type { ConfigProblem } from '../config/problems.js';
+
 /** `dry_run`: a deny is counted (decision="dry_run_deny"), logged and put in metadata, but not enforced. */
 export const POLICY_MODES = ['enforce', 'dry_run'] as const;
 export type PolicyMode = (typeof POLICY_MODES)[number];
@@ -194,11 +196,4 @@ export interface CompiledPolicy {
 }
 
 /** One problem found in a policy file, located for `FILE:LINE:COL: field: message`. */
-export interface PolicyProblem {
-  readonly file: string;
-  readonly line: number;
-  readonly col: number;
-  /** Path to the field, e.g. `routes[2].permissions[0]`. */
-  readonly field: string;
-  readonly message: string;
-}
+export type PolicyProblem = ConfigProblem;

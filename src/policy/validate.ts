@@ -3,7 +3,9 @@
 // the field (`routes[2].permissions[0]`). All problems are collected, not just the first: a user fixing
 // a policy should see everything wrong in one run.
 
-import { type Document, isAlias, isMap, isScalar, isSeq, type LineCounter, type Node, visit } from 'yaml';
+import { type Document, isScalar, isSeq, type LineCounter, type Node } from 'yaml';
+import { closest, fieldPath, unknownMessage } from '../config/problems.js';
+import { type Entry, type Located, YamlReader } from '../config/yaml.js';
 import { identityTextProblem } from '../vocabulary/index.js';
 import { parseBodyPath } from './body-path.js';
 import { locationPatternProblem } from './locations.js';
@@ -71,18 +73,7 @@ export function validatePolicy(doc: Document.Parsed, lineCounter: LineCounter, f
   };
 }
 
-interface Entry {
-  readonly key: string;
-  readonly keyNode: Node;
-  readonly value: Node | null;
-}
-
-type Ref = { name: string; node: Node; field: string };
-
-class Reader {
-  readonly problems: PolicyProblem[] = [];
-  readonly duplicateKeyOffsets = new Set<number>();
-  private readonly aliasTargets = new Map<Node, Node | null>();
+class Reader extends YamlReader {
   private suggestionBudget = 200;
   private knownPermissions?: Set<string>;
   private knownScopes?: Set<string>;
@@ -93,29 +84,8 @@ class Reader {
   /** `issuer\nname` → where it is given, per section: each name may be given once within its issuer. */
   private readonly identities = { subjects: new Map<string, Node>(), clients: new Map<string, Node>() };
 
-  constructor(
-    doc: Document.Parsed,
-    private readonly lineCounter: LineCounter,
-    private readonly file: string,
-  ) {
-    // Resolve every alias once, up front. An alias inside the node it names would make the walk endless.
-    const anchors = new Map<string, Node>();
-    visit(doc, {
-      Node: (_key, node) => {
-        if (isAlias(node)) {
-          const target = anchors.get(node.source);
-          const inside =
-            target?.range &&
-            node.range &&
-            target.range[0] <= node.range[0] &&
-            node.range[0] < target.range[2];
-          this.aliasTargets.set(node, target && !inside ? target : null);
-          if (!target) this.report(node, '', `alias "*${node.source}" names no earlier anchor`);
-          else if (inside) this.report(node, '', `alias "*${node.source}" refers to a node that contains it`);
-        }
-        if ('anchor' in node && typeof node.anchor === 'string') anchors.set(node.anchor, node);
-      },
-    });
+  constructor(doc: Document.Parsed, lineCounter: LineCounter, file: string) {
+    super({ doc, lineCounter }, file, { followAliases: true });
   }
 
   // ── the policy, section by section ──────────────────────────────────────────────────────────────
@@ -401,7 +371,7 @@ class Reader {
       const f = fieldPath('roles', key);
       const list = this.stringList(v, f, { nonEmpty: true, unique: true });
       if (!list) continue;
-      this.checkRefs('permission', list.map(asRef));
+      this.checkRefs('permission', list);
       setOwn(
         out,
         key,
@@ -421,7 +391,7 @@ class Reader {
       if (!s) continue;
       const owner = this.readOwner('clients', f, key, keyNode, s.issuer, s.client);
       const scopes = s.scopes && this.stringList(s.scopes.value, `${f}.scopes`, { unique: true });
-      if (scopes) this.checkRefs('scope', scopes.map(asRef));
+      if (scopes) this.checkRefs('scope', scopes);
       const grantTypes =
         s.grantTypes &&
         this.stringList(s.grantTypes.value, `${f}.grantTypes`, { nonEmpty: true, unique: true });
@@ -454,7 +424,7 @@ class Reader {
       if (s.roles) {
         const roles = this.stringList(s.roles.value, `${f}.roles`, { unique: true });
         if (roles) {
-          this.checkRefs('role', roles.map(asRef));
+          this.checkRefs('role', roles);
           subject.roles = roles.map((r) => r.value);
         }
       }
@@ -589,7 +559,7 @@ class Reader {
       const permissions =
         s.permissions &&
         this.stringList(s.permissions.value, `${f}.permissions`, { nonEmpty: true, unique: true });
-      if (permissions) this.checkRefs('permission', permissions.map(asRef));
+      if (permissions) this.checkRefs('permission', permissions);
       const location =
         s.location && this.readLocation(s.location.value, `${f}.location`, templateOk ? path : undefined);
       const mode = s.mode && this.readMode(s.mode.value, `${f}.mode`);
@@ -717,10 +687,10 @@ class Reader {
 
   // ── references between sections ───────────────────────────────────────────────────────────────────
 
-  private checkRefs(kind: 'permission' | 'scope' | 'role', refs: Ref[]): void {
+  private checkRefs(kind: 'permission' | 'scope' | 'role', refs: readonly Located[]): void {
     if (kind === 'role' && this.knownRoles === undefined) {
       for (const r of refs) {
-        this.report(r.node, r.field, `role "${r.name}" is not defined: this policy has no roles section`);
+        this.report(r.node, r.field, `role "${r.value}" is not defined: this policy has no roles section`);
       }
       return;
     }
@@ -730,249 +700,15 @@ class Reader {
     if (!known) return;
     const candidates = [...known];
     for (const r of refs) {
-      if (known.has(r.name)) continue;
+      if (known.has(r.value)) continue;
       // Suggestions cost a scan of every known name; a file full of typos gets them for the first ones only.
       const suggest = this.suggestionBudget-- > 0;
-      this.report(r.node, r.field, unknownMessage(kind, r.name, suggest ? candidates : [], false));
+      this.report(r.node, r.field, unknownMessage(kind, r.value, suggest ? candidates : [], false));
     }
-  }
-
-  // ── typed readers over YAML nodes ─────────────────────────────────────────────────────────────────
-
-  /** A map with a fixed set of keys (`true` = required); unknown keys are reported with a suggestion. */
-  private section<K extends string>(
-    value: Node | null,
-    f: string,
-    keys: Record<K, boolean>,
-  ): Partial<Record<K, Entry>> | undefined {
-    const entries = this.entries(value, f);
-    if (!entries) return undefined;
-    const known = Object.keys(keys) as K[];
-    const out: Partial<Record<K, Entry>> = {};
-    for (const e of entries) {
-      if ((known as string[]).includes(e.key)) out[e.key as K] = e;
-      else this.report(e.keyNode, fieldPath(f, e.key), unknownMessage('key', e.key, known, true));
-    }
-    for (const k of known) {
-      if (keys[k] && !out[k])
-        this.report(this.deref(value), fieldPath(f, k), `required key "${k}" is missing`);
-    }
-    return out;
-  }
-
-  /** The entries of a map with string keys; a repeated key is reported and only its first value kept. */
-  private entries(value: Node | null, f: string): Entry[] | undefined {
-    const node = this.deref(value);
-    if (!isMap(node)) {
-      this.report(node, f, `expected a map, got ${this.describe(node)}`);
-      return undefined;
-    }
-    const out: Entry[] = [];
-    const seen = new Map<string, Node>();
-    for (const pair of node.items) {
-      const keyNode = this.deref(pair.key as Node | null);
-      if (!isScalar(keyNode) || typeof keyNode.value !== 'string' || keyNode.value === '') {
-        this.report(
-          keyNode ?? node,
-          f,
-          `a key must be a non-empty string, got ${this.describe(keyNode)} (quote it)`,
-        );
-        continue;
-      }
-      const key = keyNode.value;
-      const first = seen.get(key);
-      if (first) {
-        if (keyNode.range) this.duplicateKeyOffsets.add(keyNode.range[0]);
-        this.report(
-          keyNode,
-          fieldPath(f, key),
-          `duplicate key "${key}" (first at line ${this.pos(first).line})`,
-        );
-        continue;
-      }
-      seen.set(key, keyNode);
-      out.push({ key, keyNode, value: (pair.value as Node | null) ?? null });
-    }
-    return out;
-  }
-
-  private list(value: Node | null, f: string): (Node | null)[] | undefined {
-    const node = this.deref(value);
-    if (!isSeq(node)) {
-      this.report(node, f, `expected a list, got ${this.describe(node)}`);
-      return undefined;
-    }
-    return node.items as (Node | null)[];
-  }
-
-  private stringList(
-    value: Node | null,
-    f: string,
-    opts: { nonEmpty?: boolean; unique?: boolean } = {},
-  ): { value: string; node: Node; field: string }[] | undefined {
-    const items = this.list(value, f);
-    if (!items) return undefined;
-    if (opts.nonEmpty && items.length === 0) {
-      this.report(this.deref(value), f, 'the list must not be empty');
-      return undefined;
-    }
-    const out: { value: string; node: Node; field: string }[] = [];
-    let good = true;
-    const seen = new Set<string>();
-    items.forEach((item, i) => {
-      const fi = `${f}[${i}]`;
-      const s = this.string(item, fi);
-      const node = this.deref(item);
-      if (s === undefined || !node) {
-        good = false;
-        return;
-      }
-      if (opts.unique && seen.has(s)) {
-        this.report(node, fi, `"${s}" is listed twice`);
-        return;
-      }
-      seen.add(s);
-      out.push({ value: s, node, field: fi });
-    });
-    return good ? out : undefined;
-  }
-
-  private string(value: Node | null, f: string): string | undefined {
-    const node = this.deref(value);
-    if (!isScalar(node) || typeof node.value !== 'string') {
-      this.report(node, f, `expected a string, got ${this.describe(node)}`);
-      return undefined;
-    }
-    if (node.value.trim() === '') {
-      this.report(node, f, 'must not be empty');
-      return undefined;
-    }
-    return node.value;
-  }
-
-  private integer(value: Node | null, f: string, min: number, max: number): number | undefined {
-    const node = this.deref(value);
-    const n = isScalar(node) ? node.value : undefined;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-      this.report(node, f, `expected a whole number from ${min} to ${max}, got ${this.show(node)}`);
-      return undefined;
-    }
-    return n;
-  }
-
-  private url(value: Node | null, f: string, what: string): string | undefined {
-    const s = this.string(value, f);
-    if (s === undefined) return undefined;
-    let protocol: string | undefined;
-    try {
-      protocol = new URL(s).protocol;
-    } catch {
-      protocol = undefined;
-    }
-    if (protocol !== 'https:' && protocol !== 'http:') {
-      this.report(value, f, `${what} must be an http(s) URL, got "${s}"`);
-      return undefined;
-    }
-    return s;
-  }
-
-  // ── helpers ───────────────────────────────────────────────────────────────────────────────────────
-
-  private deref(node: Node | null | undefined): Node | null {
-    // A broken alias stays itself, so problems about it point at the alias (and say so).
-    if (node && isAlias(node)) return this.aliasTargets.get(node) ?? node;
-    return node ?? null;
-  }
-
-  private pos(node: Node | null | undefined): { file: string; line: number; col: number } {
-    const offset = node?.range?.[0] ?? 0;
-    const { line, col } = this.lineCounter.linePos(offset);
-    return { file: this.file, line: Math.max(line, 1), col: Math.max(col, 1) };
-  }
-
-  private report(node: Node | null | undefined, field: string, message: string): void {
-    this.problems.push({ ...this.pos(node), field, message });
-  }
-
-  private describe(node: Node | null): string {
-    if (node === null) return 'nothing';
-    if (isAlias(node)) return 'an alias that cannot be used';
-    if (isMap(node)) return 'a map';
-    if (isSeq(node)) return 'a list';
-    if (isScalar(node)) {
-      const v = node.value;
-      if (v === null) return 'nothing';
-      if (typeof v === 'string') return v.trim() === '' ? 'an empty string' : 'a string';
-      if (typeof v === 'number') return `the number ${v}`;
-      if (typeof v === 'boolean') return `${v}`;
-    }
-    return 'an unsupported value';
-  }
-
-  /** A short rendering of a scalar for messages (never long: values are user-written, not secrets). */
-  private show(node: Node | null): string {
-    if (isScalar(node) && (typeof node.value === 'number' || typeof node.value === 'boolean'))
-      return String(node.value);
-    if (isScalar(node) && typeof node.value === 'string') return JSON.stringify(node.value.slice(0, 60));
-    return this.describe(node);
   }
 }
 
 // A user-chosen key such as "__proto__" must become a plain own property, never a prototype change.
 function setOwn<T>(target: Record<string, T>, key: string, value: T): void {
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-}
-
-function asRef(x: { value: string; node: Node; field: string }): Ref {
-  return { name: x.value, node: x.node, field: x.field };
-}
-
-/** `routes[2].permissions[0]`, `scopes["inventory.read"]`, `roles["Inventory Data Reader"]`. */
-export function fieldPath(parent: string, key: string | number): string {
-  if (typeof key === 'number') return `${parent}[${key}]`;
-  if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) return parent ? `${parent}.${key}` : key;
-  return `${parent}[${JSON.stringify(key)}]`;
-}
-
-function unknownMessage(kind: string, name: string, candidates: readonly string[], listAll: boolean): string {
-  const base = `unknown ${kind} "${name}"`;
-  const suggestion = closest(name, candidates);
-  if (suggestion !== undefined) return `${base}; did you mean "${suggestion}"?`;
-  if (listAll && candidates.length > 0) return `${base}; expected one of ${candidates.join(', ')}`;
-  return base;
-}
-
-/** The candidate closest to `name`, when it is close enough to be a likely typo. */
-export function closest(name: string, candidates: readonly string[]): string | undefined {
-  // Names this long are not typos of anything; skipping them keeps the quadratic distance cheap.
-  if (name.length > 128) return undefined;
-  let best: string | undefined;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  const limit = Math.max(1, Math.min(3, Math.floor(name.length / 3)));
-  for (const candidate of candidates) {
-    if (candidate.length > 128) continue;
-    // Case-only differences count as closest of all.
-    const d = candidate.toLowerCase() === name.toLowerCase() ? 0 : editDistance(name, candidate);
-    // Ties go to the name first in code-point order, so the suggestion does not depend on file order.
-    if (d < bestDistance || (d === bestDistance && best !== undefined && candidate < best)) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return bestDistance <= limit ? best : undefined;
-}
-
-/** Levenshtein distance (names are short; the policy is capped at 1 MiB). */
-export function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 3) return Math.abs(a.length - b.length);
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
 }

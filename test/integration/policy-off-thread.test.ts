@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { formatProblem } from '../../src/config/problems.js';
 import type * as Load from '../../src/policy/load.js';
 
 const built = (await import(new URL('../../dist/policy/load.js', import.meta.url).href)) as typeof Load;
@@ -69,9 +70,7 @@ describe('loadPolicyFileOffThread', () => {
     expect(offThread.ok).toBe(false);
     expect(inPlace.ok).toBe(false);
     if (offThread.ok || inPlace.ok) return;
-    expect(offThread.problems.map(built.formatProblem)).toEqual(inPlace.problems.map(built.formatProblem));
-    expect(offThread.problems.map(built.formatProblem).join('\n')).toMatch(
-      /policy\.yaml:\d+:\d+: .*permisions/,
-    );
+    expect(offThread.problems.map(formatProblem)).toEqual(inPlace.problems.map(formatProblem));
+    expect(offThread.problems.map(formatProblem).join('\n')).toMatch(/policy\.yaml:\d+:\d+: .*permisions/);
   });
 });

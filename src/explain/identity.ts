@@ -21,7 +21,7 @@ import { principalFromClaims } from '../identity/claims.js';
 import { KeyRegistry, type KeySource } from '../identity/keys.js';
 import { readCompactJwt, type VerifyContext, verifyToken } from '../identity/verify.js';
 import type { CompiledPolicy } from '../policy/types.js';
-import { ALLOWED_ALGORITHMS } from '../policy/validate.js';
+import { ALLOWED_ALGORITHMS } from '../policy/validate-authentication.js';
 import { JWT_AUTHN_NAMESPACE } from '../request/facts.js';
 import type { RequestFacts } from '../request/types.js';
 import type { Principal } from '../vocabulary/index.js';

@@ -26,9 +26,9 @@ export {
 } from './routes.js';
 export type * from './types.js';
 export type { ValidateResult } from './validate.js';
+export { validatePolicy } from './validate.js';
 export {
   ALLOWED_ALGORITHMS,
   CLOCK_TOLERANCE_MAX_SECONDS,
   MAX_TOKEN_BYTES_RANGE,
-  validatePolicy,
-} from './validate.js';
+} from './validate-authentication.js';

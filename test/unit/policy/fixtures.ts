@@ -1,5 +1,13 @@
 // Policy texts shared by the policy-phase tests. Line numbers matter: tests assert `FILE:LINE:COL`, so
 // BASE's line count is fixed and documented.
+import { formatProblem, parsePolicy } from '../../../src/policy/index.js';
+
+/** The problems of a policy that must be rejected, one `FILE:LINE:COL: field: message` line each. */
+export function problemsOf(text: string): string[] {
+  const result = parsePolicy(text, 'policy.yaml');
+  if (result.ok) throw new Error('expected the policy to be rejected, but it was accepted');
+  return result.problems.map(formatProblem);
+}
 
 /** The sample policy from DESIGN.md, verbatim except `jwks: { file: ./jwks.json }`. */
 export const DESIGN_SAMPLE = `version: 1

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { formatProblem, loadPolicyFile, MAX_POLICY_BYTES, parsePolicy } from '../../../src/policy/index.js';
-import { DESIGN_SAMPLE, LIST_ROUTE, policy } from './fixtures.js';
+import { DESIGN_SAMPLE, LIST_ROUTE, policy, problemsOf } from './fixtures.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -162,6 +162,30 @@ routes:
     );
     expect(result.ok ? [] : result.problems.map(formatProblem)).toEqual([
       'policy.yaml:1:10: invalid YAML: Unresolved tag: !custom',
+    ]);
+  });
+});
+
+describe('YAML mistakes are reported where they are', () => {
+  test('invalid YAML is reported where the parser stopped', () => {
+    const text = policy('', LIST_ROUTE).replace(
+      'permissions: [INV_TRANSACTION_READ]',
+      'permissions: [INV_TRANSACTION_READ',
+    );
+    const problems = problemsOf(text);
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems[0]).toMatch(/^policy\.yaml:16:1: invalid YAML: /);
+  });
+
+  test('a tab used for indentation is invalid YAML, at its line', () => {
+    const text = policy('', LIST_ROUTE).replace('    method: GET', '\tmethod: GET');
+    expect(problemsOf(text)[0]).toMatch(/^policy\.yaml:13:1: invalid YAML: /);
+  });
+
+  test('a key written twice is refused, naming where it was first', () => {
+    const text = policy('', LIST_ROUTE).replace('    method: GET\n', '    method: GET\n    method: POST\n');
+    expect(problemsOf(text)).toEqual([
+      'policy.yaml:14:5: routes[0].method: duplicate key "method" (first at line 13)',
     ]);
   });
 });

@@ -12,6 +12,8 @@ import {
   type Node,
   parseDocument,
   visit,
+  type YAMLMap,
+  type YAMLSeq,
 } from 'yaml';
 import { type ConfigProblem, fieldPath, unknownMessage } from './problems.js';
 
@@ -280,6 +282,11 @@ export class YamlReader {
       return undefined;
     }
     return s;
+  }
+
+  /** A map or list as plain data, aliases expanded at most MAX_ALIAS_COUNT times. */
+  plainData(node: YAMLMap | YAMLSeq): unknown {
+    return node.toJS(this.parsed.doc, { maxAliasCount: MAX_ALIAS_COUNT });
   }
 
   // ── positions and problems ────────────────────────────────────────────────────────────────────────

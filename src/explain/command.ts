@@ -1,10 +1,11 @@
 // The `explain` and `test` commands: flags in, exit code out (0 allowed / all passed, 1 denied / a case
 // failed, 2 usage errors and files that cannot be read). cli.ts only dispatches here.
-import { open } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { formatProblem } from '../config/problems.js';
+import { readTextFile } from '../config/text-file.js';
 import { Authenticator } from '../identity/authenticate.js';
 import { KeyRegistry } from '../identity/keys.js';
-import { formatProblem, loadPolicyFile } from '../policy/index.js';
+import { loadPolicyFile } from '../policy/index.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import { parseStrictJson } from '../request/json.js';
 import { checkRequestFor } from '../wire/check-request.js';
@@ -189,20 +190,18 @@ async function loadPolicy(file: string, io: CommandIO): Promise<CompiledPolicy |
 async function readClaims(given: string): Promise<Record<string, unknown> | string> {
   let text = given;
   if (!given.trimStart().startsWith('{')) {
-    try {
-      const handle = await open(given, 'r');
-      try {
-        const buffer = Buffer.alloc(MAX_CLAIMS_BYTES + 1);
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-        if (bytesRead > MAX_CLAIMS_BYTES) return `--claims file is larger than ${MAX_CLAIMS_BYTES} bytes`;
-        text = buffer.subarray(0, bytesRead).toString('utf8');
-      } finally {
-        await handle.close();
+    const read = await readTextFile(given, MAX_CLAIMS_BYTES);
+    if (!read.ok) {
+      switch (read.problem) {
+        case 'too_large':
+          return `--claims file is larger than ${MAX_CLAIMS_BYTES} bytes`;
+        case 'unreadable':
+          return `--claims: cannot read the file (${read.code}); give a file or inline JSON`;
+        case 'not_utf8':
+          return '--claims file is not valid UTF-8';
       }
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      return `--claims: cannot read the file (${typeof code === 'string' ? code : 'unknown error'}); give a file or inline JSON`;
     }
+    text = read.text;
   }
   const parsed = parseStrictJson(text, { maxBytes: MAX_CLAIMS_BYTES });
   if (!parsed.ok) return `--claims is not valid JSON: ${parsed.problem}`;

@@ -2,7 +2,7 @@
 // typed readers that report what they find wrong instead of throwing. Positions were counted by hand.
 
 import { describe, expect, test } from 'vitest';
-import type { Node } from 'yaml';
+import { isMap, type Node } from 'yaml';
 import { formatProblem } from '../../../src/config/problems.js';
 import { aliasExpansionProblem, MAX_ALIAS_COUNT, parseYaml, YamlReader } from '../../../src/config/yaml.js';
 
@@ -200,6 +200,14 @@ describe('YamlReader: aliases', () => {
       'f.yaml:1:11: alias "*p" refers to a node that contains it',
       'f.yaml:1:11: p[1]: expected a string, got an alias that cannot be used',
     ]);
+  });
+
+  test('plainData: a map or list as plain data, with its aliases expanded', () => {
+    const { reader, root } = read('base: &b { location: WH01 }\nbody: { lines: [*b, *b] }\n');
+    const [, body] = reader.entries(root, '')!;
+    const node = reader.deref(body!.value);
+    if (!isMap(node)) throw new Error('expected a map');
+    expect(reader.plainData(node)).toEqual({ lines: [{ location: 'WH01' }, { location: 'WH01' }] });
   });
 
   test('not followed: an alias is itself and fits no shape', () => {

@@ -139,6 +139,28 @@ describe('a malformed cases file is reported as FILE:LINE:COL: field: message', 
     expect(problemsOf('cases: [\n')[0]).toMatch(/^cases\.yaml:\d+:\d+: invalid YAML: /);
   });
 
+  it('an alias reads as its anchor; one inside the node it names is refused, not left to crash the run', () => {
+    const shared = `cases:
+  - name: first
+    request: &list { method: GET, path: /api/inventory/transactions }
+    expect: { reason: token_missing }
+  - name: second
+    request: *list
+    expect: { reason: token_missing }
+`;
+    expect(casesOf(shared).map((c) => c.request.path)).toEqual([
+      '/api/inventory/transactions',
+      '/api/inventory/transactions',
+    ]);
+    const circular = `cases:
+  - name: loop
+    claims: &c { sub: svc, self: *c }
+    request: { method: GET, path: / }
+    expect: { decision: deny }
+`;
+    expect(problemsOf(circular)).toEqual(['cases.yaml:3:34: alias "*c" refers to a node that contains it']);
+  });
+
   it('not a list of cases', () => {
     expect(problemsOf('tests: []\n')).toEqual([
       'cases.yaml:1:1: unknown key "tests" (known: cases)',

@@ -308,7 +308,12 @@ export class YamlReader {
   }
 
   report(node: Node | null | undefined, field: string, message: string): void {
-    this.problems.push({ ...this.pos(node), field, message });
+    this.reportAt(node?.range?.[0] ?? 0, field, message);
+  }
+
+  /** A problem at an offset into the text (yaml's own errors come with one). */
+  reportAt(offset: number, field: string, message: string): void {
+    this.problems.push({ ...this.at(offset), field, message });
   }
 
   /** What a node is, for "expected a list, got a map". */

@@ -6,9 +6,12 @@
 // can mint other tokens (expired ones, other grant types) that verify against the same keys.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { isMap, isScalar, isSeq, type Node } from 'yaml';
+import { formatProblem, inFileOrder } from '../config/problems.js';
+import { readTextFile } from '../config/text-file.js';
+import { parseYaml, YamlReader } from '../config/yaml.js';
 import { listenHttp } from '../server/admin.js';
 import { readBody } from './http.js';
 import { ensureDevKeys, mintToken } from './keys.js';
@@ -343,37 +346,29 @@ export const MAX_CONFIG_BYTES = 64 * 1024;
 /** Parses and checks the issuer file; every problem is `FILE:LINE:COL: field: message`. */
 export function parseDevIssuerConfig(text: string, file: string): DevIssuerConfigResult {
   if (Buffer.byteLength(text, 'utf8') > MAX_CONFIG_BYTES)
-    return { ok: false, problems: [`${file}:1:1: the file is larger than ${MAX_CONFIG_BYTES} bytes`] };
-  const lineCounter = new LineCounter();
-  const doc: Document.Parsed = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
-  const found: Array<{ offset: number; text: string }> = [];
-  const report = (offset: number | undefined, field: string, message: string) => {
-    const at = Math.max(offset ?? 0, 0);
-    const { line, col } = lineCounter.linePos(at);
-    found.push({
-      offset: at,
-      text: `${file}:${Math.max(line, 1)}:${Math.max(col, 1)}: ${field ? `${field}: ` : ''}${message}`,
-    });
-  };
+    return wholeFileProblem(file, `the file is larger than ${MAX_CONFIG_BYTES} bytes`);
+  const parsed = parseYaml(text, { uniqueKeys: true });
+  // Aliases and tags are not scalars, maps or lists here, so they fail the shape checks: nothing expands.
+  const reader = new YamlReader(parsed, file, { followAliases: false });
+  const report = (node: unknown, field: string, message: string) =>
+    reader.report(node as Node, field, message);
   const failed = (): DevIssuerConfigResult => ({
     ok: false,
-    problems: found.sort((a, b) => a.offset - b.offset).map((p) => p.text),
+    problems: inFileOrder(reader.problems).map(formatProblem),
   });
-  for (const error of [...doc.errors, ...doc.warnings])
-    report(error.pos[0], '', `invalid YAML: ${error.code}`);
-  if (found.length > 0) return failed();
+  for (const error of parsed.errors) reader.reportAt(error.offset, '', `invalid YAML: ${error.code}`);
+  if (reader.problems.length > 0) return failed();
 
-  // Aliases and tags are not scalars, maps or lists here, so they fail the shape checks: nothing expands.
   const string = (node: unknown, field: string, pattern?: RegExp, what = 'a non-empty string') => {
     if (isScalar(node) && typeof node.value === 'string' && node.value.trim() !== '') {
       if (!pattern || pattern.test(node.value)) return node.value;
     }
-    report(offsetOf(node), field, `expected ${what}`);
+    report(node, field, `expected ${what}`);
     return undefined;
   };
   const strings = (node: unknown, field: string, nonEmpty: boolean, pattern?: RegExp, what?: string) => {
     if (!isSeq(node) || (nonEmpty && node.items.length === 0)) {
-      report(offsetOf(node), field, nonEmpty ? 'expected a non-empty list of strings' : 'expected a list');
+      report(node, field, nonEmpty ? 'expected a non-empty list of strings' : 'expected a list');
       return undefined;
     }
     const values = node.items.map((item, i) => string(item, `${field}[${i}]`, pattern, what));
@@ -382,24 +377,23 @@ export function parseDevIssuerConfig(text: string, file: string): DevIssuerConfi
   const fields = (node: unknown, field: string, allowed: readonly string[], required: readonly string[]) => {
     const values = new Map<string, unknown>();
     if (!isMap(node)) {
-      report(offsetOf(node), field, 'expected a mapping');
+      report(node, field, 'expected a mapping');
       return values;
     }
     for (const pair of node.items) {
       const name = isScalar(pair.key) ? String(pair.key.value) : '';
       if (!allowed.includes(name)) {
-        report(offsetOf(pair.key), field, `unknown key "${name}" (expected one of ${allowed.join(', ')})`);
+        report(pair.key, field, `unknown key "${name}" (expected one of ${allowed.join(', ')})`);
       } else {
         values.set(name, pair.value);
       }
     }
-    for (const name of required)
-      if (!values.has(name)) report(offsetOf(node), field, `missing required key "${name}"`);
+    for (const name of required) if (!values.has(name)) report(node, field, `missing required key "${name}"`);
     return values;
   };
 
   const top = fields(
-    doc.contents,
+    parsed.doc.contents,
     '',
     ['issuer', 'audience', 'tokenLifetimeSeconds', 'clients'],
     ['issuer', 'audience', 'clients'],
@@ -412,19 +406,19 @@ export function parseDevIssuerConfig(text: string, file: string): DevIssuerConfi
     const value = isScalar(node) ? node.value : undefined;
     if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_LIFETIME_SECONDS)
       lifetime = value;
-    else report(offsetOf(node), 'tokenLifetimeSeconds', `expected an integer 1..${MAX_LIFETIME_SECONDS}`);
+    else report(node, 'tokenLifetimeSeconds', `expected an integer 1..${MAX_LIFETIME_SECONDS}`);
   }
 
   const clients: DevClient[] = [];
   const clientsNode = top.get('clients');
   if (top.has('clients') && (!isMap(clientsNode) || clientsNode.items.length === 0)) {
-    report(offsetOf(clientsNode), 'clients', 'expected a mapping of client id to client');
+    report(clientsNode, 'clients', 'expected a mapping of client id to client');
   } else if (isMap(clientsNode)) {
     for (const pair of clientsNode.items) {
       const id = isScalar(pair.key) && typeof pair.key.value === 'string' ? pair.key.value : undefined;
       if (!id || id.includes(':')) {
         // §2.3.1: Basic credentials split at the first colon, so an id with one cannot authenticate.
-        report(offsetOf(pair.key), 'clients', 'a client id is a non-empty string without ":"');
+        report(pair.key, 'clients', 'a client id is a non-empty string without ":"');
         continue;
       }
       const where = `clients.${id}`;
@@ -454,39 +448,30 @@ export function parseDevIssuerConfig(text: string, file: string): DevIssuerConfi
         });
     }
   }
-  if (found.length > 0 || !issuer || !audience) return failed();
+  if (reader.problems.length > 0 || !issuer || !audience) return failed();
   return {
     ok: true,
     config: { issuer, audience, clients, ...(lifetime !== undefined && { tokenLifetimeSeconds: lifetime }) },
   };
 }
 
-function offsetOf(node: unknown): number | undefined {
-  return (node as Node | null | undefined)?.range?.[0];
-}
-
 /** Reads (at most MAX_CONFIG_BYTES) and parses the issuer file; a read failure is a problem too. */
 export async function loadDevIssuerConfig(file: string): Promise<DevIssuerConfigResult> {
-  try {
-    const handle = await open(file, 'r');
-    try {
-      // One byte past the cap tells "too large" apart from "exactly at the cap".
-      const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
-      let length = 0;
-      for (;;) {
-        const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
-        length += bytesRead;
-        if (bytesRead === 0 || length === buffer.length) break;
-      }
-      return parseDevIssuerConfig(buffer.subarray(0, length).toString('utf8'), file);
-    } finally {
-      await handle.close();
+  const read = await readTextFile(file, MAX_CONFIG_BYTES);
+  if (read.ok) return parseDevIssuerConfig(read.text, file);
+  const message = ((): string => {
+    switch (read.problem) {
+      case 'too_large':
+        return `the file is larger than ${MAX_CONFIG_BYTES} bytes`;
+      case 'unreadable':
+        return `cannot read the file (${read.code})`;
+      case 'not_utf8':
+        return 'the file is not valid UTF-8';
     }
-  } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    return {
-      ok: false,
-      problems: [`${file}:1:1: cannot read the file (${typeof code === 'string' ? code : 'unknown error'})`],
-    };
-  }
+  })();
+  return wholeFileProblem(file, message);
+}
+
+function wholeFileProblem(file: string, message: string): DevIssuerConfigResult {
+  return { ok: false, problems: [formatProblem({ file, line: 1, col: 1, field: '', message })] };
 }

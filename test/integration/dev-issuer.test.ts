@@ -1,7 +1,7 @@
 // The dev OAuth2 issuer over real HTTP: the service account gets its token by client credentials the way the
 // support thread's did, the token verifies against the JWKS the issuer serves, and a real scopegate decides
 // what each example client may then do. Fresh key directories per run; nothing is committed.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import {
   type DevIssuer,
   type DevIssuerConfig,
   loadDevIssuerConfig,
+  MAX_CONFIG_BYTES,
   MAX_TOKEN_REQUEST_BYTES,
   parseDevIssuerConfig,
   startDevIssuer,
@@ -382,6 +383,31 @@ describe('the issuer file', () => {
     const result = await loadDevIssuerConfig(join(tmpdir(), 'no-such-dev-issuer.yaml'));
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.problems[0]).toContain('ENOENT');
+  });
+
+  it('a file over 64 KiB, or not UTF-8, is refused at its top before it is parsed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scopegate-issuer-file-'));
+    const big = join(dir, 'big.yaml');
+    writeFileSync(big, `# ${'x'.repeat(MAX_CONFIG_BYTES)}\n`);
+    const latin1 = join(dir, 'latin1.yaml');
+    writeFileSync(latin1, Buffer.from('issuer: caf\xe9\n', 'latin1'));
+    expect(await loadDevIssuerConfig(big)).toEqual({
+      ok: false,
+      problems: [`${big}:1:1: the file is larger than ${MAX_CONFIG_BYTES} bytes`],
+    });
+    expect(await loadDevIssuerConfig(latin1)).toEqual({
+      ok: false,
+      problems: [`${latin1}:1:1: the file is not valid UTF-8`],
+    });
+  });
+
+  it('an alias is not followed: every value is written out in the issuer file', () => {
+    const text =
+      'issuer: &i https://dev-issuer.scopegate.local/\naudience: *i\nclients: { a: { secret: s, subject: a, scopes: [x] } }\n';
+    expect(parseDevIssuerConfig(text, 'f.yaml')).toEqual({
+      ok: false,
+      problems: ['f.yaml:2:11: audience: expected a non-empty string'],
+    });
   });
 });
 

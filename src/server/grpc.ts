@@ -5,7 +5,12 @@ import * as grpc from '@grpc/grpc-js';
 import { type CheckDeps, handleCheck } from '../check/handle.js';
 import { type Answer, decodeAnswer, serializeAnswer } from '../response/kept.js';
 import type { CheckRequest } from '../wire/envoy.js';
-import { authorizationService, healthService, type ReceivedCheckResponse } from '../wire/proto.js';
+import {
+  authorizationService,
+  healthService,
+  type ReceivedCheckResponse,
+  type ServingStatus,
+} from '../wire/proto.js';
 
 export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
 
@@ -16,8 +21,6 @@ export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
 export async function answerCheck(request: CheckRequest, deps: CheckDeps): Promise<ReceivedCheckResponse> {
   return decodeAnswer(await handleCheck(request, deps));
 }
-
-type ServingStatus = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
 
 /** grpc.health.v1: "" and the Authorization service report the same status (Kubernetes probes ask for ""). */
 export class HealthStatus {

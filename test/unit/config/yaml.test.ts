@@ -117,6 +117,21 @@ describe('YamlReader: sections and entries', () => {
   });
 });
 
+describe('YamlReader: positions', () => {
+  test('a problem at a node is at its first character; at an offset, where the offset falls', () => {
+    const { reader, root, problems } = read('a: 1\nlist:\n  - x\n');
+    const [, list] = reader.entries(root, '')!;
+    reader.report(reader.list(list!.value, 'list')![0], 'list[0]', 'at the item');
+    reader.reportAt(5, 'list', 'at the key');
+    reader.report(null, '', 'about the whole file');
+    expect(problems()).toEqual([
+      'f.yaml:3:5: list[0]: at the item',
+      'f.yaml:2:1: list: at the key',
+      'f.yaml:1:1: about the whole file',
+    ]);
+  });
+});
+
 describe('YamlReader: values', () => {
   const written = (text: string) => {
     const r = read(`v: ${text}\n`);

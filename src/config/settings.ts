@@ -2,7 +2,6 @@
 // over its twin). Validated once, then frozen; a bad value is a clear message, never a default in disguise.
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import type { LogLevel } from '../telemetry/log.js';
 
 export interface HostPort {
   readonly host: string;
@@ -39,7 +38,8 @@ export interface ServeSettings {
   readonly heapTuning: boolean;
 }
 
-const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const SERVE_FLAGS = {
   policy: { type: 'string' },
@@ -94,7 +94,8 @@ export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.e
   const policy = pick('policy');
   if (!policy) throw new SettingsError(`--policy FILE (or ${envTwin('policy')}) is required`);
   const logLevel = pick('log-level') as LogLevel;
-  if (!LOG_LEVELS.includes(logLevel)) throw new SettingsError(`--log-level: one of ${LOG_LEVELS.join(', ')}`);
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
+    throw new SettingsError(`--log-level: one of ${LOG_LEVELS.join(', ')}`);
   return Object.freeze({
     policy,
     listen: parseHostPort(pick('listen')!, '--listen'),

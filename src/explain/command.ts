@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { formatProblem } from '../config/problems.js';
 import { readTextFile } from '../config/text-file.js';
 import { Authenticator } from '../identity/authenticate.js';
-import { KeyRegistry } from '../identity/keys.js';
+import { KeyRegistry } from '../identity/index.js';
 import { loadPolicyFile } from '../policy/index.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import { parseStrictJson } from '../request/json.js';

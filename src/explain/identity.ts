@@ -18,7 +18,7 @@ import {
 import { Authenticator } from '../identity/authenticate.js';
 import { extractBearer } from '../identity/bearer.js';
 import { principalFromClaims } from '../identity/claims.js';
-import { KeyRegistry, type KeySource } from '../identity/keys.js';
+import { KeyRegistry, type KeySource } from '../identity/index.js';
 import { readCompactJwt, type VerifyContext, verifyToken } from '../identity/verify.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import { ALLOWED_ALGORITHMS } from '../policy/validate-authentication.js';

@@ -1,11 +1,7 @@
 // How the identity phase tells errors apart: by their stable `code`, never by their message (jose's way), and
 // the two errors its key handling raises itself.
 
-/** An error's string `code` (jose's `ERR_JWT_EXPIRED`, Node's `ENOENT`, …), or undefined when it has none. */
-export function errorCode(err: unknown): string | undefined {
-  if (typeof err !== 'object' || err === null || !('code' in err)) return undefined;
-  return typeof err.code === 'string' ? err.code : undefined;
-}
+export { errorCode } from '../config/text-file.js';
 
 /** Thrown from the key resolver when an issuer has no usable keys at all; verify maps it to keys_unavailable. */
 export class KeysUnavailableError extends Error {

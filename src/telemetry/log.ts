@@ -1,6 +1,7 @@
 // Structured JSON logs (pino). Redaction is configured once here, so a token, key or body can't reach a log
 // line by accident: callers log decisions and facts by field, and these paths are censored wherever they appear.
 import { type Logger, pino } from 'pino';
+import type { LogLevel } from '../config/settings.js';
 import type { Decision, DecisionLabel } from '../vocabulary/index.js';
 
 export const REDACTED_PATHS = [
@@ -17,8 +18,6 @@ export const REDACTED_PATHS = [
   'jwk',
   '*.jwk',
 ];
-
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export function createLogger(level: LogLevel = 'info', destination?: NodeJS.WritableStream): Logger {
   return pino(

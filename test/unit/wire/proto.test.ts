@@ -7,19 +7,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REASONS } from '../../src/vocabulary/index.js';
-import type { CheckRequest, CheckResponse } from '../../src/wire/envoy.js';
+import { REASONS } from '../../../src/vocabulary/index.js';
+import type { CheckRequest, CheckResponse } from '../../../src/wire/envoy.js';
 import {
   authorizationService,
   findProtoRoot,
   healthService,
   httpStatusNumber,
   PROTO_ROOT,
-} from '../../src/wire/proto.js';
-import { connectAuthorization, connectHealth, deniedHttpStatus } from '../support/grpc-client.js';
+} from '../../../src/wire/proto.js';
+import { connectAuthorization, connectHealth, deniedHttpStatus } from '../../support/grpc-client.js';
 import { fieldNumbers, get, put, readFields, single, WireType } from './raw-protobuf.js';
 
-// ---- Field numbers, copied by hand from the upstream protos (never from ../../proto) ----
+// ---- Field numbers, copied by hand from the upstream protos (never from this repository's proto/) ----
 
 // envoyproxy/envoy api/envoy/service/auth/v3/external_auth.proto
 const CheckRequestF = { attributes: 1 };

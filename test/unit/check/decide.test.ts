@@ -8,7 +8,7 @@ import { Authenticator } from '../../../src/identity/authenticate.js';
 import { KeyRegistry } from '../../../src/identity/keys.js';
 import { JsonScanner } from '../../../src/request/json.js';
 import { readLocations } from '../../../src/request/locations.js';
-import type { CheckRequest } from '../../../src/wire/envoy.js';
+import type { CheckRequest } from '../../../src/wire/types.js';
 import { type JwksServer, startJwksServer } from '../../support/jwks-server.js';
 import { examplePolicy, supportThreadClaims } from '../../support/policies.js';
 import { mintToken, newSigningKey, type SigningKey } from '../../support/tokens.js';

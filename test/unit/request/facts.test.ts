@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { readRequest } from '../../../src/request/facts.js';
 import { bodyText } from '../../../src/request/locations.js';
 import type { RequestFacts } from '../../../src/request/types.js';
-import type { CheckRequest, HeaderValue, HttpRequestAttrs, ProtoValue } from '../../../src/wire/envoy.js';
+import type { CheckRequest, HeaderValue, HttpRequestAttrs, ProtoValue } from '../../../src/wire/types.js';
 
 type Attributes = NonNullable<CheckRequest['attributes']>;
 

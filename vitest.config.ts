@@ -1,8 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects, both run by `npm test`: `unit` (per-phase unit tests and integration tests over real gRPC and
-// HTTP) and `e2e` (a real Envoy in front of scopegate, the inventory upstream and the dev issuer; needs
-// `bash scripts/install-envoy.sh`, and fails rather than skips under CI=true when Envoy is missing).
+// Two projects, both run by `npm test`: `unit` (unit tests: test/unit mirrors src/ and test/bin mirrors bin/;
+// integration tests over real gRPC and HTTP; hardening; deploy checks) and `e2e` (a real Envoy in front of
+// scopegate, the inventory upstream and the dev issuer; needs `bash scripts/install-envoy.sh`, and fails rather
+// than skips under CI=true when Envoy is missing).
 export default defineConfig({
   test: {
     globalSetup: ['test/global-setup.ts'],
@@ -16,6 +17,7 @@ export default defineConfig({
           name: 'unit',
           include: [
             'test/unit/**/*.test.ts',
+            'test/bin/**/*.test.ts',
             'test/integration/**/*.test.ts',
             'test/hardening/**/*.test.ts',
             'test/deploy/**/*.test.ts',

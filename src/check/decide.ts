@@ -19,7 +19,7 @@ import {
   type SigningKeyRef,
   specOf,
 } from '../vocabulary/index.js';
-import type { CheckRequest } from '../wire/envoy.js';
+import type { CheckRequest } from '../wire/types.js';
 
 type Identified = Outcome<Principal>;
 

@@ -10,7 +10,7 @@ import type { Answer } from '../response/kept.js';
 import { logDecision } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { type Decision, decisionLabel } from '../vocabulary/index.js';
-import type { CheckRequest } from '../wire/envoy.js';
+import type { CheckRequest } from '../wire/types.js';
 import { type Checked, decide, type Snapshot } from './decide.js';
 
 export interface CheckDeps {

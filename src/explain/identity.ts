@@ -27,7 +27,7 @@ import type { RequestFacts } from '../request/types.js';
 import type { Principal } from '../vocabulary/index.js';
 import { deny, type Outcome } from '../vocabulary/index.js';
 import { checkRequestFor } from '../wire/check-request.js';
-import type { CheckRequest, ProtoValue } from '../wire/envoy.js';
+import type { CheckRequest, ProtoValue } from '../wire/types.js';
 
 /** What the pipeline asks of an identity phase (the shape of `Snapshot.authenticator`). */
 export interface IdentityPhase {

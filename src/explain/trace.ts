@@ -22,7 +22,7 @@ import {
   REASONS,
   type Reason,
 } from '../vocabulary/index.js';
-import type { CheckRequest } from '../wire/envoy.js';
+import type { CheckRequest } from '../wire/types.js';
 import type { IdentityPhase } from './identity.js';
 
 /** How the caller's identity was given to explain. */

@@ -3,7 +3,7 @@
 // that could mean two paths, too many headers) is `request_malformed` here, before identity is looked at.
 import { randomUUID } from 'node:crypto';
 import { deny, type Outcome, ok } from '../vocabulary/index.js';
-import type { CheckRequest, HttpRequestAttrs } from '../wire/envoy.js';
+import type { CheckRequest, HttpRequestAttrs } from '../wire/types.js';
 import { DEFAULT_HEADER_LIMITS, type HeaderLimits, readHeaders } from './headers.js';
 import { canonicalPath, MAX_PATH_BYTES } from './path.js';
 import { DEFAULT_QUERY_LIMITS, parseQuery, type QueryLimits } from './query.js';

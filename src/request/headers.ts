@@ -2,7 +2,7 @@
 // the `headers` map (repeated headers already joined with `,`), or `header_map.headers[]` when the filter
 // sets `encode_raw_headers: true` (one entry per header line, repeats not merged, values in `raw_value`).
 import { type Denial, deny, type Outcome, ok } from '../vocabulary/index.js';
-import type { HeaderValue, HttpRequestAttrs } from '../wire/envoy.js';
+import type { HeaderValue, HttpRequestAttrs } from '../wire/types.js';
 
 export interface HeaderLimits {
   /** Most header entries read (before repeats are joined). */

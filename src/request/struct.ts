@@ -1,6 +1,6 @@
 // Converts a protobuf Struct, as @grpc/proto-loader decodes it, into plain JSON. Envoy's jwt_authn filter
 // hands us the claims it verified in this shape; the identity phase wants ordinary objects and arrays.
-import type { ProtoStruct, ProtoValue } from '../wire/envoy.js';
+import type { ProtoStruct, ProtoValue } from '../wire/types.js';
 
 /** Deeper than this and the payload is refused: no real token nests claims this far. */
 export const MAX_STRUCT_DEPTH = 32;

@@ -4,7 +4,7 @@
 import { fixHints } from '../decision/hints.js';
 import type { Decision } from '../vocabulary/index.js';
 import { GrpcCode, identityTextProblem, REASONS } from '../vocabulary/index.js';
-import type { CheckResponse, HeaderValueOption, ProtoStruct } from '../wire/envoy.js';
+import type { CheckResponse, HeaderValueOption, ProtoStruct } from '../wire/types.js';
 
 /** Identity headers scopegate sets for the upstream; any client-sent `x-scopegate-*` is stripped. */
 export const IDENTITY_HEADER_PREFIX = 'x-scopegate-';

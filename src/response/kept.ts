@@ -7,8 +7,8 @@
 // The bytes are exactly what protobufjs would encode for the same CheckResponse (a test holds them to that).
 import { randomUUID } from 'node:crypto';
 import type { KeptAnswer } from '../vocabulary/index.js';
-import type { CheckResponse } from '../wire/envoy.js';
 import { authorizationService, type ReceivedCheckResponse } from '../wire/proto.js';
+import type { CheckResponse } from '../wire/types.js';
 
 const encodeCheckResponse = authorizationService.Check.responseSerialize;
 const decodeCheckResponse = authorizationService.Check.responseDeserialize;

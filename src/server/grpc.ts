@@ -4,13 +4,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { type CheckDeps, handleCheck } from '../check/handle.js';
 import { type Answer, decodeAnswer, serializeAnswer } from '../response/kept.js';
-import type { CheckRequest } from '../wire/envoy.js';
 import {
   authorizationService,
   healthService,
   type ReceivedCheckResponse,
   type ServingStatus,
 } from '../wire/proto.js';
+import type { CheckRequest } from '../wire/types.js';
 
 export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
 

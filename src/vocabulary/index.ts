@@ -9,7 +9,6 @@ export {
 } from './decision.js';
 export { identityTextProblem } from './identity-text.js';
 export { type Denial, deny, type Missing, type Outcome, ok } from './outcome.js';
-export type { Principal, SigningKeyRef } from './principal.js';
 export {
   type Challenge,
   type DenyReason,
@@ -22,3 +21,4 @@ export {
   reasonsWhere,
   specOf,
 } from './reasons.js';
+export type { Principal, SigningKeyRef } from './types.js';

@@ -1,7 +1,7 @@
 // The CheckRequest Envoy's ext_authz filter builds for an HTTP request, for the places that start from an HTTP
 // request rather than from Envoy: `explain` and `test`, `scopegate check`, the tests and the benchmarks.
 import { randomUUID } from 'node:crypto';
-import type { CheckRequest } from './envoy.js';
+import type { CheckRequest } from './types.js';
 
 /** An HTTP request as a client sends it through Envoy. */
 export interface HttpCall {

@@ -1,13 +1,13 @@
 // The one place that reads scopegate's .proto files: it loads them once, at import, and hands out the
 // gRPC service definitions (for the server) and client constructors (for tests and the benchmark).
-// Decoding options are fixed here so every caller sees the shapes described in src/envoy.ts.
+// Decoding options are fixed here so every caller sees the shapes described in src/wire/types.ts.
 
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { CheckRequest, CheckResponse } from './envoy.js';
+import type { CheckRequest, CheckResponse } from './types.js';
 
 /** The files the server speaks, relative to the `proto/` folder; their imports are resolved from there. */
 const SERVED_PROTO_FILES = ['envoy/service/auth/v3/external_auth.proto', 'grpc/health/v1/health.proto'];

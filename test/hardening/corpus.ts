@@ -46,7 +46,7 @@
 import { createHmac, createPublicKey, type JsonWebKey, randomUUID, webcrypto } from 'node:crypto';
 import type { Reason } from '../../src/vocabulary/index.js';
 import { checkRequestFor } from '../../src/wire/check-request.js';
-import type { CheckRequest, HttpRequestAttrs } from '../../src/wire/envoy.js';
+import type { CheckRequest, HttpRequestAttrs } from '../../src/wire/types.js';
 import { EXAMPLE_AUDIENCE, EXAMPLE_ISSUER } from '../support/policies.js';
 import { b64url, newSigningKey, type SigningKey } from '../support/tokens.js';
 

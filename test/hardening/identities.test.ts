@@ -13,7 +13,7 @@ import { DecisionCache } from '../../src/cache/decisions.js';
 import { decide, type Snapshot } from '../../src/check/decide.js';
 import { Authenticator } from '../../src/identity/authenticate.js';
 import { KeyRegistry } from '../../src/identity/key-registry.js';
-import type { CheckRequest } from '../../src/wire/envoy.js';
+import type { CheckRequest } from '../../src/wire/types.js';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
 import { compile, EXAMPLE_AUDIENCE, EXAMPLE_ISSUER, examplePolicy } from '../support/policies.js';
 import { mintToken, newSigningKey, type SigningKey } from '../support/tokens.js';

@@ -8,7 +8,7 @@
 import { createPublicKey, verify as verifySignature } from 'node:crypto';
 import type { JWK } from 'jose';
 import { parse as parseYaml } from 'yaml';
-import type { CheckRequest, ProtoStruct, ProtoValue } from '../../src/wire/envoy.js';
+import type { CheckRequest, ProtoStruct, ProtoValue } from '../../src/wire/types.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // The policy, as data

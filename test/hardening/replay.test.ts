@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isReason } from '../../src/vocabulary/index.js';
 import { checkRequestFor } from '../../src/wire/check-request.js';
-import type { CheckRequest } from '../../src/wire/envoy.js';
+import type { CheckRequest } from '../../src/wire/types.js';
 import { type AuthorizationConnection, connectAuthorization } from '../support/grpc-client.js';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
 import { examplePolicyText, supportThreadClaims } from '../support/policies.js';

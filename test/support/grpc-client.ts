@@ -2,7 +2,6 @@
 // Envoy does and ask the health service what a probe would see. Shared by unit and integration tests.
 
 import * as grpc from '@grpc/grpc-js';
-import type { CheckRequest } from '../../src/wire/envoy.js';
 import {
   type AuthorizationClient,
   type HealthClient,
@@ -12,6 +11,7 @@ import {
   type ReceivedHealthCheckResponse,
   type ServingStatus,
 } from '../../src/wire/proto.js';
+import type { CheckRequest } from '../../src/wire/types.js';
 
 const clients = loadClients();
 

@@ -6,7 +6,7 @@ import type { CompiledRoute, LocationSource, RouteMatch } from '../../../src/pol
 import { readRequest } from '../../../src/request/facts.js';
 import { isJsonContentType, readLocations } from '../../../src/request/locations.js';
 import type { RequestFacts } from '../../../src/request/types.js';
-import type { CheckRequest, HttpRequestAttrs } from '../../../src/wire/envoy.js';
+import type { CheckRequest, HttpRequestAttrs } from '../../../src/wire/types.js';
 
 function route(location?: LocationSource): CompiledRoute {
   return {

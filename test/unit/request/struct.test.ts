@@ -1,7 +1,7 @@
 // protobuf Struct → plain JSON, as the identity phase reads Envoy-verified jwt_authn claims.
 import { describe, expect, it } from 'vitest';
 import { structToJson, valueToJson } from '../../../src/request/struct.js';
-import type { ProtoValue } from '../../../src/wire/envoy.js';
+import type { ProtoValue } from '../../../src/wire/types.js';
 
 describe('structToJson', () => {
   it('keeps numbers as numbers and turns null_value into null, with or without `kind`', () => {

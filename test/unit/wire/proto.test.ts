@@ -7,19 +7,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REASONS } from '../../src/vocabulary/index.js';
-import type { CheckRequest, CheckResponse } from '../../src/wire/envoy.js';
+import { REASONS } from '../../../src/vocabulary/index.js';
 import {
   authorizationService,
   findProtoRoot,
   healthService,
   httpStatusNumber,
   PROTO_ROOT,
-} from '../../src/wire/proto.js';
-import { connectAuthorization, connectHealth, deniedHttpStatus } from '../support/grpc-client.js';
+} from '../../../src/wire/proto.js';
+import type { CheckRequest, CheckResponse } from '../../../src/wire/types.js';
+import { connectAuthorization, connectHealth, deniedHttpStatus } from '../../support/grpc-client.js';
 import { fieldNumbers, get, put, readFields, single, WireType } from './raw-protobuf.js';
 
-// ---- Field numbers, copied by hand from the upstream protos (never from ../../proto) ----
+// ---- Field numbers, copied by hand from the upstream protos (never from this repository's proto/) ----
 
 // envoyproxy/envoy api/envoy/service/auth/v3/external_auth.proto
 const CheckRequestF = { attributes: 1 };
@@ -171,7 +171,7 @@ function envoyCheckRequest(http: Buffer[]): Buffer {
 const PATH = '/v1/warehouses/berlin/stock?sku=AB-1&limit=5';
 const BEARER = 'Bearer test.not-a-real.token';
 
-describe('a CheckRequest as Envoy sends it decodes into the shapes of src/envoy.ts', () => {
+describe('a CheckRequest as Envoy sends it decodes into the shapes of src/wire/types.ts', () => {
   it('headers-map mode: peer, time, method, headers, path with query, host, scheme, protocol, body, extensions, jwt_authn claims, SNI', () => {
     const bytes = envoyCheckRequest([
       put.string(HttpRequestF.id, 'req-7f3a'),

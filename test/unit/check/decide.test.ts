@@ -1,21 +1,21 @@
-// One Check, phase by phase (src/pipeline.ts), against the example policy and a real JWKS endpoint: the order
-// of the phases is part of the contract. The caller is identified before the body is read (security rule
-// 10), the permissions decide before the locations do, and a repeat is answered from the decision cache.
+// One Check, phase by phase (src/check/decide.ts), against the example policy and a real JWKS endpoint: the
+// order of the phases is part of the contract. The caller is identified before the body is read (security
+// rule 10), the permissions decide before the locations do, and a repeat is answered from the decision cache.
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { DecisionCache } from '../../src/cache/decisions.js';
-import { type Checked, decide, type Snapshot } from '../../src/check/decide.js';
-import { Authenticator } from '../../src/identity/authenticate.js';
-import { KeyRegistry } from '../../src/identity/key-registry.js';
-import { JsonScanner } from '../../src/request/json.js';
-import { readLocations } from '../../src/request/locations.js';
-import type { CheckRequest } from '../../src/wire/envoy.js';
-import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
-import { examplePolicy, supportThreadClaims } from '../support/policies.js';
-import { mintToken, newSigningKey, type SigningKey } from '../support/tokens.js';
+import { DecisionCache } from '../../../src/cache/decisions.js';
+import { type Checked, decide, type Snapshot } from '../../../src/check/decide.js';
+import { Authenticator } from '../../../src/identity/authenticate.js';
+import { KeyRegistry } from '../../../src/identity/key-registry.js';
+import { JsonScanner } from '../../../src/request/json.js';
+import { readLocations } from '../../../src/request/locations.js';
+import type { CheckRequest } from '../../../src/wire/types.js';
+import { type JwksServer, startJwksServer } from '../../support/jwks-server.js';
+import { examplePolicy, supportThreadClaims } from '../../support/policies.js';
+import { mintToken, newSigningKey, type SigningKey } from '../../support/tokens.js';
 
 // The location phase, watched: a call is the body being read (decoded, scanned).
-vi.mock('../../src/request/locations.js', async (original) => {
-  const actual = await original<typeof import('../../src/request/locations.js')>();
+vi.mock('../../../src/request/locations.js', async (original) => {
+  const actual = await original<typeof import('../../../src/request/locations.js')>();
   return { ...actual, readLocations: vi.fn(actual.readLocations) };
 });
 

@@ -2,8 +2,8 @@
 // observations (so dashboards, promtool and the workers' aggregation cannot tell them apart).
 import { AggregatorRegistry, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { HotHistogram } from '../../src/telemetry/hot-histogram.js';
-import { CHECK_DURATION_BUCKETS } from '../../src/telemetry/metrics.js';
+import { HotHistogram } from '../../../src/telemetry/hot-histogram.js';
+import { CHECK_DURATION_BUCKETS } from '../../../src/telemetry/metrics.js';
 
 const NAME = 'scopegate_check_duration_seconds';
 const HELP = 'Time from receiving a Check to answering it.';

@@ -1,4 +1,4 @@
-// A deliberately tiny protobuf wire writer and reader for proto-wire.test.ts. It knows nothing of protobufjs or
+// A deliberately tiny protobuf wire writer and reader for proto.test.ts. It knows nothing of protobufjs or
 // of scopegate's .proto files: messages are built and read by field number and wire type only, so a test can
 // prove our definitions produce and accept the bytes Envoy's upstream protos describe.
 // Wire format: https://protobuf.dev/programming-guides/encoding/

@@ -8,6 +8,7 @@ import { parseLocationGrant } from './locations.js';
 import { buildRouteMatcher } from './routes.js';
 import type {
   ClaimNames,
+  ClaimSite,
   CompiledClient,
   CompiledIssuer,
   CompiledPolicy,
@@ -16,6 +17,7 @@ import type {
   NamesByIssuer,
   PolicyDocument,
 } from './types.js';
+import { defaultPolicyName } from './validate-match.js';
 
 export const DEFAULT_REALM = 'scopegate';
 export const DEFAULT_MAX_TOKEN_BYTES = 8192;
@@ -38,6 +40,8 @@ export interface CompileOptions {
   readonly baseDir: string;
   /** Use this revision instead of the content hash (e.g. a revision the caller already tracks). */
   readonly revision?: string;
+  /** Where the name and each `match` claim are written (validatePolicy's `sites`). */
+  readonly sites?: Readonly<Record<string, ClaimSite>>;
 }
 
 /** First 12 hex characters of the sha256 of the policy text. */
@@ -110,7 +114,18 @@ export function compilePolicy(doc: PolicyDocument, opts: CompileOptions): Compil
   );
   const matchRoute = buildRouteMatcher(routes);
 
+  const name = doc.name ?? defaultPolicyName(opts.source);
+  const owns = deepFreeze({
+    name,
+    hosts: [...(doc.match?.hosts ?? [])],
+    destinationPrincipals: [...(doc.match?.destinationPrincipals ?? [])],
+    default: doc.match?.default ?? false,
+    sites: { ...opts.sites },
+  });
+
   return Object.freeze({
+    name,
+    owns,
     revision: opts.revision ?? policyRevision(opts.text),
     mode: doc.mode ?? 'enforce',
     source: opts.source,

@@ -9,7 +9,7 @@ import { inFileOrder } from '../config/problems.js';
 import { readTextFile } from '../config/text-file.js';
 import { aliasExpansionProblem, parseYaml, positionAt } from '../config/yaml.js';
 import { compilePolicy } from './compile.js';
-import type { CompiledPolicy, PolicyDocument, PolicyProblem } from './types.js';
+import type { ClaimSite, CompiledPolicy, PolicyDocument, PolicyProblem } from './types.js';
 import { validatePolicy } from './validate.js';
 
 /** Policy files larger than this are refused before parsing. */
@@ -27,19 +27,30 @@ export type PolicyResult =
   | { readonly ok: false; readonly problems: PolicyProblem[] };
 
 export type DocumentResult =
-  | { readonly ok: true; readonly document: PolicyDocument }
+  | {
+      readonly ok: true;
+      readonly document: PolicyDocument;
+      /** Where the name and each `match` claim are written. */
+      readonly sites: Record<string, ClaimSite>;
+    }
   | { readonly ok: false; readonly problems: PolicyProblem[] };
 
 /** Parses, validates and compiles policy text; `file` names it in problems and resolves `jwks.file`. */
 export function parsePolicy(text: string, file: string, opts: ParseOptions = {}): PolicyResult {
   const read = readPolicyDocument(text, file);
-  return read.ok ? { ok: true, policy: compileDocument(read.document, text, file, opts) } : read;
+  return read.ok ? { ok: true, policy: compileDocument(read, text, file, opts) } : read;
 }
 
-function compileDocument(document: PolicyDocument, text: string, file: string, opts: ParseOptions) {
+function compileDocument(
+  { document, sites }: { document: PolicyDocument; sites: Record<string, ClaimSite> },
+  text: string,
+  file: string,
+  opts: ParseOptions,
+) {
   return compilePolicy(document, {
     text,
     source: file,
+    sites,
     baseDir: opts.baseDir ?? dirname(file),
     ...(opts.sourceRevision !== undefined ? { revision: opts.sourceRevision } : {}),
   });
@@ -87,7 +98,7 @@ export function readPolicyDocument(text: string, file: string): DocumentResult {
     ...yamlProblems.filter((p) => !validated.duplicateKeyOffsets.has(p.offset)).map((p) => p.problem),
   ];
   if (problems.length > 0 || !validated.document) return { ok: false, problems: inFileOrder(problems) };
-  return { ok: true, document: validated.document };
+  return { ok: true, document: validated.document, sites: validated.sites };
 }
 
 /** Reads a policy file (at most 1 MiB, UTF-8) and parses it; I/O failures are problems too. */
@@ -124,7 +135,7 @@ export async function loadPolicyFileOffThread(file: string, opts: ParseOptions =
     worker.once('error', (err) => failed(`the policy could not be parsed (${err.message})`));
     worker.once('exit', (code) => failed(`the policy parser stopped (exit ${code})`));
   });
-  return parsed.ok ? { ok: true, policy: compileDocument(parsed.document, text, file, opts) } : parsed;
+  return parsed.ok ? { ok: true, policy: compileDocument(parsed, text, file, opts) } : parsed;
 }
 
 type TextResult =

@@ -10,6 +10,8 @@
 //   5. otherwise policy_unknown.
 // A set of one file (`--policy FILE`) is that policy for every request, as before sets existed.
 
+import type { Ownership } from './types.js';
+
 /** The extension key Envoy's route config sets to name the policy for a route or virtual host. */
 export const POLICY_EXTENSION = 'scopegate_policy';
 
@@ -21,14 +23,6 @@ export interface PolicyKeys {
   readonly destinationPrincipal?: string;
   /** `:authority` (or `attributes.request.http.host`), as sent. */
   readonly host?: string;
-}
-
-/** What a policy claims, as its file says it (compiled: host patterns lower-cased). */
-export interface PolicyClaims {
-  readonly name: string;
-  readonly hosts: readonly string[];
-  readonly destinationPrincipals: readonly string[];
-  readonly default: boolean;
 }
 
 /** Why a request was matched to its policy, for `explain` and the decision log. */
@@ -52,16 +46,19 @@ export class PolicySet<T> {
    * From policies whose claims do not overlap (the set's source refuses a file whose claims collide with
    * another's before it gets here). `single` is the one-file mode.
    */
-  constructor(entries: ReadonlyArray<{ readonly claims: PolicyClaims; readonly value: T }>, single = false) {
+  constructor(
+    entries: ReadonlyArray<{ readonly owns: Omit<Ownership, 'sites'>; readonly value: T }>,
+    single = false,
+  ) {
     let fallback: T | undefined;
-    for (const { claims, value } of entries) {
-      this.byName.set(claims.name, value);
-      for (const principal of claims.destinationPrincipals) this.byPrincipal.set(principal, value);
-      for (const host of claims.hosts) {
+    for (const { owns, value } of entries) {
+      this.byName.set(owns.name, value);
+      for (const principal of owns.destinationPrincipals) this.byPrincipal.set(principal, value);
+      for (const host of owns.hosts) {
         if (host.startsWith('*.')) this.byHostSuffix.set(host.slice(2), value);
         else this.byHost.set(host, value);
       }
-      if (claims.default) fallback = value;
+      if (owns.default) fallback = value;
     }
     this.fallback = fallback;
     this.only = single && entries.length === 1 ? entries[0]!.value : undefined;

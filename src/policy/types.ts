@@ -71,8 +71,18 @@ export interface SubjectDocument {
   locations?: string[];
 }
 
+/** Which requests a policy of a set owns (policy/set.ts); a policy without one is chosen by name only. */
+export interface MatchDocument {
+  hosts?: string[];
+  destinationPrincipals?: string[];
+  default?: boolean;
+}
+
 export interface PolicyDocument {
   version: 1;
+  /** Default: the file's name without its extension. */
+  name?: string;
+  match?: MatchDocument;
   mode?: PolicyMode;
   authentication: {
     realm?: string;
@@ -165,6 +175,10 @@ export interface CompiledSubject {
 }
 
 export interface CompiledPolicy {
+  /** `name`, else the file's name without its extension: a label, a header value, a context extension. */
+  readonly name: string;
+  /** Which requests it owns when it is one of a set. */
+  readonly owns: Ownership;
   /** Content hash of the policy file (first 12 hex chars of sha256). */
   readonly revision: string;
   readonly source: string;
@@ -193,6 +207,23 @@ export interface CompiledPolicy {
   readonly routes: readonly CompiledRoute[];
   /** First route (by policy order) whose method and path template match a canonical path. */
   matchRoute(method: string, canonicalPath: string): RouteMatch | undefined;
+}
+
+/** Where a claim (`name`, a host, a destination principal, `default`) is written in its policy file. */
+export interface ClaimSite {
+  readonly line: number;
+  readonly col: number;
+  readonly field: string;
+}
+
+/** What a policy owns in a set: its name and its `match` claims, compiled (the set looks these up as they are). */
+export interface Ownership {
+  readonly name: string;
+  readonly hosts: readonly string[];
+  readonly destinationPrincipals: readonly string[];
+  readonly default: boolean;
+  /** Claim key (validate-match.ts `claimKey`) → where it is written, for conflicts between files. */
+  readonly sites: Readonly<Record<string, ClaimSite>>;
 }
 
 /** One problem found in a policy file, located for `FILE:LINE:COL: field: message`. */

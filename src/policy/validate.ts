@@ -7,9 +7,10 @@
 
 import { type Document, isScalar, type LineCounter, type Node } from 'yaml';
 import { YamlReader } from '../config/yaml.js';
-import type { PolicyDocument, PolicyProblem } from './types.js';
+import type { ClaimSite, PolicyDocument, PolicyProblem } from './types.js';
 import { readAuthentication } from './validate-authentication.js';
 import { readClients, readRoles, readScopes, readSubjects } from './validate-grants.js';
+import { checkDefaultName, readMatch, readName } from './validate-match.js';
 import { DefinedNames } from './validate-names.js';
 import { readMode, readRoutes } from './validate-routes.js';
 
@@ -17,6 +18,8 @@ export interface ValidateResult {
   /** The document as plain data; present only when there are no problems. */
   readonly document?: PolicyDocument;
   readonly problems: PolicyProblem[];
+  /** Where the policy's name and each of its `match` claims are written (for conflicts between files). */
+  readonly sites: Record<string, ClaimSite>;
   /** Offsets of duplicate keys already reported here (so the loader can drop yaml's terser duplicate). */
   readonly duplicateKeyOffsets: ReadonlySet<number>;
 }
@@ -24,16 +27,24 @@ export interface ValidateResult {
 /** Validates a parsed YAML document; `lineCounter` must be the one the document was parsed with. */
 export function validatePolicy(doc: Document.Parsed, lineCounter: LineCounter, file: string): ValidateResult {
   const reader = new YamlReader({ doc, lineCounter }, file, { followAliases: true });
-  const document = readPolicy(reader, new DefinedNames(reader), doc.contents);
+  const sites: Record<string, ClaimSite> = {};
+  const document = readPolicy(reader, new DefinedNames(reader), doc.contents, file, sites);
   return {
     document: reader.problems.length === 0 ? document : undefined,
     problems: reader.problems,
+    sites,
     duplicateKeyOffsets: reader.duplicateKeyOffsets,
   };
 }
 
 /** The top level: the sections, read in the order their names depend on each other. */
-function readPolicy(r: YamlReader, defined: DefinedNames, root: Node | null): PolicyDocument | undefined {
+function readPolicy(
+  r: YamlReader,
+  defined: DefinedNames,
+  root: Node | null,
+  file: string,
+  sites: Record<string, ClaimSite>,
+): PolicyDocument | undefined {
   const node = r.deref(root);
   if (node === null || (isScalar(node) && node.value === null)) {
     r.problems.push({
@@ -45,6 +56,8 @@ function readPolicy(r: YamlReader, defined: DefinedNames, root: Node | null): Po
   }
   const sections = r.section(node, '', {
     version: true,
+    name: false,
+    match: false,
     mode: false,
     authentication: true,
     scopes: true,
@@ -65,6 +78,9 @@ function readPolicy(r: YamlReader, defined: DefinedNames, root: Node | null): Po
       );
     }
   }
+  const name = sections.name ? readName(r, sections.name.value, sites) : undefined;
+  if (!sections.name) checkDefaultName(r, node, file, sites);
+  const match = sections.match ? readMatch(r, sections.match.value, sites) : undefined;
   const mode = sections.mode ? readMode(r, sections.mode.value, 'mode') : undefined;
   // Read in dependency order (scopes define permissions, roles use them, …), whatever the file's order.
   const scopes = sections.scopes ? readScopes(r, defined, sections.scopes.value) : undefined;
@@ -79,6 +95,8 @@ function readPolicy(r: YamlReader, defined: DefinedNames, root: Node | null): Po
   if (!authentication || !scopes || !routes) return undefined;
   return {
     version: 1,
+    ...(name !== undefined ? { name } : {}),
+    ...(match ? { match } : {}),
     ...(mode ? { mode } : {}),
     authentication,
     scopes,

@@ -21,4 +21,5 @@ export {
   reasonsWhere,
   specOf,
 } from './reasons.js';
+export { spiffeIdProblem } from './spiffe.js';
 export type { Principal, SigningKeyRef } from './types.js';

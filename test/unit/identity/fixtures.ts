@@ -38,6 +38,8 @@ export function identityPolicy(
   extra: Partial<Pick<CompiledPolicy, 'revision' | 'maxTokenBytes' | 'envoyJwtAuthn' | 'claims'>> = {},
 ): CompiledPolicy {
   return {
+    name: 'policy',
+    owns: { name: 'policy', hosts: [], destinationPrincipals: [], default: false, sites: {} },
     revision: 'rev-1',
     source: 'policy.yaml',
     mode: 'enforce',

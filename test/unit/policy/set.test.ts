@@ -1,28 +1,30 @@
 // Which policy a request gets (issue 19): context extension, then destination principal, then host, then the
 // explicit default; otherwise policy_unknown. Never a fall-through from a name no policy has.
 import { describe, expect, it } from 'vitest';
-import { hostName, type PolicyClaims, PolicySet } from '../../../src/policy/set.js';
+import { hostName, PolicySet } from '../../../src/policy/set.js';
+import type { Ownership } from '../../../src/policy/types.js';
 
-const claims = (name: string, more: Partial<PolicyClaims> = {}): PolicyClaims => ({
+const owns = (name: string, more: Partial<Ownership> = {}): Ownership => ({
   name,
   hosts: [],
   destinationPrincipals: [],
   default: false,
+  sites: {},
   ...more,
 });
 const INVENTORY = 'spiffe://cluster.local/ns/inventory/sa/inventory-api';
 
 const set = new PolicySet([
   {
-    claims: claims('inventory', {
+    owns: owns('inventory', {
       hosts: ['inventory.example.com', '*.inventory.example.com'],
       destinationPrincipals: [INVENTORY],
     }),
     value: 'inventory',
   },
-  { claims: claims('orders', { hosts: ['orders.example.com', '*.example.com'] }), value: 'orders' },
-  { claims: claims('reports'), value: 'reports' },
-  { claims: claims('catch-all', { default: true }), value: 'catch-all' },
+  { owns: owns('orders', { hosts: ['orders.example.com', '*.example.com'] }), value: 'orders' },
+  { owns: owns('reports'), value: 'reports' },
+  { owns: owns('catch-all', { default: true }), value: 'catch-all' },
 ]);
 const pick = (keys: Parameters<typeof set.select>[0]) => {
   const selected = set.select(keys);
@@ -63,7 +65,7 @@ describe('PolicySet.select: first that applies', () => {
     expect(pick({ host: 'elsewhere.test' })).toBe('catch-all by default');
     expect(pick({})).toBe('catch-all by default');
     const noDefault = new PolicySet([
-      { claims: claims('inventory', { hosts: ['inventory.example.com'] }), value: 'x' },
+      { owns: owns('inventory', { hosts: ['inventory.example.com'] }), value: 'x' },
     ]);
     expect(noDefault.select({ host: 'elsewhere.test' })).toMatchObject({ ok: false });
   });
@@ -75,7 +77,7 @@ describe('PolicySet.select: first that applies', () => {
   });
 
   it('a single policy file owns every request, whatever it says', () => {
-    const single = new PolicySet([{ claims: claims('policy'), value: 'only' }], true);
+    const single = new PolicySet([{ owns: owns('policy'), value: 'only' }], true);
     expect(single.select({ extension: 'other', host: 'anything' })).toEqual({
       ok: true,
       value: 'only',

@@ -12,7 +12,7 @@ afterEach(async () => {
 const healthy: AdminSources = {
   scrape: async () => '# HELP up_total x\nup_total 1\n',
   contentType: 'text/plain; version=0.0.4; charset=utf-8',
-  problems: () => [],
+  readiness: () => ({ problems: [], notes: [] }),
 };
 
 /** The admin server for these sources, listening on 127.0.0.1 port 0; returns its base URL. */
@@ -46,7 +46,9 @@ describe('/metrics', () => {
 
 describe('/healthz and /readyz', () => {
   it('/healthz is 200 even when not ready: the process is alive', async () => {
-    const base = await admin({ problems: () => ['no usable keys for https://idp.example/'] });
+    const base = await admin({
+      readiness: () => ({ problems: ['no usable keys for https://idp.example/'], notes: [] }),
+    });
     const response = await fetch(`${base}/healthz`);
     expect(response.status).toBe(200);
     expect(await response.text()).toBe('ok\n');
@@ -63,12 +65,27 @@ describe('/healthz and /readyz', () => {
 
   it('/readyz is 503 naming each problem, whether they come at once or later', async () => {
     const problems = ['no usable keys for https://idp.example/', '1 of 2 workers not serving'];
-    for (const source of [() => problems, async () => problems]) {
-      expect(await readyz(await admin({ problems: source }))).toEqual({
+    const said = { problems, notes: [] };
+    for (const readiness of [() => said, async () => said]) {
+      expect(await readyz(await admin({ readiness }))).toEqual({
         status: 503,
         body: { ready: false, problems },
       });
     }
+  });
+
+  it('/readyz says its notes, ready or not: a policy file refused after start-up does not make it unready', async () => {
+    const notes = [
+      'policy file /p/orders.yaml owns nothing: /p/orders.yaml:3:1: routes: required key "routes" is missing',
+    ];
+    expect(await readyz(await admin({ readiness: () => ({ problems: [], notes }) }))).toEqual({
+      status: 200,
+      body: { ready: true, problems: [], notes },
+    });
+    expect(await readyz(await admin({ readiness: () => ({ problems: ['x'], notes }) }))).toEqual({
+      status: 503,
+      body: { ready: false, problems: ['x'], notes },
+    });
   });
 
   it('/readyz is 503 when readiness cannot be determined (the source throws or rejects)', async () => {
@@ -78,8 +95,8 @@ describe('/healthz and /readyz', () => {
       },
       () => Promise.reject(new Error('boom')),
     ];
-    for (const problems of failing) {
-      expect(await readyz(await admin({ problems }))).toEqual({
+    for (const readiness of failing) {
+      expect(await readyz(await admin({ readiness }))).toEqual({
         status: 503,
         body: { ready: false, problems: ['readiness could not be determined'] },
       });

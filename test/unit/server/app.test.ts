@@ -12,7 +12,7 @@ import { Metrics } from '../../../src/telemetry/metrics.js';
 import { connectHealth } from '../../support/grpc-client.js';
 import { captureLog } from '../../support/logs.js';
 import { examplePolicyText } from '../../support/policies.js';
-import { type Harness, type HarnessOptions, startHarness } from '../../support/scopegate.js';
+import { type Harness, type HarnessOptions, onlySnapshot, startHarness } from '../../support/scopegate.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -50,18 +50,20 @@ describe('starting', () => {
     await expect(started).rejects.toThrow(
       new RegExp(`^${file}:\\d+:\\d+: routes\\[0\\]\\.permissions\\[0\\]: `),
     );
-    expect(await metrics.registry.metrics()).toContain('scopegate_policy_reloads_total{result="error"} 1');
+    expect(await metrics.registry.metrics()).toContain(
+      'scopegate_policy_reloads_total{policy="",result="error"} 1',
+    );
   });
 
   it('serves gRPC and admin on the addresses it reports, and names the revision it serves', async () => {
     const { running, metrics } = await harness();
     expect(running.grpcAddress).toMatch(/^127\.0\.0\.1:\d+$/);
     expect((await fetch(`http://${running.adminAddress}/healthz`)).status).toBe(200);
-    const revision = running.current().policy.revision;
+    const revision = running.policies()[0]!.revision;
     expect(await metrics.registry.metrics()).toContain(
-      `scopegate_policy_revision_info{revision="${revision}"} 1`,
+      `scopegate_policy_revision_info{policy="inventory",revision="${revision}"} 1`,
     );
-    expect(running.problems()).toEqual([]);
+    expect(running.readiness().problems).toEqual([]);
   });
 
   it('without the admin edge (a worker of serve --workers N) there is no admin address', async () => {
@@ -90,7 +92,7 @@ describe('starting', () => {
 
   it('an issuer whose keys cannot be fetched is a readiness problem naming the issuer', async () => {
     const { running } = await harness({ jwksDown: true });
-    expect(running.problems().join('\n')).toContain('https://dev-issuer.scopegate.local/');
+    expect(running.readiness().problems.join('\n')).toContain('https://dev-issuer.scopegate.local/');
   });
 });
 
@@ -98,14 +100,14 @@ describe('reloading', () => {
   it('a fixed policy swaps in: a new revision, counted and logged with both revisions', async () => {
     const captured = captureLog('info');
     const { running, policyFile, metrics } = await harness({ log: captured.log });
-    const before = running.current().policy.revision;
+    const before = running.policies()[0]!.revision;
     writeFileSync(policyFile, GRANT_WH03(readFileSync(policyFile, 'utf8')));
     expect(await running.reload()).toBe(true);
-    const after = running.current().policy.revision;
+    const after = running.policies()[0]!.revision;
     expect(after).not.toBe(before);
     const text = await metrics.registry.metrics();
-    expect(text).toContain('scopegate_policy_reloads_total{result="success"} 2');
-    expect(text).toContain(`scopegate_policy_revision_info{revision="${after}"} 1`);
+    expect(text).toContain('scopegate_policy_reloads_total{policy="inventory",result="success"} 2');
+    expect(text).toContain(`scopegate_policy_revision_info{policy="inventory",revision="${after}"} 1`);
     expect(text).not.toContain(`revision="${before}"`);
     expect(captured.lines).toContainEqual(
       expect.objectContaining({ msg: 'policy reloaded', previous_revision: before, policy_revision: after }),
@@ -122,15 +124,19 @@ describe('reloading', () => {
   it('a broken edit is refused: the last good revision keeps serving, and the problem is logged', async () => {
     const captured = captureLog('info');
     const { running, policyFile, metrics } = await harness({ log: captured.log });
-    const snapshot = running.current();
+    const served = running.current();
+    const snapshot = onlySnapshot(running);
     writeFileSync(policyFile, 'version: 1\nroutes: [');
     expect(await running.reload()).toBe(false);
-    expect(running.current()).toBe(snapshot);
-    expect(await metrics.registry.metrics()).toContain('scopegate_policy_reloads_total{result="error"} 1');
+    expect(running.current()).toBe(served);
+    expect(await metrics.registry.metrics()).toContain(
+      `scopegate_policy_reloads_total{policy="${snapshot.policy.name}",result="error"} 1`,
+    );
     expect(captured.lines).toContainEqual(
       expect.objectContaining({
         level: 'error',
-        msg: 'policy reload rejected; still serving the last good revision',
+        msg: 'policy change rejected; still serving its last good revision',
+        policy: snapshot.policy.name,
         policy_revision: snapshot.policy.revision,
       }),
     );

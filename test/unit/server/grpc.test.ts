@@ -22,7 +22,7 @@ import { checkRequestFor } from '../../../src/wire/check-request.js';
 import type { ReceivedHealthCheckResponse } from '../../../src/wire/proto.js';
 import { connectAuthorization, connectHealth } from '../../support/grpc-client.js';
 import { examplePolicy } from '../../support/policies.js';
-import { answerOf } from '../../support/scopegate.js';
+import { answerOf, setOf } from '../../support/scopegate.js';
 
 const policy = examplePolicy();
 const principal: Principal = {
@@ -55,7 +55,7 @@ const failing: Snapshot = {
   },
 };
 const deps = (snapshot: Snapshot): CheckDeps => ({
-  current: () => snapshot,
+  current: () => setOf(snapshot),
   metrics: new Metrics({ defaultMetrics: false }),
   log: createLogger('silent'),
 });

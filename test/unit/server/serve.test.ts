@@ -82,10 +82,11 @@ describe('serveProcess', () => {
       grpc: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
       admin: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
       policy_revision: expect.stringMatching(/^[0-9a-f]{12}$/),
+      policies: { inventory: expect.stringMatching(/^[0-9a-f]{12}$/) },
     });
     const metrics = async () => (await fetch(`http://${listening.admin}/metrics`)).text();
     expect(await metrics()).toContain(
-      `scopegate_policy_revision_info{revision="${listening.policy_revision}"} 1`,
+      `scopegate_policy_revision_info{policy="inventory",revision="${listening.policy_revision}"} 1`,
     );
 
     writeFileSync(

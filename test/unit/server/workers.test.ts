@@ -47,9 +47,13 @@ async function worker(problems: string[] = []) {
 }
 
 describe('tellPrimary', () => {
-  it('tells the primary the worker listens, with its gRPC address and revision', async () => {
+  it('tells the primary the worker listens, with its gRPC address and each policy’s revision', async () => {
     const { hello } = await worker();
-    expect(hello).toEqual({ scopegate: 'listening', grpc: '127.0.0.1:9191', revision: 'rev-1' });
+    expect(hello).toEqual({
+      scopegate: 'listening',
+      grpc: '127.0.0.1:9191',
+      policies: { inventory: 'rev-1' },
+    });
   });
 
   it('with no primary to tell (no IPC channel) it still resolves, and leaving is a no-op', () => {
@@ -70,19 +74,19 @@ describe('answerPrimary', () => {
     const decisions = families.find((family) => family.name === 'scopegate_decisions_total');
     expect(decisions?.values).toContainEqual(
       expect.objectContaining({
-        labels: { decision: 'allow', reason: 'allowed', route: 'list_transactions' },
+        labels: { decision: 'allow', reason: 'allowed', route: 'list_transactions', policy: 'inventory' },
         value: 1,
       }),
     );
   });
 
-  it('answers a readiness question with its problems', async () => {
+  it('answers a readiness question with its problems and notes', async () => {
     const { child, next } = await worker(['no usable keys for https://idp.example/']);
-    child.send({ scopegate: 'ask', id: 1, question: 'problems' });
+    child.send({ scopegate: 'ask', id: 1, question: 'readiness' });
     expect(await next()).toEqual({
       scopegate: 'answer',
       id: 1,
-      answer: ['no usable keys for https://idp.example/'],
+      answer: { problems: ['no usable keys for https://idp.example/'], notes: [] },
     });
   });
 
@@ -92,8 +96,8 @@ describe('answerPrimary', () => {
     child.send({ scopegate: 'listening', id: 2 });
     child.send('hello');
     expect(await next(300)).toBeUndefined();
-    child.send({ scopegate: 'ask', id: 3, question: 'problems' });
-    expect(await next()).toEqual({ scopegate: 'answer', id: 3, answer: [] });
+    child.send({ scopegate: 'ask', id: 3, question: 'readiness' });
+    expect(await next()).toEqual({ scopegate: 'answer', id: 3, answer: { problems: [], notes: [] } });
   });
 });
 

@@ -6,7 +6,6 @@ import type { Logger } from 'pino';
 import { DEFAULT_REALM } from '../policy/compile.js';
 import type { PolicySet } from '../policy/set.js';
 import { requestIdOf } from '../request/facts.js';
-import { policyKeysOf } from '../request/policy-keys.js';
 import { answerFor } from '../response/answer.js';
 import { toCheckResponse } from '../response/encode.js';
 import type { Answer } from '../response/kept.js';
@@ -14,6 +13,7 @@ import { logDecision } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { type Decision, decisionLabel } from '../vocabulary/index.js';
 import type { CheckRequest } from '../wire/types.js';
+import { choosePolicy } from './choose.js';
 import { type Checked, decide, type Snapshot } from './decide.js';
 
 export interface CheckDeps {
@@ -38,8 +38,7 @@ export function handleCheck(request: CheckRequest, deps: CheckDeps): Answer | Pr
 function answerNow(request: CheckRequest, deps: CheckDeps): Answer | Promise<Answer> {
   const started = process.hrtime.bigint();
   // Which policy owns the request, before anything else is read of it: a set of one file owns every request.
-  const set = deps.current();
-  const chosen = set.only ?? set.select(policyKeysOf(request));
+  const chosen = choosePolicy(deps.current(), request);
   if (!chosen.ok) {
     const decision: Decision = { reason: 'policy_unknown', detail: chosen.detail, revision: '' };
     return finish(request, deps, undefined, started, { decision });

@@ -107,6 +107,26 @@ export async function openPolicySource<T>(options: PolicySourceOptions<T>): Prom
   return { ok: true, source, loaded };
 }
 
+/** A policy file or directory read once, for `validate`, `explain` and `test`: what would be served, and why not. */
+export interface LoadedSet {
+  readonly set: PolicySet<CompiledPolicy>;
+  /** The policies that would be served, in file-name order. */
+  readonly policies: readonly CompiledPolicy[];
+  /** Every problem found, cross-file ones included; empty when every file would be served. */
+  readonly problems: readonly PolicyProblem[];
+}
+
+export async function loadPolicySet(path: string): Promise<LoadedSet> {
+  const opened = await openPolicySource({ path, prepare: async (policy) => policy });
+  if (!opened.ok) return { set: new PolicySet([]), policies: [], problems: opened.problems };
+  await opened.source.close();
+  return {
+    set: opened.source.current(),
+    policies: opened.source.policies(),
+    problems: opened.loaded.rejected.flatMap((r) => r.problems),
+  };
+}
+
 export class PolicySource<T> {
   private readonly files = new Map<string, PolicyFile<T>>();
   private set: PolicySet<T> = new PolicySet<T>([]);

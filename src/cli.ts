@@ -20,25 +20,29 @@ import { createLogger } from './telemetry/log.js';
 const USAGE = `scopegate — Envoy external authorization by OAuth2 scope, role and location
 
 Usage:
-  scopegate serve    --policy FILE [--listen HOST:PORT] [--admin HOST:PORT] [--log-level LEVEL]
+  scopegate serve    --policy FILE|DIR [--listen HOST:PORT] [--admin HOST:PORT] [--log-level LEVEL]
                      [--token-cache-size N] [--decision-cache-size N] [--drain-seconds N]
                      [--jwks-timeout-ms N (default 100)] [--deny-hints] [--workers N]
                      [--heap-tuning on|off (default on)]
                      gRPC ext_authz on --listen (default 0.0.0.0:9191), /metrics /healthz /readyz on
                      --admin (default 0.0.0.0:9464). Every flag has a SCOPEGATE_* twin (SCOPEGATE_POLICY, …).
-                     The policy file is watched (and SIGHUP reloads it); SIGTERM drains and exits 0.
+                     The policy is watched (and SIGHUP reloads it); SIGTERM drains and exits 0. A DIR
+                     serves each *.yaml in it as one policy, chosen per request (README, "Policy sets").
                      --deny-hints adds fix hints to 403 deny bodies (off: they name policy details).
                      --workers N processes share the gRPC port (default: the CPUs; set it to the CPU
                      limit in a container); /metrics adds them up, a reload reaches every one.
                      --heap-tuning off leaves V8's heap growth alone (README, "Memory").
-  scopegate validate FILE...
-                     Exit 0 if every policy is valid, else print FILE:LINE:COL: field: message and exit 1.
-  scopegate explain  --policy FILE (--token JWT | --claims FILE_OR_JSON) --method M --path P
-                     [--header k:v]... [--body JSON] [--no-verify] [--json]
-                     Trace one decision: route, token and client scopes, each permission by scope and by
-                     role, grant type, locations, the reason, and what to change (exit 0 allowed, 1 denied).
-                     --no-verify decodes the token without checking its signature (and says so, loudly).
-  scopegate test     --policy FILE CASES.yaml...
+  scopegate validate FILE|DIR...
+                     Exit 0 if every policy is valid (for a DIR: and the files agree on who owns what),
+                     else print FILE:LINE:COL: field: message and exit 1.
+  scopegate explain  --policy FILE|DIR (--token JWT | --claims FILE_OR_JSON) --method M --path P
+                     [--header k:v]... [--body JSON] [--host H] [--context-extension k=v]...
+                     [--destination-principal SPIFFE_ID] [--no-verify] [--json]
+                     Trace one decision: the policy chosen and why, route, token and client scopes, each
+                     permission by scope and by role, grant type, locations, the reason, and what to change
+                     (exit 0 allowed, 1 denied). --no-verify decodes the token without checking its
+                     signature (and says so, loudly).
+  scopegate test     --policy FILE|DIR CASES.yaml...
                      Policy unit tests: run each case (claims + request + expected decision/reason) and
                      print ✓/✗ per case and "N passed, M failed"; exit 1 if any case fails.
   scopegate keys     DIR

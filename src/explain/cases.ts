@@ -3,6 +3,7 @@
 // `explain`, so a case passes exactly when the server would decide that way. The file is read like a policy:
 // capped in size, duplicate keys refused, aliases bounded, and every mistake reported as FILE:LINE:COL.
 import { isMap, isScalar, isSeq, type Node, type YAMLMap } from 'yaml';
+import { choosePolicy } from '../check/choose.js';
 import { closest } from '../config/problems.js';
 import { readTextFile } from '../config/text-file.js';
 import {
@@ -13,12 +14,14 @@ import {
   positionAt,
   YamlReader,
 } from '../config/yaml.js';
+import type { PolicySet } from '../policy/set.js';
 import type { CompiledPolicy, PolicyProblem } from '../policy/types.js';
 import type { Missing } from '../vocabulary/index.js';
 import { type DecisionLabel, REASON_CODES, type Reason } from '../vocabulary/index.js';
-import { StandInSigner, unverifiedRequest } from './identity.js';
+import { checkRequestFor } from '../wire/check-request.js';
+import { type HttpRequestSpec, StandInSigner, unverifiedRequest } from './identity.js';
 import { terminalSafe } from './render.js';
-import { type Trace, traceCheck } from './trace.js';
+import { type Trace, traceCheck, traceUnowned } from './trace.js';
 
 /** Cases files larger than this are refused before parsing. */
 export const MAX_CASES_BYTES = 1024 * 1024;
@@ -28,17 +31,15 @@ export const MAX_CASES = 10_000;
 const DECISIONS: readonly DecisionLabel[] = ['allow', 'deny', 'dry_run_deny'];
 const MISSING_KEYS = ['permissions', 'scopes', 'roles', 'locations', 'grantTypes'] as const;
 
-export interface CaseRequest {
-  readonly method: string;
-  readonly path: string;
-  readonly headers: ReadonlyArray<readonly [string, string]>;
-  readonly body?: string;
-}
+/** The request of a case: an HTTP request, and what Envoy adds for choosing a policy of a set. */
+export type CaseRequest = HttpRequestSpec;
 
 export interface CaseExpectation {
   /** `deny` also matches a dry-run deny: the rules refuse the request either way. */
   readonly decision?: DecisionLabel;
   readonly reason?: Reason;
+  /** The policy of the set that must decide (by name). */
+  readonly policy?: string;
   /** Every value listed must be among those the decision names as missing. */
   readonly missing?: Missing;
 }
@@ -222,28 +223,27 @@ class CaseReader extends YamlReader {
     const map = this.mapping(node, 'request', field, true);
     if (!map) return undefined;
     const where = `${field}.request`;
-    this.onlyKeys(map, where, ['method', 'path', 'headers', 'body']);
+    this.onlyKeys(map, where, [
+      'method',
+      'path',
+      'headers',
+      'body',
+      'host',
+      'contextExtensions',
+      'destinationPrincipal',
+    ]);
     const method = this.stringIn(map, 'method', where, true);
     const path = this.stringIn(map, 'path', where, true);
+    const host = this.stringIn(map, 'host', where, false);
+    const destinationPrincipal = this.stringIn(map, 'destinationPrincipal', where, false);
+    const extensionsMap = this.mapping(map, 'contextExtensions', where, false);
+    const contextExtensions =
+      extensionsMap && this.stringMap(extensionsMap, `${where}.contextExtensions`, 'an extension');
 
-    const headers: Array<[string, string]> = [];
     const headerMap = this.mapping(map, 'headers', where, false);
-    for (const pair of headerMap?.items ?? []) {
-      const key = isScalar(pair.key) ? pair.key.value : undefined;
-      const valueNode = this.deref(pair.value as Node | null);
-      const value = isScalar(valueNode) ? valueNode.value : undefined;
-      if (typeof key !== 'string' || key === '') {
-        this.report(pair.key as Node, `${where}.headers`, 'a header name must be a non-empty string');
-      } else if (typeof value !== 'string') {
-        this.report(
-          (pair.value ?? pair.key) as Node,
-          `${where}.headers.${key}`,
-          'a header value must be a string (quote it)',
-        );
-      } else {
-        headers.push([key, value]);
-      }
-    }
+    const headers = Object.entries(
+      headerMap ? this.stringMap(headerMap, `${where}.headers`, 'a header') : {},
+    );
 
     let body: string | undefined;
     const bodyNode = this.child(map, 'body');
@@ -260,16 +260,47 @@ class CaseReader extends YamlReader {
       }
     }
     if (!method || !path) return undefined;
-    return { method, path, headers, ...(body !== undefined && { body }) };
+    return {
+      method,
+      path,
+      headers,
+      ...(body !== undefined && { body }),
+      ...(host !== undefined && { host }),
+      ...(contextExtensions !== undefined && { contextExtensions }),
+      ...(destinationPrincipal !== undefined && { destinationPrincipal }),
+    };
+  }
+
+  /** A mapping of strings to strings (headers, context extensions); each bad entry is reported. */
+  private stringMap(map: YAMLMap, field: string, what: string): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const pair of map.items) {
+      const key = isScalar(pair.key) ? pair.key.value : undefined;
+      const valueNode = this.deref(pair.value as Node | null);
+      const value = isScalar(valueNode) ? valueNode.value : undefined;
+      if (typeof key !== 'string' || key === '') {
+        this.report(pair.key as Node, field, `${what} name must be a non-empty string`);
+      } else if (typeof value !== 'string') {
+        this.report(
+          (pair.value ?? pair.key) as Node,
+          `${field}.${key}`,
+          `${what} value must be a string (quote it)`,
+        );
+      } else {
+        out[key] = value;
+      }
+    }
+    return out;
   }
 
   private readExpect(node: YAMLMap, field: string): CaseExpectation | undefined {
     const map = this.mapping(node, 'expect', field, true);
     if (!map) return undefined;
     const where = `${field}.expect`;
-    this.onlyKeys(map, where, ['decision', 'reason', 'missing']);
+    this.onlyKeys(map, where, ['decision', 'reason', 'policy', 'missing']);
     const decision = this.stringIn(map, 'decision', where, false);
     const reason = this.stringIn(map, 'reason', where, false);
+    const policy = this.stringIn(map, 'policy', where, false);
     let ok = true;
     if (decision !== undefined && !(DECISIONS as readonly string[]).includes(decision)) {
       this.report(map.get('decision', true), `${where}.decision`, `must be one of ${DECISIONS.join(', ')}`);
@@ -284,8 +315,17 @@ class CaseReader extends YamlReader {
       );
       ok = false;
     }
-    if (decision === undefined && reason === undefined && map.get('missing') === undefined) {
-      this.report(map, where, 'say what to expect: a decision (allow or deny), a reason, or both');
+    if (
+      decision === undefined &&
+      reason === undefined &&
+      !map.has('policy') &&
+      map.get('missing') === undefined
+    ) {
+      this.report(
+        map,
+        where,
+        'say what to expect: a decision (allow or deny), a reason, the policy, or several of them',
+      );
       ok = false;
     }
     if (
@@ -324,6 +364,7 @@ class CaseReader extends YamlReader {
     return {
       ...(decision !== undefined && { decision: decision as DecisionLabel }),
       ...(reason !== undefined && { reason: reason as Reason }),
+      ...(policy !== undefined && { policy }),
       ...(missing && { missing }),
     };
   }
@@ -341,6 +382,12 @@ export function expectationFailures(expect: CaseExpectation, trace: Trace): stri
   }
   if (expect.reason !== undefined && expect.reason !== trace.reason) {
     failures.push(`expected reason ${expect.reason}, got ${trace.reason}`);
+  }
+  if (expect.policy !== undefined) {
+    const decided = trace.policy.chosen ? trace.policy.name : undefined;
+    if (decided !== expect.policy) {
+      failures.push(`expected policy ${expect.policy}, got ${decided ?? 'none (policy_unknown)'}`);
+    }
   }
   for (const key of MISSING_KEYS) {
     const wanted = expect.missing?.[key] ?? [];
@@ -361,8 +408,9 @@ export interface RunOptions {
   readonly signer?: StandInSigner;
 }
 
+/** Runs each case on the policy of the set the server would choose for its request. */
 export async function runCases(
-  policy: CompiledPolicy,
+  set: PolicySet<CompiledPolicy>,
   cases: readonly PolicyCase[],
   options: RunOptions = {},
 ): Promise<CaseResult[]> {
@@ -370,14 +418,22 @@ export async function runCases(
   const now = options.now ?? Date.now;
   const results: CaseResult[] = [];
   for (const policyCase of cases) {
-    const prepared = await unverifiedRequest(policy, policyCase.request, policyCase.claims, signer, now);
-    const trace = await traceCheck({
-      policy,
-      request: prepared.request,
-      identity: prepared.identity,
-      credential: policyCase.claims ? 'claims' : 'none',
-      verified: false,
-    });
+    const credential = policyCase.claims ? 'claims' : 'none';
+    const chosen = choosePolicy(set, checkRequestFor(policyCase.request));
+    let trace: Trace;
+    if (!chosen.ok) trace = traceUnowned(chosen.detail, { credential, verified: false });
+    else {
+      const policy = chosen.value;
+      const prepared = await unverifiedRequest(policy, policyCase.request, policyCase.claims, signer, now);
+      trace = await traceCheck({
+        policy,
+        chosenBy: chosen.by,
+        request: prepared.request,
+        identity: prepared.identity,
+        credential,
+        verified: false,
+      });
+    }
     results.push({ case: policyCase, trace, failures: expectationFailures(policyCase.expect, trace) });
   }
   return results;

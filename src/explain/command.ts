@@ -1,11 +1,13 @@
 // The `explain` and `test` commands: flags in, exit code out (0 allowed / all passed, 1 denied / a case
 // failed, 2 usage errors and files that cannot be read). cli.ts only dispatches here.
 import { parseArgs } from 'node:util';
+import { choosePolicy } from '../check/choose.js';
 import { formatProblem } from '../config/problems.js';
 import { readTextFile } from '../config/text-file.js';
 import { Authenticator } from '../identity/authenticate.js';
 import { KeyRegistry } from '../identity/index.js';
-import { loadPolicyFile } from '../policy/index.js';
+import type { PolicySet } from '../policy/set.js';
+import { loadPolicySet } from '../policy/source.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import { parseStrictJson } from '../request/json.js';
 import { checkRequestFor } from '../wire/check-request.js';
@@ -19,7 +21,7 @@ import {
   verifiedIdentity,
 } from './identity.js';
 import { NOT_VERIFIED_WARNING, renderTrace, traceJson } from './render.js';
-import { type Trace, traceCheck } from './trace.js';
+import { type Trace, traceCheck, traceUnowned } from './trace.js';
 
 export interface CommandIO {
   /** A line (or block) for stdout. */
@@ -54,13 +56,16 @@ export async function explainCommand(
       path: { type: 'string' },
       header: { type: 'string', multiple: true, default: [] },
       body: { type: 'string' },
+      host: { type: 'string' },
+      'context-extension': { type: 'string', multiple: true, default: [] },
+      'destination-principal': { type: 'string' },
       'no-verify': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
     strict: true,
   });
-  const policyFile = values.policy ?? process.env.SCOPEGATE_POLICY;
-  if (!policyFile) return io.usage('explain needs --policy FILE (or SCOPEGATE_POLICY)');
+  const policyPath = values.policy ?? process.env.SCOPEGATE_POLICY;
+  if (!policyPath) return io.usage('explain needs --policy FILE|DIR (or SCOPEGATE_POLICY)');
   if ((values.token === undefined) === (values.claims === undefined)) {
     return io.usage('explain needs exactly one of --token JWT or --claims FILE_OR_JSON');
   }
@@ -71,11 +76,23 @@ export async function explainCommand(
     if (colon <= 0) return io.usage('--header expects name:value');
     headers.push([header.slice(0, colon).trim(), header.slice(colon + 1).trim()]);
   }
+  const contextExtensions: Record<string, string> = {};
+  for (const extension of values['context-extension']) {
+    const equals = extension.indexOf('=');
+    if (equals <= 0)
+      return io.usage('--context-extension expects key=value (e.g. scopegate_policy=inventory)');
+    contextExtensions[extension.slice(0, equals)] = extension.slice(equals + 1);
+  }
   const http: HttpRequestSpec = {
     method: values.method,
     path: values.path,
     headers,
     ...(values.body !== undefined && { body: values.body }),
+    ...(values.host !== undefined && { host: values.host }),
+    ...(values['context-extension'].length > 0 && { contextExtensions }),
+    ...(values['destination-principal'] !== undefined && {
+      destinationPrincipal: values['destination-principal'],
+    }),
   };
 
   let claims: Record<string, unknown> | undefined;
@@ -85,18 +102,29 @@ export async function explainCommand(
     claims = read;
   }
 
-  const policy = await loadPolicy(policyFile, io);
-  if (!policy) return 2;
+  const set = await loadSet(policyPath, io);
+  if (!set) return 2;
+  // The policy the server would choose for this request; the rest of the trace is that policy's.
+  const chosen = choosePolicy(set, checkRequestFor(http));
+  const credential = claims !== undefined ? 'claims' : 'token';
+  const verified = claims === undefined && !values['no-verify'];
+  const warnings = values['no-verify'] ? [NOT_VERIFIED_WARNING] : [];
+  if (!chosen.ok) {
+    return printTrace(traceUnowned(chosen.detail, { credential, verified, warnings }), values.json, io);
+  }
+  const policy = chosen.value;
+  const chosenBy = chosen.by;
 
   const now = options.now ?? Date.now;
   const signer = new StandInSigner();
   let trace: Trace;
   if (claims !== undefined) {
     const prepared = await unverifiedRequest(policy, http, claims, signer, now);
-    trace = await traceCheck({ policy, ...prepared, credential: 'claims', verified: false });
+    trace = await traceCheck({ policy, chosenBy, ...prepared, credential: 'claims', verified: false });
   } else if (values['no-verify']) {
     trace = await traceCheck({
       policy,
+      chosenBy,
       ...(await decodedTokenRequest(policy, http, values.token!, signer, now)),
       credential: 'token',
       verified: false,
@@ -110,6 +138,7 @@ export async function explainCommand(
     try {
       trace = await traceCheck({
         policy,
+        chosenBy,
         request: checkRequestFor({ ...http, token: values.token! }),
         identity,
         credential: 'token',
@@ -121,7 +150,11 @@ export async function explainCommand(
     }
   }
 
-  if (values.json) {
+  return printTrace(trace, values.json, io);
+}
+
+function printTrace(trace: Trace, json: boolean, io: CommandIO): number {
+  if (json) {
     // Whoever pipes the JSON into jq still sees that nothing was verified.
     for (const warning of trace.warnings) io.err(warning);
     io.out(traceJson(trace));
@@ -157,12 +190,12 @@ export async function testCommand(args: string[], io: CommandIO): Promise<number
     allowPositionals: true,
     strict: true,
   });
-  const policyFile = values.policy ?? process.env.SCOPEGATE_POLICY;
-  if (!policyFile) return io.usage('test needs --policy FILE (or SCOPEGATE_POLICY)');
+  const policyPath = values.policy ?? process.env.SCOPEGATE_POLICY;
+  if (!policyPath) return io.usage('test needs --policy FILE|DIR (or SCOPEGATE_POLICY)');
   if (positionals.length === 0) return io.usage('test needs a CASES.yaml file');
 
-  const policy = await loadPolicy(policyFile, io);
-  if (!policy) return 2;
+  const set = await loadSet(policyPath, io);
+  if (!set) return 2;
   const signer = new StandInSigner();
   let failed = false;
   for (const file of positionals) {
@@ -171,7 +204,7 @@ export async function testCommand(args: string[], io: CommandIO): Promise<number
       for (const problem of loaded.problems) io.err(formatProblem(problem));
       return 2;
     }
-    const results = await runCases(policy, loaded.cases, { signer });
+    const results = await runCases(set, loaded.cases, { signer });
     if (positionals.length > 1) io.out(`${file}:`);
     io.out(renderResults(results).join('\n'));
     failed ||= results.some((r) => r.failures.length > 0);
@@ -179,10 +212,11 @@ export async function testCommand(args: string[], io: CommandIO): Promise<number
   return failed ? 1 : 0;
 }
 
-async function loadPolicy(file: string, io: CommandIO): Promise<CompiledPolicy | undefined> {
-  const loaded = await loadPolicyFile(file);
-  if (loaded.ok) return loaded.policy;
-  for (const problem of loaded.problems) io.err(formatProblem(problem));
+/** The policy file, or the directory of them, as the server would serve it; any problem is a usage error. */
+async function loadSet(path: string, io: CommandIO): Promise<PolicySet<CompiledPolicy> | undefined> {
+  const { set, problems } = await loadPolicySet(path);
+  if (problems.length === 0) return set;
+  for (const problem of problems) io.err(formatProblem(problem));
   return undefined;
 }
 

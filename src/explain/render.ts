@@ -1,11 +1,20 @@
 // A Trace for people (aligned text, ✓/✗ per check, the fix in the user's words) and for machines (one JSON
 // object whose field names are the Trace's own: `decision`, `reason`, `status`, `verified`, `hints`, …).
+import type { SelectedBy } from '../policy/set.js';
 import type { PermissionTrace, Trace } from './trace.js';
 
 const YES = '✓';
 const NO = '✗';
 const mark = (ok: boolean) => (ok ? YES : NO);
 const list = (items: readonly string[], none = '(none)') => (items.length > 0 ? items.join(', ') : none);
+
+/** How a policy of a set came to own the request, as `explain` says it. */
+const CHOSEN_BY: Record<Exclude<SelectedBy, 'only policy'>, string> = {
+  'context extension': "chosen by Envoy's context extension scopegate_policy",
+  'destination principal': 'chosen by the destination principal (the called workload)',
+  host: 'chosen by the host',
+  default: 'chosen as the default: no other policy owns this request',
+};
 
 /** The warning printed first, in capitals, whenever a token's signature was not checked. */
 export const NOT_VERIFIED_WARNING =
@@ -40,8 +49,16 @@ export function renderTrace(trace: Trace): string {
   const row = (label: string, text: string) => lines.push(`${label.padEnd(12)}${text}`.trimEnd());
   const more = (text: string) => lines.push(`${' '.repeat(12)}${text}`);
 
-  row('policy', `${trace.policy.file} (revision ${trace.policy.revision})`);
-  if (!trace.request.ok) {
+  const { policy } = trace;
+  if (!policy.chosen) {
+    row('policy', `${NO} none: ${policy.detail}`);
+  } else {
+    row('policy', `${policy.name}: ${policy.file} (revision ${policy.revision})`);
+    if (policy.chosenBy !== 'only policy') more(CHOSEN_BY[policy.chosenBy]);
+  }
+  if (!policy.chosen) {
+    // Nothing else of the request was read.
+  } else if (!trace.request.ok) {
     row('request', `${NO} ${trace.request.reason}: ${trace.request.detail}`);
   } else {
     row('request', `${YES} ${trace.request.method} ${trace.request.path}`);

@@ -8,6 +8,7 @@
 import { decide } from '../check/decide.js';
 import { checkLocations, clientOf, effectiveScopes, rolesOf, subjectOf } from '../decision/evaluate.js';
 import { fixHints, type Who } from '../decision/hints.js';
+import type { SelectedBy } from '../policy/set.js';
 import type { CompiledLocationSource, CompiledPolicy, LocationGrant, RouteMatch } from '../policy/types.js';
 import { readRequest } from '../request/facts.js';
 import { readLocations } from '../request/locations.js';
@@ -51,7 +52,16 @@ export interface PermissionTrace {
 }
 
 export interface Trace {
-  readonly policy: { readonly file: string; readonly revision: string };
+  /** The policy that decided, and why it owns the request; or why none does (then the reason is policy_unknown). */
+  readonly policy:
+    | {
+        readonly chosen: true;
+        readonly name: string;
+        readonly file: string;
+        readonly revision: string;
+        readonly chosenBy: SelectedBy;
+      }
+    | { readonly chosen: false; readonly detail: string };
   readonly credential: Credential;
   /** False when the token's signature was not checked (--no-verify, or claims given directly). */
   readonly verified: boolean;
@@ -125,6 +135,8 @@ export interface Trace {
 
 export interface TraceInput {
   readonly policy: CompiledPolicy;
+  /** Why the set chose this policy (default: it is the only one). */
+  readonly chosenBy?: SelectedBy;
   readonly request: CheckRequest;
   readonly identity: IdentityPhase;
   readonly credential: Credential;
@@ -159,7 +171,13 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
   };
   const label = decisionLabel(decision);
   const base = {
-    policy: { file: policy.source, revision: policy.revision },
+    policy: {
+      chosen: true as const,
+      name: policy.name,
+      file: policy.source,
+      revision: policy.revision,
+      chosenBy: input.chosenBy ?? 'only policy',
+    },
     credential: input.credential,
     verified: input.verified,
     warnings: [...(input.warnings ?? [])],
@@ -239,6 +257,26 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
       ...clientHintsForMissingScopes(policy, principal, decision.reason, decision.missing, who),
     ],
     alsoNeeded: alsoNeeded(decision.reason, sections, who),
+  };
+}
+
+/** The trace of a request no policy of the set owns: the server denies it before reading anything else. */
+export function traceUnowned(
+  detail: string,
+  input: Pick<TraceInput, 'credential' | 'verified' | 'warnings'>,
+): Trace {
+  return {
+    policy: { chosen: false, detail },
+    credential: input.credential,
+    verified: input.verified,
+    warnings: [...(input.warnings ?? [])],
+    request: { ok: false, reason: 'policy_unknown', detail },
+    decision: 'deny',
+    reason: 'policy_unknown',
+    status: REASONS.policy_unknown.http,
+    detail,
+    hints: fixHints('policy_unknown', undefined),
+    alsoNeeded: [],
   };
 }
 

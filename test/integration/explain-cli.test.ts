@@ -267,6 +267,14 @@ describe('scopegate test', () => {
     }
   });
 
+  it('the example policy set passes its cases, each decided by the policy the server would choose', () => {
+    const result = runCli(['test', '--policy', 'examples/mesh', 'examples/mesh.test.yaml']);
+    expect(result.stderr).toBe('');
+    expect(result.code, result.stderr).toBe(0);
+    const cases = readFileSync(join(ROOT, 'examples/mesh.test.yaml'), 'utf8').match(/^ {2}- name: /gm);
+    expect(result.stdout.trim().split('\n').at(-1)).toBe(`${cases?.length} passed, 0 failed`);
+  });
+
   it('a policy that no longer grants WH01 fails the cases that need it, exit 1', () => {
     const narrowed = join(dir, 'narrowed.yaml');
     writeFileSync(

@@ -22,13 +22,23 @@ export function supportThreadClaims(scope = 'inventory.read inventory.write') {
   };
 }
 
+/** The second API of the example policy set (examples/mesh): shipments, beside inventory. */
+export const SHIPMENTS_POLICY_FILE = fileURLToPath(
+  new URL('../../examples/mesh/shipments.yaml', import.meta.url),
+);
+
 /** The example policy text, with `jwks: { file: … }` replaced by the given JWKS URI when one is passed. */
-export function examplePolicyText(jwksUri?: string): string {
-  const text = readFileSync(EXAMPLE_POLICY_FILE, 'utf8');
+export function examplePolicyText(jwksUri?: string, file = EXAMPLE_POLICY_FILE): string {
+  const text = readFileSync(file, 'utf8');
   if (!jwksUri) return text;
   const replaced = text.replace(/jwks: \{ file: [^}]+\}/, `jwks: { uri: "${jwksUri}" }`);
-  if (replaced === text) throw new Error('example policy has no jwks file line to replace');
+  if (replaced === text) throw new Error(`${file} has no jwks file line to replace`);
   return replaced;
+}
+
+/** The shipments policy of the example set, with its JWKS at the given URI. */
+export function shipmentsPolicyText(jwksUri?: string): string {
+  return examplePolicyText(jwksUri, SHIPMENTS_POLICY_FILE);
 }
 
 export function compile(text: string, file = 'policy.yaml'): CompiledPolicy {

@@ -12,7 +12,7 @@ import { headerValueText } from '../../src/response/encode.js';
 import { type Running, startServer } from '../../src/server/app.js';
 import { createLogger } from '../../src/telemetry/log.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
-import { checkRequestFor } from '../../src/wire/check-request.js';
+import { checkRequestFor, type HttpCall } from '../../src/wire/check-request.js';
 import type { ReceivedCheckResponse } from '../../src/wire/proto.js';
 import type { CheckRequest } from '../../src/wire/types.js';
 import { type AuthorizationConnection, connectAuthorization, deniedHttpStatus } from './grpc-client.js';
@@ -58,7 +58,7 @@ export function answerOf(raw: ReceivedCheckResponse): HttpAnswer {
   };
 }
 
-export interface HttpLike {
+export interface HttpLike extends Pick<HttpCall, 'host' | 'contextExtensions' | 'destinationPrincipal'> {
   method: string;
   path: string;
   token?: string;
@@ -71,6 +71,7 @@ export interface Harness {
   readonly jwks: JwksServer;
   readonly running: Running;
   readonly metrics: Metrics;
+  /** What `--policy` names: the policy file, or the directory of `policies`. */
   readonly policyFile: string;
   readonly grpc: AuthorizationConnection;
   /** A token for the example issuer and audience, signed by the harness key, valid for 5 minutes. */
@@ -93,6 +94,8 @@ export interface HarnessOptions {
   readonly flags?: readonly string[];
   readonly log?: Logger;
   readonly env?: NodeJS.ProcessEnv;
+  /** Serve a directory of policies instead (file name → text for the JWKS URI); the policy text is unused. */
+  readonly policies?: Readonly<Record<string, (jwksUri: string) => string>>;
 }
 
 /**
@@ -109,8 +112,13 @@ export async function startHarness(
   const jwks = options.jwks ?? (await startJwksServer([key.publicJwk]));
   if (options.jwksDown) jwks.setAvailable(false);
   const dir = mkdtempSync(join(tmpdir(), 'scopegate-it-'));
-  const policyFile = join(dir, 'policy.yaml');
-  writeFileSync(policyFile, (policyText ?? examplePolicyText)(jwks.uri));
+  let policyFile = join(dir, 'policy.yaml');
+  if (options.policies === undefined) writeFileSync(policyFile, (policyText ?? examplePolicyText)(jwks.uri));
+  else {
+    policyFile = dir;
+    for (const [name, text] of Object.entries(options.policies))
+      writeFileSync(join(dir, name), text(jwks.uri));
+  }
   const metrics = new Metrics();
   const settings = serveSettings(
     [
@@ -169,14 +177,8 @@ export async function startHarness(
 }
 
 /** The CheckRequest Envoy builds for an HTTP-like request. */
-export function httpCheck({ method, path, token, headers = [], body }: HttpLike): CheckRequest {
-  return checkRequestFor({
-    method,
-    path,
-    headers,
-    ...(token !== undefined && { token }),
-    ...(body !== undefined && { body }),
-  });
+export function httpCheck({ headers = [], ...call }: HttpLike): CheckRequest {
+  return checkRequestFor({ ...call, headers });
 }
 
 export const JSON_BODY: Array<[string, string]> = [['content-type', 'application/json']];

@@ -12,9 +12,13 @@ import {
   runCases,
 } from '../../../src/explain/cases.js';
 import { formatProblem } from '../../../src/policy/index.js';
+import { PolicySet } from '../../../src/policy/set.js';
+import { loadPolicySet } from '../../../src/policy/source.js';
 import { compile, examplePolicyText } from '../../support/policies.js';
 
 const policy = compile(examplePolicyText());
+/** The example policy as `--policy FILE` serves it: it owns every request. */
+const onlyExample = new PolicySet([{ owns: policy.owns, value: policy }], true);
 
 function casesOf(text: string): PolicyCase[] {
   const parsed = parseCases(text, 'cases.yaml');
@@ -40,14 +44,14 @@ describe('running cases', () => {
         '{ decision: deny, reason: scope_missing, missing: { scopes: [inventory.read] } }',
       ),
     );
-    const [result] = await runCases(policy, cases);
+    const [result] = await runCases(onlyExample, cases);
     expect(result?.failures).toEqual([]);
     expect(renderResults([result!])).toEqual(['✓ POST with only inventory.write', '', '1 passed, 0 failed']);
   });
 
   it('fails with "expected reason X, got Y" and prints the fix', async () => {
     const cases = casesOf(WRITE_ONLY.replace('EXPECT', '{ reason: role_missing }'));
-    const results = await runCases(policy, cases);
+    const results = await runCases(onlyExample, cases);
     expect(results[0]?.failures).toEqual(['expected reason role_missing, got scope_missing']);
     const lines = renderResults(results);
     expect(lines[0]).toBe(
@@ -60,7 +64,7 @@ describe('running cases', () => {
 
   it('fails when a listed missing name is not named by the decision', async () => {
     const cases = casesOf(WRITE_ONLY.replace('EXPECT', '{ missing: { scopes: [inventory.admin] } }'));
-    const [result] = await runCases(policy, cases);
+    const [result] = await runCases(onlyExample, cases);
     expect(result?.failures).toEqual([
       'expected missing scopes to include inventory.admin, got inventory.read',
     ]);
@@ -68,7 +72,7 @@ describe('running cases', () => {
 
   it('fails "expected allow" when the policy denies', async () => {
     const cases = casesOf(WRITE_ONLY.replace('EXPECT', '{ decision: allow }'));
-    const [result] = await runCases(policy, cases);
+    const [result] = await runCases(onlyExample, cases);
     expect(result?.failures).toEqual(['expected allow, got deny (scope_missing)']);
   });
 
@@ -83,7 +87,7 @@ describe('running cases', () => {
     request: { method: POST, path: /api/inventory/transactions, body: { location: WH01 } }
     expect: { decision: allow }
 `;
-    const results = await runCases(policy, casesOf(text));
+    const results = await runCases(onlyExample, casesOf(text));
     expect(results.map((r) => r.failures)).toEqual([[], []]);
   });
 });
@@ -115,7 +119,7 @@ describe('a malformed cases file is reported as FILE:LINE:COL: field: message', 
     expect(problemsOf(text)).toEqual([
       'cases.yaml:3:5: cases[0]: unknown key "claim"; did you mean "claims"?',
       'cases.yaml:2:5: cases[0]: required key "request" is missing',
-      'cases.yaml:7:13: cases[1].expect: say what to expect: a decision (allow or deny), a reason, or both',
+      'cases.yaml:7:13: cases[1].expect: say what to expect: a decision (allow or deny), a reason, the policy, or several of them',
     ]);
   });
 
@@ -179,6 +183,72 @@ describe('a malformed cases file is reported as FILE:LINE:COL: field: message', 
     const loaded = await loadCasesFile(big);
     expect(loaded.ok ? [] : loaded.problems.map((p) => p.message)).toEqual([
       'the cases file is larger than the limit of 1048576 bytes (1 MiB)',
+    ]);
+  });
+});
+
+describe('cases against a policy set', () => {
+  const MESH_CASES = `cases:
+  - name: shipments by host
+    claims: &dispatch { sub: svc-dispatch, client_id: dispatch, gty: client_credentials, scope: shipments.write }
+    request: { method: DELETE, path: /api/shipments/S1, host: shipments.example.com }
+    expect: { decision: allow, policy: shipments }
+  - name: inventory by Envoy's extension, whatever the host
+    claims: *dispatch
+    request:
+      method: DELETE
+      path: /api/shipments/S1
+      host: shipments.example.com
+      contextExtensions: { scopegate_policy: inventory }
+    expect: { reason: route_unknown, policy: inventory }
+  - name: shipments by the called workload
+    claims: *dispatch
+    request: { method: GET, path: /api/shipments, destinationPrincipal: "spiffe://cluster.local/ns/shipments/sa/shipments" }
+    expect: { policy: shipments }
+  - name: nobody owns orders
+    claims: *dispatch
+    request: { method: GET, path: /api/orders, host: orders.example.com }
+    expect: { reason: policy_unknown }
+`;
+
+  it('each case runs on the policy the server would choose for it, and may say which one that must be', async () => {
+    const mesh = await loadPolicySet(join(import.meta.dirname, '../../../examples/mesh'));
+    expect(mesh.problems).toEqual([]);
+    const results = await runCases(mesh.set, casesOf(MESH_CASES));
+    expect(results.map((r) => [r.case.name, r.failures])).toEqual([
+      ['shipments by host', []],
+      ["inventory by Envoy's extension, whatever the host", []],
+      ['shipments by the called workload', []],
+      ['nobody owns orders', []],
+    ]);
+    // The expectation can fail, and says what decided instead.
+    const wrong = casesOf(
+      MESH_CASES.replace('expect: { decision: allow, policy: shipments }', 'expect: { policy: inventory }'),
+    );
+    expect((await runCases(mesh.set, wrong))[0]?.failures).toEqual([
+      'expected policy inventory, got shipments',
+    ]);
+    const none = casesOf(
+      MESH_CASES.replace('expect: { reason: policy_unknown }', 'expect: { policy: orders }'),
+    );
+    expect((await runCases(mesh.set, none))[3]?.failures).toEqual([
+      'expected policy orders, got none (policy_unknown)',
+    ]);
+  });
+
+  it('routing keys that are not strings are reported where they are', () => {
+    const parsed = parseCases(
+      `cases:
+  - name: bad
+    request: { method: GET, path: /x, host: [a], contextExtensions: { scopegate_policy: [x] } }
+    expect: { policy: "" }
+`,
+      'cases.yaml',
+    );
+    expect(!parsed.ok && parsed.problems.map(formatProblem)).toEqual([
+      'cases.yaml:3:45: cases[0].request.host: must be a non-empty string',
+      'cases.yaml:3:89: cases[0].request.contextExtensions.scopegate_policy: an extension value must be a string (quote it)',
+      'cases.yaml:4:23: cases[0].expect.policy: must be a non-empty string',
     ]);
   });
 });

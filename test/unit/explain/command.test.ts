@@ -54,3 +54,104 @@ describe('explain --claims FILE', () => {
     expect(await usageFor(file)).toEqual({ code: 2, messages: ['--claims must be a JSON object of claims'] });
   });
 });
+
+/** `explain` as the command line runs it: the exit code, and what it printed on stdout and stderr. */
+async function explain(args: string[]): Promise<{ code: number; out: string; err: string[] }> {
+  let out = '';
+  const err: string[] = [];
+  const code = await explainCommand(args, {
+    out: (text) => {
+      out += text;
+    },
+    err: (text) => err.push(text),
+    usage: (message) => {
+      err.push(message);
+      return 2;
+    },
+  });
+  return { code, out, err };
+}
+
+const MESH = join(import.meta.dirname, '../../../examples/mesh');
+const dispatcher = JSON.stringify({
+  sub: 'svc-dispatch',
+  client_id: 'dispatch',
+  gty: 'client_credentials',
+  scope: 'shipments.write',
+});
+
+describe('explain --policy DIR', () => {
+  test('chooses the policy as the server would and says which one and why', async () => {
+    const byHost = await explain([
+      ...['--policy', MESH, '--claims', dispatcher, '--method', 'DELETE', '--path', '/api/shipments/S1'],
+      ...['--host', 'shipments.example.com'],
+    ]);
+    expect(byHost.code).toBe(0);
+    expect(byHost.out).toMatch(
+      /^policy {6}shipments: .*examples\/mesh\/shipments\.yaml \(revision [0-9a-f]{12}\)\n {12}chosen by the host\n/,
+    );
+
+    const byExtension = await explain([
+      ...['--policy', MESH, '--claims', dispatcher, '--method', 'DELETE', '--path', '/api/shipments/S1'],
+      ...['--host', 'shipments.example.com', '--context-extension', 'scopegate_policy=inventory', '--json'],
+    ]);
+    // inventory has no such route: the extension decided, not the host.
+    expect(byExtension.code).toBe(1);
+    expect(JSON.parse(byExtension.out)).toMatchObject({
+      policy: { chosen: true, name: 'inventory', chosenBy: 'context extension' },
+      reason: 'route_unknown',
+    });
+
+    const byPrincipal = await explain([
+      ...['--policy', MESH, '--claims', dispatcher, '--path', '/api/shipments', '--json'],
+      ...['--destination-principal', 'spiffe://cluster.local/ns/shipments/sa/shipments'],
+    ]);
+    expect(JSON.parse(byPrincipal.out).policy).toMatchObject({
+      name: 'shipments',
+      chosenBy: 'destination principal',
+    });
+  });
+
+  test('a request no policy owns is explained as the 403 policy_unknown it gets, with the fix', async () => {
+    const { code, out } = await explain([
+      ...[
+        '--policy',
+        MESH,
+        '--claims',
+        dispatcher,
+        '--path',
+        '/api/shipments',
+        '--host',
+        'orders.example.com',
+      ],
+    ]);
+    expect(code).toBe(1);
+    expect(out).toContain('policy      ✗ none: no policy owns this request');
+    expect(out).toContain('decision    DENY policy_unknown (HTTP 403)');
+    expect(out).toContain('fix         give this service a policy');
+  });
+
+  test('a directory that would not be served as a whole is refused with every problem, located', async () => {
+    const broken = mkdtempSync(join(tmpdir(), 'scopegate-explain-set-'));
+    writeFileSync(join(broken, 'a.yaml'), 'version: 1\n');
+    const { code, err } = await explain(['--policy', broken, '--claims', dispatcher, '--path', '/x']);
+    expect(code).toBe(2);
+    expect(err[0]).toMatch(/a\.yaml:1:1: authentication: required key "authentication" is missing/);
+    const malformed = await explain([
+      ...[
+        '--policy',
+        MESH,
+        '--claims',
+        dispatcher,
+        '--path',
+        '/x',
+        '--context-extension',
+        'scopegate_policy',
+      ],
+    ]);
+    expect(malformed).toMatchObject({
+      code: 2,
+      err: [expect.stringMatching(/^--context-extension expects key=value/)],
+    });
+  });
+});

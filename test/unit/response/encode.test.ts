@@ -183,6 +183,34 @@ describe('allow', () => {
   });
 });
 
+describe('the policy that decided (policy sets)', () => {
+  it('an allow tells the upstream and the access log which policy decided', () => {
+    const response = toCheckResponse(
+      decision('allowed', { route: 'r', subject: 's', policy: 'shipments' }),
+      context,
+    );
+    const sent = new Map(response.ok_response?.headers?.map((h) => [h.header.key, h.header.value]));
+    expect(sent.get('x-scopegate-policy')).toBe('shipments');
+    expect(response.dynamic_metadata?.fields?.policy?.string_value).toBe('shipments');
+  });
+
+  it('a 403 names it in the body; a 401 does not (its caller is not authenticated)', () => {
+    const body = (d: Decision) => JSON.parse(toCheckResponse(d, context).denied_response!.body!);
+    expect(body(decision('role_missing', { policy: 'shipments', route: 'r' })).policy).toBe('shipments');
+    expect(body(decision('token_expired', { policy: 'shipments', route: 'r' })).policy).toBeNull();
+    const unowned = toCheckResponse(decision('policy_unknown', { revision: '' }), context);
+    expect(JSON.parse(unowned.denied_response!.body!)).toMatchObject({
+      error: 'access_denied',
+      reason: 'policy_unknown',
+      policy: null,
+      route: null,
+    });
+    expect(unowned.denied_response?.status?.code).toBe(403);
+    expect(header(unowned, 'www-authenticate')).toBeUndefined();
+    expect(unowned.dynamic_metadata?.fields?.policy).toBeUndefined();
+  });
+});
+
 // Fix hints in deny bodies: off by default (a 403 body then says what is missing, not how to get it), on
 // when the operator asks, and never for 401/400 answers, whose caller is not authenticated.
 describe('hints in deny bodies', () => {

@@ -12,6 +12,9 @@
 
 import type { Ownership } from './types.js';
 
+/** A host as the deny may repeat it: a DNS name or an IP literal, nothing a log or a body would mangle. */
+const SAYABLE_HOST = /^[a-z0-9_.:[\]-]{1,253}$/;
+
 /** The extension key Envoy's route config sets to name the policy for a route or virtual host. */
 export const POLICY_EXTENSION = 'scopegate_policy';
 
@@ -81,7 +84,10 @@ export class PolicySet<T> {
     if (keys.extension !== undefined) {
       const named = this.byName.get(keys.extension);
       return named === undefined
-        ? { ok: false, detail: `Envoy names a policy (${POLICY_EXTENSION}) that no policy file has` }
+        ? {
+            ok: false,
+            detail: `Envoy names policy ${JSON.stringify(keys.extension.slice(0, 128))} (context extension ${POLICY_EXTENSION}), which no policy file has`,
+          }
         : { ok: true, value: named, by: 'context extension' };
     }
     if (keys.destinationPrincipal !== undefined) {
@@ -94,7 +100,9 @@ export class PolicySet<T> {
       if (owner !== undefined) return { ok: true, value: owner, by: 'host' };
     }
     if (this.fallback !== undefined) return { ok: true, value: this.fallback, by: 'default' };
-    return { ok: false, detail: 'no policy owns this request (its context extension, destination or host)' };
+    // The host is the caller's own (it goes back in the 403 body and the log line), said only when it is one.
+    const said = host !== undefined && SAYABLE_HOST.test(host) ? ` host "${host}"` : ' this request';
+    return { ok: false, detail: `no policy owns${said} (by context extension, destination principal or host)` };
   }
 
   /** The longest `*.suffix` that covers the host: `a.b.example.com` tries `b.example.com`, then `example.com`. */

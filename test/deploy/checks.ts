@@ -1,6 +1,7 @@
 // The deploy checks as pure functions from rendered objects to a list of problems (empty: fine), so each test
 // can assert both that the shipped manifests pass and that a manifest broken on purpose does not.
 import type { IContainer, IPodSpec, IPodTemplateSpec, IVolume } from 'kubernetes-models/v1';
+import { parse } from 'yaml';
 import type { K8sObject } from './kustomize.js';
 
 /** Where the official schemas for each API group live (the kubernetes-models packages). */
@@ -234,4 +235,26 @@ export function policyFiles(
     if (!/\.ya?ml$/.test(path)) problems.push(`${path} is not a *.yaml file: scopegate would not read it`);
   }
   return { files, problems };
+}
+
+/** What a policy of a set claims (its `name` and `match`), as read from its file. */
+export interface PolicyClaims {
+  readonly hosts: readonly string[];
+  readonly destinationPrincipals: readonly string[];
+}
+
+/** The policies the one workload of an overlay serves from its policy volume, by name. */
+export function servedPolicies(objects: readonly K8sObject[]): Map<string, PolicyClaims> {
+  const [workload] = podTemplates(objects);
+  const volume = workload?.template.spec?.volumes?.find((v) => v.projected ?? v.configMap);
+  const policies = new Map<string, PolicyClaims>();
+  if (!volume) return policies;
+  for (const file of policyFiles(objects, volume).files) {
+    const { name, match } = parse(file.text) as { name?: string; match?: Partial<PolicyClaims> };
+    policies.set(name ?? file.path.replace(/\.ya?ml$/, ''), {
+      hosts: match?.hosts ?? [],
+      destinationPrincipals: match?.destinationPrincipals ?? [],
+    });
+  }
+  return policies;
 }

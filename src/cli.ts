@@ -12,6 +12,7 @@ import { ensureDevKeys, mintToken, SIGNING_KEY_FILE } from './dev/keys.js';
 import { startInventoryUpstream } from './dev/upstream.js';
 import { explainCommand, testCommand } from './explain/command.js';
 import { formatProblem, loadPolicyFile } from './policy/index.js';
+import { loadPolicySet } from './policy/source.js';
 import { serveProcess } from './server/serve.js';
 import { superviseWorkers } from './server/workers.js';
 import { createLogger } from './telemetry/log.js';
@@ -66,17 +67,20 @@ function usageError(message: string): number {
   return 2;
 }
 
-async function validate(files: string[]): Promise<number> {
-  if (files.length === 0) return usageError('validate needs at least one FILE');
+async function validate(paths: string[]): Promise<number> {
+  if (paths.length === 0) return usageError('validate needs at least one FILE or DIR');
   let failed = false;
-  for (const file of files) {
-    const result = await loadPolicyFile(file);
-    if (result.ok) {
-      console.log(`${file}: ok (revision ${result.policy.revision}, ${result.policy.routes.length} routes)`);
-    } else {
-      failed = true;
-      for (const problem of result.problems) console.error(formatProblem(problem));
+  for (const path of paths) {
+    // A directory is checked as `serve` would load it: every file, and the rules between files.
+    const { policies, problems } = await loadPolicySet(path);
+    for (const policy of policies) {
+      const named = policy.source === path ? '' : `policy ${policy.name}, `;
+      console.log(
+        `${policy.source}: ok (${named}revision ${policy.revision}, ${policy.routes.length} routes)`,
+      );
     }
+    for (const problem of problems) console.error(formatProblem(problem));
+    failed ||= problems.length > 0;
   }
   return failed ? 1 : 0;
 }

@@ -37,6 +37,8 @@ const MAX_PLAIN_KEY_PARTS = 160;
 
 /** Everything a cacheable decision depends on. */
 export interface DecisionInputs {
+  /** The policy's name and revision: one cache serves every policy of a set. */
+  readonly policy: string;
   readonly revision: string;
   /** The bearer token's SHA-256 (BearerToken.hash): never the token itself. */
   readonly tokenHash: string;
@@ -93,8 +95,8 @@ export class DecisionCache {
    * methods and locations are validated codes.)
    */
   static keyFor(inputs: DecisionInputs): string {
-    const { revision, tokenHash, method, route, locations } = inputs;
-    let rest = `${revision.length}:${revision}${method.length}:${method}${route.length}:${route}`;
+    const { policy, revision, tokenHash, method, route, locations } = inputs;
+    let rest = `${policy.length}:${policy}${revision.length}:${revision}${method.length}:${method}${route.length}:${route}`;
     for (const location of locations) rest += `${location.length}:${location}`;
     if (rest.length > MAX_PLAIN_KEY_PARTS) rest = `#${hash('sha256', rest, 'base64url')}`;
     return `${tokenHash}${rest}`;

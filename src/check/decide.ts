@@ -43,12 +43,18 @@ export interface Checked {
   readonly facts?: RequestFacts;
 }
 
-function denied(denial: Denial, revision: string, more: Partial<Decision> = {}): Decision {
+/** Which policy, and which revision of it, a decision was made under. */
+interface Stamp {
+  readonly policy: string;
+  readonly revision: string;
+}
+
+function denied(denial: Denial, stamp: Stamp, more: Partial<Decision> = {}): Decision {
   const { reason, detail, missing, missingBySource } = denial;
   return {
     reason,
     detail,
-    revision,
+    ...stamp,
     ...more,
     ...(missing && { missing }),
     ...(missingBySource && { missingBySource }),
@@ -74,10 +80,10 @@ function then<T, U>(value: T | Promise<T>, next: (value: T) => U | Promise<U>): 
  */
 export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Promise<Checked> {
   const { policy } = snapshot;
-  const { revision } = policy;
+  const stamp: Stamp = { policy: policy.name, revision: policy.revision };
 
   const read = readRequest(request);
-  if (!read.ok) return { decision: denied(read, revision) };
+  if (!read.ok) return { decision: denied(read, stamp) };
   const facts = read.value;
   // Matching needs no identity, so it is done once, up front: its mode applies even to token failures.
   const match = policy.matchRoute(facts.method, facts.path);
@@ -85,10 +91,10 @@ export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Pro
   const decided = (decision: Decision): Checked => ({ decision: underMode(mode, decision), facts });
 
   const presented = readCredential(facts, policy);
-  if (!presented.ok) return decided(denied(presented, revision));
+  if (!presented.ok) return decided(denied(presented, stamp));
   const credential = presented.value;
   return then(snapshot.authenticator.identify(credential), (identity) =>
-    identity.ok ? authorize(identity.value) : decided(denied(identity, revision)),
+    identity.ok ? authorize(identity.value) : decided(denied(identity, stamp)),
   );
 
   function authorize(principal: Principal): Checked | Promise<Checked> {
@@ -101,7 +107,7 @@ export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Pro
       return decided({
         reason: 'route_unknown',
         detail: 'no route in the policy matches this method and path',
-        revision,
+        ...stamp,
         ...who,
       });
     }
@@ -113,7 +119,7 @@ export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Pro
       const key =
         cache &&
         DecisionCache.keyFor({
-          revision,
+          ...stamp,
           tokenHash: cache.tokenHash,
           method: facts.method,
           route: match.route.name,
@@ -128,11 +134,11 @@ export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Pro
         decided(cache && key !== undefined ? cache.decisions.set(key, decision, cache.basis) : decision);
 
       const permitted = checkPermissions(policy, principal, match.route);
-      if (!permitted.ok) return remember(denied(permitted, revision, at));
-      if (!found.ok) return decided(denied(found, revision, at));
+      if (!permitted.ok) return remember(denied(permitted, stamp, at));
+      if (!found.ok) return decided(denied(found, stamp, at));
       const placed = checkLocations(policy, principal, found.value);
-      if (!placed.ok) return remember(denied(placed, revision, at));
-      return remember({ reason: 'allowed', detail: 'allowed', revision, ...at });
+      if (!placed.ok) return remember(denied(placed, stamp, at));
+      return remember({ reason: 'allowed', detail: 'allowed', ...stamp, ...at });
     });
   }
 }

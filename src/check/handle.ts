@@ -3,6 +3,8 @@
 // the Check path (security rule 1): a failure anywhere becomes a logged `internal_error` deny for this
 // request, never a thrown error or a rejected promise an edge could turn into a gRPC error Envoy fails open on.
 import type { Logger } from 'pino';
+import { DEFAULT_REALM } from '../policy/compile.js';
+import type { PolicySet } from '../policy/set.js';
 import { requestIdOf } from '../request/facts.js';
 import { answerFor } from '../response/answer.js';
 import { toCheckResponse } from '../response/encode.js';
@@ -11,11 +13,12 @@ import { logDecision } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { type Decision, decisionLabel } from '../vocabulary/index.js';
 import type { CheckRequest } from '../wire/types.js';
+import { choosePolicy } from './choose.js';
 import { type Checked, decide, type Snapshot } from './decide.js';
 
 export interface CheckDeps {
-  /** The policy revision in force, read once at the start of each Check. */
-  readonly current: () => Snapshot;
+  /** The policies in force (each a revision and its authenticator), read once at the start of each Check. */
+  readonly current: () => PolicySet<Snapshot>;
   readonly metrics: Metrics;
   readonly log: Logger;
   /** Fix hints in 403 deny bodies (`serve --deny-hints`). */
@@ -26,15 +29,21 @@ export interface CheckDeps {
 export function handleCheck(request: CheckRequest, deps: CheckDeps): Answer | Promise<Answer> {
   try {
     const answered = answerNow(request, deps);
-    return answered instanceof Promise ? answered.catch(() => lastResort(deps)) : answered;
+    return answered instanceof Promise ? answered.catch(lastResort) : answered;
   } catch {
-    return lastResort(deps);
+    return lastResort();
   }
 }
 
 function answerNow(request: CheckRequest, deps: CheckDeps): Answer | Promise<Answer> {
   const started = process.hrtime.bigint();
-  const snapshot = deps.current();
+  // Which policy owns the request, before anything else is read of it: a set of one file owns every request.
+  const chosen = choosePolicy(deps.current(), request);
+  if (!chosen.ok) {
+    const decision: Decision = { reason: 'policy_unknown', detail: chosen.detail, revision: '' };
+    return finish(request, deps, undefined, started, { decision });
+  }
+  const snapshot = chosen.value;
   const failed = (err: unknown) => finish(request, deps, snapshot, started, failure(err, deps, snapshot));
   const decided = (checked: Checked) => finish(request, deps, snapshot, started, checked);
   try {
@@ -48,16 +57,15 @@ function answerNow(request: CheckRequest, deps: CheckDeps): Answer | Promise<Ans
 /** A bug, not an outcome: deny, and say so without echoing the request. */
 function failure(err: unknown, deps: CheckDeps, snapshot: Snapshot): Checked {
   deps.log.error({ err: { message: (err as Error)?.message, stack: (err as Error)?.stack } }, 'check failed');
-  return {
-    decision: { reason: 'internal_error', detail: 'internal error', revision: snapshot.policy.revision },
-  };
+  const { name: policy, revision } = snapshot.policy;
+  return { decision: { reason: 'internal_error', detail: 'internal error', policy, revision } };
 }
 
 /** Answer, then record: the answer is what was sent when the metrics and the log say it. */
 function finish(
   request: CheckRequest,
   deps: CheckDeps,
-  snapshot: Snapshot,
+  snapshot: Snapshot | undefined,
   started: bigint,
   { decision, facts }: Checked,
 ): Answer {
@@ -65,7 +73,7 @@ function finish(
   const headers = facts?.headers;
   const answer = answerFor(decision, {
     requestId,
-    realm: snapshot.policy.realm,
+    realm: snapshot?.policy.realm ?? DEFAULT_REALM,
     requestHeaderNames: headers ? { [Symbol.iterator]: () => headers.keys() } : [],
     hints: deps.denyHints === true,
   });
@@ -80,10 +88,9 @@ function record(deps: CheckDeps, decision: Decision, requestId: string, seconds:
 }
 
 /** When even the internal_error answer failed: a bare one, built from nothing that could fail again. */
-function lastResort(deps: CheckDeps): Answer {
-  const { revision, realm } = deps.current().policy;
+function lastResort(): Answer {
   return toCheckResponse(
-    { reason: 'internal_error', detail: 'internal error', revision },
-    { requestId: '', realm, requestHeaderNames: [] },
+    { reason: 'internal_error', detail: 'internal error', revision: '' },
+    { requestId: '', realm: DEFAULT_REALM, requestHeaderNames: [] },
   );
 }

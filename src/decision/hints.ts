@@ -71,6 +71,10 @@ export function fixHints(reason: Reason, missing: Missing | undefined, who: Who 
       return ['send the whole body as JSON (application/json), each field once'];
     case 'route_unknown':
       return ['check the method and path, or add a route for them to the policy'];
+    case 'policy_unknown':
+      return [
+        'give this service a policy: name it in Envoy (context extension scopegate_policy), or list the host or destination principal under its match block',
+      ];
     case 'keys_unavailable':
       return ["retry shortly; if it persists, check that scopegate can reach the issuer's JWKS"];
     case 'internal_error':

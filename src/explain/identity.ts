@@ -26,7 +26,7 @@ import { JWT_AUTHN_NAMESPACE } from '../request/facts.js';
 import type { RequestFacts } from '../request/types.js';
 import type { Principal } from '../vocabulary/index.js';
 import { deny, type Outcome } from '../vocabulary/index.js';
-import { checkRequestFor } from '../wire/check-request.js';
+import { checkRequestFor, type HttpCall } from '../wire/check-request.js';
 import type { CheckRequest, ProtoValue } from '../wire/types.js';
 
 /** What the pipeline asks of an identity phase (the shape of `Snapshot.authenticator`). */
@@ -158,12 +158,7 @@ export function unverifiedIdentity(
 }
 
 /** An HTTP request as explain and test take it (the CheckRequest is built the way Envoy builds it). */
-export interface HttpRequestSpec {
-  readonly method: string;
-  readonly path: string;
-  readonly headers: ReadonlyArray<readonly [string, string]>;
-  readonly body?: string;
-}
+export type HttpRequestSpec = Omit<HttpCall, 'token'>;
 
 /**
  * The CheckRequest and identity phase for a caller given by claims (no signature), or by no claims at all

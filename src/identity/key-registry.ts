@@ -1,6 +1,7 @@
 // Every issuer's key store, one per distinct issuer configuration (issuer name + key source), so a policy
 // reload that keeps its issuers reuses the loaded keys instead of refetching them; and whether they are all
 // ready to verify tokens (for /readyz and start-up).
+import { keySource } from '../policy/compile.js';
 import type { CompiledIssuer } from '../policy/types.js';
 import { KeyStore, type KeyStoreOptions } from './key-store.js';
 
@@ -57,18 +58,19 @@ export class KeyRegistry {
    * ready. Safe to show: names issuers, never URLs or keys.
    */
   problems(issuers?: ReadonlyArray<IssuerKeys>): string[] {
-    const stores =
-      issuers === undefined ? [...this.stores.values()] : issuers.map((i) => this.stores.get(storeId(i)));
+    // Many policies of a set may name one issuer: it is one store, said once.
+    const wanted = issuers === undefined ? [...this.stores.keys()] : [...new Set(issuers.map(storeId))];
     const problems: string[] = [];
-    stores.forEach((store, index) => {
+    for (const id of wanted) {
+      const store = this.stores.get(id);
       if (store === undefined) {
-        problems.push(`issuer ${issuers?.[index]?.issuer}: key store not started`);
+        problems.push(`issuer ${id.split('\n')[0]}: key store not started`);
       } else if (!store.hasKeys()) {
         problems.push(
           `issuer ${store.issuer}: no usable signing keys (${store.lastError() ?? 'still loading'})`,
         );
       }
-    });
+    }
     return problems;
   }
 
@@ -88,6 +90,5 @@ export class KeyRegistry {
 }
 
 function storeId(issuer: IssuerKeys): string {
-  const source = 'uri' in issuer.jwks ? `uri ${issuer.jwks.uri}` : `file ${issuer.jwks.file}`;
-  return `${issuer.issuer}\n${source}`;
+  return `${issuer.issuer}\n${keySource(issuer)}`;
 }

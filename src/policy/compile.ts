@@ -44,6 +44,11 @@ export interface CompileOptions {
   readonly sites?: Readonly<Record<string, ClaimSite>>;
 }
 
+/** Where an issuer's keys come from, as one string: one key store per issuer and source. */
+export function keySource(issuer: Pick<CompiledIssuer, 'jwks'>): string {
+  return 'uri' in issuer.jwks ? `uri ${issuer.jwks.uri}` : `file ${issuer.jwks.file}`;
+}
+
 /** First 12 hex characters of the sha256 of the policy text. */
 export function policyRevision(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 12);

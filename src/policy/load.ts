@@ -119,8 +119,15 @@ const PARSE_WORKER = new URL('./parse-worker.js', import.meta.url);
  */
 export async function loadPolicyFileOffThread(file: string, opts: ParseOptions = {}): Promise<PolicyResult> {
   const read = await readPolicyText(file);
-  if (!read.ok) return read;
-  const { text } = read;
+  return read.ok ? parsePolicyOffThread(read.text, file, opts) : read;
+}
+
+/** parsePolicy, on a worker thread when the text is large (see loadPolicyFileOffThread). */
+export async function parsePolicyOffThread(
+  text: string,
+  file: string,
+  opts: ParseOptions = {},
+): Promise<PolicyResult> {
   if (text.length < OFF_THREAD_BYTES || !existsSync(fileURLToPath(PARSE_WORKER))) {
     return parsePolicy(text, file, opts);
   }
@@ -138,11 +145,12 @@ export async function loadPolicyFileOffThread(file: string, opts: ParseOptions =
   return parsed.ok ? { ok: true, policy: compileDocument(parsed, text, file, opts) } : parsed;
 }
 
-type TextResult =
+export type TextResult =
   | { readonly ok: true; readonly text: string }
   | { readonly ok: false; readonly problems: PolicyProblem[] };
 
-async function readPolicyText(file: string): Promise<TextResult> {
+/** A policy file's text (at most 1 MiB, strict UTF-8), or why it cannot be read, as a problem. */
+export async function readPolicyText(file: string): Promise<TextResult> {
   const read = await readTextFile(file, MAX_POLICY_BYTES);
   if (read.ok) return read;
   const message = ((): string => {

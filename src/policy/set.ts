@@ -39,8 +39,11 @@ export class PolicySet<T> {
   /** `*.example.com` is kept under `example.com`. */
   private readonly byHostSuffix = new Map<string, T>();
   private readonly fallback: T | undefined;
-  /** `--policy FILE`: that policy owns every request, whatever the request says. */
-  private readonly only: T | undefined;
+  /**
+   * `--policy FILE`: that policy owns every request, whatever the request says; a Check takes it without
+   * reading the request's keys.
+   */
+  readonly only: Selection<T> | undefined;
 
   /**
    * From policies whose claims do not overlap (the set's source refuses a file whose claims collide with
@@ -61,7 +64,8 @@ export class PolicySet<T> {
       if (owns.default) fallback = value;
     }
     this.fallback = fallback;
-    this.only = single && entries.length === 1 ? entries[0]!.value : undefined;
+    this.only =
+      single && entries.length === 1 ? { ok: true, value: entries[0]!.value, by: 'only policy' } : undefined;
   }
 
   get size(): number {
@@ -73,7 +77,7 @@ export class PolicySet<T> {
   }
 
   select(keys: PolicyKeys): Selection<T> {
-    if (this.only !== undefined) return { ok: true, value: this.only, by: 'only policy' };
+    if (this.only !== undefined) return this.only;
     if (keys.extension !== undefined) {
       const named = this.byName.get(keys.extension);
       return named === undefined

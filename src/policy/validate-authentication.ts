@@ -4,8 +4,9 @@
 import { isSeq, type Node } from 'yaml';
 import { unknownMessage } from '../config/problems.js';
 import type { YamlReader } from '../config/yaml.js';
-import type { ClaimsDocument, IssuerDocument, PolicyDocument, UnlistedClients } from './types.js';
+import type { ClaimSite, ClaimsDocument, IssuerDocument, PolicyDocument, UnlistedClients } from './types.js';
 import { UNLISTED_CLIENTS } from './types.js';
+import { claimKey } from './validate-match.js';
 import type { DefinedNames } from './validate-names.js';
 
 /** Asymmetric algorithms only: `none` and HS* (a shared secret verified with a public key) are never allowed. */
@@ -35,6 +36,7 @@ export function readAuthentication(
   r: YamlReader,
   defined: DefinedNames,
   value: Node | null,
+  sites: Record<string, ClaimSite>,
 ): PolicyDocument['authentication'] | undefined {
   const f = 'authentication';
   const s = r.section(value, f, {
@@ -79,7 +81,7 @@ export function readAuthentication(
     if (n !== undefined) out.maxTokenBytes = n;
   }
   if (s.issuers) {
-    const issuers = readIssuers(r, s.issuers.value, `${f}.issuers`);
+    const issuers = readIssuers(r, s.issuers.value, `${f}.issuers`, sites);
     if (issuers) out.issuers = issuers;
     // What `issuer:` on subjects and clients may name; null: the list is too broken to check against.
     defined.issuers = issuers ? issuers.map((i) => i.issuer) : null;
@@ -114,7 +116,13 @@ export function readAuthentication(
   return out;
 }
 
-function readIssuers(r: YamlReader, value: Node | null, f: string): IssuerDocument[] | undefined {
+/** The issuers; where each one's `jwks` is written goes in `sites` (one issuer has one key source in a set). */
+function readIssuers(
+  r: YamlReader,
+  value: Node | null,
+  f: string,
+  sites: Record<string, ClaimSite>,
+): IssuerDocument[] | undefined {
   const items = r.list(value, f);
   if (!items) return undefined;
   const out: IssuerDocument[] = [];
@@ -153,6 +161,8 @@ function readIssuers(r: YamlReader, value: Node | null, f: string): IssuerDocume
       );
     }
     if (issuer && audiences && jwks && algorithms) {
+      const { line, col } = r.pos(s.jwks?.value);
+      sites[claimKey('issuer', issuer)] = { line, col, field: `${fi}.jwks` };
       out.push({
         issuer,
         audiences: audiences.map((a) => a.value),

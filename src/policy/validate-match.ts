@@ -24,8 +24,14 @@ export interface ReadClaims {
   readonly sites: Record<string, ClaimSite>;
 }
 
-/** The key one claim is known by across the files of a set: two files with the same key collide. */
-export function claimKey(kind: 'name' | 'host' | 'destinationPrincipal' | 'default', value = ''): string {
+/**
+ * The key one claim is known by across the files of a set: two files with the same key collide (for an
+ * issuer, only when their key sources differ).
+ */
+export function claimKey(
+  kind: 'name' | 'host' | 'destinationPrincipal' | 'default' | 'issuer',
+  value = '',
+): string {
   return `${kind} ${value}`;
 }
 

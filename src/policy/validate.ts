@@ -86,7 +86,7 @@ function readPolicy(
   const scopes = sections.scopes ? readScopes(r, defined, sections.scopes.value) : undefined;
   const roles = sections.roles ? readRoles(r, defined, sections.roles.value) : undefined;
   const authentication = sections.authentication
-    ? readAuthentication(r, defined, sections.authentication.value)
+    ? readAuthentication(r, defined, sections.authentication.value, sites)
     : undefined;
   const clients = sections.clients ? readClients(r, defined, sections.clients.value) : undefined;
   const subjects = sections.subjects ? readSubjects(r, defined, sections.subjects.value) : undefined;

@@ -3,7 +3,7 @@
 
 import { fixHints } from '../decision/hints.js';
 import type { Decision } from '../vocabulary/index.js';
-import { GrpcCode, identityTextProblem, REASONS } from '../vocabulary/index.js';
+import { decisionLabel, GrpcCode, identityTextProblem, REASONS } from '../vocabulary/index.js';
 import type { CheckResponse, HeaderValueOption, ProtoStruct } from '../wire/types.js';
 
 /** Identity headers scopegate sets for the upstream; any client-sent `x-scopegate-*` is stripped. */
@@ -86,8 +86,9 @@ function stringStruct(entries: Record<string, string | undefined>): ProtoStruct 
 /** What Envoy's access log can read under `envoy.filters.http.ext_authz`. */
 function metadataOf(decision: Decision): ProtoStruct {
   return stringStruct({
-    decision: decision.reason === 'allowed' ? 'allow' : decision.dryRun ? 'dry_run_deny' : 'deny',
+    decision: decisionLabel(decision),
     reason: decision.reason,
+    policy: decision.policy,
     route: decision.route,
     subject: decision.subject,
     issuer: decision.issuer,
@@ -116,6 +117,7 @@ export function denyBody(decision: Decision, requestId: string, withHints = fals
     error: spec.error,
     error_description: hints.length > 0 ? `${description}; to fix: ${hints.join('; ')}` : description,
     reason: decision.reason,
+    policy: authenticated ? (decision.policy ?? null) : null,
     route: authenticated ? (decision.route ?? null) : null,
     // Names are only names within their issuer, so a 403 says whose subject and client it judged.
     ...(authenticated && decision.issuer !== undefined && { issuer: decision.issuer }),
@@ -135,6 +137,7 @@ export function toCheckResponse(decision: Decision, context: ResponseContext): C
       ['x-scopegate-client', decision.client],
       ['x-scopegate-issuer', decision.issuer],
       ['x-scopegate-route', decision.route],
+      ['x-scopegate-policy', decision.policy],
     ];
     const headers = set.flatMap(([key, value]) => (value === undefined ? [] : [identityHeader(key, value)]));
     const setNames = new Set(headers.map((h) => h.header.key));

@@ -1,13 +1,20 @@
-// The admin HTTP edge: /metrics for Prometheus, /healthz (the process is alive) and /readyz (a policy is
-// loaded and every issuer has usable keys). Kept on its own port so it is never exposed with the gRPC port.
+// The admin HTTP edge: /metrics for Prometheus, /healthz (the process is alive) and /readyz (every policy
+// file has loaded since start-up and every issuer has usable keys). Kept on its own port so it is never exposed with the gRPC port.
 import { createServer, type Server } from 'node:http';
 
 export interface AdminSources {
   /** The Prometheus text exposition of every metric (one process's, or the workers' aggregate). */
   readonly scrape: () => Promise<string>;
   readonly contentType: string;
-  /** Empty when ready; otherwise the reasons, safe to show (no secrets). */
-  readonly problems: () => string[] | Promise<string[]>;
+  /** Safe to show (no secrets): why not ready (none: ready), and what is worth knowing although ready. */
+  readonly readiness: () => Readiness | Promise<Readiness>;
+}
+
+export interface Readiness {
+  /** Why not ready; empty when ready. */
+  readonly problems: string[];
+  /** Said although ready: a policy file refused after start-up, an edit rejected (its last good revision serves). */
+  readonly notes: string[];
 }
 
 export function createAdminServer(sources: AdminSources): Server {
@@ -26,13 +33,14 @@ export function createAdminServer(sources: AdminSources): Server {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
       Promise.resolve()
-        .then(sources.problems)
-        .catch(() => ['readiness could not be determined'])
-        .then((problems) =>
+        .then(sources.readiness)
+        .catch((): Readiness => ({ problems: ['readiness could not be determined'], notes: [] }))
+        .then(({ problems, notes }) => {
+          const ready = problems.length === 0;
           res
-            .writeHead(problems.length === 0 ? 200 : 503, { 'content-type': 'application/json' })
-            .end(JSON.stringify({ ready: problems.length === 0, problems }) + '\n'),
-        );
+            .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ ready, problems, ...(notes.length > 0 && { notes }) }) + '\n');
+        });
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }

@@ -1,6 +1,6 @@
-// `scopegate serve`: load and compile the policy before binding any port, start the gRPC and admin edges,
-// swap policy revisions live (file watch, ConfigMap `..data` swaps, SIGHUP), and drain on SIGTERM (health
-// NOT_SERVING → in-flight checks finish → exit).
+// `scopegate serve`: load and compile the policy (a file, or a directory of them) before binding any port,
+// start the gRPC and admin edges, swap each policy's revisions live (file watch, ConfigMap `..data` swaps,
+// SIGHUP), and drain on SIGTERM (health NOT_SERVING → in-flight checks finish → exit).
 import type { Logger } from 'pino';
 import { DecisionCache } from '../cache/decisions.js';
 import { TokenCache } from '../cache/tokens.js';
@@ -8,22 +8,30 @@ import type { Snapshot } from '../check/decide.js';
 import { formatHostPort, type ServeSettings } from '../config/settings.js';
 import { Authenticator, KeyRegistry } from '../identity/index.js';
 import { formatProblem } from '../policy/index.js';
-import { openPolicySource } from '../policy/source.js';
-import type { CompiledPolicy } from '../policy/types.js';
+import type { PolicySet } from '../policy/set.js';
+import { openPolicySource, type PolicySourceEvents } from '../policy/source.js';
+import type { CompiledPolicy, PolicyProblem } from '../policy/types.js';
+import { defaultPolicyName } from '../policy/validate-match.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { createAdminServer, listenHttp } from './admin.js';
+import { createAdminServer, listenHttp, type Readiness } from './admin.js';
 import { bindGrpc, createGrpcServer, HealthStatus } from './grpc.js';
 
 export interface Running {
   readonly grpcAddress: string;
   /** Empty when this process serves no admin edge (a worker of `serve --workers N`). */
   readonly adminAddress: string;
-  readonly current: () => Snapshot;
-  /** Why this process is not ready (/readyz): issuers without usable keys. Empty when ready. */
-  problems(): string[];
+  /** The policies served now, as a Check chooses from them. */
+  readonly current: () => PolicySet<Snapshot>;
+  /** Every policy served now, in file-name order. */
+  policies(): CompiledPolicy[];
   /**
-   * Re-reads the policy file now (SIGHUP; the file is also watched). False when the file cannot be served:
-   * the last good revision keeps serving.
+   * Why this process is not ready (/readyz): policy files not loaded since start-up, issuers without usable
+   * keys; and what is worth saying although it is ready (files refused later, rejected edits).
+   */
+  readiness(): Readiness;
+  /**
+   * Re-reads the policies now (SIGHUP; they are also watched). False when some file cannot be served: its
+   * last good revision (if any) keeps serving, and every other file is served as it is.
    */
   reload(): Promise<boolean>;
   /** Health NOT_SERVING, wait for in-flight checks (bounded by drainSeconds), close everything. */
@@ -32,74 +40,125 @@ export interface Running {
 
 export class PolicyLoadError extends Error {}
 
+/** Each served policy's revision by name, as the `listening` line and a worker's hello say it. */
+export function revisionsOf(policies: readonly CompiledPolicy[]): Record<string, string> {
+  return Object.fromEntries(policies.map((p) => [p.name, p.revision]));
+}
+
+/** The `listening` line's policy fields: every policy's revision, and `policy_revision` when there is one. */
+export function listeningPolicies(policies: Record<string, string>): {
+  policies: Record<string, string>;
+  policy_revision?: string;
+} {
+  const revisions = Object.values(policies);
+  return { policies, ...(revisions.length === 1 && { policy_revision: revisions[0] }) };
+}
+
 export async function startServer(
   settings: ServeSettings,
   log: Logger,
   metrics: Metrics,
   options: { admin?: boolean } = {},
 ): Promise<Running> {
+  // One key store per issuer, one verified-token cache and one decision cache, whatever the number of
+  // policies and revisions: a policy edit does not make every token verify again, and memory is bounded by
+  // the caches' sizes, not by the policies.
   const keys = new KeyRegistry({
     fetchTimeoutMs: settings.jwksTimeoutMs,
     onRefresh: (issuer, result) => metrics.jwksRefreshes.inc({ issuer, result }),
   });
-  // One verified-token cache for every revision: a policy edit does not make every token verify again.
-  const tokenCache = new TokenCache({
-    maxEntries: settings.tokenCacheSize,
-    onLookup: (cache, result) => metrics.recordCacheLookup(cache, result),
-  });
-  const build = (policy: CompiledPolicy): Snapshot => ({
-    policy,
-    authenticator: new Authenticator(policy, keys, { tokenCache }),
-    decisions: new DecisionCache({
-      maxEntries: settings.decisionCacheSize,
-      onLookup: (cache, result) => metrics.recordCacheLookup(cache, result),
-    }),
-  });
+  const onLookup = (cache: 'token' | 'decision', result: 'hit' | 'miss') =>
+    metrics.recordCacheLookup(cache, result);
+  const tokenCache = new TokenCache({ maxEntries: settings.tokenCacheSize, onLookup });
+  const decisions = new DecisionCache({ maxEntries: settings.decisionCacheSize, onLookup });
+  const issuersOf = (policies: readonly CompiledPolicy[]) => policies.flatMap((p) => p.issuers);
+
+  // The policy's own name when it has served; else what its file would name it (a broken file has no name yet).
+  const nameFor = (file: string, serving: CompiledPolicy | undefined) =>
+    serving?.name ?? (file === settings.policy ? '' : defaultPolicyName(file));
+  const loaded = (from: CompiledPolicy | undefined, to: CompiledPolicy) => {
+    // A policy renamed by its `name:` leaves its old name's series behind.
+    if (from !== undefined && from.name !== to.name) metrics.policyRemoved(from.name);
+    metrics.policyServed(to.name, to.revision);
+    metrics.policyReloads.inc({ policy: to.name, result: 'success' });
+  };
+  const refused = (file: string, problems: readonly PolicyProblem[], serving: CompiledPolicy | undefined) => {
+    metrics.policyReloads.inc({ policy: nameFor(file, serving), result: 'error' });
+    log.error(
+      {
+        policy: serving?.name,
+        policy_file: file,
+        problems: problems.map(formatProblem),
+        policy_revision: serving?.revision,
+      },
+      serving ? 'policy change rejected; still serving its last good revision' : 'policy file not served',
+    );
+  };
+  const events: PolicySourceEvents = {
+    swapped: (from, to) => {
+      loaded(from, to);
+      log.info(
+        { policy: to.name, previous_revision: from?.revision, policy_revision: to.revision },
+        from ? 'policy reloaded' : 'policy added',
+      );
+    },
+    rejected: refused,
+    restored: (serving) =>
+      log.info(
+        { policy: serving.name, policy_revision: serving.revision },
+        'policy file is back to the revision being served',
+      ),
+    removed: (policy) => {
+      metrics.policyRemoved(policy.name);
+      log.warn(
+        { policy: policy.name, policy_revision: policy.revision },
+        'policy file removed; its requests have no policy',
+      );
+    },
+    watchFailed: (why) => log.warn({ error: why }, 'cannot watch the policy directory; polling it instead'),
+  };
 
   const opened = await openPolicySource<Snapshot>({
-    file: settings.policy,
+    path: settings.policy,
     // Off the hot path, before the swap: new issuers get their keys, then the revision gets its authenticator.
-    // Stores only the old revision uses are retired after the swap, so checks still on it keep refreshing.
     prepare: async (policy) => {
       for (const issuer of policy.issuers) keys.storeFor(issuer);
       await keys.start();
-      return build(policy);
+      return { policy, authenticator: new Authenticator(policy, keys, { tokenCache }), decisions };
     },
-    events: {
-      swapped: (from, to) => {
-        keys.retainOnly(to.issuers);
-        metrics.policyReloads.inc({ result: 'success' });
-        metrics.setRevision(to.revision);
-        log.info({ previous_revision: from.revision, policy_revision: to.revision }, 'policy reloaded');
-      },
-      rejected: (problems, serving) => {
-        metrics.policyReloads.inc({ result: 'error' });
-        log.error(
-          { problems: problems.map(formatProblem), policy_revision: serving.revision },
-          'policy reload rejected; still serving the last good revision',
-        );
-      },
-      restored: (serving) =>
-        log.info({ policy_revision: serving.revision }, 'policy file is back to the revision being served'),
-      watchFailed: (why) => log.warn({ error: why }, 'cannot watch the policy directory; polling it instead'),
-    },
+    // Stores no served policy uses are retired after the swap, so checks still on an old revision keep
+    // refreshing until then.
+    settled: (serving) => keys.retainOnly(issuersOf(serving)),
+    events,
   });
-  metrics.policyReloads.inc({ result: opened.ok ? 'success' : 'error' });
-  if (!opened.ok) throw new PolicyLoadError(opened.problems.map(formatProblem).join('\n'));
+  if (!opened.ok) {
+    metrics.policyReloads.inc({ policy: '', result: 'error' });
+    throw new PolicyLoadError(opened.problems.map(formatProblem).join('\n'));
+  }
   const source = opened.source;
-  metrics.setRevision(source.policy().revision);
+  for (const { file } of opened.loaded.swapped) {
+    const policy = source.policies().find((p) => p.source === file);
+    if (policy) loaded(undefined, policy);
+  }
+  for (const { file, problems } of opened.loaded.rejected) refused(file, problems, undefined);
   const current = () => source.current();
 
   const health = new HealthStatus();
   const grpcServer = createGrpcServer({ current, metrics, log, denyHints: settings.denyHints }, health);
   const grpcPort = await bindGrpc(grpcServer, formatHostPort(settings.listen));
-  const problems = () => keys.problems(source.policy().issuers);
+  const readiness = (): Readiness => {
+    const files = source.readiness();
+    return {
+      problems: [...files.problems, ...keys.problems(issuersOf(source.policies()))],
+      notes: files.notes,
+    };
+  };
   const admin =
     (options.admin ?? true)
       ? createAdminServer({
           scrape: () => metrics.registry.metrics(),
           contentType: metrics.registry.contentType,
-          problems,
+          readiness,
         })
       : undefined;
   const adminBound = admin && (await listenHttp(admin, settings.admin.host, settings.admin.port));
@@ -107,10 +166,10 @@ export async function startServer(
   // still caught, by the first poll.
   source.watch();
 
-  // Every reload path (SIGHUP, file events, polling) goes through the source's one serialised reload.
+  // Every reload path (SIGHUP, file events, polling) goes through the source's one serialised round.
   const reload = async (): Promise<boolean> => {
     const outcome = await source.reload();
-    return outcome.status === 'swapped' || outcome.status === 'unchanged';
+    return outcome.closed !== true && outcome.rejected.length === 0;
   };
 
   let stopping: Promise<void> | undefined;
@@ -143,7 +202,8 @@ export async function startServer(
     grpcAddress: formatHostPort({ host: settings.listen.host, port: grpcPort }),
     adminAddress: adminBound ? formatHostPort(adminBound) : '',
     current,
-    problems,
+    policies: () => source.policies(),
+    readiness,
     reload,
     stop,
   };

@@ -5,7 +5,7 @@ import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import type { ServeSettings } from '../config/settings.js';
 import { Metrics } from '../telemetry/metrics.js';
-import { PolicyLoadError, type Running, startServer } from './app.js';
+import { listeningPolicies, PolicyLoadError, type Running, revisionsOf, startServer } from './app.js';
 import { boundHeapGrowth } from './heap.js';
 import { answerPrimary, leavePrimary, tellPrimary } from './workers.js';
 
@@ -36,16 +36,16 @@ export async function serveProcess(settings: ServeSettings, processLog: Logger):
     stopHeapWatch();
     return 1;
   }
-  const revision = running.current().policy.revision;
+  const policies = revisionsOf(running.policies());
   if (worker) {
     answerPrimary(running, metrics);
-    void tellPrimary({ scopegate: 'listening', grpc: running.grpcAddress, revision });
+    void tellPrimary({ scopegate: 'listening', grpc: running.grpcAddress, policies });
   } else {
     // Scripts wait for this line to learn the bound ports, so it is written whatever the log level.
     log
       .child({}, { level: 'info' })
       .info(
-        { grpc: running.grpcAddress, admin: running.adminAddress, policy_revision: revision },
+        { grpc: running.grpcAddress, admin: running.adminAddress, ...listeningPolicies(policies) },
         'listening',
       );
   }

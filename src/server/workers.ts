@@ -9,10 +9,10 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
 import { formatHostPort, type ServeSettings } from '../config/settings.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { createAdminServer, listenHttp } from './admin.js';
-import type { Running } from './app.js';
+import { createAdminServer, listenHttp, type Readiness } from './admin.js';
+import { listeningPolicies, type Running } from './app.js';
 
-type Question = 'metrics' | 'problems';
+type Question = 'metrics' | 'readiness';
 type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 
 /** Primary → worker. */
@@ -24,7 +24,7 @@ interface Ask {
 
 /** Worker → primary. */
 export type WorkerMessage =
-  | { readonly scopegate: 'listening'; readonly grpc: string; readonly revision: string }
+  | { readonly scopegate: 'listening'; readonly grpc: string; readonly policies: Record<string, string> }
   | { readonly scopegate: 'failed'; readonly policy: boolean; readonly message: string }
   | { readonly scopegate: 'answer'; readonly id: number; readonly answer: unknown };
 
@@ -44,7 +44,7 @@ export function leavePrimary(): void {
   if (process.connected) process.disconnect();
 }
 
-/** In a worker: answer the primary's questions (metrics for /metrics, problems for /readyz). */
+/** In a worker: answer the primary's questions (metrics for /metrics, readiness for /readyz). */
 export function answerPrimary(running: Running, metrics: Metrics): void {
   process.on('message', (message: Partial<Ask>) => {
     if (message?.scopegate !== 'ask' || typeof message.id !== 'number') return;
@@ -52,7 +52,7 @@ export function answerPrimary(running: Running, metrics: Metrics): void {
     const answer: Promise<unknown> =
       message.question === 'metrics'
         ? metrics.registry.getMetricsAsJSON()
-        : Promise.resolve(running.problems());
+        : Promise.resolve(running.readiness());
     answer.then(
       (value) => void tellPrimary({ scopegate: 'answer', id, answer: value }),
       () => void tellPrimary({ scopegate: 'answer', id, answer: null }),
@@ -97,7 +97,7 @@ export async function superviseWorkers(settings: ServeSettings, log: Logger): Pr
 
   // Startup: every worker listening, or the first failure (a broken policy fails them all alike).
   let up = false;
-  const started = new Promise<{ grpc: string; revision: string }>((resolve, reject) => {
+  const started = new Promise<{ grpc: string; policies: Record<string, string> }>((resolve, reject) => {
     cluster.on('message', (worker, message: WorkerMessage) => {
       if (message?.scopegate === 'answer') questions.get(message.id)?.settle(message.answer);
       else if (message?.scopegate === 'listening') {
@@ -150,7 +150,7 @@ export async function superviseWorkers(settings: ServeSettings, log: Logger): Pr
   );
   for (let i = 0; i < wanted; i++) cluster.fork();
 
-  let first: { grpc: string; revision: string };
+  let first: { grpc: string; policies: Record<string, string> };
   try {
     first = await started;
   } catch (failure) {
@@ -170,15 +170,19 @@ export async function superviseWorkers(settings: ServeSettings, log: Logger): Pr
       if (answers.some((a) => !Array.isArray(a))) throw new Error('a worker did not answer');
       return AggregatorRegistry.aggregate(answers as WorkerMetrics[]).metrics();
     },
-    problems: async () => {
+    readiness: async () => {
       const workers = serving();
       const problems =
         workers.length < wanted ? [`${wanted - workers.length} of ${wanted} workers not serving`] : [];
-      for (const [i, answer] of (await Promise.all(workers.map((w) => ask(w, 'problems')))).entries()) {
-        if (Array.isArray(answer)) problems.push(...(answer as string[]));
-        else problems.push(`worker ${workers[i]!.id} did not answer`);
+      const notes: string[] = [];
+      for (const [i, answer] of (await Promise.all(workers.map((w) => ask(w, 'readiness')))).entries()) {
+        const said = answer as Partial<Readiness> | null;
+        if (Array.isArray(said?.problems) && Array.isArray(said.notes)) {
+          problems.push(...said.problems);
+          notes.push(...said.notes);
+        } else problems.push(`worker ${workers[i]!.id} did not answer`);
       }
-      return [...new Set(problems)];
+      return { problems: [...new Set(problems)], notes: [...new Set(notes)] };
     },
   });
   const adminBound = await listenHttp(admin, settings.admin.host, settings.admin.port);
@@ -186,7 +190,7 @@ export async function superviseWorkers(settings: ServeSettings, log: Logger): Pr
     {
       grpc: first.grpc,
       admin: formatHostPort(adminBound),
-      policy_revision: first.revision,
+      ...listeningPolicies(first.policies),
       workers: wanted,
     },
     'listening',

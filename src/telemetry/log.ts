@@ -50,6 +50,7 @@ export function logDecision(
     request_id: requestId,
     decision: label,
     reason: decision.reason,
+    policy: decision.policy,
     route: decision.route,
     subject: decision.subject,
     client: decision.client,

@@ -1,4 +1,4 @@
-// The Prometheus metrics contract from DESIGN.md. Label values come only from the policy (route names,
+// The Prometheus metrics contract from DESIGN.md. Label values come only from the policies (their names, routes,
 // permissions, issuers) and closed sets (reasons, decisions), never from the request, so cardinality stays
 // bounded whatever clients send.
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
@@ -55,20 +55,24 @@ export class Metrics {
    */
   private readonly decided = new Map<string, PendingCount>();
   private readonly lookups = new Map<string, PendingCount>();
+  private readonly missed = new Map<string, PendingCount>();
+  /** The revision each policy serves, for replacing its `scopegate_policy_revision_info` series. */
+  private readonly revisions = new Map<string, string>();
 
-  readonly decisions: Counter<'decision' | 'reason' | 'route'> = new Counter({
+  readonly decisions: Counter<'decision' | 'reason' | 'route' | 'policy'> = new Counter({
     name: 'scopegate_decisions_total',
-    help: 'Check decisions by outcome, reason and policy route.',
-    labelNames: ['decision', 'reason', 'route'] as const,
+    help: 'Check decisions by outcome, reason, policy and route (policy is empty when no policy owns the request).',
+    labelNames: ['decision', 'reason', 'route', 'policy'] as const,
     registers: [this.registry],
     collect: (): void => flush(this.decided, this.decisions),
   });
 
-  readonly missingPermissions = new Counter({
+  readonly missingPermissions: Counter<'policy' | 'route' | 'permission' | 'source'> = new Counter({
     name: 'scopegate_missing_permissions_total',
-    help: 'Permissions a denied request lacked, by route and by where it should have come from (scope or role).',
-    labelNames: ['route', 'permission', 'source'] as const,
+    help: 'Permissions a denied request lacked, by policy, route and where it should have come from (scope or role).',
+    labelNames: ['policy', 'route', 'permission', 'source'] as const,
     registers: [this.registry],
+    collect: (): void => flush(this.missed, this.missingPermissions),
   });
 
   readonly checkDuration = new HotHistogram(
@@ -88,8 +92,8 @@ export class Metrics {
 
   readonly policyReloads = new Counter({
     name: 'scopegate_policy_reloads_total',
-    help: 'Policy loads and reloads by result.',
-    labelNames: ['result'] as const,
+    help: 'Policy loads and reloads by policy and result.',
+    labelNames: ['policy', 'result'] as const,
     // With `serve --workers N` every worker loads the same file: the aggregate is one worker's count (the
     // highest), as if one process had loaded it, not N times the reloads.
     aggregator: 'max',
@@ -98,8 +102,8 @@ export class Metrics {
 
   readonly policyRevision = new Gauge({
     name: 'scopegate_policy_revision_info',
-    help: 'The policy revision being served (content hash); value is always 1.',
-    labelNames: ['revision'] as const,
+    help: 'The revision each policy serves (content hash); value is always 1.',
+    labelNames: ['policy', 'revision'] as const,
     // Across workers: 1 for every revision some worker serves, so a split shows as two series.
     aggregator: 'max',
     registers: [this.registry],
@@ -117,16 +121,54 @@ export class Metrics {
       collectDefaultMetrics({ register: this.registry });
       for (const name of GAUGES_NAMED_LIKE_COUNTERS) this.registry.removeSingleMetric(name);
     }
-    // Present from the first scrape, so rate() and absent() work before any traffic.
-    this.policyReloads.inc({ result: 'success' }, 0);
-    this.policyReloads.inc({ result: 'error' }, 0);
-    // The two fail-closed 503 reasons page someone (deploy/prometheus/alerts.yaml): at 0 from the start, the
-    // first one is an increase() the alert sees, not a new series it cannot.
-    for (const reason of reasonsWhere('failClosed'))
-      this.decisions.inc({ decision: 'deny', reason, route: '' }, 0);
+    // A failure before any policy is chosen is counted under no policy; at 0 from the start (see `policyServed`).
+    this.failClosedAtZero('');
   }
 
-  /** The series of one (decision, reason, route), found once per Check by one map lookup. */
+  /**
+   * The two fail-closed 503 reasons page someone (deploy/prometheus/alerts.yaml): at 0 from the first scrape,
+   * the first one is an increase() the alert sees, not a new series it cannot.
+   */
+  private failClosedAtZero(policy: string): void {
+    for (const reason of reasonsWhere('failClosed'))
+      this.decisions.inc({ decision: 'deny', reason, route: '', policy }, 0);
+  }
+
+  /** A policy's revision is served: its revision series, and its counters present at 0 for rate() and alerts. */
+  policyServed(policy: string, revision: string): void {
+    const before = this.revisions.get(policy);
+    if (before === undefined) {
+      this.policyReloads.inc({ policy, result: 'success' }, 0);
+      this.policyReloads.inc({ policy, result: 'error' }, 0);
+      this.failClosedAtZero(policy);
+    } else if (before !== revision) this.policyRevision.remove({ policy, revision: before });
+    this.revisions.set(policy, revision);
+    this.policyRevision.set({ policy, revision }, 1);
+  }
+
+  /** A policy left the set: its series go with it, so series stay bounded by the files served now. */
+  policyRemoved(policy: string): void {
+    const revision = this.revisions.get(policy);
+    if (revision !== undefined) this.policyRevision.remove({ policy, revision });
+    this.revisions.delete(policy);
+    for (const result of ['success', 'error']) this.policyReloads.remove({ policy, result });
+    for (const [key, { decided }] of this.series) {
+      if (decided.labels.policy !== policy) continue;
+      this.series.delete(key);
+      this.decided.delete(key);
+      this.decisions.remove(decided.labels);
+    }
+    for (const reason of reasonsWhere('failClosed')) {
+      this.decisions.remove({ decision: 'deny', reason, route: '', policy });
+    }
+    for (const [key, count] of this.missed) {
+      if (count.labels.policy !== policy) continue;
+      this.missed.delete(key);
+      this.missingPermissions.remove(count.labels);
+    }
+  }
+
+  /** The series of one (decision, reason, route, policy), found once per Check by one map lookup. */
   private readonly series = new Map<
     string,
     { readonly decided: PendingCount; readonly took: HistogramSeries }
@@ -134,11 +176,12 @@ export class Metrics {
 
   recordDecision(decision: Decision, label: DecisionLabel, seconds: number): void {
     const route = decision.route ?? '';
-    const key = `${label}\0${decision.reason}\0${route}`;
+    const policy = decision.policy ?? '';
+    const key = `${label}\0${decision.reason}\0${route}\0${policy}`;
     let series = this.series.get(key);
     if (series === undefined) {
       series = {
-        decided: pendingCount(this.decided, key, { decision: label, reason: decision.reason, route }),
+        decided: pendingCount(this.decided, key, { decision: label, reason: decision.reason, route, policy }),
         took: this.checkDuration.seriesFor(label, { decision: label }),
       };
       this.series.set(key, series);
@@ -146,17 +189,16 @@ export class Metrics {
     series.decided.pending++;
     series.took.observe(seconds);
     for (const { permission, source } of decision.missingBySource ?? []) {
-      this.missingPermissions.inc({ route, permission, source });
+      const missedKey = `${policy}\0${route}\0${permission}\0${source}`;
+      (
+        this.missed.get(missedKey) ??
+        pendingCount(this.missed, missedKey, { policy, route, permission, source })
+      ).pending++;
     }
   }
 
   recordCacheLookup(cache: 'token' | 'decision', result: 'hit' | 'miss'): void {
     const key = `${cache} ${result}`;
     (this.lookups.get(key) ?? pendingCount(this.lookups, key, { cache, result })).pending++;
-  }
-
-  setRevision(revision: string): void {
-    this.policyRevision.reset();
-    this.policyRevision.set({ revision }, 1);
   }
 }

@@ -1,4 +1,5 @@
-// What one Check decided: the reason (from the closed table), the specifics, who and where, and the revision.
+// What one Check decided: the reason (from the closed table), the specifics, who and where, and the policy
+// and revision it was decided under.
 import type { Denial, Missing } from './outcome.js';
 import { type Reason, specOf } from './reasons.js';
 
@@ -13,7 +14,9 @@ export interface Decision {
   readonly issuer?: string;
   readonly missing?: Missing;
   readonly missingBySource?: Denial['missingBySource'];
-  /** Policy revision the decision was made on. */
+  /** The policy (its name) the decision was made under; absent when no policy owns the request. */
+  readonly policy?: string;
+  /** Policy revision the decision was made on ('' when no policy owns the request). */
   readonly revision: string;
   /** A deny under `mode: dry_run`: counted and logged as dry_run_deny, but the request goes through. */
   readonly dryRun?: boolean;

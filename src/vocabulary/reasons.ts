@@ -111,6 +111,12 @@ export const REASONS = {
   location_missing: { ...forbidden, summary: 'The request names no location, and this route needs one.' },
   body_unreadable: { ...forbidden, summary: 'The request body could not be read to find its location.' },
   route_unknown: { ...forbidden, summary: 'No route in the policy matches this method and path.' },
+  // No policy, so no `mode: dry_run` that could waive it.
+  policy_unknown: {
+    ...forbidden,
+    summary: 'No policy owns this request (its service or host).',
+    alwaysEnforced: true,
+  },
   keys_unavailable: { ...unavailable, summary: "The issuer's signing keys are unavailable; retry later." },
   internal_error: {
     ...unavailable,

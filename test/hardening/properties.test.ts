@@ -21,7 +21,7 @@ import { isReason, REASONS } from '../../src/vocabulary/index.js';
 import { httpStatusNumber, type ReceivedCheckResponse } from '../../src/wire/proto.js';
 import type { CheckRequest, HeaderValue, ProtoStruct, ProtoValue } from '../../src/wire/types.js';
 import { EXAMPLE_AUDIENCE, EXAMPLE_ISSUER, examplePolicyText } from '../support/policies.js';
-import { type Harness, startHarness } from '../support/scopegate.js';
+import { type Harness, onlySnapshot, setOf, startHarness } from '../support/scopegate.js';
 import { b64url, newSigningKey, type SigningKey } from '../support/tokens.js';
 import { mayAllow, policyData } from './oracle.js';
 
@@ -931,18 +931,19 @@ describe('generated CheckRequests and tokens against the example policy', () => 
 
 describe('security rule 1 when scopegate itself fails', () => {
   it('a check that throws inside the pipeline is answered internal_error (503, UNAVAILABLE), never a rejection', async () => {
-    const serving = h.running.current();
+    const serving = onlySnapshot(h.running);
     // A fault, not a mock of the behaviour under test: the real answerCheck, pipeline and encoder around an
     // authenticator that fails the way a bug would.
     const broken: CheckDeps = {
       ...deps,
-      current: () => ({
-        ...serving,
-        decisions: undefined,
-        authenticator: {
-          identify: () => Promise.reject(new TypeError('simulated bug')),
-        },
-      }),
+      current: () =>
+        setOf({
+          ...serving,
+          decisions: undefined,
+          authenticator: {
+            identify: () => Promise.reject(new TypeError('simulated bug')),
+          },
+        }),
     };
     const token = tokenFor(
       {

@@ -256,7 +256,7 @@ describe('what the decision cache keeps', () => {
       const revisionOf = (answer: typeof after) =>
         answer.raw.dynamic_metadata?.fields?.policy_revision?.string_value;
       expect(revisionOf(after)).not.toBe(revisionOf(before));
-      expect(revisionOf(after)).toBe(served.running.current().policy.revision);
+      expect(revisionOf(after)).toBe(served.running.policies()[0]!.revision);
     } finally {
       await served.close();
     }

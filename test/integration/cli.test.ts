@@ -139,9 +139,9 @@ describe('the README path: keys, token, serve, check (no outside IdP)', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(check(jwt, 'WH03').stdout).toContain('HTTP 200');
     const metrics = await (await fetch(`http://${served.admin}/metrics`)).text();
-    expect(metrics).toMatch(/scopegate_policy_reloads_total\{result="error"\} 1/);
+    expect(metrics).toMatch(/scopegate_policy_reloads_total\{policy="inventory",result="error"\} 1/);
     expect(
-      served.lines().some((l) => l.msg === 'policy reload rejected; still serving the last good revision'),
+      served.lines().some((l) => l.msg === 'policy change rejected; still serving its last good revision'),
     ).toBe(true);
   });
 });

@@ -83,7 +83,7 @@ describe('decision log', () => {
     expect(expiredLine).toMatchObject({
       request_id: expect.any(String),
       decision: 'deny',
-      policy_revision: h.running.current().policy.revision,
+      policy_revision: h.running.policies()[0]!.revision,
       duration_ms: expect.any(Number),
     });
     const denied = lines().find((l) => l.reason === 'body_unreadable');

@@ -31,7 +31,7 @@ async function expectReason(h: Harness, request: HttpLike, reason: string, times
 
 /** Sends the mix; returns the policy revisions before and after the good reload. */
 export async function sendKnownTraffic(h: Harness): Promise<{ firstRevision: string; lastRevision: string }> {
-  const firstRevision = h.running.current().policy.revision;
+  const firstRevision = h.running.policies()[0]!.revision;
   const readToken = await h.syncToken('inventory.read');
   const fullToken = await h.syncToken('inventory.read inventory.write');
 
@@ -99,5 +99,5 @@ export async function sendKnownTraffic(h: Harness): Promise<{ firstRevision: str
   expect(await h.running.reload()).toBe(true);
   await expectReason(h, post(fullToken, 'WH03'), 'allowed');
 
-  return { firstRevision, lastRevision: h.running.current().policy.revision };
+  return { firstRevision, lastRevision: h.running.policies()[0]!.revision };
 }

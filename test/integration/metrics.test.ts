@@ -114,14 +114,14 @@ describe('after a known mix of traffic, /metrics counts every decision by reason
     });
   });
 
-  it('policy reloads are counted by result, and revision_info names only the revision being served', () => {
-    expect(family('scopegate_policy_reloads_total', 'result')).toEqual({
-      'result=success': 2, // the start-up load and the fixed file
-      'result=error': 1, // the broken file, which never replaced the good one
+  it('policy reloads are counted by policy and result, and revision_info names only the revision being served', () => {
+    expect(family('scopegate_policy_reloads_total', 'policy', 'result')).toEqual({
+      'policy=inventory,result=success': 2, // the start-up load and the fixed file
+      'policy=inventory,result=error': 1, // the broken file, which never replaced the good one
     });
     expect(revisions.lastRevision).not.toBe(revisions.firstRevision);
-    expect(family('scopegate_policy_revision_info', 'revision')).toEqual({
-      [`revision=${revisions.lastRevision}`]: 1,
+    expect(family('scopegate_policy_revision_info', 'policy', 'revision')).toEqual({
+      [`policy=inventory,revision=${revisions.lastRevision}`]: 1,
     });
   });
 

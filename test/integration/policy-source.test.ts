@@ -208,7 +208,7 @@ describe('policy reloads under load', () => {
           await until(async () => (await reloadCount('error')) > errorsBefore, `reload ${n} rejected`, 5000);
           // Still ready, still serving the last good revision.
           expect((await fetch(`http://${h.running.adminAddress}/readyz`)).status).toBe(200);
-          expect(h.running.current().policy.revision).toBe(lastGood);
+          expect(h.running.policies()[0]!.revision).toBe(lastGood);
         }
         await sleep(50); // let the callers see each state
       }
@@ -250,7 +250,7 @@ describe('policy reloads under load', () => {
 
     // The last good version, served within 1 s of being published.
     expect(finalTookMs).toBeLessThanOrEqual(1000);
-    expect(h.running.current().policy.revision).toBe(lastGood);
+    expect(h.running.policies()[0]!.revision).toBe(lastGood);
     expect(await reloadCount('error')).toBe(brokenCount);
     expect(brokenCount).toBe(9);
     expect(await reloadCount('success')).toBe(goodRevisions.length); // the start-up load and 11 swaps
@@ -261,7 +261,7 @@ describe('policy reloads under load', () => {
       goodRevisions.slice(1).map((revision, i) => [goodRevisions[i], revision]),
     );
     const rejections = logLines.filter(
-      (l) => l.msg === 'policy reload rejected; still serving the last good revision',
+      (l) => l.msg === 'policy change rejected; still serving its last good revision',
     );
     expect(rejections).toHaveLength(9);
     for (const line of rejections) {
@@ -275,7 +275,7 @@ describe('policy reloads under load', () => {
     );
     // The revision info metric names only the revision served.
     expect(await h.scrape()).toMatch(
-      new RegExp(`scopegate_policy_revision_info\\{revision="${lastGood}"\\} 1`),
+      new RegExp(`scopegate_policy_revision_info\\{policy="inventory",revision="${lastGood}"\\} 1`),
     );
   }, 90_000);
 });

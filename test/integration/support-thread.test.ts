@@ -180,7 +180,10 @@ describe('SRE view: every decision is counted by reason and route', () => {
       after.value('scopegate_check_duration_seconds_count', { decision: 'deny' }),
     ).toBeGreaterThanOrEqual(4);
     expect(
-      after.value('scopegate_policy_revision_info', { revision: h.running.current().policy.revision }),
+      after.value('scopegate_policy_revision_info', {
+        policy: 'inventory',
+        revision: h.running.policies()[0]!.revision,
+      }),
     ).toBe(1);
     // Nothing the client sent becomes a label value.
     expect(after.text).not.toContain('secret-path-label');

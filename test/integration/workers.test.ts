@@ -117,7 +117,9 @@ describe('serve --workers 2', () => {
     expect(metrics.value('scopegate_decisions_total', allowed)).toBe(20);
     expect(metrics.value('scopegate_check_duration_seconds_count', { decision: 'allow' })).toBe(20);
     // Each worker loaded the policy once: counted as one load, not two.
-    expect(metrics.value('scopegate_policy_reloads_total', { result: 'success' })).toBe(1);
+    expect(metrics.value('scopegate_policy_reloads_total', { policy: 'inventory', result: 'success' })).toBe(
+      1,
+    );
     expect(metrics.samples.filter((s) => s.name === 'scopegate_policy_revision_info')).toHaveLength(1);
     const ready = await fetch(`http://${served.admin}/readyz`);
     expect(await ready.json()).toEqual({ ready: true, problems: [] });
@@ -144,7 +146,9 @@ describe('serve --workers 2', () => {
         before?.string_value,
       );
     }
-    expect((await scrape()).value('scopegate_policy_reloads_total', { result: 'success' })).toBe(2);
+    expect(
+      (await scrape()).value('scopegate_policy_reloads_total', { policy: 'inventory', result: 'success' }),
+    ).toBe(2);
   });
 
   it('replaces a worker that dies; the other keeps serving meanwhile', async () => {

@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JWTPayload } from 'jose';
 import type { Logger } from 'pino';
+import type { Snapshot } from '../../src/check/decide.js';
 import { serveSettings } from '../../src/config/settings.js';
+import { PolicySet } from '../../src/policy/set.js';
 import { headerValueText } from '../../src/response/encode.js';
 import { type Running, startServer } from '../../src/server/app.js';
 import { createLogger } from '../../src/telemetry/log.js';
@@ -17,6 +19,18 @@ import { type AuthorizationConnection, connectAuthorization, deniedHttpStatus } 
 import { type JwksServer, startJwksServer } from './jwks-server.js';
 import { EXAMPLE_AUDIENCE, EXAMPLE_ISSUER, examplePolicyText } from './policies.js';
 import { mintToken, newSigningKey, type SigningKey } from './tokens.js';
+
+/** A set of one policy, as `--policy FILE` serves it: what the Check path reads for a single snapshot. */
+export function setOf(snapshot: Snapshot): PolicySet<Snapshot> {
+  return new PolicySet([{ owns: snapshot.policy.owns, value: snapshot }], true);
+}
+
+/** The one snapshot a `--policy FILE` server serves now. */
+export function onlySnapshot(running: Running): Snapshot {
+  const only = running.current().only;
+  if (!only?.ok) throw new Error('this server serves a policy set, not one file');
+  return only.value;
+}
 
 export interface HttpAnswer {
   /** 200 when allowed (Envoy forwards upstream), else the denied status. */

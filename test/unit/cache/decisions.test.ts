@@ -20,6 +20,7 @@ const allowed: Decision = {
 };
 const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.e30.c2ln';
 const inputs = (more: Partial<DecisionInputs> = {}): DecisionInputs => ({
+  policy: 'inventory',
   revision: 'rev-1',
   tokenHash: tokenHash(TOKEN),
   method: 'POST',

@@ -18,7 +18,7 @@ import type { CheckRequest } from '../../../src/wire/types.js';
 import { type JwksServer, startJwksServer } from '../../support/jwks-server.js';
 import { captureLog } from '../../support/logs.js';
 import { compile, examplePolicy, supportThreadClaims } from '../../support/policies.js';
-import { answerOf } from '../../support/scopegate.js';
+import { answerOf, setOf } from '../../support/scopegate.js';
 import { mintToken, newSigningKey, type SigningKey } from '../../support/tokens.js';
 
 let key: SigningKey;
@@ -42,7 +42,7 @@ afterAll(async () => {
 function depsFor(snapshot: Snapshot, more: Partial<CheckDeps> = {}) {
   const captured = captureLog('debug');
   const metrics = new Metrics({ defaultMetrics: false });
-  const deps: CheckDeps = { current: () => snapshot, metrics, log: captured.log, ...more };
+  const deps: CheckDeps = { current: () => setOf(snapshot), metrics, log: captured.log, ...more };
   return { deps, metrics, lines: captured.lines };
 }
 
@@ -83,7 +83,7 @@ async function count(metrics: Metrics, labels: string): Promise<number> {
   return line === undefined ? 0 : Number(line.split(' ').at(-1));
 }
 
-const INTERNAL_ERROR = 'decision="deny",reason="internal_error",route=""';
+const INTERNAL_ERROR = 'decision="deny",reason="internal_error",route="",policy="inventory"';
 
 function expectInternalError(answer: Answer, requestId: string) {
   const seen = answerOf(decodeAnswer(answer));
@@ -99,7 +99,9 @@ describe('the kept answer path: decide, answer, record', () => {
     const answer = answerOf(decodeAnswer(await handleCheck(list(token), deps)));
     expect(answer).toMatchObject({ status: 200, reason: 'allowed' });
     expect(answer.headers.get('x-scopegate-subject')).toBe('svc-inventory-sync');
-    expect(await count(metrics, 'decision="allow",reason="allowed",route="list_transactions"')).toBe(1);
+    expect(
+      await count(metrics, 'decision="allow",reason="allowed",route="list_transactions",policy="inventory"'),
+    ).toBe(1);
     expect(lines).toEqual([
       expect.objectContaining({ level: 'debug', msg: 'decision', decision: 'allow', request_id: 'req-1' }),
     ]);
@@ -118,7 +120,9 @@ describe('the kept answer path: decide, answer, record', () => {
         request_id: 'req-1',
       }),
     ]);
-    return expect(count(metrics, 'decision="deny",reason="token_missing",route=""')).resolves.toBe(1);
+    return expect(
+      count(metrics, 'decision="deny",reason="token_missing",route="",policy="inventory"'),
+    ).resolves.toBe(1);
   });
 
   it('a CheckRequest too broken to read is request_malformed, with a request id made up for it', () => {
@@ -136,7 +140,9 @@ describe('the kept answer path: decide, answer, record', () => {
     const second = await handleCheck(list(token), deps);
     expect(first).toBeInstanceOf(EncodedAnswer);
     expect(second).toBe(first);
-    expect(await count(metrics, 'decision="allow",reason="allowed",route="list_transactions"')).toBe(2);
+    expect(
+      await count(metrics, 'decision="allow",reason="allowed",route="list_transactions",policy="inventory"'),
+    ).toBe(2);
     // Without a decision cache, nothing is kept: each answer is built afresh.
     const fresh = depsFor(verifying());
     expect(await handleCheck(list(token), fresh.deps)).not.toBeInstanceOf(EncodedAnswer);
@@ -147,9 +153,9 @@ describe('the kept answer path: decide, answer, record', () => {
     const token = await mintToken(key, supportThreadClaims('inventory.read'));
     await handleCheck(list(token), deps);
     const spoofed = answerOf(
-      decodeAnswer(await handleCheck(list(token, [['x-scopegate-policy', 'x']]), deps)),
+      decodeAnswer(await handleCheck(list(token, [['x-scopegate-tenant', 'x']]), deps)),
     );
-    expect(spoofed.headersToRemove).toEqual(['x-scopegate-policy']);
+    expect(spoofed.headersToRemove).toEqual(['x-scopegate-tenant']);
   });
 
   it('deny hints reach a 403 body only when the deps ask for them', async () => {
@@ -217,8 +223,11 @@ routes:
       authenticator: { identify: () => ok(principal) },
     });
     expectInternalError(handleCheck(list('a.b.c'), deps) as Answer, 'req-1');
-    expect(await count(metrics, 'decision="allow",reason="allowed",route="list_transactions"')).toBe(0);
-    expect(await count(metrics, INTERNAL_ERROR)).toBe(1);
+    // The policy here is named after its file (policy.yaml): counted under it, not under the example's name.
+    expect(
+      await count(metrics, 'decision="allow",reason="allowed",route="list_transactions",policy="policy"'),
+    ).toBe(0);
+    expect(await count(metrics, INTERNAL_ERROR.replace('inventory', 'policy'))).toBe(1);
     expect(lines[0]).toMatchObject({
       level: 'error',
       err: { message: 'x-scopegate-subject would not reach the upstream verbatim' },

@@ -10,6 +10,7 @@ import { formatProblem } from '../../../src/policy/index.js';
 import { openPolicySource, type PolicySource, type PolicySourceOptions } from '../../../src/policy/source.js';
 import type { CompiledPolicy, PolicyProblem } from '../../../src/policy/types.js';
 import { compile, examplePolicyText } from '../../support/policies.js';
+import { LIST_ROUTE, policy } from './fixtures.js';
 
 const BASE = examplePolicyText();
 /** A distinct valid policy per n (a comment changes the content, so the revision). */
@@ -27,11 +28,16 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 3000)
 
 interface Opened {
   readonly source: PolicySource<CompiledPolicy>;
-  readonly swapped: Array<{ from: string; to: string }>;
+  readonly swapped: Array<{ from?: string; to: string }>;
   readonly rejected: PolicyProblem[][];
   readonly restored: string[];
+  readonly removed: string[];
   readonly prepared: string[];
 }
+
+/** The revision a one-file source serves. */
+const served = (o: Opened) => o.source.policies()[0]?.revision;
+const NOTHING = { swapped: [], rejected: [], removed: [] };
 
 const opened: Opened[] = [];
 afterEach(async () => {
@@ -39,30 +45,32 @@ afterEach(async () => {
 });
 
 async function open(
-  file: string,
+  path: string,
   options: Partial<PolicySourceOptions<CompiledPolicy>> = {},
   watch = true,
 ): Promise<Opened> {
   const swapped: Opened['swapped'] = [];
   const rejected: Opened['rejected'] = [];
   const restored: string[] = [];
+  const removed: string[] = [];
   const prepared: string[] = [];
   const result = await openPolicySource<CompiledPolicy>({
-    file,
+    path,
     prepare: async (policy) => {
       prepared.push(policy.revision);
       return policy;
     },
     events: {
-      swapped: (from, to) => swapped.push({ from: from.revision, to: to.revision }),
-      rejected: (problems) => rejected.push([...problems]),
+      swapped: (from, to) => swapped.push({ ...(from && { from: from.revision }), to: to.revision }),
+      rejected: (_file, problems) => rejected.push([...problems]),
       restored: (serving) => restored.push(serving.revision),
+      removed: (policy) => removed.push(policy.name),
     },
     pollMs: 60_000,
     ...options,
   });
   if (!result.ok) throw new Error(result.problems.map(formatProblem).join('\n'));
-  const o = { source: result.source, swapped, rejected, restored, prepared };
+  const o = { source: result.source, swapped, rejected, restored, removed, prepared };
   opened.push(o);
   if (watch) result.source.watch();
   return o;
@@ -111,21 +119,21 @@ describe('policy source: watching one file', () => {
     await sleep(500); // longer than the debounce: a second reload would have happened by now
     expect(o.swapped).toEqual([{ from: revisionOf(version(0)), to: revisionOf(version(5)) }]);
     expect(o.prepared).toEqual([revisionOf(version(0)), revisionOf(version(5))]);
-    expect(o.source.current().revision).toBe(revisionOf(version(5)));
+    expect(served(o)).toBe(revisionOf(version(5)));
   });
 
   it('saving the same content again changes nothing: no swap, no report, nothing prepared', async () => {
     const file = plainFile(version(0));
     const o = await open(file);
     writeFileSync(file, version(0));
-    expect(await o.source.reload()).toEqual({ status: 'unchanged', revision: revisionOf(version(0)) });
+    expect(await o.source.reload()).toEqual(NOTHING);
     await sleep(400);
     expect([o.swapped, o.rejected, o.restored, o.prepared.length]).toEqual([[], [], [], 1]);
 
     // The watcher was live all along: a real change is picked up.
     writeFileSync(file, version(1));
     await waitFor(() => o.swapped.length === 1, 'the swap');
-    expect(o.source.current().revision).toBe(revisionOf(version(1)));
+    expect(served(o)).toBe(revisionOf(version(1)));
   });
 
   it('an editor-style save (write a temp file, rename it over) is seen', async () => {
@@ -134,7 +142,7 @@ describe('policy source: watching one file', () => {
     writeFileSync(`${file}.tmp`, version(1));
     renameSync(`${file}.tmp`, file);
     await waitFor(() => o.swapped.length === 1, 'the swap');
-    expect(o.source.current().revision).toBe(revisionOf(version(1)));
+    expect(served(o)).toBe(revisionOf(version(1)));
   });
 
   it('a deleted file is reported once, the last good keeps serving; putting it back changes nothing', async () => {
@@ -143,10 +151,10 @@ describe('policy source: watching one file', () => {
     unlinkSync(file);
     await waitFor(() => o.rejected.length === 1, 'the rejection');
     expect(o.rejected[0]?.map(formatProblem)).toEqual([`${file}:1:1: cannot read the policy file (ENOENT)`]);
-    expect(o.source.current().revision).toBe(revisionOf(version(0)));
+    expect(served(o)).toBe(revisionOf(version(0)));
     await sleep(600); // several polls of a file that stays deleted
     expect(o.rejected).toHaveLength(1);
-    expect((await o.source.reload()).status).toBe('rejected');
+    expect((await o.source.reload()).rejected).toHaveLength(1);
     expect(o.rejected).toHaveLength(1);
 
     writeFileSync(file, version(0));
@@ -173,9 +181,9 @@ describe('policy source: watching one file', () => {
     }
     // SIGHUP on the same broken file: still refused, not reported (or counted) again.
     const again = await o.source.reload();
-    expect(again.status === 'rejected' && again.revision).toBe(revisionOf(version(0)));
+    expect(again.rejected.map((r) => r.file)).toEqual([file]);
     expect(o.rejected).toHaveLength(1);
-    expect(o.source.current().revision).toBe(revisionOf(version(0)));
+    expect(served(o)).toBe(revisionOf(version(0)));
 
     // A truncated copy is a different breakage, reported on its own.
     writeFileSync(file, version(1).slice(0, version(1).indexOf('routes:') + 12));
@@ -184,7 +192,7 @@ describe('policy source: watching one file', () => {
 
     writeFileSync(file, version(2));
     await waitFor(() => o.swapped.length === 1, 'the fix');
-    expect(o.source.current().revision).toBe(revisionOf(version(2)));
+    expect(served(o)).toBe(revisionOf(version(2)));
   });
 
   it('an older read never wins: a reload asked for during a slow one serves the newer file', async () => {
@@ -208,10 +216,14 @@ describe('policy source: watching one file', () => {
     writeFileSync(file, version(2));
     const [second, third] = [o.source.reload(), o.source.reload()];
     slow = false;
-    expect(await first).toMatchObject({ status: 'swapped', to: revisionOf(version(1)) });
-    expect(await second).toMatchObject({ status: 'swapped', to: revisionOf(version(2)) });
+    expect((await first).swapped).toEqual([
+      { file, from: revisionOf(version(0)), to: revisionOf(version(1)) },
+    ]);
+    expect((await second).swapped).toEqual([
+      { file, from: revisionOf(version(1)), to: revisionOf(version(2)) },
+    ]);
     expect(await third).toBe(await second); // asked while the same read was queued: one read, not two
-    expect(o.source.current().revision).toBe(revisionOf(version(2)));
+    expect(served(o)).toBe(revisionOf(version(2)));
   });
 
   it('after close, changes are not followed and reloads say so', async () => {
@@ -221,8 +233,8 @@ describe('policy source: watching one file', () => {
     writeFileSync(file, version(1));
     await sleep(400);
     expect(o.swapped).toEqual([]);
-    expect(await o.source.reload()).toEqual({ status: 'closed' });
-    expect(o.source.current().revision).toBe(revisionOf(version(0)));
+    expect(await o.source.reload()).toEqual({ ...NOTHING, closed: true });
+    expect(served(o)).toBe(revisionOf(version(0)));
   });
 });
 
@@ -232,7 +244,7 @@ describe('policy source: Kubernetes ConfigMap volumes', () => {
     const o = await open(volume.file);
     volume.publish(version(1));
     await waitFor(() => o.swapped.length === 1, 'the swap');
-    expect(o.source.current().revision).toBe(revisionOf(version(1)));
+    expect(served(o)).toBe(revisionOf(version(1)));
     volume.publish(version(2));
     await waitFor(() => o.swapped.length === 2, 'the second swap');
     expect(o.swapped.map((s) => s.to)).toEqual([revisionOf(version(1)), revisionOf(version(2))]);
@@ -243,7 +255,7 @@ describe('policy source: Kubernetes ConfigMap volumes', () => {
     const o = await open(volume.file);
     volume.publish(version(0));
     await sleep(400);
-    expect(await o.source.reload()).toEqual({ status: 'unchanged', revision: revisionOf(version(0)) });
+    expect(await o.source.reload()).toEqual(NOTHING);
     expect([o.swapped, o.rejected, o.prepared.length]).toEqual([[], [], 1]);
   });
 
@@ -252,6 +264,187 @@ describe('policy source: Kubernetes ConfigMap volumes', () => {
     const o = await open(volume.file, { fileEvents: false, pollMs: 200 });
     volume.publish(version(1));
     await waitFor(() => o.swapped.length === 1, 'the swap found by polling');
-    expect(o.source.current().revision).toBe(revisionOf(version(1)));
+    expect(served(o)).toBe(revisionOf(version(1)));
+  });
+});
+
+/** A small valid policy owning `hosts`, with `extra` top-level YAML (e.g. `default`, a `# version` comment). */
+const owning = (hosts: string[], extra = '') =>
+  policy(`match: { hosts: [${hosts.join(', ')}] }\n${extra}`, LIST_ROUTE);
+
+function policyDir(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'scopegate-set-'));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+const names = (o: Opened) => o.source.policies().map((p) => p.name);
+const owner = (o: Opened, host: string) => {
+  const chosen = o.source.current().select({ host });
+  return chosen.ok ? chosen.value.name : undefined;
+};
+
+describe('policy source: a directory of policies', () => {
+  it('serves every *.yaml and *.yml file as a policy named after it; other and hidden entries are not policies', async () => {
+    const dir = policyDir({
+      'inventory.yaml': owning(['inventory.example.com']),
+      'shipments.yml': owning(['shipments.example.com']),
+      'README.md': '# not a policy',
+      '.inventory.yaml.swp': 'junk',
+    });
+    mkdirSync(join(dir, 'archive.yaml'));
+    const o = await open(dir);
+    expect(names(o)).toEqual(['inventory', 'shipments']);
+    expect(owner(o, 'Inventory.Example.com:443')).toBe('inventory');
+    expect(owner(o, 'shipments.example.com')).toBe('shipments');
+    expect(owner(o, 'orders.example.com')).toBeUndefined();
+    expect(o.source.readiness()).toEqual({ problems: [], notes: [] });
+  });
+
+  it('a file added, changed or removed live changes only its own policy', async () => {
+    const dir = policyDir({ 'inventory.yaml': owning(['inventory.example.com']) });
+    const o = await open(dir);
+    writeFileSync(join(dir, 'shipments.yaml'), owning(['shipments.example.com']));
+    await waitFor(() => owner(o, 'shipments.example.com') === 'shipments', 'the added policy');
+    const inventory = o.source.current().named('inventory');
+
+    writeFileSync(join(dir, 'shipments.yaml'), owning(['shipments.example.com', 'parcels.example.com']));
+    await waitFor(() => owner(o, 'parcels.example.com') === 'shipments', 'the changed policy');
+    expect(o.source.current().named('inventory')).toBe(inventory); // untouched: the same compiled revision
+
+    unlinkSync(join(dir, 'shipments.yaml'));
+    await waitFor(() => o.removed.length === 1, 'the removal');
+    expect(o.removed).toEqual(['shipments']);
+    expect(names(o)).toEqual(['inventory']);
+    expect(owner(o, 'shipments.example.com')).toBeUndefined();
+    expect(o.swapped.map((s) => s.from === undefined)).toEqual([true, false]);
+  });
+
+  it('a broken edit keeps only that policy on its last good revision while another reloads', async () => {
+    const dir = policyDir({
+      'inventory.yaml': owning(['inventory.example.com']),
+      'shipments.yaml': owning(['shipments.example.com']),
+    });
+    const o = await open(dir);
+    const good = o.source.current().named('inventory')!.revision;
+    writeFileSync(join(dir, 'inventory.yaml'), 'version: 1\nroutes: [');
+    writeFileSync(join(dir, 'shipments.yaml'), owning(['shipments.example.com', 'parcels.example.com']));
+    await waitFor(
+      () => owner(o, 'parcels.example.com') === 'shipments' && o.rejected.length === 1,
+      'both outcomes',
+    );
+    expect(o.source.current().named('inventory')!.revision).toBe(good);
+    // Ready still (it loaded at start-up); the note says what is wrong.
+    const { problems, notes } = o.source.readiness();
+    expect(problems).toEqual([]);
+    expect(notes).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^policy file ${join(dir, 'inventory.yaml')} keeps revision ${good}; its change was rejected: .*inventory\\.yaml:2:`,
+        ),
+      ),
+    ]);
+    expect((await o.source.reload()).rejected.map((r) => r.file)).toEqual([join(dir, 'inventory.yaml')]);
+  });
+
+  it('at start-up, two files claiming one host both own nothing, each naming the other; not ready until fixed', async () => {
+    const dir = policyDir({
+      'a.yaml': owning(['shared.example.com']),
+      'b.yaml': owning(['shared.example.com', 'b.example.com']),
+      'c.yaml': owning(['c.example.com']),
+    });
+    const o = await open(dir);
+    expect(names(o)).toEqual(['c']);
+    expect(owner(o, 'shared.example.com')).toBeUndefined();
+    expect(owner(o, 'b.example.com')).toBeUndefined();
+    const a = join(dir, 'a.yaml');
+    const b = join(dir, 'b.yaml');
+    expect(o.source.readiness().problems).toEqual([
+      `policy file ${a} is not loaded: ${a}:11:18: match.hosts[0]: host "shared.example.com" is also claimed by ${b}:11:18 (policy "b"); a request belongs to one policy`,
+      `policy file ${b} is not loaded: ${b}:11:18: match.hosts[0]: host "shared.example.com" is also claimed by ${a}:11:18 (policy "a"); a request belongs to one policy`,
+    ]);
+
+    // a gives the host up: a loads, and then b (retried, since it is not serving) owns it.
+    writeFileSync(a, owning(['a.example.com']));
+    await waitFor(() => owner(o, 'shared.example.com') === 'b', 'b to own the host');
+    expect(names(o)).toEqual(['a', 'b', 'c']);
+    expect(o.source.readiness()).toEqual({ problems: [], notes: [] });
+  });
+
+  it('live, a file that claims what another serves is refused; the one serving keeps its claim', async () => {
+    const dir = policyDir({
+      'a.yaml': owning(['shared.example.com']),
+      'b.yaml': owning(['b.example.com']),
+    });
+    const o = await open(dir);
+    writeFileSync(join(dir, 'b.yaml'), owning(['b.example.com', 'shared.example.com']));
+    await waitFor(() => o.rejected.length === 1, 'the refusal');
+    expect(o.rejected[0]!.map(formatProblem)).toEqual([
+      `${join(dir, 'b.yaml')}:11:33: match.hosts[1]: host "shared.example.com" belongs to ${join(dir, 'a.yaml')}:11:18 (policy "a"), which keeps it; a request belongs to one policy`,
+    ]);
+    expect(owner(o, 'shared.example.com')).toBe('a');
+    expect(owner(o, 'b.example.com')).toBe('b'); // b's last good revision
+    expect(o.source.readiness().problems).toEqual([]);
+  });
+
+  it('a file added broken later owns nothing and is reported, and readiness holds', async () => {
+    const dir = policyDir({ 'a.yaml': owning(['a.example.com']) });
+    const o = await open(dir);
+    writeFileSync(join(dir, 'b.yaml'), 'version: 2\n');
+    await waitFor(() => o.rejected.length === 1, 'the report');
+    expect(names(o)).toEqual(['a']);
+    expect(o.source.readiness()).toEqual({
+      problems: [],
+      notes: [
+        expect.stringMatching(
+          /^policy file .*b\.yaml owns nothing: .*b\.yaml:1:1: authentication: required key "authentication" is missing/,
+        ),
+      ],
+    });
+  });
+
+  it('a directory with no policy file, or none that loads, is refused at start-up', async () => {
+    const empty = policyDir({ 'notes.txt': 'x' });
+    expect(await openPolicySource({ path: empty, prepare: async (p) => p })).toEqual({
+      ok: false,
+      problems: [
+        { file: empty, line: 1, col: 1, field: '', message: 'the directory holds no policy files (*.yaml)' },
+      ],
+    });
+    const broken = policyDir({ 'a.yaml': 'version: 1\n' });
+    const result = await openPolicySource({ path: broken, prepare: async (p) => p });
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.problems.map(formatProblem)[0]).toMatch(
+      /a\.yaml:1:1: authentication: required key/,
+    );
+  });
+
+  it('a Kubernetes projected volume of several ConfigMaps: one ..data swap changes every file at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scopegate-projected-'));
+    let generation = 0;
+    let current: string | undefined;
+    const publish = (files: Record<string, string>) => {
+      const versionDir = `..2026_12_04_10_00_${String(generation++).padStart(2, '0')}.${process.pid}`;
+      mkdirSync(join(dir, versionDir));
+      for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, versionDir, name), text);
+      symlinkSync(versionDir, join(dir, '..data_tmp'));
+      renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+      if (current !== undefined) rmSync(join(dir, current), { recursive: true });
+      current = versionDir;
+    };
+    publish({ 'a.yaml': owning(['a.example.com']), 'b.yaml': owning(['b.example.com']) });
+    for (const name of ['a.yaml', 'b.yaml']) symlinkSync(`..data/${name}`, join(dir, name));
+    const o = await open(dir);
+    expect(names(o)).toEqual(['a', 'b']);
+    // The host moves from a to b in one publish: both files change together, so neither is refused.
+    publish({
+      'a.yaml': owning(['a.example.com']),
+      'b.yaml': owning(['b.example.com', 'moved.example.com']),
+    });
+    await waitFor(() => owner(o, 'moved.example.com') === 'b', 'the swap');
+    publish({ 'a.yaml': owning(['moved2.example.com']), 'b.yaml': owning(['b.example.com']) });
+    await waitFor(() => owner(o, 'moved2.example.com') === 'a', 'the second swap');
+    expect(owner(o, 'moved.example.com')).toBeUndefined();
+    expect(o.rejected).toEqual([]);
   });
 });

@@ -84,7 +84,7 @@ describe('match', () => {
     expect(compiled('').owns).toMatchObject({ hosts: [], destinationPrincipals: [], default: false });
     const p = compiled('match: { default: false }\n');
     expect(p.owns.default).toBe(false);
-    expect(Object.keys(p.owns.sites)).toEqual(['name policy']);
+    expect(Object.keys(p.owns.sites)).toEqual(['name policy', 'issuer https://idp.example.com/']);
   });
 
   test('each bad entry is reported where it is, with why', () => {

@@ -27,6 +27,7 @@ const DESIGN_TABLE: Record<Reason, { http: number; grpc: number; challenge: stri
   scope_missing: { http: 403, grpc: 7, challenge: 'insufficient_scope' },
   client_scope_not_allowed: { http: 403, grpc: 7, challenge: 'insufficient_scope' },
   client_unknown: { http: 403, grpc: 7, challenge: null },
+  policy_unknown: { http: 403, grpc: 7, challenge: null },
   grant_type_not_allowed: { http: 403, grpc: 7, challenge: null },
   role_missing: { http: 403, grpc: 7, challenge: null },
   location_denied: { http: 403, grpc: 7, challenge: null },
@@ -68,6 +69,7 @@ describe('every reason answers as DESIGN.md says', () => {
 describe('RFC 6750 challenges and bodies', () => {
   it('insufficient_scope names the scope that would grant the permission', () => {
     const denied = decision('scope_missing', {
+      policy: 'inventory',
       route: 'create_transaction',
       missing: { permissions: ['INV_TRANSACTION_READ'], scopes: ['inventory.read'] },
     });
@@ -80,6 +82,7 @@ describe('RFC 6750 challenges and bodies', () => {
       error: 'insufficient_scope',
       error_description: 'detail for scope_missing',
       reason: 'scope_missing',
+      policy: 'inventory',
       route: 'create_transaction',
       request_id: 'req-1',
       missing: { permissions: ['INV_TRANSACTION_READ'], scopes: ['inventory.read'] },

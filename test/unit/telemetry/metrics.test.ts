@@ -28,12 +28,14 @@ async function family(metrics: Metrics, name: string, suffix = ''): Promise<Reco
 const allowed: Decision = {
   reason: 'allowed',
   detail: 'allowed',
+  policy: 'inventory',
   revision: 'r1',
   route: 'list_transactions',
 };
 const scopeMissing: Decision = {
   reason: 'scope_missing',
   detail: 'route create_transaction requires INV_TRANSACTION_READ',
+  policy: 'inventory',
   revision: 'r1',
   route: 'create_transaction',
   missingBySource: [
@@ -41,37 +43,45 @@ const scopeMissing: Decision = {
     { permission: 'INV_TRANSACTION_CREATE', source: 'role' },
   ],
 };
-const tokenMissing: Decision = { reason: 'token_missing', detail: 'no token', revision: 'r1' };
+const tokenMissing: Decision = {
+  reason: 'token_missing',
+  detail: 'no token',
+  policy: 'inventory',
+  revision: 'r1',
+};
+const noPolicy: Decision = { reason: 'policy_unknown', detail: 'no policy owns it', revision: '' };
 
 describe('before any traffic', () => {
-  it('the fail-closed denials (they page someone) are series at 0, and so are reloads by result', async () => {
+  it('the fail-closed denials (they page someone) are series at 0 under no policy; reloads wait for a policy', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     expect(await family(metrics, 'scopegate_decisions_total')).toEqual({
-      'decision=deny,reason=keys_unavailable,route=': 0,
-      'decision=deny,reason=internal_error,route=': 0,
+      'decision=deny,reason=keys_unavailable,route=,policy=': 0,
+      'decision=deny,reason=internal_error,route=,policy=': 0,
     });
-    expect(await family(metrics, 'scopegate_policy_reloads_total')).toEqual({
-      'result=success': 0,
-      'result=error': 0,
-    });
+    expect(await family(metrics, 'scopegate_policy_reloads_total')).toEqual({});
   });
 });
 
 describe('recordDecision', () => {
-  it('counts by decision label, reason and route; a decision with no route counts under route ""', async () => {
+  it('counts by decision label, reason, route and policy; no route or no policy counts under ""', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     for (let i = 0; i < 3; i++) metrics.recordDecision(allowed, 'allow', 0.0002);
+    metrics.recordDecision({ ...allowed, policy: 'shipments' }, 'allow', 0.0002);
     metrics.recordDecision(scopeMissing, 'deny', 0.0004);
     metrics.recordDecision({ ...scopeMissing, dryRun: true }, 'dry_run_deny', 0.0004);
     metrics.recordDecision(tokenMissing, 'deny', 0.00003);
     metrics.recordDecision({ ...tokenMissing, reason: 'internal_error' }, 'deny', 0.00003);
+    metrics.recordDecision(noPolicy, 'deny', 0.00001);
     expect(await family(metrics, 'scopegate_decisions_total')).toEqual({
-      'decision=deny,reason=keys_unavailable,route=': 0,
-      'decision=deny,reason=internal_error,route=': 1,
-      'decision=allow,reason=allowed,route=list_transactions': 3,
-      'decision=deny,reason=scope_missing,route=create_transaction': 1,
-      'decision=dry_run_deny,reason=scope_missing,route=create_transaction': 1,
-      'decision=deny,reason=token_missing,route=': 1,
+      'decision=deny,reason=keys_unavailable,route=,policy=': 0,
+      'decision=deny,reason=internal_error,route=,policy=': 0,
+      'decision=allow,reason=allowed,route=list_transactions,policy=inventory': 3,
+      'decision=allow,reason=allowed,route=list_transactions,policy=shipments': 1,
+      'decision=deny,reason=scope_missing,route=create_transaction,policy=inventory': 1,
+      'decision=dry_run_deny,reason=scope_missing,route=create_transaction,policy=inventory': 1,
+      'decision=deny,reason=token_missing,route=,policy=inventory': 1,
+      'decision=deny,reason=internal_error,route=,policy=inventory': 1,
+      'decision=deny,reason=policy_unknown,route=,policy=': 1,
     });
   });
 
@@ -80,8 +90,8 @@ describe('recordDecision', () => {
     metrics.recordDecision(scopeMissing, 'deny', 0.0004);
     metrics.recordDecision(scopeMissing, 'deny', 0.0004);
     expect(await family(metrics, 'scopegate_missing_permissions_total')).toEqual({
-      'route=create_transaction,permission=INV_TRANSACTION_READ,source=scope': 2,
-      'route=create_transaction,permission=INV_TRANSACTION_CREATE,source=role': 2,
+      'policy=inventory,route=create_transaction,permission=INV_TRANSACTION_READ,source=scope': 2,
+      'policy=inventory,route=create_transaction,permission=INV_TRANSACTION_CREATE,source=role': 2,
     });
   });
 
@@ -105,7 +115,7 @@ describe('recordDecision', () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const allows = async () =>
       (await family(metrics, 'scopegate_decisions_total'))[
-        'decision=allow,reason=allowed,route=list_transactions'
+        'decision=allow,reason=allowed,route=list_transactions,policy=inventory'
       ];
     metrics.recordDecision(allowed, 'allow', 0.0002);
     metrics.recordDecision(allowed, 'allow', 0.0002);
@@ -114,7 +124,7 @@ describe('recordDecision', () => {
     metrics.recordDecision(allowed, 'allow', 0.0002);
     expect(await allows()).toBe(3);
     expect(await metrics.registry.metrics()).toContain(
-      'scopegate_decisions_total{decision="allow",reason="allowed",route="list_transactions"} 3',
+      'scopegate_decisions_total{decision="allow",reason="allowed",route="list_transactions",policy="inventory"} 3',
     );
   });
 });
@@ -139,12 +149,52 @@ describe('recordCacheLookup', () => {
   });
 });
 
-describe('setRevision', () => {
-  it('names only the revision being served', async () => {
+describe('policyServed and policyRemoved', () => {
+  it('name only the revision each policy serves', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
-    metrics.setRevision('aaa111');
-    metrics.setRevision('bbb222');
-    expect(await family(metrics, 'scopegate_policy_revision_info')).toEqual({ 'revision=bbb222': 1 });
+    metrics.policyServed('inventory', 'aaa111');
+    metrics.policyServed('shipments', 'ccc333');
+    metrics.policyServed('inventory', 'bbb222');
+    expect(await family(metrics, 'scopegate_policy_revision_info')).toEqual({
+      'policy=inventory,revision=bbb222': 1,
+      'policy=shipments,revision=ccc333': 1,
+    });
+  });
+
+  it("a policy's reload and fail-closed series are there at 0 from its first revision", async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    metrics.policyServed('inventory', 'aaa111');
+    expect(await family(metrics, 'scopegate_policy_reloads_total')).toEqual({
+      'policy=inventory,result=success': 0,
+      'policy=inventory,result=error': 0,
+    });
+    expect(await family(metrics, 'scopegate_decisions_total')).toEqual({
+      'decision=deny,reason=keys_unavailable,route=,policy=': 0,
+      'decision=deny,reason=internal_error,route=,policy=': 0,
+      'decision=deny,reason=keys_unavailable,route=,policy=inventory': 0,
+      'decision=deny,reason=internal_error,route=,policy=inventory': 0,
+    });
+  });
+
+  it('a removed policy takes every series of its own along, and leaves the others', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    for (const policy of ['inventory', 'shipments']) {
+      metrics.policyServed(policy, `${policy}-1`);
+      metrics.policyReloads.inc({ policy, result: 'success' });
+      const missingBySource = [{ permission: 'P', source: 'scope' as const }];
+      metrics.recordDecision(
+        { reason: 'scope_missing', detail: '', policy, revision: '1', route: 'r', missingBySource },
+        'deny',
+        0.001,
+      );
+    }
+    metrics.policyRemoved('shipments');
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('policy="inventory"');
+    expect(text).not.toContain('policy="shipments"');
+    expect(await family(metrics, 'scopegate_missing_permissions_total')).toEqual({
+      'policy=inventory,route=r,permission=P,source=scope': 1,
+    });
   });
 });
 

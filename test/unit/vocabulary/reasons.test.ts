@@ -17,8 +17,9 @@ describe('what each reason does to the request', () => {
     expect(REASON_CODES.filter((reason) => specOf(reason).allows)).toEqual(['allowed']);
   });
 
-  it('request_malformed and internal_error are enforced even under mode: dry_run, and nothing else is', () => {
-    expect(reasonsWhere('alwaysEnforced')).toEqual(['request_malformed', 'internal_error']);
+  it('request_malformed, policy_unknown and internal_error are enforced even under mode: dry_run, and nothing else is', () => {
+    // policy_unknown has no policy whose mode could waive it.
+    expect(reasonsWhere('alwaysEnforced')).toEqual(['request_malformed', 'policy_unknown', 'internal_error']);
   });
 
   it('keys_unavailable and internal_error are scopegate failing closed, and nothing else is', () => {

@@ -1,0 +1,181 @@
+// `serve` in-process: the policy is loaded and compiled before any port is bound (a broken one is a
+// PolicyLoadError naming FILE:LINE:COL), revisions swap live with the last good one kept on a broken edit,
+// the verified-token cache is shared by every revision, and stop() drains and closes what was opened.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { serveSettings } from '../../../src/config/settings.js';
+import { PolicyLoadError, startServer } from '../../../src/server/app.js';
+import { createLogger } from '../../../src/telemetry/log.js';
+import { Metrics } from '../../../src/telemetry/metrics.js';
+import { connectHealth } from '../../support/grpc-client.js';
+import { captureLog } from '../../support/logs.js';
+import { examplePolicyText } from '../../support/policies.js';
+import { type Harness, type HarnessOptions, onlySnapshot, startHarness } from '../../support/scopegate.js';
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+async function harness(options: HarnessOptions = {}): Promise<Harness> {
+  h = await startHarness(undefined, options);
+  return h;
+}
+
+const LIST = '/api/inventory/transactions';
+const GRANT_WH03 = (text: string) =>
+  text.replace('locations: [WH01, WH02, "EU-*"]', 'locations: [WH01, WH02, WH03, "EU-*"]');
+
+describe('starting', () => {
+  it('a broken policy is a PolicyLoadError naming file, line and column, counted as a failed load', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scopegate-app-'));
+    const file = join(dir, 'policy.yaml');
+    writeFileSync(
+      file,
+      examplePolicyText().replace(
+        'permissions: [INV_TRANSACTION_READ]',
+        'permissions: [INV_TRANSACTON_READ]',
+      ),
+    );
+    const metrics = new Metrics({ defaultMetrics: false });
+    const settings = serveSettings(
+      ['--policy', file, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
+      {},
+    );
+    const started = startServer(settings, createLogger('silent'), metrics);
+    await expect(started).rejects.toBeInstanceOf(PolicyLoadError);
+    await expect(started).rejects.toThrow(
+      new RegExp(`^${file}:\\d+:\\d+: routes\\[0\\]\\.permissions\\[0\\]: `),
+    );
+    expect(await metrics.registry.metrics()).toContain(
+      'scopegate_policy_reloads_total{policy="",result="error"} 1',
+    );
+  });
+
+  it('serves gRPC and admin on the addresses it reports, and names the revision it serves', async () => {
+    const { running, metrics } = await harness();
+    expect(running.grpcAddress).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect((await fetch(`http://${running.adminAddress}/healthz`)).status).toBe(200);
+    const revision = running.policies()[0]!.revision;
+    expect(await metrics.registry.metrics()).toContain(
+      `scopegate_policy_revision_info{policy="inventory",revision="${revision}"} 1`,
+    );
+    expect(running.readiness().problems).toEqual([]);
+  });
+
+  it('without the admin edge (a worker of serve --workers N) there is no admin address', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scopegate-app-'));
+    const file = join(dir, 'policy.yaml');
+    writeFileSync(file, examplePolicyText());
+    const settings = serveSettings(
+      ['--policy', file, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
+      {},
+    );
+    const running = await startServer(
+      settings,
+      createLogger('silent'),
+      new Metrics({ defaultMetrics: false }),
+      {
+        admin: false,
+      },
+    );
+    try {
+      expect(running.adminAddress).toBe('');
+      expect(running.grpcAddress).toMatch(/^127\.0\.0\.1:\d+$/);
+    } finally {
+      await running.stop();
+    }
+  });
+
+  it('an issuer whose keys cannot be fetched is a readiness problem naming the issuer', async () => {
+    const { running } = await harness({ jwksDown: true });
+    expect(running.readiness().problems.join('\n')).toContain('https://dev-issuer.scopegate.local/');
+  });
+});
+
+describe('reloading', () => {
+  it('a fixed policy swaps in: a new revision, counted and logged with both revisions', async () => {
+    const captured = captureLog('info');
+    const { running, policyFile, metrics } = await harness({ log: captured.log });
+    const before = running.policies()[0]!.revision;
+    writeFileSync(policyFile, GRANT_WH03(readFileSync(policyFile, 'utf8')));
+    expect(await running.reload()).toBe(true);
+    const after = running.policies()[0]!.revision;
+    expect(after).not.toBe(before);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('scopegate_policy_reloads_total{policy="inventory",result="success"} 2');
+    expect(text).toContain(`scopegate_policy_revision_info{policy="inventory",revision="${after}"} 1`);
+    expect(text).not.toContain(`revision="${before}"`);
+    expect(captured.lines).toContainEqual(
+      expect.objectContaining({ msg: 'policy reloaded', previous_revision: before, policy_revision: after }),
+    );
+  });
+
+  it('reloading an unchanged file is fine and changes nothing', async () => {
+    const { running } = await harness();
+    const snapshot = running.current();
+    expect(await running.reload()).toBe(true);
+    expect(running.current()).toBe(snapshot);
+  });
+
+  it('a broken edit is refused: the last good revision keeps serving, and the problem is logged', async () => {
+    const captured = captureLog('info');
+    const { running, policyFile, metrics } = await harness({ log: captured.log });
+    const served = running.current();
+    const snapshot = onlySnapshot(running);
+    writeFileSync(policyFile, 'version: 1\nroutes: [');
+    expect(await running.reload()).toBe(false);
+    expect(running.current()).toBe(served);
+    expect(await metrics.registry.metrics()).toContain(
+      `scopegate_policy_reloads_total{policy="${snapshot.policy.name}",result="error"} 1`,
+    );
+    expect(captured.lines).toContainEqual(
+      expect.objectContaining({
+        level: 'error',
+        msg: 'policy change rejected; still serving its last good revision',
+        policy: snapshot.policy.name,
+        policy_revision: snapshot.policy.revision,
+      }),
+    );
+  });
+
+  it('the verified-token cache outlives the reload; the decision cache starts afresh with the revision', async () => {
+    const current = await harness();
+    const token = await current.syncToken('inventory.read');
+    expect((await current.send({ method: 'GET', path: LIST, token })).status).toBe(200);
+    const tokenLookups = (result: string) =>
+      current.sample(`scopegate_cache_lookups_total{cache="token",result="${result}"}`);
+    const decisionLookups = (result: string) =>
+      current.sample(`scopegate_cache_lookups_total{cache="decision",result="${result}"}`);
+    expect([await tokenLookups('miss'), await tokenLookups('hit'), await decisionLookups('miss')]).toEqual([
+      1, 0, 1,
+    ]);
+
+    writeFileSync(current.policyFile, GRANT_WH03(readFileSync(current.policyFile, 'utf8')));
+    expect(await current.running.reload()).toBe(true);
+    expect((await current.send({ method: 'GET', path: LIST, token })).status).toBe(200);
+    // Not verified again: the token cache answered. The new revision's decision cache had nothing for it.
+    expect([await tokenLookups('miss'), await tokenLookups('hit')]).toEqual([1, 1]);
+    expect([await decisionLookups('miss'), await decisionLookups('hit')]).toEqual([2, 0]);
+  });
+});
+
+describe('stopping', () => {
+  it('turns health NOT_SERVING, closes both edges, and is the same drain however often it is asked', async () => {
+    const { running } = await harness();
+    const health = connectHealth(running.grpcAddress);
+    try {
+      expect(await health.watchFirst('')).toBe('SERVING');
+      const stopping = running.stop();
+      expect(running.stop()).toBe(stopping);
+      await stopping;
+      await expect(fetch(`http://${running.adminAddress}/healthz`)).rejects.toThrow();
+      await expect(health.check('', 500)).rejects.toBeDefined();
+    } finally {
+      health.close();
+    }
+  });
+});

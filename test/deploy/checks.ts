@@ -4,7 +4,10 @@ import type { IContainer, IPodSpec, IPodTemplateSpec, IVolume } from 'kubernetes
 import { parse } from 'yaml';
 import type { K8sObject } from './kustomize.js';
 
-/** Where the official schemas for each API group live (the kubernetes-models packages). */
+/**
+ * Where the official schemas for each API group live (the kubernetes-models packages, Kubernetes' own and the
+ * projects' generated from their API types: Istio, Prometheus Operator, the Gateway API, Envoy Gateway).
+ */
 const SCHEMA_PACKAGES: Record<string, string> = {
   '': 'kubernetes-models',
   apps: 'kubernetes-models',
@@ -15,6 +18,8 @@ const SCHEMA_PACKAGES: Record<string, string> = {
   'networking.istio.io': '@kubernetes-models/istio',
   'install.istio.io': '@kubernetes-models/istio',
   'monitoring.coreos.com': '@kubernetes-models/prometheus-operator',
+  'gateway.networking.k8s.io': '@kubernetes-models/gateway-api',
+  'gateway.envoyproxy.io': '@kubernetes-models/envoy-gateway',
 };
 
 interface Model {

@@ -1,98 +1,58 @@
-// deploy/envoy-gateway checked without a cluster: `kustomize build`, then every object against the CRDs Envoy
-// Gateway is released with (its SecurityPolicy, the Gateway API's Gateway, HTTPRoute and ReferenceGrant;
-// pinned and hash-checked by scripts/install-envoy-gateway-crds.sh), with unknown fields refused as `kubectl
-// apply` refuses them. The CRDs' CEL rules (x-kubernetes-validations) are not evaluated here; the ones that
-// matter (gRPC, backendRefs to a Service) are asserted below, with how the pieces fit: each SecurityPolicy
-// sends checks to the central Service, granted, and names a policy of the central set that claims the route's
-// hosts. Each check is also shown failing.
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+// deploy/envoy-gateway checked without a cluster: `kustomize build`, then every object against the models of
+// Envoy Gateway's SecurityPolicy and the Gateway API's Gateway, HTTPRoute and ReferenceGrant
+// (@kubernetes-models/envoy-gateway and gateway-api, as schemas.test.ts checks the other manifests: types, enums,
+// required fields). Like the API server's OpenAPI schema, the models do not refuse an unknown field name, so
+// the extAuth fields are checked against Envoy Gateway's ExtAuth one by one, and the settings that matter are
+// asserted with how the pieces fit: each SecurityPolicy sends checks to the central Service (gRPC, granted,
+// fail closed, envoy.yaml's timeout, body size and error status) and names a policy of the central set that
+// claims the route's hosts. Each check is also shown failing.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Ajv, type ValidateFunction } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parse, parseAllDocuments } from 'yaml';
-import { requiredTool } from '../support/tools.js';
-import { copy, servedPolicies } from './checks.js';
+import { parse } from 'yaml';
+import { copy, schemaProblems, servedPolicies } from './checks.js';
 import { type K8sObject, kustomizeSuiteName, render, repoRoot, skipWithoutKustomize } from './kustomize.js';
 
-const INSTALL_SCRIPT = 'scripts/install-envoy-gateway-crds.sh';
-const install = readFileSync(join(repoRoot, INSTALL_SCRIPT), 'utf8');
-const EG_VERSION = /^EG_VERSION="(v[\d.]+)"$/m.exec(install)?.[1];
-const CRD_DIR = /^CRD_DIR="([^"]+)"$/m.exec(install)?.[1];
-
-/** ENVOY_GATEWAY_CRDS when set, else where `go mod download` left the pinned module in Go's module cache. */
-function findCrds(): string | undefined {
-  if (process.env.ENVOY_GATEWAY_CRDS) return process.env.ENVOY_GATEWAY_CRDS;
-  let cache: string;
-  try {
-    cache = execFileSync('go', ['env', 'GOMODCACHE'], { encoding: 'utf8', timeout: 10_000 }).trim();
-  } catch {
-    return undefined;
-  }
-  const dir = join(cache, `github.com/envoyproxy/gateway@${EG_VERSION}`, CRD_DIR ?? '');
-  return existsSync(join(dir, 'gatewayapi-crds.yaml')) ? dir : undefined;
-}
-
-const crds = requiredTool(
-  `Envoy Gateway ${EG_VERSION} CRDs`,
-  findCrds(),
-  `run \`bash ${INSTALL_SCRIPT}\` (needs Go; the module comes from the Go module proxy) or set ENVOY_GATEWAY_CRDS`,
-);
-const skip = skipWithoutKustomize || crds.skip;
-const suiteName = (name: string) => crds.suiteName(kustomizeSuiteName(name));
-
-type Schema = Record<string, unknown>;
-
 /**
- * A CRD schema as `kubectl apply` enforces it: an object schema that lists its properties and keeps no unknown
- * fields (x-kubernetes-preserve-unknown-fields) refuses any other field, as strict field validation does.
+ * The fields of Envoy Gateway's ExtAuth (v1.9, the release deploy/envoy-gateway needs) and of the parts this
+ * example sets. `statusOnError` and `includeRouteMetadata` came after the API that
+ * @kubernetes-models/envoy-gateway 2.0.0 models, so for them this list is the only check of the name, and the
+ * wiring check below holds statusOnError to envoy.yaml's.
  */
-function strict(node: unknown): unknown {
-  if (Array.isArray(node)) return node.map(strict);
-  if (typeof node !== 'object' || node === null) return node;
-  const schema = Object.fromEntries(
-    Object.entries(node).map(([key, value]) =>
-      key === 'properties'
-        ? [key, Object.fromEntries(Object.entries(value as Schema).map(([name, s]) => [name, strict(s)]))]
-        : [key, key === 'x-kubernetes-validations' ? value : strict(value)],
+const EXT_AUTH_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  extAuth: [
+    'grpc',
+    'http',
+    'headersToExtAuth',
+    'bodyToExtAuth',
+    'timeout',
+    'failOpen',
+    'recomputeRoute',
+    'includeRouteMetadata',
+    'contextExtensions',
+    'statusOnError',
+  ],
+  grpc: ['backendRef', 'backendRefs', 'backendSettings'],
+  bodyToExtAuth: ['maxRequestBytes'],
+  contextExtension: ['name', 'type', 'value', 'valueRef'],
+};
+
+/** Field names in a SecurityPolicy's extAuth that Envoy Gateway's ExtAuth does not have (it would refuse them). */
+function extAuthFieldProblems(policy: K8sObject): string[] {
+  const where = `SecurityPolicy/${policy.metadata.name}`;
+  const ext = (policy.spec as { extAuth?: Record<string, unknown> }).extAuth ?? {};
+  const unknown = (path: string, value: unknown, known: readonly string[]) =>
+    Object.keys((value ?? {}) as object)
+      .filter((field) => !known.includes(field))
+      .map((field) => `${where}: unknown field ${path}.${field}`);
+  return [
+    ...unknown('extAuth', ext, EXT_AUTH_FIELDS.extAuth!),
+    ...unknown('extAuth.grpc', ext.grpc, EXT_AUTH_FIELDS.grpc!),
+    ...unknown('extAuth.bodyToExtAuth', ext.bodyToExtAuth, EXT_AUTH_FIELDS.bodyToExtAuth!),
+    ...((ext.contextExtensions ?? []) as object[]).flatMap((c, i) =>
+      unknown(`extAuth.contextExtensions[${i}]`, c, EXT_AUTH_FIELDS.contextExtension!),
     ),
-  ) as Schema;
-  if (
-    schema.properties !== undefined &&
-    schema.additionalProperties === undefined &&
-    schema['x-kubernetes-preserve-unknown-fields'] !== true
-  )
-    schema.additionalProperties = false;
-  return schema;
-}
-
-/** One validator per `group/version kind` of the CRDs in the pinned module. */
-function crdValidators(dir: string): Map<string, ValidateFunction> {
-  const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
-  const validators = new Map<string, ValidateFunction>();
-  for (const file of ['generated/gateway.envoyproxy.io_securitypolicies.yaml', 'gatewayapi-crds.yaml']) {
-    for (const doc of parseAllDocuments(readFileSync(join(dir, file), 'utf8'))) {
-      const crd = doc.toJS();
-      if (crd?.kind !== 'CustomResourceDefinition') continue;
-      for (const version of crd.spec.versions)
-        validators.set(
-          `${crd.spec.group}/${version.name} ${crd.spec.names.kind}`,
-          ajv.compile(strict(version.schema.openAPIV3Schema) as Schema),
-        );
-    }
-  }
-  return validators;
-}
-
-function crdProblems(validators: Map<string, ValidateFunction>, object: K8sObject): string[] {
-  const where = `${object.kind}/${object.metadata.name}`;
-  const validate = validators.get(`${object.apiVersion} ${object.kind}`);
-  if (!validate) return [`${where}: no CRD for ${object.apiVersion} ${object.kind}`];
-  if (validate(object)) return [];
-  return (validate.errors ?? []).map(
-    (e) =>
-      `${where}: ${e.instancePath} ${e.message}${e.params.additionalProperty ? ` (${e.params.additionalProperty})` : ''}`,
-  );
+  ];
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: rendered objects, read field by field.
@@ -111,6 +71,9 @@ interface Central {
 const extAuthz = parse(readFileSync(join(repoRoot, 'envoy/envoy.yaml'), 'utf8')).static_resources.listeners[0]
   .filter_chains[0].filters[0].typed_config.http_filters[0].typed_config;
 
+/** Envoy's HTTP status names (envoy.type.v3.StatusCode) as numbers, for the ones envoy.yaml uses. */
+const HTTP_STATUS: Readonly<Record<string, number>> = { ServiceUnavailable: 503, Forbidden: 403 };
+
 /** How the Envoy Gateway objects fit together and with the central scopegate. */
 function wiringProblems(objects: readonly K8sObject[], central: Central): string[] {
   const problems: string[] = [];
@@ -121,6 +84,9 @@ function wiringProblems(objects: readonly K8sObject[], central: Central): string
     const where = `SecurityPolicy ${policy.metadata.namespace}/${policy.metadata.name}`;
     const ext = policy.spec.extAuth;
     if (!ext?.grpc || ext.http) problems.push(`${where}: extAuth is not gRPC`);
+    // A misspelt `backendRefs` would leave nothing to check below: say so.
+    if ((ext?.grpc?.backendRefs ?? []).length === 0)
+      problems.push(`${where}: sends checks nowhere (no backendRefs)`);
     for (const ref of ext?.grpc?.backendRefs ?? []) {
       if ((ref.kind ?? 'Service') !== 'Service' || (ref.group ?? '') !== '')
         problems.push(`${where}: sends checks to a ${ref.kind}, not a Service`);
@@ -147,6 +113,11 @@ function wiringProblems(objects: readonly K8sObject[], central: Central): string
       problems.push(`${where}: timeout ${ext?.timeout} is not envoy.yaml's ${extAuthz.grpc_service.timeout}`);
     if (ext?.bodyToExtAuth?.maxRequestBytes !== extAuthz.with_request_body.max_request_bytes)
       problems.push(`${where}: body size is not envoy.yaml's`);
+    // Unreachable or too slow: 503, which a client may retry, as envoy.yaml (Envoy Gateway's default is 403).
+    if (ext?.statusOnError !== HTTP_STATUS[extAuthz.status_on_error.code])
+      problems.push(
+        `${where}: statusOnError ${ext?.statusOnError} is not envoy.yaml's ${extAuthz.status_on_error.code}`,
+      );
     const named = (ext?.contextExtensions ?? []).filter((c: Any) => c.name === 'scopegate_policy');
     const name = named[0]?.value;
     if (named.length !== 1 || named[0].type !== 'Value')
@@ -185,13 +156,11 @@ function wiringProblems(objects: readonly K8sObject[], central: Central): string
   return problems;
 }
 
-describe.skipIf(skip)(suiteName('deploy/envoy-gateway'), () => {
+describe.skipIf(skipWithoutKustomize)(kustomizeSuiteName('deploy/envoy-gateway'), () => {
   let objects: K8sObject[];
-  let validators: Map<string, ValidateFunction>;
   let central: Central;
   beforeAll(() => {
     objects = render('deploy/envoy-gateway');
-    validators = crdValidators(crds.require());
     const rendered = render('deploy/kubernetes/overlays/central');
     const service = rendered.find((o) => o.kind === 'Service' && o.metadata.name === 'scopegate') as Any;
     central = {
@@ -201,6 +170,7 @@ describe.skipIf(skip)(suiteName('deploy/envoy-gateway'), () => {
       policies: new Map([...servedPolicies(rendered)].map(([name, claims]) => [name, claims.hosts])),
     };
   });
+  const securityPolicies = () => objects.filter((o) => o.kind === 'SecurityPolicy');
 
   it('renders the Gateway, a route and a SecurityPolicy per API, and the grant', () => {
     expect(objects.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`).sort()).toEqual([
@@ -213,8 +183,12 @@ describe.skipIf(skip)(suiteName('deploy/envoy-gateway'), () => {
     ]);
   });
 
-  it(`every object is valid against Envoy Gateway ${EG_VERSION}'s CRDs, unknown fields refused`, () => {
-    expect(objects.flatMap((o) => crdProblems(validators, o))).toEqual([]);
+  it('every object is valid against the Gateway API and Envoy Gateway models', async () => {
+    expect((await Promise.all(objects.map(schemaProblems))).flat()).toEqual([]);
+  });
+
+  it("each SecurityPolicy's extAuth uses only fields Envoy Gateway's ExtAuth has", () => {
+    expect(securityPolicies().flatMap(extAuthFieldProblems)).toEqual([]);
   });
 
   it('each SecurityPolicy sends its route to the central scopegate, granted, naming a policy of its set', () => {
@@ -222,23 +196,49 @@ describe.skipIf(skip)(suiteName('deploy/envoy-gateway'), () => {
   });
 
   describe('each check can fail', () => {
-    const securityPolicy = () => copy(objects.find((o) => o.kind === 'SecurityPolicy')!) as Any;
+    const securityPolicy = () => copy(securityPolicies()[0]!) as Any;
+    const named = (kind: string) => copy(objects.find((o) => o.kind === kind)!) as Any;
 
-    it('a misspelt field, a value outside an enum, a wrong type', () => {
+    it('a SecurityPolicy with a context extension type Envoy Gateway does not have, and a size as text', async () => {
       const broken = securityPolicy();
-      broken.spec.extAuth.grpc.backendRefz = broken.spec.extAuth.grpc.backendRefs;
       broken.spec.extAuth.contextExtensions[0].type = 'Literal';
       broken.spec.extAuth.bodyToExtAuth.maxRequestBytes = '64k';
-      expect(crdProblems(validators, broken)).toEqual([
-        'SecurityPolicy/inventory-scopegate: /spec/extAuth/bodyToExtAuth/maxRequestBytes must be integer',
-        'SecurityPolicy/inventory-scopegate: /spec/extAuth/contextExtensions/0/type must be equal to one of the allowed values',
-        'SecurityPolicy/inventory-scopegate: /spec/extAuth/grpc must NOT have additional properties (backendRefz)',
+      const problems = (await schemaProblems(broken)).join('\n');
+      expect(problems).toMatch(
+        /extAuth\/contextExtensions\/0\/type must be equal to one of the allowed values/,
+      );
+      expect(problems).toMatch(/extAuth\/bodyToExtAuth\/maxRequestBytes must be integer/);
+    });
+
+    it('a Gateway listener without a protocol, hostnames as one string, a ReferenceGrant without `to`', async () => {
+      const gateway = named('Gateway');
+      delete gateway.spec.listeners[0].protocol;
+      expect((await schemaProblems(gateway)).join('\n')).toMatch(
+        /listeners\/0 must have required property protocol/,
+      );
+      const route = named('HTTPRoute');
+      route.spec.hostnames = 'inventory.example.com';
+      expect((await schemaProblems(route)).join('\n')).toMatch(/hostnames must be array/);
+      const grant = named('ReferenceGrant');
+      delete grant.spec.to;
+      expect((await schemaProblems(grant)).join('\n')).toMatch(/spec must have required property to/);
+    });
+
+    it('a kind no schema knows', async () => {
+      expect(await schemaProblems({ ...securityPolicy(), kind: 'SecurityPolicies' })).toEqual([
+        'SecurityPolicies/inventory-scopegate: gateway.envoyproxy.io/v1alpha1 has no kind SecurityPolicies',
       ]);
     });
 
-    it('a kind no CRD has', () => {
-      expect(crdProblems(validators, { ...securityPolicy(), kind: 'SecurityPolicies' })).toEqual([
-        'SecurityPolicies/inventory-scopegate: no CRD for gateway.envoyproxy.io/v1alpha1 SecurityPolicies',
+    it('a misspelt extAuth field, and misspelt fields inside it', () => {
+      const broken = securityPolicy();
+      broken.spec.extAuth.failopen = false;
+      broken.spec.extAuth.grpc.backendRefz = broken.spec.extAuth.grpc.backendRefs;
+      broken.spec.extAuth.contextExtensions[0].val = 'inventory';
+      expect(extAuthFieldProblems(broken)).toEqual([
+        'SecurityPolicy/inventory-scopegate: unknown field extAuth.failopen',
+        'SecurityPolicy/inventory-scopegate: unknown field extAuth.grpc.backendRefz',
+        'SecurityPolicy/inventory-scopegate: unknown field extAuth.contextExtensions[0].val',
       ]);
     });
 
@@ -264,6 +264,19 @@ describe.skipIf(skip)(suiteName('deploy/envoy-gateway'), () => {
         'SecurityPolicy inventory/inventory-scopegate: names inventroy, which no policy of the set is',
         "SecurityPolicy shipments/shipments-scopegate: sends checks to scopegate/scopegate:9464, not scopegate's gRPC",
         "SecurityPolicy shipments/shipments-scopegate: parcels.example.com is not in the shipments policy's match.hosts",
+      ]);
+    });
+
+    it('no backendRefs (misspelt, say), another timeout, the default error status', () => {
+      const broken = copy(objects) as Any[];
+      const ext = broken.find((o) => o.kind === 'SecurityPolicy').spec.extAuth;
+      ext.grpc = { backendRefz: ext.grpc.backendRefs };
+      ext.timeout = '10s';
+      delete ext.statusOnError;
+      expect(wiringProblems(broken, central)).toEqual([
+        'SecurityPolicy inventory/inventory-scopegate: sends checks nowhere (no backendRefs)',
+        "SecurityPolicy inventory/inventory-scopegate: timeout 10s is not envoy.yaml's 0.25s",
+        "SecurityPolicy inventory/inventory-scopegate: statusOnError undefined is not envoy.yaml's ServiceUnavailable",
       ]);
     });
   });

@@ -197,6 +197,27 @@ function unknownLabels(expr: string): string[] {
   return unknown;
 }
 
+/**
+ * Where a scrape and the contract differ: each scopegate series (histograms by their `_bucket`, `_sum` and
+ * `_count` series) must carry exactly its metric's labels (the target's are Prometheus's, not in the scrape),
+ * and every metric of the contract must be in the scrape.
+ */
+function labelContractProblems(scraped: ReadonlyMap<string, ReadonlySet<string>>): string[] {
+  const problems: string[] = [];
+  const sorted = (labels: Iterable<string>) => [...labels].sort().join(', ');
+  for (const [series, labels] of scraped) {
+    const contract = contractLabels(series)?.filter((l) => !TARGET_LABELS.includes(l));
+    if (contract === undefined) problems.push(`${series}: not in the contract`);
+    else if (sorted(labels) !== sorted(contract))
+      problems.push(`${series}: labels ${sorted(labels)}, not ${sorted(contract)}`);
+  }
+  for (const metric of Object.keys(METRIC_LABELS)) {
+    const present = [metric, `${metric}_bucket`].some((series) => scraped.has(series));
+    if (!present) problems.push(`${metric}: not in the scrape`);
+  }
+  return problems;
+}
+
 /** The labels a scrape shows on each scopegate series. */
 function exposedLabels(text: string): Map<string, Set<string>> {
   const found = new Map<string, Set<string>>();
@@ -388,14 +409,27 @@ describe('deploy/grafana/scopegate.json', () => {
     ]);
   });
 
-  it('every label a query reads is one its metric has (the contract), and a real scrape has no other', () => {
+  it('every label a query reads is one its metric has (the contract)', () => {
     for (const query of dashboardQueries())
       expect(unknownLabels(query.expr), `${query.where}: ${query.expr}`).toEqual([]);
-    for (const [metric, labels] of scrapedLabels)
-      expect(
-        [...labels].filter((l) => !contractLabels(metric)?.includes(l)),
-        metric,
-      ).toEqual([]);
+  });
+
+  it('a real scrape has exactly the contract: every scopegate metric, each with exactly its labels', () => {
+    expect(labelContractProblems(scrapedLabels)).toEqual([]);
+  });
+
+  it('the contract check can fail: a label missing, a label added, a metric missing, a metric not in it', () => {
+    const broken = new Map([...scrapedLabels].map(([metric, labels]) => [metric, new Set(labels)]));
+    broken.get('scopegate_decisions_total')!.delete('policy');
+    broken.get('scopegate_policy_reloads_total')!.add('file');
+    broken.delete('scopegate_policy_revision_info');
+    broken.set('scopegate_policy_files', new Set(['policy']));
+    expect(labelContractProblems(broken)).toEqual([
+      'scopegate_decisions_total: labels decision, reason, route, not decision, policy, reason, route',
+      'scopegate_policy_reloads_total: labels file, policy, result, not policy, result',
+      'scopegate_policy_files: not in the contract',
+      'scopegate_policy_revision_info: not in the scrape',
+    ]);
   });
 
   it('the label check can fail: a misspelt label, and grouping by a label the metric does not have', () => {

@@ -1,9 +1,13 @@
 // The deploy checks as pure functions from rendered objects to a list of problems (empty: fine), so each test
 // can assert both that the shipped manifests pass and that a manifest broken on purpose does not.
-import type { IContainer, IPodSpec, IPodTemplateSpec } from 'kubernetes-models/v1';
+import type { IContainer, IPodSpec, IPodTemplateSpec, IVolume } from 'kubernetes-models/v1';
+import { parse } from 'yaml';
 import type { K8sObject } from './kustomize.js';
 
-/** Where the official schemas for each API group live (the kubernetes-models packages). */
+/**
+ * Where the official schemas for each API group live (the kubernetes-models packages, Kubernetes' own and the
+ * projects' generated from their API types: Istio, Prometheus Operator, the Gateway API, Envoy Gateway).
+ */
 const SCHEMA_PACKAGES: Record<string, string> = {
   '': 'kubernetes-models',
   apps: 'kubernetes-models',
@@ -14,6 +18,8 @@ const SCHEMA_PACKAGES: Record<string, string> = {
   'networking.istio.io': '@kubernetes-models/istio',
   'install.istio.io': '@kubernetes-models/istio',
   'monitoring.coreos.com': '@kubernetes-models/prometheus-operator',
+  'gateway.networking.k8s.io': '@kubernetes-models/gateway-api',
+  'gateway.envoyproxy.io': '@kubernetes-models/envoy-gateway',
 };
 
 interface Model {
@@ -118,6 +124,7 @@ const GRPC_CALLERS: Record<string, string>[] = [
   { 'scopegate/client': 'true' },
   { 'security.istio.io/tlsMode': 'istio' },
   { istio: 'ingressgateway' },
+  { 'app.kubernetes.io/managed-by': 'envoy-gateway', 'app.kubernetes.io/component': 'proxy' },
 ];
 const PROMETHEUS = { 'app.kubernetes.io/name': 'prometheus' };
 
@@ -178,4 +185,81 @@ export function networkProblems(
 /** A deep copy to break on purpose. */
 export function copy<T>(value: T): T {
   return structuredClone(value);
+}
+
+/** One file of a policy directory, as kubelet lays out a ConfigMap volume: where it lands and what it holds. */
+export interface PolicyFile {
+  readonly path: string;
+  readonly configMap: string;
+  readonly key: string;
+  readonly text: string;
+}
+
+interface ConfigMapSource {
+  name?: string;
+  items?: { key: string; path: string }[];
+}
+
+/**
+ * The policy files a volume puts in its directory: a ConfigMap volume, or ConfigMaps projected into one
+ * directory (one per owning team). Problems: a source that is not a ConfigMap, a ConfigMap the overlay does
+ * not render, a key it does not have, two files landing on one path, a file that is not YAML.
+ */
+export function policyFiles(
+  objects: readonly K8sObject[],
+  volume: IVolume,
+): { files: PolicyFile[]; problems: string[] } {
+  const problems: string[] = [];
+  const sources: (ConfigMapSource | undefined)[] = volume.configMap
+    ? [volume.configMap]
+    : (volume.projected?.sources ?? []).map((s) => s.configMap);
+  if (sources.length === 0)
+    problems.push(`volume ${volume.name} is not a ConfigMap, nor ConfigMaps projected`);
+  const files: PolicyFile[] = [];
+  sources.forEach((source, i) => {
+    if (source?.name === undefined) {
+      problems.push(`volume ${volume.name} source ${i} is not a ConfigMap`);
+      return;
+    }
+    const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === source.name);
+    if (!configMap) {
+      problems.push(`ConfigMap ${source.name} is not rendered by the overlay`);
+      return;
+    }
+    const data = (configMap.data ?? {}) as Record<string, string>;
+    const items = source.items ?? Object.keys(data).map((key) => ({ key, path: key }));
+    for (const { key, path } of items) {
+      if (data[key] === undefined) problems.push(`ConfigMap ${source.name} has no key ${key}`);
+      else files.push({ path, configMap: source.name, key, text: data[key] });
+    }
+  });
+  const paths = files.map((f) => f.path);
+  for (const path of new Set(paths)) {
+    if (paths.indexOf(path) !== paths.lastIndexOf(path))
+      problems.push(`two ConfigMaps put ${path} in the directory`);
+    if (!/\.ya?ml$/.test(path)) problems.push(`${path} is not a *.yaml file: scopegate would not read it`);
+  }
+  return { files, problems };
+}
+
+/** What a policy of a set claims (its `name` and `match`), as read from its file. */
+export interface PolicyClaims {
+  readonly hosts: readonly string[];
+  readonly destinationPrincipals: readonly string[];
+}
+
+/** The policies the one workload of an overlay serves from its policy volume, by name. */
+export function servedPolicies(objects: readonly K8sObject[]): Map<string, PolicyClaims> {
+  const [workload] = podTemplates(objects);
+  const volume = workload?.template.spec?.volumes?.find((v) => v.projected ?? v.configMap);
+  const policies = new Map<string, PolicyClaims>();
+  if (!volume) return policies;
+  for (const file of policyFiles(objects, volume).files) {
+    const { name, match } = parse(file.text) as { name?: string; match?: Partial<PolicyClaims> };
+    policies.set(name ?? file.path.replace(/\.ya?ml$/, ''), {
+      hosts: match?.hosts ?? [],
+      destinationPrincipals: match?.destinationPrincipals ?? [],
+    });
+  }
+  return policies;
 }

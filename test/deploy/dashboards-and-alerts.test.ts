@@ -68,6 +68,7 @@ const SAMPLE_VALUES: Readonly<Record<string, string>> = {
   __range: '1h',
   job: 'scopegate',
   instance: '127.0.0.1:9464',
+  policy: 'inventory',
   route: 'create_transaction',
   reason: 'scope_missing',
 };
@@ -111,6 +112,123 @@ function dashboardQueries(): Query[] {
     const unknownVariables: string[] = [];
     return { where, expr: substitute(expr, unknownVariables), unknownVariables };
   });
+}
+
+/** The panels' PromQL as written, variables unreplaced. */
+function dashboardQueriesRaw(): Array<{ where: string; expr: string }> {
+  return panels.flatMap((p) =>
+    (p.targets ?? []).map((t) => ({ where: `panel ${p.id} "${p.title}" ${t.refId}`, expr: t.expr })),
+  );
+}
+
+/** Strings blanked, so a label value can never be read as PromQL. */
+const withoutStrings = (expr: string) => expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '""');
+
+/** Every `metric{matchers}` selector of an expression, with its matchers as written. */
+function selectors(expr: string): Array<{ metric: string; matchers: string }> {
+  return [...expr.matchAll(/([a-zA-Z_:][\w:]*)\s*\{((?:[^}"]|"(?:[^"\\]|\\.)*")*)\}/g)].map((m) => ({
+    metric: m[1]!,
+    matchers: m[2]!,
+  }));
+}
+
+const POLICY_FILTER = 'policy=~"$policy"';
+/** The metrics whose series belong to one policy, which the policy variable must narrow. */
+const PER_POLICY = ['scopegate_decisions_total', 'scopegate_missing_permissions_total'];
+
+/**
+ * Where the policy variable is not applied as it should be: every selector of a per-policy metric filters by
+ * it, except one for policy_unknown denials, which carry an empty policy and would vanish under any choice.
+ */
+function policyFilterProblems(queries: ReadonlyArray<{ where: string; expr: string }>): string[] {
+  const problems = new Set<string>();
+  for (const { where, expr } of queries)
+    for (const { metric, matchers } of selectors(expr)) {
+      if (!PER_POLICY.includes(metric)) continue;
+      const filtered = matchers.includes(POLICY_FILTER);
+      if (matchers.includes('reason="policy_unknown"')) {
+        if (filtered)
+          problems.add(
+            `${where}: filters policy_unknown by the policy variable, which hides it (its policy is empty)`,
+          );
+      } else if (!filtered) problems.add(`${where}: reads ${metric} without ${POLICY_FILTER}`);
+    }
+  return [...problems];
+}
+
+/** Labels every scraped series carries, from the target. */
+const TARGET_LABELS = ['job', 'instance'];
+/** The labels of each scopegate metric: a contract (README, Metrics), like the names. */
+const METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
+  scopegate_decisions_total: ['decision', 'reason', 'route', 'policy'],
+  scopegate_missing_permissions_total: ['policy', 'route', 'permission', 'source'],
+  scopegate_check_duration_seconds: ['decision'],
+  scopegate_cache_lookups_total: ['cache', 'result'],
+  scopegate_policy_reloads_total: ['policy', 'result'],
+  scopegate_policy_revision_info: ['policy', 'revision'],
+  scopegate_jwks_refreshes_total: ['issuer', 'result'],
+};
+
+/** The labels a series of this metric may have; undefined for metrics that are not scopegate's own. */
+function contractLabels(metric: string): readonly string[] | undefined {
+  const histogram = /^(.*)_(bucket|sum|count)$/.exec(metric);
+  const own = METRIC_LABELS[metric] ?? (histogram ? METRIC_LABELS[histogram[1]!] : undefined);
+  if (own === undefined) return undefined;
+  return [...own, ...TARGET_LABELS, ...(histogram?.[2] === 'bucket' ? ['le'] : [])];
+}
+
+/**
+ * Labels an expression reads that its metrics do not have: in a selector's matchers, and in `by`, `without`,
+ * `on` and `ignoring` (checked when every metric of the expression is scopegate's, so the labels are known).
+ */
+function unknownLabels(expr: string): string[] {
+  const unknown: string[] = [];
+  for (const { metric, matchers } of selectors(expr)) {
+    const allowed = contractLabels(metric);
+    for (const m of withoutStrings(matchers).matchAll(/(\w+)\s*(?:=~|!~|!=|=)/g))
+      if (allowed && !allowed.includes(m[1]!)) unknown.push(`${metric}{${m[1]}}`);
+  }
+  const known = metricNames(expr).map(contractLabels);
+  if (known.length === 0 || known.some((labels) => labels === undefined)) return unknown;
+  const labels = new Set(known.flat());
+  for (const m of withoutStrings(expr).matchAll(/\b(by|without|on|ignoring)\s*\(([^)]*)\)/g))
+    for (const label of m[2]!.split(',').map((l) => l.trim()))
+      if (label !== '' && !labels.has(label as string)) unknown.push(`${m[1]} (${label})`);
+  return unknown;
+}
+
+/**
+ * Where a scrape and the contract differ: each scopegate series (histograms by their `_bucket`, `_sum` and
+ * `_count` series) must carry exactly its metric's labels (the target's are Prometheus's, not in the scrape),
+ * and every metric of the contract must be in the scrape.
+ */
+function labelContractProblems(scraped: ReadonlyMap<string, ReadonlySet<string>>): string[] {
+  const problems: string[] = [];
+  const sorted = (labels: Iterable<string>) => [...labels].sort().join(', ');
+  for (const [series, labels] of scraped) {
+    const contract = contractLabels(series)?.filter((l) => !TARGET_LABELS.includes(l));
+    if (contract === undefined) problems.push(`${series}: not in the contract`);
+    else if (sorted(labels) !== sorted(contract))
+      problems.push(`${series}: labels ${sorted(labels)}, not ${sorted(contract)}`);
+  }
+  for (const metric of Object.keys(METRIC_LABELS)) {
+    const present = [metric, `${metric}_bucket`].some((series) => scraped.has(series));
+    if (!present) problems.push(`${metric}: not in the scrape`);
+  }
+  return problems;
+}
+
+/** The labels a scrape shows on each scopegate series. */
+function exposedLabels(text: string): Map<string, Set<string>> {
+  const found = new Map<string, Set<string>>();
+  for (const line of text.split('\n')) {
+    const sample = /^(scopegate_[\w:]*)\{([^}]*)\}/.exec(line);
+    if (!sample) continue;
+    const labels = found.get(sample[1]!) ?? new Set<string>();
+    for (const m of sample[2]!.matchAll(/(\w+)="/g)) labels.add(m[1]!);
+    found.set(sample[1]!, labels);
+  }
+  return found;
 }
 
 const PROMQL_KEYWORDS = new Set([
@@ -171,10 +289,13 @@ function writeRecordingRules(queries: ReadonlyArray<{ where: string; expr: strin
 
 let h: Harness;
 let scraped: Set<string>;
+let scrapedLabels: Map<string, Set<string>>;
 beforeAll(async () => {
   h = await startHarness();
   await sendKnownTraffic(h);
-  scraped = exposedNames(await h.scrape());
+  const text = await h.scrape();
+  scraped = exposedNames(text);
+  scrapedLabels = exposedLabels(text);
 }, 60_000);
 afterAll(async () => h?.close());
 
@@ -192,10 +313,12 @@ describe('reading metric names out of PromQL', () => {
 });
 
 describe('deploy/grafana/scopegate.json', () => {
-  it('is a Grafana dashboard with a Prometheus datasource variable and route and reason variables', () => {
+  it('is a Grafana dashboard with a Prometheus datasource variable and policy, route and reason variables', () => {
     expect(dashboard.schemaVersion).toBeGreaterThanOrEqual(39);
     expect(dashboard.uid).toMatch(/^[\w-]{1,40}$/);
     expect(variables.get('datasource')).toMatchObject({ type: 'datasource', query: 'prometheus' });
+    expect(variables.get('policy')).toMatchObject({ multi: true, includeAll: true, allValue: '.*' });
+    expect(variables.get('policy')?.query).toMatch(/^label_values\(scopegate_decisions_total\b.*, policy\)$/);
     expect(variables.get('route')?.query).toMatch(/^label_values\(scopegate_decisions_total\b.*, route\)$/);
     expect(variables.get('reason')?.query).toMatch(/^label_values\(scopegate_decisions_total\b.*, reason\)$/);
   });
@@ -230,14 +353,17 @@ describe('deploy/grafana/scopegate.json', () => {
       expect(panel, String(title)).toBeDefined();
       return (panel?.targets ?? []).map((t) => t.expr).join('\n');
     };
-    expect(exprOf(/denials by reason and route/i)).toMatch(
-      /sum by \(reason, route\) \(rate\(scopegate_decisions_total\{[^}]*decision="deny"/,
+    expect(exprOf(/denials by policy, reason and route/i)).toMatch(
+      /sum by \(policy, reason, route\) \(rate\(scopegate_decisions_total\{[^}]*decision="deny"/,
+    );
+    expect(exprOf(/requests no policy owns/i)).toMatch(
+      /scopegate_decisions_total\{[^}]*reason="policy_unknown"/,
     );
     expect(exprOf(/missing permissions: scope/i)).toMatch(
-      /^topk\(\d+, .*scopegate_missing_permissions_total\{[^}]*source="scope"/,
+      /^topk\(\d+, sum by \(policy, route, permission\) .*scopegate_missing_permissions_total\{[^}]*source="scope"/,
     );
     expect(exprOf(/missing permissions: role/i)).toMatch(
-      /^topk\(\d+, .*scopegate_missing_permissions_total\{[^}]*source="role"/,
+      /^topk\(\d+, sum by \(policy, route, permission\) .*scopegate_missing_permissions_total\{[^}]*source="role"/,
     );
     expect(exprOf(/allow \/ deny rate/i)).toMatch(/sum by \(decision\) \(rate\(scopegate_decisions_total/);
     const latency = exprOf(/latency p50 \/ p99/i);
@@ -248,11 +374,69 @@ describe('deploy/grafana/scopegate.json', () => {
       'histogram_quantile(0.99, sum by (le) (rate(scopegate_check_duration_seconds_bucket',
     );
     expect(exprOf(/cache hit ratio/i)).toMatch(/result="hit".*\/.*scopegate_cache_lookups_total/);
-    expect(exprOf(/policy revision/i)).toContain('scopegate_policy_revision_info');
-    expect(exprOf(/reloads by result/i)).toMatch(/sum by \(result\) .*scopegate_policy_reloads_total/);
+    expect(exprOf(/policy revision served, per policy/i)).toMatch(
+      /^scopegate_policy_revision_info\{[^}]*policy=~/,
+    );
+    expect(exprOf(/reloads by policy and result/i)).toMatch(
+      /sum by \(policy, result\) .*scopegate_policy_reloads_total/,
+    );
+    // A split is counted within one policy: two policies on two revisions are no split.
+    expect(exprOf(/revisions served per policy/i)).toContain(
+      'count by (policy) (count by (policy, revision) (scopegate_policy_revision_info',
+    );
     expect(exprOf(/jwks refreshes by issuer and result/i)).toMatch(
       /sum by \(issuer, result\) .*scopegate_jwks_refreshes_total/,
     );
+  });
+
+  it('the policy variable narrows every per-policy query; the policy_unknown panel, whose policy is empty, it does not', () => {
+    expect(policyFilterProblems(dashboardQueriesRaw())).toEqual([]);
+  });
+
+  it('the policy filter check can fail: a panel that ignores the variable, and policy_unknown hidden by it', () => {
+    expect(
+      policyFilterProblems([
+        { where: 'a', expr: 'sum(rate(scopegate_decisions_total{job="$job"}[5m]))' },
+        {
+          where: 'b',
+          expr: 'sum(rate(scopegate_decisions_total{reason="policy_unknown", policy=~"$policy"}[5m]))',
+        },
+        { where: 'c', expr: 'sum(rate(scopegate_missing_permissions_total{policy=~"$policy"}[5m]))' },
+      ]),
+    ).toEqual([
+      'a: reads scopegate_decisions_total without policy=~"$policy"',
+      'b: filters policy_unknown by the policy variable, which hides it (its policy is empty)',
+    ]);
+  });
+
+  it('every label a query reads is one its metric has (the contract)', () => {
+    for (const query of dashboardQueries())
+      expect(unknownLabels(query.expr), `${query.where}: ${query.expr}`).toEqual([]);
+  });
+
+  it('a real scrape has exactly the contract: every scopegate metric, each with exactly its labels', () => {
+    expect(labelContractProblems(scrapedLabels)).toEqual([]);
+  });
+
+  it('the contract check can fail: a label missing, a label added, a metric missing, a metric not in it', () => {
+    const broken = new Map([...scrapedLabels].map(([metric, labels]) => [metric, new Set(labels)]));
+    broken.get('scopegate_decisions_total')!.delete('policy');
+    broken.get('scopegate_policy_reloads_total')!.add('file');
+    broken.delete('scopegate_policy_revision_info');
+    broken.set('scopegate_policy_files', new Set(['policy']));
+    expect(labelContractProblems(broken)).toEqual([
+      'scopegate_decisions_total: labels decision, reason, route, not decision, policy, reason, route',
+      'scopegate_policy_reloads_total: labels file, policy, result, not policy, result',
+      'scopegate_policy_files: not in the contract',
+      'scopegate_policy_revision_info: not in the scrape',
+    ]);
+  });
+
+  it('the label check can fail: a misspelt label, and grouping by a label the metric does not have', () => {
+    expect(unknownLabels('sum by (policy) (rate(scopegate_decisions_total{polcy="inventory"}[5m]))')).toEqual(
+      ['scopegate_decisions_total{polcy}'],
+    );
+    expect(unknownLabels('sum by (issuer) (rate(scopegate_decisions_total[5m]))')).toEqual(['by (issuer)']);
   });
 
   it('every query names only metrics that exist in a real scrape', () => {
@@ -300,11 +484,20 @@ describe('deploy/prometheus/alerts.yaml', () => {
       /histogram_quantile\(0\.99,\s+sum by \([^)]*le\) \(rate\(scopegate_check_duration_seconds_bucket/,
     );
     expect(exprOf('ScopegateJwksRefreshFailing')).toContain('scopegate_jwks_refreshes_total{result="error"}');
-    expect(exprOf('ScopegateDenialSpike')).toMatch(/sum by \(job, reason, route\)[\s\S]*\[1h\]/);
+    expect(exprOf('ScopegateDenialSpike')).toMatch(/sum by \(job, policy, reason, route\)[\s\S]*\[1h\]/);
+    // Per policy: a revision split compares revisions of one policy, a failed reload names its policy.
+    expect(exprOf('ScopegatePolicyRevisionsDiverge')).toContain(
+      'count by (job, policy) (count by (job, policy, revision) (scopegate_policy_revision_info))',
+    );
+    expect(exprOf('ScopegatePolicyReloadFailed')).toMatch(/^sum by \(job, instance, policy\) /);
+    expect(exprOf('ScopegateRequestsWithoutPolicy')).toContain(
+      'scopegate_decisions_total{reason="policy_unknown"}',
+    );
     const severity = (name: string) => alerts.find((r) => r.alert === name)?.labels?.severity;
     expect(severity('ScopegateKeysUnavailable')).toBe('page');
     expect(severity('ScopegateDown')).toBe('page');
     expect(severity('ScopegatePolicyReloadFailed')).toBe('ticket');
+    expect(severity('ScopegateRequestsWithoutPolicy')).toBe('ticket');
   });
 
   it('names only metrics that exist in a real scrape (or up, which Prometheus adds)', () => {
@@ -312,6 +505,10 @@ describe('deploy/prometheus/alerts.yaml', () => {
       const missing = metricNames(rule.expr).filter((n) => !scraped.has(n) && n !== 'up');
       expect(missing, rule.alert ?? rule.record).toEqual([]);
     }
+  });
+
+  it('reads only labels its metrics have', () => {
+    for (const rule of alertRules) expect(unknownLabels(rule.expr), rule.alert ?? rule.record).toEqual([]);
   });
 
   it('has unit tests that show each alert firing and each alert staying quiet', () => {

@@ -47,8 +47,17 @@ function sleepSeconds(c: IContainer): number {
   return command[0] === 'sleep' ? Number(command[1]) : 0;
 }
 
+/**
+ * What each overlay serves: the sidecar shape the image's one policy file, the central shape a directory of
+ * policies (one ConfigMap per owning team, projected into it).
+ */
+const POLICY_OF: Record<string, string> = {
+  'deploy/kubernetes/overlays/central': '/etc/scopegate/policies',
+  'deploy/kubernetes/overlays/sidecar': imageDefaults.policy,
+};
+
 /** Where the scopegate container of a pod disagrees with the image and with `scopegate serve`. */
-function agreementProblems(spec: IPodSpec): string[] {
+function agreementProblems(spec: IPodSpec, policy: string): string[] {
   const problems: string[] = [];
   const c = allContainers(spec).find((x) => x.args?.[0] === 'serve');
   if (!c) return ['no container runs `scopegate serve`'];
@@ -66,8 +75,7 @@ function agreementProblems(spec: IPodSpec): string[] {
   if (env.SCOPEGATE_WORKERS === undefined && !c.args!.some((a) => a.startsWith('--workers')))
     problems.push("SCOPEGATE_WORKERS is unset: the default is the node's CPU count, not the pod's");
   const portNamed = (name: string) => c.ports?.find((p) => p.name === name)?.containerPort;
-  if (settings.policy !== imageDefaults.policy)
-    problems.push(`--policy ${settings.policy} is not the image's`);
+  if (settings.policy !== policy) problems.push(`--policy ${settings.policy} is not ${policy}`);
   if (settings.listen.host !== '0.0.0.0')
     problems.push('gRPC does not listen on every interface (kubelet probes the pod IP)');
   if (portNamed('grpc') !== settings.listen.port)
@@ -118,7 +126,7 @@ describe.skipIf(skipWithoutKustomize)(
     it.each(KUBERNETES_OVERLAYS)(
       '%s: entrypoint, ports, probes, policy path, grace period and user',
       (dir) => {
-        expect(agreementProblems(specs.get(dir)!)).toEqual([]);
+        expect(agreementProblems(specs.get(dir)!, POLICY_OF[dir]!)).toEqual([]);
       },
     );
 
@@ -134,6 +142,7 @@ describe.skipIf(skipWithoutKustomize)(
 
     describe('each check can fail', () => {
       const central = () => copy(specs.get('deploy/kubernetes/overlays/central')!);
+      const centralPolicy = POLICY_OF['deploy/kubernetes/overlays/central']!;
       const scopegate = (spec: IPodSpec) => spec.containers.find((c) => c.name === 'scopegate')!;
 
       it('a drain longer than the grace period allows, a misspelt env twin, workers left to the node', () => {
@@ -142,7 +151,7 @@ describe.skipIf(skipWithoutKustomize)(
           { name: 'SCOPEGATE_DRAIN_SECONDS', value: '40' },
           { name: 'SCOPEGATE_LOGLEVEL', value: 'debug' },
         ];
-        expect(agreementProblems(spec)).toEqual([
+        expect(agreementProblems(spec, centralPolicy)).toEqual([
           'SCOPEGATE_LOGLEVEL is no serve setting',
           "SCOPEGATE_WORKERS is unset: the default is the node's CPU count, not the pod's",
           'terminationGracePeriodSeconds is not longer than preStop + drain (45 s)',
@@ -151,8 +160,8 @@ describe.skipIf(skipWithoutKustomize)(
 
       it('scopegate moved to another port while the probes and container ports stayed', () => {
         const spec = central();
-        scopegate(spec).args = ['serve', '--policy=/etc/scopegate/policy.yaml', '--listen=0.0.0.0:9292'];
-        expect(agreementProblems(spec)).toEqual([
+        scopegate(spec).args = ['serve', '--policy=/etc/scopegate/policies', '--listen=0.0.0.0:9292'];
+        expect(agreementProblems(spec, centralPolicy)).toEqual([
           'containerPort grpc is not the gRPC listen port',
           'liveness does not probe the gRPC port',
         ]);
@@ -162,17 +171,17 @@ describe.skipIf(skipWithoutKustomize)(
         const spec = central();
         scopegate(spec).command = ['node', 'dist/src/cli.js'];
         scopegate(spec).args = ['serve', '--policy=/config/policy.yaml', '--listen=127.0.0.1:9191'];
-        expect(agreementProblems(spec)).toEqual([
+        expect(agreementProblems(spec, centralPolicy)).toEqual([
           'overrides the image ENTRYPOINT',
-          "--policy /config/policy.yaml is not the image's",
+          '--policy /config/policy.yaml is not /etc/scopegate/policies',
           'gRPC does not listen on every interface (kubelet probes the pod IP)',
         ]);
       });
 
       it('args serve would refuse', () => {
         const spec = central();
-        scopegate(spec).args = ['serve', '--policy=/etc/scopegate/policy.yaml', '--drain-seconds=soon'];
-        expect(agreementProblems(spec)).toEqual([
+        scopegate(spec).args = ['serve', '--policy=/etc/scopegate/policies', '--drain-seconds=soon'];
+        expect(agreementProblems(spec, centralPolicy)).toEqual([
           'scopegate serve would refuse its args: --drain-seconds: expected an integer 0..3600, got "soon"',
         ]);
       });

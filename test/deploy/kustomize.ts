@@ -49,4 +49,8 @@ export const KUBERNETES_OVERLAYS = [
   'deploy/kubernetes/overlays/central',
   'deploy/kubernetes/overlays/sidecar',
 ];
-export const ISTIO_VARIANTS = ['deploy/istio/scopegate-verifies', 'deploy/istio/istio-verifies'];
+export const ISTIO_VARIANTS = [
+  'deploy/istio/scopegate-verifies',
+  'deploy/istio/istio-verifies',
+  'deploy/istio/two-services',
+];

@@ -42,7 +42,8 @@ describe.skipIf(skipWithoutKustomize)(
         expect.arrayContaining([
           'Namespace/scopegate',
           'ServiceAccount/scopegate',
-          'ConfigMap/scopegate-policy',
+          'ConfigMap/scopegate-policy-inventory',
+          'ConfigMap/scopegate-policy-shipments',
           'Deployment/scopegate',
           'Service/scopegate',
           'PodDisruptionBudget/scopegate',

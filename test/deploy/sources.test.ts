@@ -108,28 +108,52 @@ describe("the sidecar's Envoy config is envoy/envoy.yaml with only its addresses
   );
 });
 
-describe('the policy in the ConfigMap', () => {
-  const file = 'deploy/kubernetes/base/policy.yaml';
+describe('the policies in the ConfigMaps', () => {
+  const inventory = 'deploy/kubernetes/base/policy.yaml';
+  const shipments = 'deploy/kubernetes/overlays/central/policies/shipments.yaml';
+  /** What a deployed policy keeps of the example it comes from: everything but how keys are found. */
+  const SECTIONS = ['name', 'match', 'scopes', 'roles', 'clients', 'subjects', 'routes'];
 
-  it('is a policy scopegate serves (the same loader and validation as `scopegate validate`)', async () => {
-    const result = await loadPolicyFile(path(file));
-    expect(result.ok ? [] : result.problems).toEqual([]);
-  });
+  it.each([inventory, shipments])(
+    '%s is a policy scopegate serves (the same loader and validation as `scopegate validate`)',
+    async (file) => {
+      const result = await loadPolicyFile(path(file));
+      expect(result.ok ? [] : result.problems).toEqual([]);
+    },
+  );
 
-  it('is the example policy, but for an issuer whose keys come from its JWKS URI', () => {
+  it.each([
+    [inventory, 'examples/inventory/policy.yaml'],
+    [shipments, 'examples/mesh/shipments.yaml'],
+  ])('%s is %s, but for an issuer whose keys come from its JWKS URI', (file, exampleFile) => {
     const deployed = yaml(file);
-    const example = yaml('examples/inventory/policy.yaml');
-    for (const section of ['scopes', 'roles', 'clients', 'subjects', 'routes'])
+    const example = yaml(exampleFile);
+    for (const section of SECTIONS)
       expect({ [section]: deployed[section] }).toEqual({ [section]: example[section] });
     // A pod has no dev key file: every issuer's keys are fetched (and kept fresh) from its JWKS URI.
     for (const issuer of deployed.authentication.issuers) expect(Object.keys(issuer.jwks)).toEqual(['uri']);
   });
 
-  it('is mounted under the file name --policy names in the image', () => {
+  it('the check can fail: a deployed policy whose match drifted from its example differs', () => {
+    const drifted = yaml(shipments);
+    drifted.match.hosts.push('shipments.internal');
+    expect({ match: drifted.match }).not.toEqual({ match: yaml('examples/mesh/shipments.yaml').match });
+  });
+
+  it('the base mounts the inventory policy under the file name --policy names in the image', () => {
     const base = yaml('deploy/kubernetes/base/kustomization.yaml');
     const generator = base.configMapGenerator.find((g: { name: string }) => g.name === 'scopegate-policy');
     expect(generator.files).toEqual(['policy.yaml']);
     expect(generator.options.disableNameSuffixHash).toBe(true);
+  });
+
+  it("the central overlay generates each team's ConfigMap from its file, without a hash suffix", () => {
+    const central = yaml('deploy/kubernetes/overlays/central/kustomization.yaml');
+    expect(central.configMapGenerator).toEqual([
+      expect.objectContaining({ name: 'scopegate-policy-shipments', files: ['policies/shipments.yaml'] }),
+    ]);
+    for (const generator of central.configMapGenerator)
+      expect(generator.options.disableNameSuffixHash).toBe(true);
   });
 });
 

@@ -2,15 +2,23 @@
 // security context on every container, the policy mounted as a directory (live reload), the gRPC liveness and
 // /readyz readiness probes, termination longer than the drain, a NetworkPolicy, and for the central shape
 // replicas spread over nodes with a PDB and an HPA. Each check is shown failing on a manifest broken on purpose.
-import type { IContainer, IPodSpec } from 'kubernetes-models/v1';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, sep } from 'node:path';
+import type { IContainer, IPodSpec, IVolume, IVolumeMount } from 'kubernetes-models/v1';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { formatProblem } from '../../src/policy/index.js';
+import { loadPolicySet } from '../../src/policy/source.js';
 import {
   allContainers,
   containerSecurityProblems,
   copy,
   labelsMatch,
   networkProblems,
+  type PolicyFile,
   podTemplates,
+  policyFiles,
 } from './checks.js';
 import {
   type K8sObject,
@@ -36,20 +44,53 @@ function podSpecOf(objects: readonly K8sObject[]): IPodSpec {
   return workload.template.spec!;
 }
 
-/** Problems with how the policy reaches scopegate: a ConfigMap volume mounted as a whole directory. */
-function policyMountProblems(spec: IPodSpec): string[] {
+/** Where `--policy` points and the volume mounted there: a file's directory, or the policy set's directory. */
+function policyMount(spec: IPodSpec): { policy?: string; mount?: IVolumeMount; volume?: IVolume } {
   const c = scopegateContainer(spec);
-  const policyArg = c.args?.find((a) => a.startsWith('--policy='))?.slice('--policy='.length);
-  if (!policyArg) return ['scopegate has no --policy=FILE'];
-  const dir = policyArg.slice(0, policyArg.lastIndexOf('/'));
+  const policy = c.args?.find((a) => a.startsWith('--policy='))?.slice('--policy='.length);
+  if (!policy) return {};
+  // A file (policy.yaml) is served from the directory mounted above it; a directory of policies is the mount.
+  const dir = /\.ya?ml$/.test(policy) ? policy.slice(0, policy.lastIndexOf('/')) : policy;
   const mount = c.volumeMounts?.find((m) => m.mountPath === dir);
-  if (!mount) return [`nothing is mounted at ${dir}, the directory of --policy`];
+  return { policy, mount, volume: spec.volumes?.find((v) => v.name === mount?.name) };
+}
+
+/** Problems with how the policy reaches scopegate: ConfigMaps mounted as a whole directory. */
+function policyMountProblems(spec: IPodSpec): string[] {
+  const { policy, mount, volume } = policyMount(spec);
+  if (!policy) return ['scopegate has no --policy=FILE|DIR'];
+  if (!mount) return [`nothing is mounted at the directory of --policy ${policy}`];
   const problems: string[] = [];
   if (mount.subPath || mount.subPathExpr)
     problems.push('the policy is mounted with subPath: kubelet never updates it');
-  if (!spec.volumes?.find((v) => v.name === mount.name)?.configMap)
-    problems.push('the policy volume is not a ConfigMap');
+  const configMaps = volume?.configMap
+    ? [volume.configMap]
+    : (volume?.projected?.sources ?? []).map((s) => s.configMap);
+  if (configMaps.length === 0 || configMaps.some((c) => c === undefined))
+    problems.push('the policy volume is not a ConfigMap, nor ConfigMaps projected into one directory');
   return problems;
+}
+
+/**
+ * The policy set a volume's files make, as scopegate would load it at start-up: the files written into one
+ * directory as the projected volume lays them out, then read by the core's own `loadPolicySet` (every file
+ * loads; no two claim one name, host, principal or the default; one key source per issuer). Problems say
+ * `FILE:LINE:COL: …` with the files named by their path in that directory.
+ */
+async function loadedPolicySet(
+  files: readonly PolicyFile[],
+): Promise<{ names: string[]; problems: string[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'scopegate-policy-set-'));
+  try {
+    for (const file of files) writeFileSync(join(dir, file.path), file.text);
+    const { policies, problems } = await loadPolicySet(dir);
+    return {
+      names: policies.map((p) => p.name),
+      problems: problems.map((p) => formatProblem(p).replaceAll(`${dir}${sep}`, '')),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 describe.skipIf(skipWithoutKustomize)(kustomizeSuiteName('rendered workloads'), () => {
@@ -69,7 +110,7 @@ describe.skipIf(skipWithoutKustomize)(kustomizeSuiteName('rendered workloads'), 
       for (const { template } of templates) expect(containerSecurityProblems(template.spec!)).toEqual([]);
     });
 
-    it('mounts the policy ConfigMap as a directory and points --policy into it', () => {
+    it('mounts the policy ConfigMaps as a directory and points --policy into it (or at it)', () => {
       expect(policyMountProblems(podSpecOf(objects()))).toEqual([]);
     });
 
@@ -136,6 +177,30 @@ describe.skipIf(skipWithoutKustomize)(kustomizeSuiteName('rendered workloads'), 
       };
       expect(hpa.scaleTargetRef).toMatchObject({ kind: 'Deployment', name: deployment().metadata.name });
       expect(hpa.minReplicas).toBeGreaterThanOrEqual(2);
+    });
+
+    it('serves a directory of policies: one ConfigMap per team, projected into the directory --policy names', () => {
+      const spec = podSpecOf(central());
+      const { policy, volume } = policyMount(spec);
+      expect(policy).toBe('/etc/scopegate/policies');
+      const { files, problems } = policyFiles(central(), volume!);
+      expect(problems).toEqual([]);
+      expect(files.map((f) => [f.configMap, f.path])).toEqual([
+        ['scopegate-policy-inventory', 'inventory.yaml'],
+        ['scopegate-policy-shipments', 'shipments.yaml'],
+      ]);
+      // Stable names (no hash suffix): an edit updates the same ConfigMap and kubelet swaps it in live.
+      for (const name of ['scopegate-policy-inventory', 'scopegate-policy-shipments'])
+        expect(central().find((o) => o.kind === 'ConfigMap' && o.metadata.name === name)).toBeDefined();
+    });
+
+    it('every policy in that directory loads, named after its file, and no two claim one name, host or principal', async () => {
+      const { files } = policyFiles(central(), policyMount(podSpecOf(central())).volume!);
+      const { names, problems } = await loadedPolicySet(files);
+      expect(problems).toEqual([]);
+      expect(names).toEqual(['inventory', 'shipments']);
+      for (const file of files)
+        expect((parse(file.text) as { name: string }).name).toBe(file.path.replace(/\.yaml$/, ''));
     });
 
     it('its Service speaks gRPC on 9191 (appProtocol grpc) and serves the admin port on 9464', () => {
@@ -216,9 +281,84 @@ describe.skipIf(skipWithoutKustomize)(kustomizeSuiteName('rendered workloads'), 
 
     it('a policy mounted with subPath', () => {
       const broken = spec();
-      broken.containers[0]!.volumeMounts!.find((m) => m.name === 'policy')!.subPath = 'policy.yaml';
+      broken.containers[0]!.volumeMounts!.find((m) => m.name === 'policies')!.subPath = 'inventory.yaml';
       expect(policyMountProblems(broken)).toEqual([
         'the policy is mounted with subPath: kubelet never updates it',
+      ]);
+    });
+
+    it('a policy volume that is not made of ConfigMaps', () => {
+      const broken = spec();
+      broken.volumes!.find((v) => v.name === 'policies')!.projected!.sources!.push({ secret: { name: 'x' } });
+      expect(policyMountProblems(broken)).toEqual([
+        'the policy volume is not a ConfigMap, nor ConfigMaps projected into one directory',
+      ]);
+    });
+
+    it('projected ConfigMaps that are missing, lack a key, or land on one path', () => {
+      const volume = copy(policyMount(podSpecOf(central())).volume!);
+      volume.projected!.sources!.push(
+        { configMap: { name: 'scopegate-policy-billing' } },
+        {
+          configMap: { name: 'scopegate-policy-shipments', items: [{ key: 'billing.yaml', path: 'b.yaml' }] },
+        },
+        {
+          configMap: {
+            name: 'scopegate-policy-shipments',
+            items: [{ key: 'shipments.yaml', path: 'inventory.yaml' }],
+          },
+        },
+        {
+          configMap: {
+            name: 'scopegate-policy-shipments',
+            items: [{ key: 'shipments.yaml', path: 'shipments.json' }],
+          },
+        },
+      );
+      expect(policyFiles(central(), volume).problems).toEqual([
+        'ConfigMap scopegate-policy-billing is not rendered by the overlay',
+        'ConfigMap scopegate-policy-shipments has no key billing.yaml',
+        'two ConfigMaps put inventory.yaml in the directory',
+        'shipments.json is not a *.yaml file: scopegate would not read it',
+      ]);
+    });
+
+    it('two policies claiming one host, a file that does not load, another key source for an issuer', async () => {
+      const { files } = policyFiles(central(), policyMount(podSpecOf(central())).volume!);
+      const shipments = files.find((f) => f.path === 'shipments.yaml')!;
+      const added = (text: string, path: string) => ({ ...shipments, key: path, path, text });
+      // returns.yaml: a copy of shipments that also claims inventory's host and names other keys for its issuer.
+      const returns = shipments.text
+        .replace('name: shipments', 'name: returns')
+        .replace('shipments.example.com,', 'inventory.example.com,')
+        .replace(
+          'spiffe://cluster.local/ns/shipments/sa/shipments',
+          'spiffe://cluster.local/ns/returns/sa/returns',
+        )
+        .replace('shipments.shipments.svc', 'returns.returns.svc')
+        .replace('https://idp.example.com/.well-known/jwks.json', 'https://idp.example.com/keys');
+      expect(parse(returns)).toMatchObject({
+        name: 'returns',
+        match: { hosts: ['inventory.example.com', 'returns.returns.svc.cluster.local'] },
+      });
+      const { names, problems } = await loadedPolicySet([
+        ...files,
+        added(returns, 'returns.yaml'),
+        added('version: 1\nname: broken\n', 'broken.yaml'),
+      ]);
+      // At start-up nothing serves yet, so every side of a clash is refused, each naming the other; only the
+      // places (LINE:COL) are left out here, as comments above them may move.
+      expect(names).toEqual([]);
+      expect(problems.map((p) => p.replace(/:\d+:\d+/g, ':L:C'))).toEqual([
+        'broken.yaml:L:C: authentication: required key "authentication" is missing',
+        'broken.yaml:L:C: scopes: required key "scopes" is missing',
+        'broken.yaml:L:C: routes: required key "routes" is missing',
+        'inventory.yaml:L:C: match.hosts[0]: host "inventory.example.com" is also claimed by returns.yaml:L:C (policy "returns"); a request belongs to one policy',
+        'inventory.yaml:L:C: authentication.issuers[0].jwks: issuer "https://idp.example.com/" gets its keys from another JWKS in returns.yaml:L:C (policy "returns"); an issuer has one key source in a policy set',
+        'returns.yaml:L:C: match.hosts[0]: host "inventory.example.com" is also claimed by inventory.yaml:L:C (policy "inventory"); a request belongs to one policy',
+        'returns.yaml:L:C: authentication.issuers[0].jwks: issuer "https://idp.example.com/" gets its keys from another JWKS in inventory.yaml:L:C (policy "inventory"); an issuer has one key source in a policy set',
+        'returns.yaml:L:C: authentication.issuers[0].jwks: issuer "https://idp.example.com/" gets its keys from another JWKS in shipments.yaml:L:C (policy "shipments"); an issuer has one key source in a policy set',
+        'shipments.yaml:L:C: authentication.issuers[0].jwks: issuer "https://idp.example.com/" gets its keys from another JWKS in returns.yaml:L:C (policy "returns"); an issuer has one key source in a policy set',
       ]);
     });
 

@@ -1,5 +1,6 @@
 // The Envoy configs we ship are ones Envoy accepts, and the local rewrite the e2e tests run changes only
-// where things listen and connect, so the tests exercise the very filters docker-compose mounts.
+// where things listen and connect, so the tests exercise the very filters docker-compose mounts. The
+// policy-set config asks scopegate as envoy.yaml does and names a policy of examples/mesh per virtual host.
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { findEnvoy, localEnvoyConfig, repoRoot } from '../../src/dev/envoy.js';
+import { defaultPolicyName } from '../../src/policy/validate-match.js';
 import { requireEnvoy, skipWithoutEnvoy, suiteName } from './envoy-required.js';
 
 const run = promisify(execFile);
@@ -50,9 +52,10 @@ function withoutAddresses(node: unknown): unknown {
 }
 
 describe('shipped configs', () => {
-  it('include both the plain and the jwt_authn config', () => {
+  it('include the plain, the jwt_authn and the policy-set config', () => {
     expect(shippedConfigs.map((file) => file.slice(ENVOY_DIR.length + 1)).sort()).toEqual([
       'envoy-jwt-authn.yaml',
+      'envoy-policy-set.yaml',
       'envoy.yaml',
     ]);
   });
@@ -62,6 +65,77 @@ describe('shipped configs', () => {
     expect(text).toMatch(/failure_mode_allow: false/);
     expect(text).toMatch(/timeout: 0\.25s/);
     expect(text).toMatch(/max_request_bytes: 65536, allow_partial_message: true/);
+  });
+});
+
+// biome-ignore lint/suspicious/noExplicitAny: an Envoy bootstrap, read field by field.
+type Bootstrap = any;
+const connectionManager = (config: Bootstrap) =>
+  config.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+
+/** The policy names of examples/mesh, the set `serve --policy examples/mesh` serves. */
+const MESH_DIR = join(repoRoot(), 'examples', 'mesh');
+const meshPolicies = readdirSync(MESH_DIR)
+  .filter((name) => /\.ya?ml$/.test(name))
+  .map(
+    (name) => (parse(readFileSync(join(MESH_DIR, name), 'utf8')).name as string) ?? defaultPolicyName(name),
+  );
+
+/**
+ * How the policy-set config names policies: every virtual host but the catch-all names one policy of the set
+ * (`scopegate_policy`) for all its routes; the catch-all names none, so scopegate answers policy_unknown there.
+ */
+function contextExtensionProblems(config: Bootstrap, policies: readonly string[]): string[] {
+  const problems: string[] = [];
+  for (const host of connectionManager(config).route_config.virtual_hosts) {
+    const perHost = host.typed_per_filter_config?.['envoy.filters.http.ext_authz'];
+    const named = perHost?.check_settings?.context_extensions?.scopegate_policy;
+    const catchAll = host.domains.includes('*');
+    if (host.routes.some((r: Bootstrap) => r.typed_per_filter_config))
+      problems.push(`${host.name}: a route overrides the virtual host's ext_authz settings`);
+    if (perHost && perHost['@type'] !== EXT_AUTHZ_PER_ROUTE)
+      problems.push(`${host.name}: not ExtAuthzPerRoute`);
+    if (catchAll && perHost) problems.push(`${host.name}: the catch-all names a policy (${named})`);
+    if (!catchAll && !policies.includes(named))
+      problems.push(`${host.name}: names no policy of the set (${named})`);
+  }
+  return problems;
+}
+const EXT_AUTHZ_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute';
+
+describe('envoy-policy-set.yaml', () => {
+  const policySet = parse(readFileSync(join(ENVOY_DIR, 'envoy-policy-set.yaml'), 'utf8'));
+  const plain = parse(readFileSync(join(ENVOY_DIR, 'envoy.yaml'), 'utf8'));
+
+  it('asks scopegate exactly as envoy.yaml does: the same ext_authz filter and clusters', () => {
+    expect(connectionManager(policySet).http_filters).toEqual(connectionManager(plain).http_filters);
+    expect(policySet.static_resources.clusters).toEqual(plain.static_resources.clusters);
+  });
+
+  it('names a policy of examples/mesh per virtual host, and none on the catch-all', () => {
+    expect(meshPolicies.sort()).toEqual(['inventory', 'shipments']);
+    expect(contextExtensionProblems(policySet, meshPolicies)).toEqual([]);
+    const hosts = connectionManager(policySet).route_config.virtual_hosts;
+    expect(hosts.map((h: { domains: string[] }) => h.domains[0])).toEqual([
+      'inventory.example.com',
+      'shipments.example.com',
+      '*',
+    ]);
+  });
+
+  it('the check can fail: a misspelt policy name, an extension on the catch-all, a route overriding it', () => {
+    const broken = structuredClone(policySet);
+    const [inventory, shipments, catchAll] = connectionManager(broken).route_config.virtual_hosts;
+    inventory.typed_per_filter_config[
+      'envoy.filters.http.ext_authz'
+    ].check_settings.context_extensions.scopegate_policy = 'inventroy';
+    catchAll.typed_per_filter_config = shipments.typed_per_filter_config;
+    shipments.routes[0].typed_per_filter_config = {};
+    expect(contextExtensionProblems(broken, meshPolicies)).toEqual([
+      'inventory: names no policy of the set (inventroy)',
+      "shipments: a route overrides the virtual host's ext_authz settings",
+      'unowned: the catch-all names a policy (shipments)',
+    ]);
   });
 });
 

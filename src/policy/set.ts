@@ -102,7 +102,10 @@ export class PolicySet<T> {
     if (this.fallback !== undefined) return { ok: true, value: this.fallback, by: 'default' };
     // The host is the caller's own (it goes back in the 403 body and the log line), said only when it is one.
     const said = host !== undefined && SAYABLE_HOST.test(host) ? ` host "${host}"` : ' this request';
-    return { ok: false, detail: `no policy owns${said} (by context extension, destination principal or host)` };
+    return {
+      ok: false,
+      detail: `no policy owns${said} (by context extension, destination principal or host)`,
+    };
   }
 
   /** The longest `*.suffix` that covers the host: `a.b.example.com` tries `b.example.com`, then `example.com`. */

@@ -126,7 +126,9 @@ describe('explain --policy DIR', () => {
       ],
     ]);
     expect(code).toBe(1);
-    expect(out).toContain('policy      ✗ none: no policy owns host "orders.example.com" (by context extension, destination principal or host)');
+    expect(out).toContain(
+      'policy      ✗ none: no policy owns host "orders.example.com" (by context extension, destination principal or host)',
+    );
     expect(out).toContain('decision    DENY policy_unknown (HTTP 403)');
     expect(out).toContain('fix         give this service a policy');
   });

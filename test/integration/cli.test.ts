@@ -153,7 +153,12 @@ describe('SIGTERM', () => {
     const dir = mkdtempSync(join(tmpdir(), 'scopegate-term-'));
     const policy = join(dir, 'policy.yaml');
     writeFileSync(policy, examplePolicyText(jwks.uri));
-    const served = await serve(['--policy', policy, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+    // A generous key-fetch timeout: on a busy machine the 80 ms JWKS below could pass the default 100 ms, and
+    // the answer would be keys_unavailable; this test is about draining, not about that timeout.
+    const served = await serve([
+      ...['--policy', policy, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
+      ...['--jwks-timeout-ms', '2000'],
+    ]);
     const grpc = connectAuthorization(served.grpc);
     const health = connectHealth(served.grpc);
     try {

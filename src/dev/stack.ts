@@ -2,7 +2,7 @@
 // scopegate on the example policy (its JWKS pointed at the issuer), the inventory upstream, and a real Envoy
 // running one of the shipped configs with only its addresses rewritten. `npm run demo` and the e2e tests
 // both stand on it, so the demo shows exactly what the tests check.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +23,8 @@ import {
 import { mintToken, SIGNING_KEY_FILE } from './keys.js';
 import { type InventoryUpstream, startInventoryUpstream } from './upstream.js';
 
-export type EnvoyVariant = 'envoy.yaml' | 'envoy-jwt-authn.yaml';
+/** The shipped Envoy configs; `envoy-policy-set.yaml` fronts inventory and shipments, served as examples/mesh. */
+export type EnvoyVariant = 'envoy.yaml' | 'envoy-jwt-authn.yaml' | 'envoy-policy-set.yaml';
 
 export const EXAMPLE_DIR = () => join(repoRoot(), 'examples', 'inventory');
 
@@ -88,12 +89,12 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-/** The example policy with its `jwks: { file }` pointed at a JWKS URI instead. */
-export function examplePolicyWithJwksUri(jwksUri: string): string {
-  const text = readFileSync(join(EXAMPLE_DIR(), 'policy.yaml'), 'utf8');
+/** An example policy (default: inventory's) with its `jwks: { file }` pointed at a JWKS URI instead. */
+export function examplePolicyWithJwksUri(jwksUri: string, file = join(EXAMPLE_DIR(), 'policy.yaml')): string {
+  const text = readFileSync(file, 'utf8');
   const replaced = text.replace(/jwks: \{ file: [^}]+\}/, `jwks: { uri: "${jwksUri}" }`);
   if (replaced === text)
-    throw new Error('the example policy has no `jwks: { file: … }` line to point at the dev issuer');
+    throw new Error(`${file} has no \`jwks: { file: … }\` line to point at the dev issuer`);
   return replaced;
 }
 
@@ -114,13 +115,20 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const upstream = await startInventoryUpstream();
     started.push(upstream);
 
-    const policyFile = join(dir, 'policy.yaml');
-    writeFileSync(policyFile, examplePolicyWithJwksUri(issuer.jwksUri));
+    // One policy file, or for the policy-set config the example set (examples/mesh: inventory and shipments).
+    let policyPath = join(dir, 'policy.yaml');
+    if (options.variant === 'envoy-policy-set.yaml') {
+      policyPath = join(dir, 'policies');
+      mkdirSync(policyPath);
+      writeFileSync(join(policyPath, 'inventory.yaml'), examplePolicyWithJwksUri(issuer.jwksUri));
+      const shipments = join(repoRoot(), 'examples', 'mesh', 'shipments.yaml');
+      writeFileSync(join(policyPath, 'shipments.yaml'), examplePolicyWithJwksUri(issuer.jwksUri, shipments));
+    } else writeFileSync(policyPath, examplePolicyWithJwksUri(issuer.jwksUri));
     const metrics = new Metrics();
     const settings = serveSettings(
       [
         '--policy',
-        policyFile,
+        policyPath,
         '--listen',
         `127.0.0.1:${options.ports?.scopegate ?? 0}`,
         '--admin',

@@ -21,6 +21,7 @@ export interface ReceivedIdentity {
   readonly client: string | null;
   readonly issuer: string | null;
   readonly route: string | null;
+  readonly policy: string | null;
 }
 
 export interface RecordedTransaction {
@@ -54,6 +55,7 @@ const IDENTITY_HEADERS = {
   client: 'x-scopegate-client',
   issuer: 'x-scopegate-issuer',
   route: 'x-scopegate-route',
+  policy: 'x-scopegate-policy',
 } as const;
 
 export function receivedIdentity(req: IncomingMessage): ReceivedIdentity {
@@ -67,6 +69,7 @@ export function receivedIdentity(req: IncomingMessage): ReceivedIdentity {
     client: header(IDENTITY_HEADERS.client),
     issuer: header(IDENTITY_HEADERS.issuer),
     route: header(IDENTITY_HEADERS.route),
+    policy: header(IDENTITY_HEADERS.policy),
   };
 }
 

@@ -32,7 +32,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('npm run demo'), () => {
     expect(step(output, 7)).toContain('reason: grant_type_not_allowed');
     expect(step(output, 8)).toMatch(/→ HTTP 401[\s\S]*error="invalid_token"[\s\S]*reason: token_expired/);
     expect(output).toContain(
-      '   scopegate_decisions_total{decision="deny",reason="scope_missing",route="create_transaction"} 1',
+      '   scopegate_decisions_total{decision="deny",reason="scope_missing",route="create_transaction",policy="inventory"} 1',
     );
     expect(output.at(-1)).toBe('Stopped.');
   });

@@ -82,6 +82,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('identity integrity through Envoy (e
       client: 'inventory-sync',
       issuer: EXAMPLE_ISSUER,
       route: 'list_transactions',
+      policy: 'inventory',
     });
   });
 

@@ -33,6 +33,7 @@ describe.skipIf(skipWithoutEnvoy)(
         client: 'inventory-sync',
         issuer: EXAMPLE_ISSUER,
         route: 'list_transactions',
+        policy: 'inventory',
       });
     });
 

@@ -49,6 +49,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('the support thread through Envoy (e
       client: 'inventory-sync',
       issuer: EXAMPLE_ISSUER,
       route: 'list_transactions',
+      policy: 'inventory',
     });
   });
 
@@ -81,12 +82,17 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('the support thread through Envoy (e
       client: 'inventory-sync',
       issuer: EXAMPLE_ISSUER,
       route: 'create_transaction',
+      policy: 'inventory',
     });
   });
 
   it('a client that sends its own x-scopegate-subject: admin never gets it through', async () => {
     const token = await stack.clientToken('sync', BOTH);
-    const spoof = { 'x-scopegate-subject': 'admin', 'x-scopegate-route': 'anything' };
+    const spoof = {
+      'x-scopegate-subject': 'admin',
+      'x-scopegate-route': 'anything',
+      'x-scopegate-policy': 'admin',
+    };
     const created = await post(token, transaction('WH02'), spoof);
     expect(created.status).toBe(201);
     const id = createdId(created);
@@ -95,6 +101,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('the support thread through Envoy (e
       client: 'inventory-sync',
       issuer: EXAMPLE_ISSUER,
       route: 'create_transaction',
+      policy: 'inventory',
     });
     const read = await stack.send({ path: TRANSACTIONS, token, headers: spoof });
     expect(read.json?.received_identity).toMatchObject({

@@ -17,6 +17,7 @@ const IDENTITY = {
   'x-scopegate-client': 'inventory-sync',
   'x-scopegate-issuer': 'https://dev-issuer.scopegate.local/',
   'x-scopegate-route': 'create_transaction',
+  'x-scopegate-policy': 'inventory',
 };
 const JSON_TYPE = { 'content-type': 'application/json' };
 
@@ -68,6 +69,7 @@ describe('what the service account wrote, and who Envoy said it was', () => {
       client: 'inventory-sync',
       issuer: 'https://dev-issuer.scopegate.local/',
       route: 'create_transaction',
+      policy: 'inventory',
     });
     const recorded = upstream.transactions();
     expect(recorded).toHaveLength(before + 1);
@@ -79,6 +81,7 @@ describe('what the service account wrote, and who Envoy said it was', () => {
         client: 'inventory-sync',
         issuer: 'https://dev-issuer.scopegate.local/',
         route: 'create_transaction',
+        policy: 'inventory',
       },
       version: 1,
     });
@@ -87,7 +90,13 @@ describe('what the service account wrote, and who Envoy said it was', () => {
   it('a request that reached it without identity headers says so with nulls', async () => {
     const answer = await call('GET', '/api/inventory/transactions');
     expect(answer.status).toBe(200);
-    expect(answer.json.received_identity).toEqual({ subject: null, client: null, issuer: null, route: null });
+    expect(answer.json.received_identity).toEqual({
+      subject: null,
+      client: null,
+      issuer: null,
+      route: null,
+      policy: null,
+    });
   });
 
   it('GET by id finds what was posted; an unknown id is 404', async () => {
@@ -311,6 +320,7 @@ describe('the identity echo', () => {
       client: '倉庫-sync',
       issuer: null,
       route: 'list_transactions',
+      policy: null,
     });
   });
 });
@@ -338,7 +348,7 @@ describe('itemsAt', () => {
   const recorded = (body: Record<string, unknown>, n: number): RecordedTransaction => ({
     id: `txn-${n}`,
     body,
-    received_identity: { subject: null, client: null, issuer: null, route: null },
+    received_identity: { subject: null, client: null, issuer: null, route: null, policy: null },
     version: 1,
   });
 

@@ -37,8 +37,9 @@ Usage:
                      else print FILE:LINE:COL: field: message and exit 1.
   scopegate explain  --policy FILE|DIR (--token JWT | --claims FILE_OR_JSON) --method M --path P
                      [--header k:v]... [--body JSON] [--host H] [--context-extension k=v]...
-                     [--destination-principal SPIFFE_ID] [--no-verify] [--json]
-                     Trace one decision: the policy chosen and why, route, token and client scopes, each
+                     [--destination-principal SPIFFE_ID] [--peer SPIFFE_ID] [--no-verify] [--json]
+                     Trace one decision: the policy chosen and why, route, the peer (--peer: the calling
+                     workload, as Envoy's mTLS source.principal), token and client scopes, each
                      permission by scope and by role, grant type, locations, the reason, and what to change
                      (exit 0 allowed, 1 denied). --no-verify decodes the token without checking its
                      signature (and says so, loudly).

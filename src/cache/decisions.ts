@@ -42,6 +42,8 @@ export interface DecisionInputs {
   readonly revision: string;
   /** The bearer token's SHA-256 (BearerToken.hash): never the token itself. */
   readonly tokenHash: string;
+  /** The calling workload's SPIFFE ID when the route needs one too (token_and_peer), else ''. */
+  readonly peer?: string;
   readonly method: string;
   readonly route: string;
   /** Distinct locations in the order the request names them (validated codes, never `*`). */
@@ -95,8 +97,8 @@ export class DecisionCache {
    * methods and locations are validated codes.)
    */
   static keyFor(inputs: DecisionInputs): string {
-    const { policy, revision, tokenHash, method, route, locations } = inputs;
-    let rest = `${policy.length}:${policy}${revision.length}:${revision}${method.length}:${method}${route.length}:${route}`;
+    const { policy, revision, tokenHash, method, route, locations, peer = '' } = inputs;
+    let rest = `${policy.length}:${policy}${revision.length}:${revision}${peer.length}:${peer}${method.length}:${method}${route.length}:${route}`;
     for (const location of locations) rest += `${location.length}:${location}`;
     if (rest.length > MAX_PLAIN_KEY_PARTS) rest = `#${hash('sha256', rest, 'base64url')}`;
     return `${tokenHash}${rest}`;

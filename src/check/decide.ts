@@ -5,8 +5,16 @@
 // request costs its token, never its body. A decision cache, when the snapshot has one, answers repeats of a
 // request whose decision depends only on its verified token, route, locations and the revision.
 import { DecisionCache } from '../cache/decisions.js';
-import { checkLocations, checkPermissions } from '../decision/evaluate.js';
+import {
+  checkLocations,
+  checkPeerLocations,
+  checkPeerPermissions,
+  checkPermissions,
+  type KnownPeer,
+  peerOf,
+} from '../decision/evaluate.js';
 import { type Credential, readCredential } from '../identity/credential.js';
+import { identifyPeer } from '../identity/peer.js';
 import type { CompiledPolicy, PolicyMode } from '../policy/types.js';
 import { readRequest } from '../request/facts.js';
 import { readLocations } from '../request/locations.js';
@@ -90,6 +98,10 @@ export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Pro
   const mode = match?.route.mode ?? policy.mode;
   const decided = (decision: Decision): Checked => ({ decision: underMode(mode, decision), facts });
 
+  // Which identities the route needs: a token (the default), the calling workload (mTLS peer), or both.
+  const needs = match?.route.identity ?? policy.identity;
+  if (needs === 'peer') return authorizePeer();
+
   const presented = readCredential(facts, policy);
   if (!presented.ok) return decided(denied(presented, stamp));
   const credential = presented.value;
@@ -97,20 +109,21 @@ export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Pro
     identity.ok ? authorize(identity.value) : decided(denied(identity, stamp)),
   );
 
+  /** The peer Envoy vouches for, and the `peers` entry that lists it. */
+  function knownPeer(): Outcome<KnownPeer> {
+    const id = identifyPeer(facts.peer);
+    return id.ok ? peerOf(policy, id.value) : id;
+  }
+
   function authorize(principal: Principal): Checked | Promise<Checked> {
-    const who = {
-      subject: principal.subject,
-      ...(principal.client !== undefined && { client: principal.client }),
-      ...(principal.issuer !== undefined && { issuer: principal.issuer }),
-    };
-    if (!match) {
-      return decided({
-        reason: 'route_unknown',
-        detail: 'no route in the policy matches this method and path',
-        ...stamp,
-        ...who,
-      });
+    let peer: KnownPeer | undefined;
+    if (needs === 'token_and_peer') {
+      const known = knownPeer();
+      if (!known.ok) return decided(denied(known, stamp, whoOf(principal)));
+      peer = known.value;
     }
+    const who = whoOf(principal, peer);
+    if (!match) return decided(routeUnknown(stamp, who));
     const at = { ...who, route: match.route.name };
     // Only now is the body read: the caller is known. The permissions still decide first (below).
     return then(readLocations(match, facts), (found) => {
@@ -121,6 +134,7 @@ export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Pro
         DecisionCache.keyFor({
           ...stamp,
           tokenHash: cache.tokenHash,
+          peer: peer?.id ?? '',
           method: facts.method,
           route: match.route.name,
           locations: found.ok ? found.value : [],
@@ -133,14 +147,56 @@ export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Pro
       const remember = (decision: Decision): Checked =>
         decided(cache && key !== undefined ? cache.decisions.set(key, decision, cache.basis) : decision);
 
+      // The token's subject first, then the peer acting for it: both must hold every permission and location.
       const permitted = checkPermissions(policy, principal, match.route);
       if (!permitted.ok) return remember(denied(permitted, stamp, at));
+      const peerPermitted = peer && checkPeerPermissions(policy, peer, match.route);
+      if (peerPermitted && !peerPermitted.ok) return remember(denied(peerPermitted, stamp, at));
       if (!found.ok) return decided(denied(found, stamp, at));
       const placed = checkLocations(policy, principal, found.value);
       if (!placed.ok) return remember(denied(placed, stamp, at));
+      const peerPlaced = peer && checkPeerLocations(peer, found.value);
+      if (peerPlaced && !peerPlaced.ok) return remember(denied(peerPlaced, stamp, at));
       return remember({ reason: 'allowed', detail: 'allowed', ...stamp, ...at });
     });
   }
+
+  /** A route only the calling workload's identity opens: no token is read. Nothing here is cached. */
+  function authorizePeer(): Checked | Promise<Checked> {
+    const known = knownPeer();
+    if (!known.ok) return decided(denied(known, stamp));
+    const peer = known.value;
+    if (!match) return decided(routeUnknown(stamp, { peer: peer.id }));
+    const at = { peer: peer.id, route: match.route.name };
+    return then(readLocations(match, facts), (found) => {
+      const permitted = checkPeerPermissions(policy, peer, match.route);
+      if (!permitted.ok) return decided(denied(permitted, stamp, at));
+      if (!found.ok) return decided(denied(found, stamp, at));
+      const placed = checkPeerLocations(peer, found.value);
+      if (!placed.ok) return decided(denied(placed, stamp, at));
+      return decided({ reason: 'allowed', detail: 'allowed', ...stamp, ...at });
+    });
+  }
+}
+
+/** Who a decision is about: the token's subject, client and issuer, and the peer when one was needed. */
+function whoOf(principal: Principal, peer?: KnownPeer): Partial<Decision> {
+  return {
+    subject: principal.subject,
+    ...(principal.client !== undefined && { client: principal.client }),
+    ...(principal.issuer !== undefined && { issuer: principal.issuer }),
+    ...(peer !== undefined && { peer: peer.id }),
+  };
+}
+
+/** Decided only once the caller is known (security rule 10): a stranger learns nothing of the routes. */
+function routeUnknown(stamp: Stamp, who: Partial<Decision>): Decision {
+  return {
+    reason: 'route_unknown',
+    detail: 'no route in the policy matches this method and path',
+    ...stamp,
+    ...who,
+  };
 }
 
 interface CachePlan {

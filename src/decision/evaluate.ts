@@ -3,7 +3,13 @@
 // functions over compiled policy data; each failure is a closed reason naming exactly what is missing.
 
 import { locationAllowed, parseLocationGrant } from '../policy/locations.js';
-import type { CompiledClient, CompiledPolicy, CompiledRoute, CompiledSubject } from '../policy/types.js';
+import type {
+  CompiledClient,
+  CompiledPeer,
+  CompiledPolicy,
+  CompiledRoute,
+  CompiledSubject,
+} from '../policy/types.js';
 import type { Principal } from '../vocabulary/index.js';
 import { deny, type Outcome, ok } from '../vocabulary/index.js';
 
@@ -178,5 +184,71 @@ export function checkLocations(
   if (refused.length === 0) return ok(undefined);
   return deny('location_denied', `${principal.subject} may not access location ${list(refused)}`, {
     missing: { locations: refused },
+  });
+}
+
+/** A calling workload as the policy knows it: its SPIFFE ID and the `peers` entry that matched it. */
+export interface KnownPeer {
+  readonly id: string;
+  readonly entry: CompiledPeer;
+}
+
+/** The `peers` entry for a SPIFFE ID (exact, else its `…/*`), or peer_not_allowed naming it. */
+export function peerOf(policy: CompiledPolicy, id: string): Outcome<KnownPeer> {
+  const entry = policy.peers.get(id);
+  if (entry === undefined) {
+    return deny('peer_not_allowed', `peer ${id} is not listed in the policy's peers`, {
+      missing: { peer: id },
+    });
+  }
+  return ok({ id, entry });
+}
+
+/** Permissions a peer's roles grant, worked out once per entry and revision. */
+const grantsByPeer = new WeakMap<CompiledPeer, ReadonlySet<string>>();
+
+function peerGrants(policy: CompiledPolicy, entry: CompiledPeer): ReadonlySet<string> {
+  let granted = grantsByPeer.get(entry);
+  if (granted === undefined) {
+    granted = new Set<string>();
+    for (const role of entry.roles) union(granted as Set<string>, policy.roles?.get(role));
+    grantsByPeer.set(entry, granted);
+  }
+  return granted;
+}
+
+/** A peer has no scopes: every permission the route requires must come from one of its roles. */
+export function checkPeerPermissions(
+  policy: CompiledPolicy,
+  peer: KnownPeer,
+  route: CompiledRoute,
+): Outcome<void> {
+  const granted = peerGrants(policy, peer.entry);
+  const lacking = route.permissions.filter((permission) => !granted.has(permission));
+  if (lacking.length === 0) return ok(undefined);
+  const roles = [
+    ...union(
+      new Set<string>(),
+      lacking.flatMap((p) => policy.rolesGranting.get(p) ?? []),
+    ),
+  ].sort();
+  const fix =
+    roles.length > 0 ? `; a role that grants it: ${list(roles)}` : '; no role in the policy grants it';
+  return deny(
+    'peer_not_allowed',
+    `peer ${peer.id} has no role granting ${list(lacking)} on route ${route.name}${fix}`,
+    {
+      missing: { permissions: lacking, roles, peer: peer.id },
+      missingBySource: lacking.map((permission) => ({ permission, source: 'peer' as const })),
+    },
+  );
+}
+
+/** Every location the request names must be granted to the peer too (its `peers` entry). */
+export function checkPeerLocations(peer: KnownPeer, locations: readonly string[]): Outcome<void> {
+  const refused = locations.filter((code) => !locationAllowed(peer.entry.locations, code));
+  if (refused.length === 0) return ok(undefined);
+  return deny('location_denied', `peer ${peer.id} may not access location ${list(refused)}`, {
+    missing: { locations: refused, peer: peer.id },
   });
 }

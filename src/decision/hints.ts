@@ -61,10 +61,27 @@ export function fixHints(reason: Reason, missing: Missing | undefined, who: Who 
       return roles.length > 0
         ? [`give ${subject} the role ${either(roles)}`]
         : [`no role grants ${both(missing?.permissions ?? [])}: add it to a role in the policy`];
-    case 'location_denied':
+    case 'location_denied': {
+      // Missing for the calling workload (token_and_peer, peer routes), or for the token's subject.
+      const holder = typeof missing?.peer === 'string' ? `peer ${missing.peer}` : subject;
       return (locations.length > 0 ? locations : ['the request names']).map(
-        (location) => `grant location ${location} to ${subject}`,
+        (location) => `grant location ${location} to ${holder}`,
       );
+    }
+    case 'peer_missing':
+      return [
+        'call this route from a workload in the mesh, over mTLS (Istio PeerAuthentication STRICT, or an Envoy listener that requires client certificates)',
+      ];
+    case 'peer_not_allowed': {
+      const peer = typeof missing?.peer === 'string' ? missing.peer : 'the calling workload';
+      if (roles.length > 0) return [`give peer ${peer} the role ${either(roles)} (under peers)`];
+      if ((missing?.permissions ?? []).length > 0) {
+        return [
+          `no role grants ${both(missing?.permissions ?? [])}: add it to a role, and give that role to peer ${peer}`,
+        ];
+      }
+      return [`list peer ${peer} under peers, or call from a workload the policy lists`];
+    }
     case 'location_missing':
       return ['name the location (warehouse) in the request where the route reads it'];
     case 'body_unreadable':

@@ -231,11 +231,13 @@ class CaseReader extends YamlReader {
       'host',
       'contextExtensions',
       'destinationPrincipal',
+      'peer',
     ]);
     const method = this.stringIn(map, 'method', where, true);
     const path = this.stringIn(map, 'path', where, true);
     const host = this.stringIn(map, 'host', where, false);
     const destinationPrincipal = this.stringIn(map, 'destinationPrincipal', where, false);
+    const peer = this.stringIn(map, 'peer', where, false);
     const extensionsMap = this.mapping(map, 'contextExtensions', where, false);
     const contextExtensions =
       extensionsMap && this.stringMap(extensionsMap, `${where}.contextExtensions`, 'an extension');
@@ -268,6 +270,7 @@ class CaseReader extends YamlReader {
       ...(host !== undefined && { host }),
       ...(contextExtensions !== undefined && { contextExtensions }),
       ...(destinationPrincipal !== undefined && { destinationPrincipal }),
+      ...(peer !== undefined && { peer }),
     };
   }
 

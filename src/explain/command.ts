@@ -59,6 +59,7 @@ export async function explainCommand(
       host: { type: 'string' },
       'context-extension': { type: 'string', multiple: true, default: [] },
       'destination-principal': { type: 'string' },
+      peer: { type: 'string' },
       'no-verify': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
@@ -93,6 +94,7 @@ export async function explainCommand(
     ...(values['destination-principal'] !== undefined && {
       destinationPrincipal: values['destination-principal'],
     }),
+    ...(values.peer !== undefined && { peer: values.peer }),
   };
 
   let claims: Record<string, unknown> | undefined;

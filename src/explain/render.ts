@@ -89,6 +89,23 @@ export function renderTrace(trace: Trace): string {
     }
   }
 
+  if (trace.needs !== 'token') {
+    row(
+      'requires',
+      trace.needs === 'peer'
+        ? "the calling workload's identity (mTLS peer); no token is read"
+        : 'a token and the calling workload (mTLS peer), each holding every permission and location',
+    );
+  }
+  const peer = trace.peer;
+  if (peer?.ok) {
+    row('peer', `${YES} ${peer.id}${peer.entry === peer.id ? '' : ` (listed as ${peer.entry})`}`);
+    more(`roles: ${list(peer.roles)}; locations: ${list(peer.locations)}`);
+    if (peer.lacking.length > 0) more(`${NO} no role of the peer grants ${list(peer.lacking)}`);
+  } else if (peer) {
+    row('peer', `${NO} ${peer.reason}: ${peer.detail}`);
+  }
+
   const route = trace.route;
   if (route) {
     if (route.matched) {

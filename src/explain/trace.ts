@@ -6,10 +6,26 @@
 // decision functions; they show *why*, they never decide.
 
 import { decide } from '../check/decide.js';
-import { checkLocations, clientOf, effectiveScopes, rolesOf, subjectOf } from '../decision/evaluate.js';
+import {
+  checkLocations,
+  checkPeerPermissions,
+  clientOf,
+  effectiveScopes,
+  peerOf,
+  rolesOf,
+  subjectOf,
+} from '../decision/evaluate.js';
 import { fixHints, type Who } from '../decision/hints.js';
+import { identifyPeer } from '../identity/peer.js';
 import type { SelectedBy } from '../policy/set.js';
-import type { CompiledLocationSource, CompiledPolicy, LocationGrant, RouteMatch } from '../policy/types.js';
+import type {
+  CompiledLocationSource,
+  CompiledPolicy,
+  CompiledRoute,
+  IdentityRequirement,
+  LocationGrant,
+  RouteMatch,
+} from '../policy/types.js';
 import { readRequest } from '../request/facts.js';
 import { readLocations } from '../request/locations.js';
 import type { RequestFacts } from '../request/types.js';
@@ -85,6 +101,21 @@ export interface Trace {
         /** Why the issuer's keys could not be loaded, when that is the reason. Never URLs or key material. */
         readonly keyProblems?: readonly string[];
       };
+  /** The identities the route (or, with no route, the policy) needs; `token` unless it says otherwise. */
+  readonly needs: IdentityRequirement;
+  /** The calling workload, when a peer is needed: who Envoy says it is, and what the policy lists for it. */
+  readonly peer?:
+    | {
+        readonly ok: true;
+        readonly id: string;
+        /** The `peers` key that matched: the ID itself, or its `…/*`. */
+        readonly entry: string;
+        readonly roles: readonly string[];
+        readonly locations: readonly string[];
+        /** Permissions of the route none of its roles grants. */
+        readonly lacking: readonly string[];
+      }
+    | { readonly ok: false; readonly id?: string; readonly reason: Reason; readonly detail: string };
   readonly route?:
     | {
         readonly matched: true;
@@ -151,8 +182,11 @@ const sorted = (items: Iterable<string>) => [...items].sort();
 export async function traceCheck(input: TraceInput): Promise<Trace> {
   const { policy, request } = input;
   const read = readRequest(request);
+  const needs =
+    (read.ok && policy.matchRoute(read.value.method, read.value.path)?.route.identity) || policy.identity;
   let identity: Outcome<Principal> | undefined;
-  if (read.ok) identity = await input.identity.authenticate(read.value);
+  // A route only a peer opens reads no token, and neither does its trace.
+  if (read.ok && needs !== 'peer') identity = await input.identity.authenticate(read.value);
 
   // The decision is the server pipeline's own, fed the identity outcome computed above (authenticating
   // once: a token cache or a key refresh must not make the trace and the decision disagree).
@@ -181,6 +215,7 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
     credential: input.credential,
     verified: input.verified,
     warnings: [...(input.warnings ?? [])],
+    needs,
     decision: label,
     reason: decision.reason,
     status: label === 'deny' ? REASONS[decision.reason].http : 200,
@@ -218,6 +253,9 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
       }
     : { matched: false as const };
 
+  const peer = needs === 'token' ? undefined : { peer: peerTrace(policy, facts, match?.route) };
+  if (needs === 'peer')
+    return { ...base, request: requestTrace, ...peer, route: routeTrace, hints, alsoNeeded: [] };
   if (!identity?.ok) {
     const failed = identity ?? { reason: 'internal_error' as const, detail: 'identity was not checked' };
     const keyProblems =
@@ -231,6 +269,7 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
         detail: failed.detail,
         ...(keyProblems && keyProblems.length > 0 && { keyProblems }),
       },
+      ...peer,
       route: routeTrace,
       hints,
       alsoNeeded: [],
@@ -250,6 +289,7 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
       ...(principal.grantType !== undefined && { grantType: principal.grantType }),
       ...(principal.expiresAt !== undefined && { expiresAt: isoTime(principal.expiresAt) }),
     },
+    ...peer,
     route: routeTrace,
     ...sections,
     hints: [
@@ -270,6 +310,7 @@ export function traceUnowned(
     credential: input.credential,
     verified: input.verified,
     warnings: [...(input.warnings ?? [])],
+    needs: 'token',
     request: { ok: false, reason: 'policy_unknown', detail },
     decision: 'deny',
     reason: 'policy_unknown',
@@ -277,6 +318,28 @@ export function traceUnowned(
     detail,
     hints: fixHints('policy_unknown', undefined),
     alsoNeeded: [],
+  };
+}
+
+/** The peer as the server judges it (identity/peer.ts, then the policy's `peers`), and what its roles lack. */
+function peerTrace(
+  policy: CompiledPolicy,
+  facts: RequestFacts,
+  route: CompiledRoute | undefined,
+): NonNullable<Trace['peer']> {
+  const id = identifyPeer(facts.peer);
+  if (!id.ok) return { ok: false, reason: id.reason, detail: id.detail };
+  const known = peerOf(policy, id.value);
+  if (!known.ok) return { ok: false, id: id.value, reason: known.reason, detail: known.detail };
+  const { entry } = known.value;
+  const permitted = route ? checkPeerPermissions(policy, known.value, route) : undefined;
+  return {
+    ok: true,
+    id: id.value,
+    entry: entry.id,
+    roles: sorted(entry.roles),
+    locations: patternsOf(entry.locations),
+    lacking: permitted && !permitted.ok ? (permitted.missing?.permissions ?? []) : [],
   };
 }
 

@@ -11,10 +11,12 @@ import type {
   ClaimSite,
   CompiledClient,
   CompiledIssuer,
+  CompiledPeer,
   CompiledPolicy,
   CompiledRoute,
   CompiledSubject,
   NamesByIssuer,
+  PeerTable,
   PolicyDocument,
 } from './types.js';
 import { defaultPolicyName } from './validate-match.js';
@@ -115,6 +117,7 @@ export function compilePolicy(doc: PolicyDocument, opts: CompileOptions): Compil
       permissions: [...r.permissions],
       ...(r.location ? { location: compileLocationSource(r.location) } : {}),
       mode: r.mode ?? doc.mode ?? 'enforce',
+      identity: r.identity ?? doc.identity ?? 'token',
     }),
   );
   const matchRoute = buildRouteMatcher(routes);
@@ -151,9 +154,46 @@ export function compilePolicy(doc: PolicyDocument, opts: CompileOptions): Compil
     // Without a clients section there are no client rules to skip, so nothing is unlisted.
     unlistedClients: doc.clients === undefined ? 'allow' : (auth.unlistedClients ?? 'deny'),
     subjects,
+    peers: new Peers(
+      Object.entries(doc.peers ?? {}).map(([id, p]) =>
+        Object.freeze({
+          id,
+          roles: new Set(p.roles ?? []),
+          locations: parseLocationGrant(p.locations ?? []),
+        }),
+      ),
+    ),
+    identity: doc.identity ?? 'token',
     routes: Object.freeze(routes),
     matchRoute,
   });
+}
+
+/**
+ * Peers by SPIFFE ID: the exact entry wins; else the entry for every workload under the ID's path
+ * (`spiffe://td/ns/orders/sa/*` for `spiffe://td/ns/orders/sa/orders-api`). Two map lookups at most. Callers
+ * give only IDs that passed the SPIFFE rule (identity/peer.ts), so a look-alike never reaches a wildcard.
+ */
+export class Peers implements PeerTable {
+  private readonly exact = new Map<string, CompiledPeer>();
+  /** `…/*` entries by the ID prefix before the `*` (with its trailing slash). */
+  private readonly under = new Map<string, CompiledPeer>();
+  readonly size: number;
+
+  constructor(entries: readonly CompiledPeer[]) {
+    for (const entry of entries) {
+      if (entry.id.endsWith('/*')) this.under.set(entry.id.slice(0, -1), entry);
+      else this.exact.set(entry.id, entry);
+    }
+    this.size = entries.length;
+    Object.freeze(this);
+  }
+
+  get(spiffeId: string): CompiledPeer | undefined {
+    const exact = this.exact.get(spiffeId);
+    if (exact !== undefined || this.under.size === 0) return exact;
+    return this.under.get(spiffeId.slice(0, spiffeId.lastIndexOf('/') + 1));
+  }
 }
 
 function withIssuer(issuer: string | undefined): { issuer?: string } {

@@ -7,6 +7,14 @@ import type { ConfigProblem } from '../config/problems.js';
 export const POLICY_MODES = ['enforce', 'dry_run'] as const;
 export type PolicyMode = (typeof POLICY_MODES)[number];
 
+/**
+ * Which identities a route needs: a bearer token (`token`, the default), the calling workload's mTLS identity
+ * (`peer`), or both (`token_and_peer`: the peer acts for the token's subject; both need every permission
+ * and every location).
+ */
+export const IDENTITY_REQUIREMENTS = ['token', 'peer', 'token_and_peer'] as const;
+export type IdentityRequirement = (typeof IDENTITY_REQUIREMENTS)[number];
+
 export type LocationSource = { body: string } | { path: string } | { query: string } | { header: string };
 
 /** One step of a body path: `lines[]` is `{ key: 'lines', each: true }` (every element of that array). */
@@ -29,6 +37,7 @@ export interface RouteDocument {
   permissions: string[];
   location?: LocationSource;
   mode?: PolicyMode;
+  identity?: IdentityRequirement;
 }
 
 export interface IssuerDocument {
@@ -63,6 +72,12 @@ export interface ClientDocument {
   grantTypes?: string[];
 }
 
+/** A `peers` entry: the roles and locations of a calling workload, keyed by its SPIFFE ID (or a `…/*`). */
+export interface PeerDocument {
+  roles?: string[];
+  locations?: string[];
+}
+
 /** A `subjects` entry; `subject` and `issuer` as for clients. */
 export interface SubjectDocument {
   issuer?: string;
@@ -84,6 +99,8 @@ export interface PolicyDocument {
   name?: string;
   match?: MatchDocument;
   mode?: PolicyMode;
+  /** The identities a route needs unless it says otherwise (default `token`). */
+  identity?: IdentityRequirement;
   authentication: {
     realm?: string;
     maxTokenBytes?: number;
@@ -96,6 +113,7 @@ export interface PolicyDocument {
   roles?: Record<string, string[]>;
   clients?: Record<string, ClientDocument>;
   subjects?: Record<string, SubjectDocument>;
+  peers?: Record<string, PeerDocument>;
   routes: RouteDocument[];
 }
 
@@ -133,6 +151,8 @@ export interface CompiledRoute {
   readonly location?: CompiledLocationSource;
   /** The route's own mode, else the policy's. */
   readonly mode: PolicyMode;
+  /** The route's own identity requirement, else the policy's. */
+  readonly identity: IdentityRequirement;
 }
 
 export interface RouteMatch {
@@ -165,6 +185,19 @@ export interface CompiledClient {
   readonly scopes: ReadonlySet<string>;
   /** Undefined: any grant type. */
   readonly grantTypes?: ReadonlySet<string>;
+}
+
+export interface CompiledPeer {
+  /** The key as written: a SPIFFE ID, or one ending in `/*` (every workload under that path). */
+  readonly id: string;
+  readonly roles: ReadonlySet<string>;
+  readonly locations: LocationGrant;
+}
+
+/** Peers by SPIFFE ID: an exact entry, else the `…/*` entry of the ID's path without its last segment. */
+export interface PeerTable {
+  get(spiffeId: string): CompiledPeer | undefined;
+  readonly size: number;
 }
 
 export interface CompiledSubject {
@@ -204,6 +237,9 @@ export interface CompiledPolicy {
   /** With a `clients` section: whether a token whose client is missing or unlisted may go on. */
   readonly unlistedClients: UnlistedClients;
   readonly subjects: NamesByIssuer<CompiledSubject>;
+  readonly peers: PeerTable;
+  /** For requests no route matches (and the default for routes). */
+  readonly identity: IdentityRequirement;
   readonly routes: readonly CompiledRoute[];
   /** First route (by policy order) whose method and path template match a canonical path. */
   matchRoute(method: string, canonicalPath: string): RouteMatch | undefined;

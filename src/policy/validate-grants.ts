@@ -1,12 +1,13 @@
 // The grants of a policy: `scopes` (OAuth2 scope → permissions), `roles` (role → permissions), `clients`
-// (what each OAuth2 client may use) and `subjects` (roles and locations of service accounts and users).
+// (what each OAuth2 client may use), `subjects` (roles and locations of service accounts and users) and
+// `peers` (roles and locations of calling workloads, by SPIFFE ID).
 // Each client and subject belongs to one issuer and names one identity a token can carry (`readOwner`).
 import type { Node } from 'yaml';
 import { fieldPath, unknownMessage } from '../config/problems.js';
 import type { Entry, YamlReader } from '../config/yaml.js';
-import { identityTextProblem } from '../vocabulary/index.js';
+import { identityTextProblem, spiffeIdProblem } from '../vocabulary/index.js';
 import { locationPatternProblem } from './locations.js';
-import type { PolicyDocument, SubjectDocument } from './types.js';
+import type { PeerDocument, PolicyDocument } from './types.js';
 import type { DefinedNames } from './validate-names.js';
 
 // RFC 6749 §3.3 scope-token: printable ASCII without space, `"` and `\` (scopes are also quoted in
@@ -125,28 +126,74 @@ export function readSubjects(
     if (!s) continue;
     const owner = readOwner(r, defined, 'subjects', f, key, keyNode, s.issuer, s.subject);
     if (!owner) continue;
-    const subject: SubjectDocument = {
+    setOwn(out, key, {
       ...(owner.issuer !== undefined && { issuer: owner.issuer }),
       ...(owner.name !== undefined && { subject: owner.name }),
-    };
-    if (s.roles) {
-      const roles = r.stringList(s.roles.value, `${f}.roles`, { unique: true });
-      if (roles) {
-        defined.checkRefs('role', roles);
-        subject.roles = roles.map((r) => r.value);
-      }
+      ...readGrants(r, defined, f, s.roles, s.locations),
+    });
+  }
+  return out;
+}
+
+/**
+ * `peers`: the roles (defined by `roles`) and location grants of each calling workload, keyed by SPIFFE ID,
+ * or by an ID whose last segment is `*` (every workload under that path). A peer has no scopes: its
+ * permissions come from its roles only, so peers need a `roles` section.
+ */
+export function readPeers(
+  r: YamlReader,
+  defined: DefinedNames,
+  value: Node | null,
+): Record<string, PeerDocument> | undefined {
+  const entries = r.entries(value, 'peers');
+  if (!entries) return undefined;
+  defined.peers = true;
+  if (defined.roles === undefined) {
+    r.report(r.deref(value), 'peers', "peers need a roles section: a peer's permissions come from its roles");
+  }
+  const out: Record<string, PeerDocument> = {};
+  for (const { key, keyNode, value: v } of entries) {
+    const f = fieldPath('peers', key);
+    const problem = spiffeIdProblem(key, { wildcard: true });
+    if (problem !== undefined) {
+      r.report(
+        keyNode,
+        f,
+        `peer "${key.slice(0, 80)}" is not a SPIFFE ID (or one ending in /*): it ${problem}`,
+      );
+      continue;
     }
-    if (s.locations) {
-      const locations = r.stringList(s.locations.value, `${f}.locations`, { unique: true });
-      if (locations) {
-        for (const l of locations) {
-          const problem = locationPatternProblem(l.value);
-          if (problem) r.report(l.node, l.field, problem);
-        }
-        subject.locations = locations.map((l) => l.value);
-      }
+    const s = r.section(v, f, { roles: false, locations: false });
+    if (s) setOwn(out, key, readGrants(r, defined, f, s.roles, s.locations));
+  }
+  return out;
+}
+
+/** The `roles` (each one `roles` defines) and `locations` (codes and patterns) of a subject or a peer. */
+function readGrants(
+  r: YamlReader,
+  defined: DefinedNames,
+  f: string,
+  rolesEntry: Entry | undefined,
+  locationsEntry: Entry | undefined,
+): { roles?: string[]; locations?: string[] } {
+  const out: { roles?: string[]; locations?: string[] } = {};
+  if (rolesEntry) {
+    const roles = r.stringList(rolesEntry.value, `${f}.roles`, { unique: true });
+    if (roles) {
+      defined.checkRefs('role', roles);
+      out.roles = roles.map((role) => role.value);
     }
-    setOwn(out, key, subject);
+  }
+  if (locationsEntry) {
+    const locations = r.stringList(locationsEntry.value, `${f}.locations`, { unique: true });
+    if (locations) {
+      for (const l of locations) {
+        const problem = locationPatternProblem(l.value);
+        if (problem) r.report(l.node, l.field, problem);
+      }
+      out.locations = locations.map((l) => l.value);
+    }
   }
   return out;
 }

@@ -11,6 +11,8 @@ export class DefinedNames {
   scopes?: Set<string>;
   /** Undefined: no `roles` section; null: a `roles` section too broken to check against. */
   roles?: Set<string> | null;
+  /** Whether the policy has a `peers` section (routes that need a peer are refused without one). */
+  peers = false;
   /** The issuers listed (empty: none, Envoy's jwt_authn vouches); null: the list is broken. */
   issuers: string[] | null = [];
   /** `issuer\nname` → where it is given, per section: each name may be given once within its issuer. */

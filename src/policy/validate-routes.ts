@@ -6,8 +6,8 @@ import { closest, unknownMessage } from '../config/problems.js';
 import type { YamlReader } from '../config/yaml.js';
 import { parseBodyPath } from './body-path.js';
 import { HTTP_METHODS, parsePathTemplate, templateParams, templateShape } from './routes.js';
-import type { LocationSource, RouteDocument } from './types.js';
-import { POLICY_MODES, type PolicyMode } from './types.js';
+import type { IdentityRequirement, LocationSource, RouteDocument } from './types.js';
+import { IDENTITY_REQUIREMENTS, POLICY_MODES, type PolicyMode } from './types.js';
 import type { DefinedNames } from './validate-names.js';
 
 const LOCATION_KEYS = ['body', 'path', 'query', 'header'] as const;
@@ -38,6 +38,7 @@ export function readRoutes(
       permissions: true,
       location: false,
       mode: false,
+      identity: false,
     });
     if (!s) return;
     const name = s.name && r.string(s.name.value, `${f}.name`);
@@ -72,6 +73,7 @@ export function readRoutes(
     const location =
       s.location && readLocation(r, s.location.value, `${f}.location`, templateOk ? path : undefined);
     const mode = s.mode && readMode(r, s.mode.value, `${f}.mode`);
+    const identity = s.identity && readIdentity(r, defined, s.identity.value, `${f}.identity`);
 
     if (templateOk && methods && path !== undefined && name !== undefined && s.path) {
       const shape = templateShape(path);
@@ -100,6 +102,7 @@ export function readRoutes(
         permissions: permissions.map((p) => p.value),
         ...(location ? { location } : {}),
         ...(mode ? { mode } : {}),
+        ...(identity ? { identity } : {}),
       });
     }
   });
@@ -108,10 +111,37 @@ export function readRoutes(
 
 /** `enforce` (the default) or `dry_run`: denials are counted and logged but the request goes through. */
 export function readMode(r: YamlReader, value: Node | null, f: string): PolicyMode | undefined {
-  const mode = r.string(value, f);
-  if (mode === undefined) return undefined;
-  if ((POLICY_MODES as readonly string[]).includes(mode)) return mode as PolicyMode;
-  r.report(value, f, unknownMessage('mode', mode, POLICY_MODES, true));
+  return readOneOf(r, value, f, 'mode', POLICY_MODES);
+}
+
+/**
+ * `token` (the default), `peer` or `token_and_peer`. Needing a peer means nothing without a `peers` section to
+ * grant it anything: every such request would be refused, so the policy is.
+ */
+export function readIdentity(
+  r: YamlReader,
+  defined: DefinedNames,
+  value: Node | null,
+  f: string,
+): IdentityRequirement | undefined {
+  const identity = readOneOf(r, value, f, 'identity', IDENTITY_REQUIREMENTS);
+  if (identity !== undefined && identity !== 'token' && defined.peers === false) {
+    r.report(value, f, `identity ${identity} needs a peers section: it lists the workloads that may call`);
+  }
+  return identity;
+}
+
+function readOneOf<T extends string>(
+  r: YamlReader,
+  value: Node | null,
+  f: string,
+  what: string,
+  choices: readonly T[],
+): T | undefined {
+  const given = r.string(value, f);
+  if (given === undefined) return undefined;
+  if ((choices as readonly string[]).includes(given)) return given as T;
+  r.report(value, f, unknownMessage(what, given, choices, true));
   return undefined;
 }
 

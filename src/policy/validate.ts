@@ -9,10 +9,10 @@ import { type Document, isScalar, type LineCounter, type Node } from 'yaml';
 import { YamlReader } from '../config/yaml.js';
 import type { ClaimSite, PolicyDocument, PolicyProblem } from './types.js';
 import { readAuthentication } from './validate-authentication.js';
-import { readClients, readRoles, readScopes, readSubjects } from './validate-grants.js';
+import { readClients, readPeers, readRoles, readScopes, readSubjects } from './validate-grants.js';
 import { checkDefaultName, readMatch, readName } from './validate-match.js';
 import { DefinedNames } from './validate-names.js';
-import { readMode, readRoutes } from './validate-routes.js';
+import { readIdentity, readMode, readRoutes } from './validate-routes.js';
 
 export interface ValidateResult {
   /** The document as plain data; present only when there are no problems. */
@@ -59,11 +59,13 @@ function readPolicy(
     name: false,
     match: false,
     mode: false,
+    identity: false,
     authentication: true,
     scopes: true,
     roles: false,
     clients: false,
     subjects: false,
+    peers: false,
     routes: true,
   });
   if (!sections) return undefined;
@@ -90,6 +92,10 @@ function readPolicy(
     : undefined;
   const clients = sections.clients ? readClients(r, defined, sections.clients.value) : undefined;
   const subjects = sections.subjects ? readSubjects(r, defined, sections.subjects.value) : undefined;
+  const peers = sections.peers ? readPeers(r, defined, sections.peers.value) : undefined;
+  const identity = sections.identity
+    ? readIdentity(r, defined, sections.identity.value, 'identity')
+    : undefined;
   const routes = sections.routes ? readRoutes(r, defined, sections.routes.value) : undefined;
 
   if (!authentication || !scopes || !routes) return undefined;
@@ -98,11 +104,13 @@ function readPolicy(
     ...(name !== undefined ? { name } : {}),
     ...(match ? { match } : {}),
     ...(mode ? { mode } : {}),
+    ...(identity ? { identity } : {}),
     authentication,
     scopes,
     ...(roles ? { roles } : {}),
     ...(clients ? { clients } : {}),
     ...(subjects ? { subjects } : {}),
+    ...(peers ? { peers } : {}),
     routes,
   };
 }

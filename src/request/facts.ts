@@ -8,7 +8,7 @@ import { DEFAULT_HEADER_LIMITS, type HeaderLimits, readHeaders } from './headers
 import { canonicalPath, MAX_PATH_BYTES } from './path.js';
 import { DEFAULT_QUERY_LIMITS, parseQuery, type QueryLimits } from './query.js';
 import { valueToJson } from './struct.js';
-import type { RequestBody, RequestFacts } from './types.js';
+import type { PeerFacts, RequestBody, RequestFacts } from './types.js';
 
 export interface RequestLimits extends HeaderLimits {
   readonly maxPathBytes: number;
@@ -68,7 +68,19 @@ export function readRequest(check: CheckRequest, limits?: Partial<RequestLimits>
     body: body.value,
     contextExtensions: copyStrings(check.attributes?.context_extensions),
     jwtAuthnPayloads: jwtAuthnPayloads.value,
+    peer: readPeer(check),
   });
+}
+
+/** The peer as Envoy describes the connection: only `attributes.source`, never a header. */
+function readPeer(check: CheckRequest): PeerFacts {
+  const source = check.attributes?.source;
+  const principal = source?.principal;
+  const certificate = source?.certificate;
+  return {
+    ...(typeof principal === 'string' && principal !== '' && { principal }),
+    ...(typeof certificate === 'string' && certificate !== '' && { certificate }),
+  };
 }
 
 /** `http.method`, or `:method` in raw-header mode; when both are present they must agree. */

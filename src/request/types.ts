@@ -15,6 +15,17 @@ export interface RequestBody {
   readonly envoyText?: true;
 }
 
+/**
+ * What Envoy says of the calling workload on the connection it checked (mTLS): read only from the
+ * CheckRequest's `attributes.source`, never from a header a client could write.
+ */
+export interface PeerFacts {
+  /** `source.principal`: the URI SAN of the verified client certificate (a SPIFFE ID under Istio). */
+  readonly principal?: string;
+  /** `source.certificate`: the client certificate, URL-encoded PEM (`include_peer_certificate`). */
+  readonly certificate?: string;
+}
+
 export interface RequestFacts {
   /** Envoy's `x-request-id` (or the attribute id); generated when absent. Safe to log. */
   readonly requestId: string;
@@ -31,4 +42,6 @@ export interface RequestFacts {
   readonly contextExtensions: Readonly<Record<string, string>>;
   /** Claims Envoy's jwt_authn filter verified, keyed by filter_metadata key, as plain JSON. */
   readonly jwtAuthnPayloads: ReadonlyMap<string, unknown>;
+  /** The calling workload, as Envoy saw its connection; empty without mTLS. */
+  readonly peer: PeerFacts;
 }

@@ -92,6 +92,7 @@ function metadataOf(decision: Decision): ProtoStruct {
     route: decision.route,
     subject: decision.subject,
     issuer: decision.issuer,
+    peer: decision.peer,
     policy_revision: decision.revision,
   });
 }
@@ -138,6 +139,7 @@ export function toCheckResponse(decision: Decision, context: ResponseContext): C
       ['x-scopegate-issuer', decision.issuer],
       ['x-scopegate-route', decision.route],
       ['x-scopegate-policy', decision.policy],
+      ['x-scopegate-peer', decision.peer],
     ];
     const headers = set.flatMap(([key, value]) => (value === undefined ? [] : [identityHeader(key, value)]));
     const setNames = new Set(headers.map((h) => h.header.key));

@@ -55,6 +55,7 @@ export function logDecision(
     subject: decision.subject,
     client: decision.client,
     issuer: decision.issuer,
+    peer: decision.peer,
     missing: decision.missing,
     detail: decision.detail,
     policy_revision: decision.revision,

@@ -12,6 +12,8 @@ export interface Decision {
   readonly client?: string;
   /** The issuer that vouched for the subject and client: they are names within it (OIDC `sub`). */
   readonly issuer?: string;
+  /** The calling workload's SPIFFE ID, when the route needed one (mTLS, `attributes.source.principal`). */
+  readonly peer?: string;
   readonly missing?: Missing;
   readonly missingBySource?: Denial['missingBySource'];
   /** The policy (its name) the decision was made under; absent when no policy owns the request. */

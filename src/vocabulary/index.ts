@@ -8,7 +8,7 @@ export {
   type KeptAnswer,
 } from './decision.js';
 export { identityTextProblem } from './identity-text.js';
-export { type Denial, deny, type Missing, type Outcome, ok } from './outcome.js';
+export { type Denial, deny, type Missing, type MissingSource, type Outcome, ok } from './outcome.js';
 export {
   type Challenge,
   type DenyReason,

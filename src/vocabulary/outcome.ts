@@ -15,7 +15,15 @@ export interface Missing {
   grantTypes?: string[];
   /** The token's client the policy does not list, or null when the token names none (client_unknown). */
   client?: string | null;
+  /**
+   * The calling workload (SPIFFE ID) the permissions, roles or locations above were missing for, or null when
+   * the request came without one (peer_missing). Absent when they were missing for the token's subject.
+   */
+  peer?: string | null;
 }
+
+/** Where a missing permission should have come from: the token's scopes, the caller's roles, the peer's roles. */
+export type MissingSource = 'scope' | 'role' | 'peer';
 
 /** A phase's refusal: a closed reason plus a sentence with the specifics (never a secret). */
 export interface Denial {
@@ -24,7 +32,7 @@ export interface Denial {
   readonly detail: string;
   readonly missing?: Missing;
   /** Which permissions were missing from which source, for scopegate_missing_permissions_total. */
-  readonly missingBySource?: ReadonlyArray<{ permission: string; source: 'scope' | 'role' }>;
+  readonly missingBySource?: ReadonlyArray<{ permission: string; source: MissingSource }>;
 }
 
 export type Outcome<T> = { readonly ok: true; readonly value: T } | Denial;

@@ -107,6 +107,11 @@ export const REASONS = {
     summary: 'The token was obtained with a grant type this client may not use.',
   },
   role_missing: { ...forbidden, summary: 'The caller lacks a role this request needs.' },
+  peer_missing: {
+    ...forbidden,
+    summary: "This request needs the calling workload's identity (mTLS), and it came without one.",
+  },
+  peer_not_allowed: { ...forbidden, summary: 'The calling workload may not do this.' },
   location_denied: { ...forbidden, summary: 'The caller may not access this location.' },
   location_missing: { ...forbidden, summary: 'The request names no location, and this route needs one.' },
   body_unreadable: { ...forbidden, summary: 'The request body could not be read to find its location.' },

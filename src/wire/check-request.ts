@@ -16,6 +16,8 @@ export interface HttpCall {
   readonly contextExtensions?: Readonly<Record<string, string>>;
   /** The called workload's SPIFFE ID, as Istio sets `destination.principal`. */
   readonly destinationPrincipal?: string;
+  /** The calling workload's SPIFFE ID, as Envoy sets `source.principal` for an mTLS peer. */
+  readonly peer?: string;
 }
 
 /** The CheckRequest Envoy's ext_authz filter would send for this HTTP request. */
@@ -54,6 +56,7 @@ export function checkRequestFor(call: HttpCall): CheckRequest {
       ...(call.destinationPrincipal !== undefined && {
         destination: { principal: call.destinationPrincipal },
       }),
+      ...(call.peer !== undefined && { source: { principal: call.peer } }),
     },
   };
 }

@@ -27,6 +27,7 @@ const hostileTrace = (text: string): Trace => ({
   credential: 'token',
   verified: false,
   warnings: [NOT_VERIFIED_WARNING],
+  needs: 'token',
   request: { ok: true, method: 'POST', path: `/api/${text}`, requestId: 'r-1' },
   identity: { ok: true, subject: `svc${text}`, client: `app${text}`, issuer: 'https://idp.example/' },
   route: { matched: false },

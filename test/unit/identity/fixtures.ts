@@ -1,6 +1,6 @@
 // Shared pieces for the identity tests: a policy with just the identity parts filled in, request facts with
 // only what the identity phase reads, and a clock the test moves by hand.
-import { IssuerNames } from '../../../src/policy/compile.js';
+import { IssuerNames, Peers } from '../../../src/policy/compile.js';
 import type { ClaimNames, CompiledIssuer, CompiledPolicy } from '../../../src/policy/types.js';
 import type { RequestFacts } from '../../../src/request/types.js';
 
@@ -55,6 +55,8 @@ export function identityPolicy(
     clients: new IssuerNames([]),
     unlistedClients: 'allow',
     subjects: new IssuerNames([]),
+    peers: new Peers([]),
+    identity: 'token',
     routes: [],
     matchRoute: () => undefined,
     ...extra,

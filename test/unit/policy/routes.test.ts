@@ -13,6 +13,7 @@ function routes(...specs: [name: string, methods: string[], path: string][]): Co
     path,
     permissions: ['P'],
     mode: 'enforce' as const,
+    identity: 'token' as const,
   }));
 }
 
@@ -165,6 +166,7 @@ describe('10,000 routes', () => {
         path: '/' + parts.join('/'),
         permissions: ['P'],
         mode: 'enforce',
+        identity: 'token',
       });
     }
     const match = buildRouteMatcher(all);
@@ -196,6 +198,7 @@ describe('10,000 routes', () => {
         path: `/tenants/t${i}/items/{sku}`,
         permissions: ['P'],
         mode: 'enforce',
+        identity: 'token',
       });
     }
     all.push({
@@ -205,6 +208,7 @@ describe('10,000 routes', () => {
       path: '/tenants/{tenant}/items/{sku}',
       permissions: ['P'],
       mode: 'enforce',
+      identity: 'token',
     });
     const match = buildRouteMatcher(all);
     expect(match('GET', '/tenants/t9999/items/ABC')?.route.name).toBe('tenant_9999');

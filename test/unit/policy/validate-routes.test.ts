@@ -37,7 +37,7 @@ describe('routes', () => {
   test('an unknown key with no close match lists the keys that are allowed', () => {
     const text = policy('', LIST_ROUTE.replace('    method: GET\n', '    method: GET\n    tenant: acme\n'));
     expect(problemsOf(text)).toEqual([
-      'policy.yaml:14:5: routes[0].tenant: unknown key "tenant"; expected one of name, method, path, permissions, location, mode',
+      'policy.yaml:14:5: routes[0].tenant: unknown key "tenant"; expected one of name, method, path, permissions, location, mode, identity',
     ]);
   });
 

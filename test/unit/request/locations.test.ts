@@ -16,6 +16,7 @@ function route(location?: LocationSource): CompiledRoute {
     path: '/api/inventory/transactions',
     permissions: ['INV_TRANSACTION_CREATE', 'INV_TRANSACTION_READ'],
     mode: 'enforce',
+    identity: 'token',
     ...(location && { location: compileLocationSource(location) }),
   };
 }

@@ -27,6 +27,8 @@ const DESIGN_TABLE: Record<Reason, { http: number; grpc: number; challenge: stri
   scope_missing: { http: 403, grpc: 7, challenge: 'insufficient_scope' },
   client_scope_not_allowed: { http: 403, grpc: 7, challenge: 'insufficient_scope' },
   client_unknown: { http: 403, grpc: 7, challenge: null },
+  peer_missing: { http: 403, grpc: 7, challenge: null },
+  peer_not_allowed: { http: 403, grpc: 7, challenge: null },
   policy_unknown: { http: 403, grpc: 7, challenge: null },
   grant_type_not_allowed: { http: 403, grpc: 7, challenge: null },
   role_missing: { http: 403, grpc: 7, challenge: null },

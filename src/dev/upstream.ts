@@ -22,6 +22,7 @@ export interface ReceivedIdentity {
   readonly issuer: string | null;
   readonly route: string | null;
   readonly policy: string | null;
+  readonly peer: string | null;
 }
 
 export interface RecordedTransaction {
@@ -56,6 +57,7 @@ const IDENTITY_HEADERS = {
   issuer: 'x-scopegate-issuer',
   route: 'x-scopegate-route',
   policy: 'x-scopegate-policy',
+  peer: 'x-scopegate-peer',
 } as const;
 
 export function receivedIdentity(req: IncomingMessage): ReceivedIdentity {
@@ -70,6 +72,7 @@ export function receivedIdentity(req: IncomingMessage): ReceivedIdentity {
     issuer: header(IDENTITY_HEADERS.issuer),
     route: header(IDENTITY_HEADERS.route),
     policy: header(IDENTITY_HEADERS.policy),
+    peer: header(IDENTITY_HEADERS.peer),
   };
 }
 
@@ -219,6 +222,41 @@ const ROUTES: readonly Route[] = [
           const location = typeof headers['x-location'] === 'string' ? headers['x-location'] : '';
           const items = itemsAt(store.list(), location);
           return { status: 200, body: { location, total: items.reduce((sum, i) => sum + i.quantity, 0) } };
+        },
+      },
+    },
+  },
+  {
+    // The orders service holding stock for a user (reserve_stock: the token's subject and the peer).
+    pattern: ['api', 'inventory', 'reservations'],
+    methods: {
+      POST: {
+        readsBody: true,
+        handle: ({ body }) => ({ status: 201, body: { reservation: body } }),
+      },
+    },
+  },
+  {
+    // Stock at every warehouse, for a reporting workload (stock_report: the peer alone).
+    pattern: ['api', 'inventory', 'reports', 'stock'],
+    methods: {
+      GET: {
+        readsBody: false,
+        handle: ({ store }) => {
+          const locations = [
+            ...new Set(
+              store
+                .list()
+                .map((t) => t.body.location)
+                .filter((l) => typeof l === 'string'),
+            ),
+          ];
+          return {
+            status: 200,
+            body: {
+              stock: Object.fromEntries(locations.map((l) => [l, itemsAt(store.list(), l as string)])),
+            },
+          };
         },
       },
     },

@@ -83,6 +83,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('identity integrity through Envoy (e
       issuer: EXAMPLE_ISSUER,
       route: 'list_transactions',
       policy: 'inventory',
+      peer: null,
     });
   });
 

@@ -34,6 +34,7 @@ describe.skipIf(skipWithoutEnvoy)(
         issuer: EXAMPLE_ISSUER,
         route: 'list_transactions',
         policy: 'inventory',
+        peer: null,
       });
     });
 

@@ -50,6 +50,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('the support thread through Envoy (e
       issuer: EXAMPLE_ISSUER,
       route: 'list_transactions',
       policy: 'inventory',
+      peer: null,
     });
   });
 
@@ -83,6 +84,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('the support thread through Envoy (e
       issuer: EXAMPLE_ISSUER,
       route: 'create_transaction',
       policy: 'inventory',
+      peer: null,
     });
   });
 
@@ -102,6 +104,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('the support thread through Envoy (e
       issuer: EXAMPLE_ISSUER,
       route: 'create_transaction',
       policy: 'inventory',
+      peer: null,
     });
     const read = await stack.send({ path: TRANSACTIONS, token, headers: spoof });
     expect(read.json?.received_identity).toMatchObject({

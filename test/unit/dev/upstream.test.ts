@@ -70,6 +70,7 @@ describe('what the service account wrote, and who Envoy said it was', () => {
       issuer: 'https://dev-issuer.scopegate.local/',
       route: 'create_transaction',
       policy: 'inventory',
+      peer: null,
     });
     const recorded = upstream.transactions();
     expect(recorded).toHaveLength(before + 1);
@@ -82,6 +83,7 @@ describe('what the service account wrote, and who Envoy said it was', () => {
         issuer: 'https://dev-issuer.scopegate.local/',
         route: 'create_transaction',
         policy: 'inventory',
+        peer: null,
       },
       version: 1,
     });
@@ -96,6 +98,7 @@ describe('what the service account wrote, and who Envoy said it was', () => {
       issuer: null,
       route: null,
       policy: null,
+      peer: null,
     });
   });
 
@@ -321,6 +324,7 @@ describe('the identity echo', () => {
       issuer: null,
       route: 'list_transactions',
       policy: null,
+      peer: null,
     });
   });
 });
@@ -348,7 +352,7 @@ describe('itemsAt', () => {
   const recorded = (body: Record<string, unknown>, n: number): RecordedTransaction => ({
     id: `txn-${n}`,
     body,
-    received_identity: { subject: null, client: null, issuer: null, route: null, policy: null },
+    received_identity: { subject: null, client: null, issuer: null, route: null, policy: null, peer: null },
     version: 1,
   });
 

@@ -8,6 +8,7 @@ import { Authenticator } from '../../../src/identity/authenticate.js';
 import { KeyRegistry } from '../../../src/identity/key-registry.js';
 import { JsonScanner } from '../../../src/request/json.js';
 import { readLocations } from '../../../src/request/locations.js';
+import { checkRequestFor } from '../../../src/wire/check-request.js';
 import type { CheckRequest } from '../../../src/wire/types.js';
 import { type JwksServer, startJwksServer } from '../../support/jwks-server.js';
 import { examplePolicy, supportThreadClaims } from '../../support/policies.js';
@@ -121,5 +122,75 @@ describe('the order of the phases', () => {
     expect(again).not.toBeInstanceOf(Promise);
     expect((again as Checked).decision).toBe(first.decision);
     expect((again as Checked).decision.kept).toBeDefined();
+  });
+});
+
+describe('the identities a route needs (peers)', () => {
+  const ORDERS = 'spiffe://cluster.local/ns/orders/sa/orders-api';
+  const REPORTS = 'spiffe://cluster.local/ns/reporting/sa/nightly';
+  const reserve = (token: string | undefined, peer: string | undefined, location = 'WH01'): CheckRequest =>
+    checkRequestFor({
+      method: 'POST',
+      path: '/api/inventory/reservations',
+      headers: [['content-type', 'application/json']],
+      body: JSON.stringify({ location, item: 'ITEM001', quantity: 1 }),
+      ...(token !== undefined && { token }),
+      ...(peer !== undefined && { peer }),
+    });
+  const report = (peer: string | undefined, headers: Array<[string, string]> = []): CheckRequest =>
+    checkRequestFor({ method: 'GET', path: '/api/inventory/reports/stock', headers, ...(peer && { peer }) });
+
+  it('a peer-only route reads no token: the peer alone decides, and a forwarded header counts for nothing', async () => {
+    expect((await decided(report(REPORTS))).decision).toMatchObject({
+      reason: 'allowed',
+      peer: REPORTS,
+      route: 'stock_report',
+    });
+    expect((await decided(report(REPORTS))).decision.subject).toBeUndefined();
+    const forged = [['x-forwarded-client-cert', `By=spiffe://x;URI=${REPORTS}`]] as Array<[string, string]>;
+    expect((await decided(report(undefined, forged))).decision).toMatchObject({
+      reason: 'peer_missing',
+      missing: { peer: null },
+    });
+    expect((await decided(report('spiffe://cluster.local/ns/elsewhere/sa/x'))).decision.reason).toBe(
+      'peer_not_allowed',
+    );
+  });
+
+  it('token_and_peer: the token first (401s as ever), then the peer, then both hold the permission and location', async () => {
+    const writer = await mintToken(key, supportThreadClaims());
+    const now = Math.floor(Date.now() / 1000);
+    const expired = await mintToken(key, { ...supportThreadClaims(), iat: now - 120, exp: now - 60 });
+    expect((await decided(reserve(expired, ORDERS))).decision.reason).toBe('token_expired');
+    expect((await decided(reserve(writer, undefined))).decision).toMatchObject({
+      reason: 'peer_missing',
+      subject: 'svc-inventory-sync',
+    });
+    expect((await decided(reserve(writer, REPORTS))).decision).toMatchObject({
+      reason: 'peer_not_allowed',
+      missing: { peer: REPORTS, roles: ['Inventory Transaction Manager'] },
+    });
+    expect((await decided(reserve(writer, ORDERS))).decision).toMatchObject({
+      reason: 'allowed',
+      subject: 'svc-inventory-sync',
+      peer: ORDERS,
+      route: 'reserve_stock',
+    });
+    // WH02: both may. EU-DE01: the user may (EU-*), the orders service may not.
+    expect((await decided(reserve(writer, ORDERS, 'WH02'))).decision.reason).toBe('allowed');
+    expect((await decided(reserve(writer, ORDERS, 'EU-DE01'))).decision).toMatchObject({
+      reason: 'location_denied',
+      missing: { locations: ['EU-DE01'], peer: ORDERS },
+    });
+    // The user lacks a scope: the token's subject is judged first, whatever the peer.
+    const reader = await mintToken(key, supportThreadClaims('inventory.read'));
+    expect((await decided(reserve(reader, ORDERS))).decision.reason).toBe('scope_missing');
+  });
+
+  it('a kept decision is per peer: the same token through another peer is decided afresh', async () => {
+    const writer = await mintToken(key, supportThreadClaims());
+    expect((await decided(reserve(writer, ORDERS))).decision.reason).toBe('allowed');
+    expect((await decided(reserve(writer, ORDERS))).decision.kept).toBeDefined();
+    expect((await decided(reserve(writer, REPORTS))).decision.reason).toBe('peer_not_allowed');
   });
 });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { checkLocations, checkPermissions } from '../../../src/decision/evaluate.js';
+import {
+  checkLocations,
+  checkPeerLocations,
+  checkPeerPermissions,
+  checkPermissions,
+  peerOf,
+} from '../../../src/decision/evaluate.js';
 import type { Principal } from '../../../src/vocabulary/index.js';
 import { compile, EXAMPLE_ISSUER, examplePolicy, examplePolicyText } from '../../support/policies.js';
 
@@ -113,9 +119,12 @@ describe('permissions: the support thread, one cause at a time', () => {
   });
 
   it('without a roles section, roles are not checked', () => {
+    // No roles, and so no peers either (a peer's permissions come from its roles) nor routes that need one.
     const text = examplePolicyText()
       .replace(/^roles:\n(?: {2}.*\n)+/m, '')
-      .replace(/^ {4}roles: \[.*\]\n/gm, '');
+      .replace(/^ {4}roles: \[.*\]\n/gm, '')
+      .replace(/^peers:\n(?: {2}.*\n)+/m, '')
+      .replace(/^ {4}identity: .*\n/gm, '');
     const noRoles = compile(text);
     expect(noRoles.roles).toBeUndefined();
     const stranger = syncAccount({ subject: 'svc-stranger' });
@@ -196,5 +205,58 @@ describe('locations: data-level grants', () => {
     expect(checkLocations(policy, syncAccount({ subject: 'svc-stock-report' }), ['WH77', 'EU-1']).ok).toBe(
       true,
     );
+  });
+});
+
+describe('peers: the calling workload', () => {
+  const ORDERS = 'spiffe://cluster.local/ns/orders/sa/orders-api';
+  const REPORTS = 'spiffe://cluster.local/ns/reporting/sa/nightly';
+
+  it('an exact entry, else the …/* entry of its path; nothing deeper, nothing beside', () => {
+    expect(peerOf(policy, ORDERS)).toMatchObject({ ok: true, value: { id: ORDERS, entry: { id: ORDERS } } });
+    expect(peerOf(policy, REPORTS)).toMatchObject({
+      ok: true,
+      value: { id: REPORTS, entry: { id: 'spiffe://cluster.local/ns/reporting/sa/*' } },
+    });
+    for (const stranger of [
+      'spiffe://cluster.local/ns/reporting/sa/nightly/extra',
+      'spiffe://cluster.local/ns/reporting',
+      'spiffe://cluster.local/ns/orders/sa/orders-api-2',
+      'spiffe://cluster.local.evil/ns/orders/sa/orders-api',
+    ]) {
+      expect(peerOf(policy, stranger), stranger).toMatchObject({
+        ok: false,
+        reason: 'peer_not_allowed',
+        missing: { peer: stranger },
+      });
+    }
+  });
+
+  it("a peer's permissions come from its roles only, and a lack names the roles that would grant it", () => {
+    const orders = peerOf(policy, ORDERS);
+    const reports = peerOf(policy, REPORTS);
+    if (!orders.ok || !reports.ok) throw new Error('example peers missing');
+    expect(checkPeerPermissions(policy, orders.value, route('reserve_stock')).ok).toBe(true);
+    expect(checkPeerPermissions(policy, reports.value, route('reserve_stock'))).toMatchObject({
+      ok: false,
+      reason: 'peer_not_allowed',
+      missing: {
+        permissions: ['INV_TRANSACTION_CREATE'],
+        roles: ['Inventory Transaction Manager'],
+        peer: REPORTS,
+      },
+      missingBySource: [{ permission: 'INV_TRANSACTION_CREATE', source: 'peer' }],
+    });
+  });
+
+  it('every location must be granted to the peer: location_denied names it and the peer', () => {
+    const orders = peerOf(policy, ORDERS);
+    if (!orders.ok) throw new Error('example peer missing');
+    expect(checkPeerLocations(orders.value, ['WH01', 'WH02']).ok).toBe(true);
+    expect(checkPeerLocations(orders.value, ['WH01', 'WH03'])).toMatchObject({
+      ok: false,
+      reason: 'location_denied',
+      missing: { locations: ['WH03'], peer: ORDERS },
+    });
   });
 });

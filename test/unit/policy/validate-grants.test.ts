@@ -122,3 +122,66 @@ describe('subjects and clients belong to an issuer', () => {
     ]);
   });
 });
+
+describe('peers and the identities a route needs', () => {
+  const ROLES = 'roles:\n  Reader: [INV_TRANSACTION_READ]\n';
+
+  test('peers are SPIFFE IDs, or IDs whose last segment is *; anything else is refused where written', () => {
+    const text = policy(
+      `${ROLES}peers:
+  spiffe://cluster.local/ns/orders/sa/orders-api: { roles: [Reader], locations: [WH01] }
+  spiffe://cluster.local/ns/reporting/sa/*: { roles: [Reader] }
+  SPIFFE://cluster.local/ns/x/sa/y: {}
+  spiffe://cluster.local/ns/*/sa/y: {}
+  spiffe://cluster.local/ns/x/sa/: {}
+  orders.example.com: {}
+`,
+      LIST_ROUTE,
+    );
+    expect(problemsOf(text)).toEqual([
+      'policy.yaml:16:3: peers["SPIFFE://cluster.local/ns/x/sa/y"]: peer "SPIFFE://cluster.local/ns/x/sa/y" is not a SPIFFE ID (or one ending in /*): it does not start with spiffe:// (the scheme is lower case)',
+      'policy.yaml:17:3: peers["spiffe://cluster.local/ns/*/sa/y"]: peer "spiffe://cluster.local/ns/*/sa/y" is not a SPIFFE ID (or one ending in /*): it uses "*" other than as its whole last segment',
+      'policy.yaml:18:3: peers["spiffe://cluster.local/ns/x/sa/"]: peer "spiffe://cluster.local/ns/x/sa/" is not a SPIFFE ID (or one ending in /*): it has an empty path segment (a doubled or trailing "/")',
+      'policy.yaml:19:3: peers["orders.example.com"]: peer "orders.example.com" is not a SPIFFE ID (or one ending in /*): it does not start with spiffe:// (the scheme is lower case)',
+    ]);
+  });
+
+  test("a peer's roles must be defined, its locations valid, and peers need a roles section", () => {
+    expect(
+      problemsOf(
+        policy(
+          `${ROLES}peers:\n  spiffe://td/ns/a/sa/b: { roles: [Writer], locations: ["W*H"] }\n`,
+          LIST_ROUTE,
+        ),
+      ),
+    ).toEqual([
+      'policy.yaml:14:36: peers["spiffe://td/ns/a/sa/b"].roles[0]: unknown role "Writer"',
+      'policy.yaml:14:57: peers["spiffe://td/ns/a/sa/b"].locations[0]: location pattern "W*H" may only use "*" alone or at the end (like "EU-*")',
+    ]);
+    expect(problemsOf(policy('peers:\n  spiffe://td/ns/a/sa/b: {}\n', LIST_ROUTE))).toEqual([
+      "policy.yaml:12:3: peers: peers need a roles section: a peer's permissions come from its roles",
+    ]);
+  });
+
+  test('identity is token, peer or token_and_peer; needing a peer needs a peers section', () => {
+    const peerRoute = LIST_ROUTE.replace('    permissions:', '    identity: peer\n    permissions:');
+    expect(problemsOf(policy('', peerRoute))).toEqual([
+      'policy.yaml:15:15: routes[0].identity: identity peer needs a peers section: it lists the workloads that may call',
+    ]);
+    expect(problemsOf(policy('identity: mtls\n', LIST_ROUTE))).toEqual([
+      'policy.yaml:11:11: identity: unknown identity "mtls"; expected one of token, peer, token_and_peer',
+    ]);
+    const result = parsePolicy(
+      policy(
+        `${ROLES}identity: token_and_peer\npeers:\n  spiffe://td/ns/a/sa/*: { roles: [Reader] }\n`,
+        peerRoute,
+      ),
+      'policy.yaml',
+    );
+    expect(result.ok && [result.policy.identity, result.policy.routes[0]?.identity]).toEqual([
+      'token_and_peer',
+      'peer',
+    ]);
+    expect(result.ok && result.policy.peers.size).toBe(1);
+  });
+});

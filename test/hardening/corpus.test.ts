@@ -21,7 +21,7 @@ describe('the corpus itself', () => {
   });
 
   it('covers every group with hostile inputs and with harmless variants that must stay allowed', () => {
-    const groups: CorpusGroup[] = ['token', 'header', 'path', 'body', 'request'];
+    const groups: CorpusGroup[] = ['token', 'header', 'path', 'body', 'request', 'peer'];
     for (const group of groups) {
       const inGroup = CORPUS.filter((vector) => vector.group === group);
       expect(
@@ -53,7 +53,12 @@ describe('each vector over real gRPC', () => {
       expect(answer.grpcCode).toBe(spec.grpc);
       if (answer.reason === 'allowed') {
         // Allowed requests reach the upstream with our identity headers, never a client's spelling of them.
-        expect(answer.headers.get('x-scopegate-subject')).toBe(vector.allowedAs ?? 'svc-inventory-sync');
+        if (vector.allowedAsPeer !== undefined) {
+          expect(answer.headers.get('x-scopegate-peer')).toBe(vector.allowedAsPeer);
+          expect(answer.headers.has('x-scopegate-subject')).toBe(false);
+        } else {
+          expect(answer.headers.get('x-scopegate-subject')).toBe(vector.allowedAs ?? 'svc-inventory-sync');
+        }
       } else {
         expect(answer.body?.reason).toBe(answer.reason);
       }

@@ -10,7 +10,7 @@
 //   - Build each request once and replay it as often as you like: requests are plain data, never mutated, and
 //     tokens in them stay valid for an hour after `corpusContext` was called (`ctx.now`).
 //   - `expectedReasons(vector)` is the list of acceptable reasons (one, for almost every vector).
-//   - Vector names are unique; groups are 'token' | 'header' | 'path' | 'body' | 'request'.
+//   - Vector names are unique; groups are 'token' | 'header' | 'path' | 'body' | 'request' | 'peer'.
 //
 // Defects this corpus found, and where they were fixed (each with a unit test next to that phase's tests):
 //   1. Duplicate keys in a JWT's header or payload were accepted (jose reads them with JSON.parse, which keeps
@@ -43,6 +43,9 @@
 //  10. A body with a byte that is not UTF-8 was allowed: Envoy writes '!' in its place in the text `body`
 //      field; the shipped configs now send bytes (pack_as_bytes), and a '!' in a text body is body_unreadable.
 //  11. A bearer token that alone made the headers too large was a 400: now 401 token_invalid.
+// And peers (issue 20): a calling workload is exactly a SPIFFE ID the policy lists, or under a `…/*` it
+// lists; look-alikes (case, a trailing slash, dot segments, percent-encoding, another trust domain, a port,
+// user info, a query) are peer_not_allowed, and a forwarded-client-cert header is no peer at all.
 import { createHmac, createPublicKey, type JsonWebKey, randomUUID, webcrypto } from 'node:crypto';
 import type { Reason } from '../../src/vocabulary/index.js';
 import { checkRequestFor } from '../../src/wire/check-request.js';
@@ -50,7 +53,7 @@ import type { CheckRequest, HttpRequestAttrs } from '../../src/wire/types.js';
 import { EXAMPLE_AUDIENCE, EXAMPLE_ISSUER } from '../support/policies.js';
 import { b64url, newSigningKey, type SigningKey } from '../support/tokens.js';
 
-export type CorpusGroup = 'token' | 'header' | 'path' | 'body' | 'request';
+export type CorpusGroup = 'token' | 'header' | 'path' | 'body' | 'request' | 'peer';
 
 /** What a vector needs to build its request: the published key, a stranger's key and a fixed clock. */
 export interface CorpusContext {
@@ -73,6 +76,8 @@ export interface CorpusVector {
   readonly expect: Reason | Reason[];
   /** For an allowed vector, the subject the upstream must receive (default: the support thread's account). */
   readonly allowedAs?: string;
+  /** For an allowed peer-only vector: the peer the upstream must receive (and no subject). */
+  readonly allowedAsPeer?: string;
 }
 
 /** A context for the example policy's issuer, signing with `key` (the harness key). */
@@ -1792,6 +1797,72 @@ const requests: CorpusVector[] = [
   },
 ];
 
+/** The example policy's peer-only route (stock_report), called by a workload Envoy names `principal`. */
+const REPORT = '/api/inventory/reports/stock';
+const byPeer = (principal: string | undefined, headers: Array<[string, string]> = []) =>
+  checkRequestFor({
+    method: 'GET',
+    path: REPORT,
+    headers,
+    ...(principal !== undefined && { peer: principal }),
+  });
+const REPORTING = 'spiffe://cluster.local/ns/reporting/sa';
+
+const peers: CorpusVector[] = [
+  {
+    name: 'a reporting workload (listed under …/reporting/sa/*)',
+    group: 'peer',
+    expect: 'allowed',
+    allowedAsPeer: `${REPORTING}/nightly`,
+    request: () => byPeer(`${REPORTING}/nightly`),
+  },
+  ...(
+    [
+      ['the scheme in capitals', `SPIFFE://cluster.local/ns/reporting/sa/nightly`],
+      ['the trust domain in capitals', 'spiffe://Cluster.Local/ns/reporting/sa/nightly'],
+      ['a look-alike trust domain', 'spiffe://cluster.local.evil/ns/reporting/sa/nightly'],
+      ['a trust domain with a port', 'spiffe://cluster.local:443/ns/reporting/sa/nightly'],
+      ['user info before the trust domain', 'spiffe://reporting@cluster.local/ns/reporting/sa/nightly'],
+      ['a trailing slash (the …/* entry with an empty name)', `${REPORTING}/`],
+      ['dot segments climbing out of the namespace', `${REPORTING}/x/../../../orders/sa/orders-api`],
+      ['a percent-encoded dot segment', `${REPORTING}/%2e%2e`],
+      ['a percent-encoded slash', `${REPORTING}/a%2Fb`],
+      ['a query', `${REPORTING}/nightly?admin=1`],
+      ['a fragment', `${REPORTING}/nightly#x`],
+      ['a NUL inside', `${REPORTING}/night\u0000ly`],
+      ['a segment deeper than the …/* covers', `${REPORTING}/nightly/extra`],
+      ['the namespace itself, not a workload in it', 'spiffe://cluster.local/ns/reporting'],
+      ['a literal * as the workload', `${REPORTING}/*`],
+      ['an ID longer than 2,048 bytes', `${REPORTING}/${'a'.repeat(2100)}`],
+      ['a DNS name instead of a SPIFFE ID', 'nightly.reporting.svc.cluster.local'],
+      [
+        'a listed peer not granted this route (orders: no reader role)',
+        'spiffe://cluster.local/ns/orders/sa/orders-api',
+      ],
+    ] as const
+  ).map(
+    ([what, principal]): CorpusVector => ({
+      name: `a peer ID with ${what}`.replace('with a listed', 'that is a listed'),
+      group: 'peer',
+      expect: 'peer_not_allowed',
+      request: () => byPeer(principal),
+    }),
+  ),
+  {
+    name: 'no peer, but an x-forwarded-client-cert header naming a listed one',
+    group: 'peer',
+    expect: 'peer_missing',
+    request: () =>
+      byPeer(undefined, [['x-forwarded-client-cert', `By=${REPORTING}/x;URI=${REPORTING}/nightly`]]),
+  },
+  {
+    name: 'an empty principal (no mTLS on the hop)',
+    group: 'peer',
+    expect: 'peer_missing',
+    request: () => byPeer(''),
+  },
+];
+
 /** Every vector, in group order. Names are unique. */
 export const CORPUS: ReadonlyArray<CorpusVector> = Object.freeze([
   ...tokens,
@@ -1799,4 +1870,5 @@ export const CORPUS: ReadonlyArray<CorpusVector> = Object.freeze([
   ...paths,
   ...bodies,
   ...requests,
+  ...peers,
 ]);

@@ -13,6 +13,8 @@ import { DecisionCache } from '../../src/cache/decisions.js';
 import { decide, type Snapshot } from '../../src/check/decide.js';
 import { Authenticator } from '../../src/identity/authenticate.js';
 import { KeyRegistry } from '../../src/identity/key-registry.js';
+import { spiffeIdProblem } from '../../src/vocabulary/index.js';
+import { checkRequestFor } from '../../src/wire/check-request.js';
 import type { CheckRequest } from '../../src/wire/types.js';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
 import { compile, EXAMPLE_AUDIENCE, EXAMPLE_ISSUER, examplePolicy } from '../support/policies.js';
@@ -263,5 +265,52 @@ describe('(c) a location sent under a second spelling is refused', () => {
     );
     const repeated = get('/api/inventory/stock?location=WH01&location=WH02', token);
     expect((await decisionOf(snapshot, repeated)).reason).toBe('allowed');
+  });
+});
+
+// ---- (d) a peer is exactly a SPIFFE ID the policy lists ----------------------------------------------------
+
+describe('(d) a calling workload is exactly a listed SPIFFE ID, or one under a listed …/*', () => {
+  let snapshot: Snapshot;
+  beforeAll(async () => {
+    snapshot = await snapshotFor(undefined, [await newSigningKey('RS256')]);
+  });
+
+  // The example lists `spiffe://cluster.local/ns/reporting/sa/*` (readers) for the peer-only route
+  // stock_report; anything near it is generated: other spellings of the scheme and trust domain, and last
+  // segments from an alphabet that includes every character a look-alike needs.
+  const prefix = fc.constantFrom(
+    'spiffe://cluster.local/ns/reporting/sa/',
+    'spiffe://cluster.local/ns/reporting/sa/x/',
+    'spiffe://cluster.local/ns/reporting/',
+    'SPIFFE://cluster.local/ns/reporting/sa/',
+    'spiffe://Cluster.local/ns/reporting/sa/',
+    'spiffe://cluster.local.evil/ns/reporting/sa/',
+    'spiffe://cluster.local:8443/ns/reporting/sa/',
+    'spiffe://cluster.local//ns/reporting/sa/',
+  );
+  const segment = fc.string({
+    unit: fc.constantFrom(...'aZ09.-_/%*?#@: \u0000\u00e9'.split('')),
+    maxLength: 12,
+  });
+  const READER = /^spiffe:\/\/cluster\.local\/ns\/reporting\/sa\/[A-Za-z0-9._-]+$/;
+
+  it('allowed exactly when the ID is a reporting workload: valid, and one segment under the …/*', async () => {
+    await fc.assert(
+      fc.asyncProperty(prefix, segment, async (start, rest) => {
+        const id = `${start}${rest}`;
+        const request = checkRequestFor({
+          method: 'GET',
+          path: '/api/inventory/reports/stock',
+          headers: [],
+          peer: id,
+        });
+        const decision = await decisionOf(snapshot, request);
+        const expected = READER.test(id) && spiffeIdProblem(id) === undefined;
+        expect(decision.reason, id).toBe(expected ? 'allowed' : 'peer_not_allowed');
+        if (expected) expect(decision.peer).toBe(id);
+      }),
+      { seed: SEED, numRuns: RUNS },
+    );
   });
 });

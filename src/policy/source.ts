@@ -270,7 +270,9 @@ export class PolicySource<T> {
 
     const listed = await this.list(events);
     this.lastListing = listed.join('\n');
-    const removed = await this.removeMissing(listed, events);
+    const { files: removed, served: gone } = await this.removeMissing(listed);
+    /** Said once the set has changed, so what is reported is what Checks see. */
+    const announcements: Array<() => void> = gone.map((policy) => () => events?.removed?.(policy));
     for (const path of listed) {
       if (!this.files.has(path)) this.files.set(path, new PolicyFile<T>(path, this.debounceMs));
     }
@@ -333,12 +335,7 @@ export class PolicySource<T> {
       f.lastSeen = policy.revision;
       this.pending.delete(file);
       swapped.push({ file, ...(from && { from: from.revision }), to: policy.revision });
-      // An observer failing (metrics, logs) must not make a swap look like a rejection.
-      try {
-        events?.swapped?.(from, policy);
-      } catch {
-        // Nothing to undo; the new revision is serving.
-      }
+      announcements.push(() => events?.swapped?.(from, policy));
     }
 
     if (swapped.length > 0 || removed.length > 0) {
@@ -349,6 +346,14 @@ export class PolicySource<T> {
         this.single,
       );
       this.options.settled?.(served.map((f) => f.served!.policy));
+    }
+    for (const announce of announcements) {
+      // An observer failing (metrics, logs) must not make a swap look like a rejection.
+      try {
+        announce();
+      } catch {
+        // Nothing to undo; the new set is serving.
+      }
     }
     return { swapped, rejected, removed };
   }
@@ -395,20 +400,20 @@ export class PolicySource<T> {
    */
   private async removeMissing(
     listed: readonly string[],
-    events: PolicySourceEvents | undefined,
-  ): Promise<string[]> {
+  ): Promise<{ files: string[]; served: CompiledPolicy[] }> {
     let gone = [...this.files.keys()].filter((path) => !listed.includes(path));
-    if (gone.length === 0) return [];
+    if (gone.length === 0) return { files: [], served: [] };
     await delay(this.debounceMs);
     const again = new Set(await this.list());
     gone = gone.filter((path) => !again.has(path));
+    const served: CompiledPolicy[] = [];
     for (const path of gone) {
       const f = this.files.get(path)!;
       this.files.delete(path);
       this.pending.delete(path);
-      if (f.served !== undefined) events?.removed?.(f.served.policy);
+      if (f.served !== undefined) served.push(f.served.policy);
     }
-    return gone;
+    return { files: gone, served };
   }
 
   /** Coalesces file events: read once things have been quiet for debounceMs, and never later than MAX. */

@@ -17,7 +17,7 @@ describe('scopegate validate', () => {
     const result = runCli(['validate', EXAMPLE_POLICY_FILE]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/policy\.yaml: ok \(revision [0-9a-f]{12}, 7 routes\)/);
+    expect(result.stdout).toMatch(/policy\.yaml: ok \(revision [0-9a-f]{12}, 9 routes\)/);
   });
 
   it('rejects a typo with FILE:LINE:COL: field: message and exit 1', () => {

@@ -2,12 +2,7 @@
 // missing permission, what a client may use, where a service account may write — and it cannot change.
 import { createHash } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
-import {
-  type CompiledPolicy,
-  locationAllowed,
-  parseLocationGrant,
-  parsePolicy,
-} from '../../../src/policy/index.js';
+import { type CompiledPolicy, locationAllowed, parsePolicy } from '../../../src/policy/index.js';
 import { DESIGN_SAMPLE, LIST_ROUTE, policy } from './fixtures.js';
 
 function compiled(text: string, file = '/etc/scopegate/policy.yaml', opts = {}): CompiledPolicy {
@@ -168,35 +163,3 @@ describe('compiled policy', () => {
 });
 
 const IDP = 'https://idp.example.com/';
-
-describe('location grants', () => {
-  test('* allows every location', () => {
-    const grant = parseLocationGrant(['*']);
-    expect(grant.all).toBe(true);
-    expect(locationAllowed(grant, 'ANYWHERE-7')).toBe(true);
-  });
-
-  test('a trailing * is a prefix; exact codes are exact', () => {
-    const grant = parseLocationGrant(['EU-*', 'WH01']);
-    expect(grant.all).toBe(false);
-    expect(grant.prefixes).toEqual(['EU-']);
-    expect([...grant.exact]).toEqual(['WH01']);
-    expect(locationAllowed(grant, 'EU-PAR2')).toBe(true);
-    expect(locationAllowed(grant, 'WH01')).toBe(true);
-    expect(locationAllowed(grant, 'WH011')).toBe(false);
-    expect(locationAllowed(grant, 'EU')).toBe(false);
-  });
-
-  test('patterns we do not understand grant nothing (a token claim cannot widen access with them)', () => {
-    const grant = parseLocationGrant(['E*U', '**', '', '*WH']);
-    expect(grant.all).toBe(false);
-    expect(locationAllowed(grant, 'EU')).toBe(false);
-    expect(locationAllowed(grant, 'E*U')).toBe(false);
-    expect(locationAllowed(grant, 'WH')).toBe(false);
-  });
-
-  test('an empty location code is never allowed, even with *', () => {
-    expect(locationAllowed(parseLocationGrant(['*']), '')).toBe(false);
-    expect(locationAllowed(parseLocationGrant([]), 'WH01')).toBe(false);
-  });
-});

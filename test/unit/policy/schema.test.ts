@@ -1,5 +1,8 @@
 // policy.schema.json is what editors check a policy with; scopegate's validator is what the server
 // checks it with. They must agree on what a valid policy looks like, and on the obvious mistakes.
+// No src/policy/schema.ts exists for this file to mirror: the schema is a file at the repository root (shipped
+// in the package), and its test lives here, beside the validator's, because what it holds the schema to is
+// src/policy/validate*.ts (a new policy field goes in both; see docs/architecture.md).
 import { readFile } from 'node:fs/promises';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { beforeAll, describe, expect, test } from 'vitest';

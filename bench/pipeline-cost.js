@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // scopegate's own work, in-process, without the gRPC transport around it (issue 11's scale and verify targets):
 //
-//   scale   check() over a policy with 10 routes and 10 subjects vs 10,000 of each (decision cache off, token
+//   scale   decide() over a policy with 10 routes and 10 subjects vs 10,000 of each (decision cache off, token
 //           cache on: every check matches a route, finds the subject's roles and grants, as a cache miss would)
 //   verify  a token-cache miss (Authenticator.authenticate on a never-seen token: strict header/payload
 //           reading, key lookup, signature, claims, cache insert) vs jose's jwtVerify alone on the same tokens,
@@ -47,7 +47,7 @@ const dist = (path) => import(new URL(`../dist/${path}`, import.meta.url).href);
 const { loadPolicyFile, formatProblem } = await dist('policy/index.js');
 const { Authenticator, KeyRegistry } = await dist('identity/index.js');
 const { DecisionCache } = await dist('cache/decisions.js');
-const { check } = await dist('check/decide.js');
+const { decide } = await dist('check/decide.js');
 const { readRequest } = await dist('request/facts.js');
 const { checkRequestFor } = await dist('wire/check-request.js');
 
@@ -136,11 +136,11 @@ async function scale() {
       return checkRequestFor({ method: 'GET', path, token: tokens[token], headers: [] });
     });
     for (const request of requests) {
-      const { decision } = await check(request, snapshot); // warm the token cache; prove the mix is allowed
+      const { decision } = await decide(request, snapshot); // warm the token cache; prove the mix is allowed
       if (decision.reason !== 'allowed') throw new Error(`scale bench request denied: ${decision.reason}`);
     }
     return async () => {
-      for (let i = 0; i < checks; i++) await check(requests[i & 4095], snapshot);
+      for (let i = 0; i < checks; i++) await decide(requests[i & 4095], snapshot);
       return checks;
     };
   };
@@ -148,7 +148,9 @@ async function scale() {
   const label = (n) => `${n.toLocaleString('en')} routes, ${n.toLocaleString('en')} subjects`;
   const best = await race({ [label(a)]: await side(a), [label(b)]: await side(b) });
   const [small, large] = Object.values(best);
-  console.log(`scale: check() per second, decision cache off, ${checks} checks per round, best of ${rounds}`);
+  console.log(
+    `scale: decide() per second, decision cache off, ${checks} checks per round, best of ${rounds}`,
+  );
   for (const [name, rate] of Object.entries(best))
     console.log(`  ${name.padEnd(32)} ${rate.toFixed(0).padStart(8)} checks/s`);
   console.log(`  ${b.toLocaleString('en')} ÷ ${a}: ${(large / small).toFixed(2)}× (target ≥ 0.8×)`);

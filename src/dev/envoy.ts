@@ -60,6 +60,16 @@ export interface LocalEnvoyPorts {
   readonly admin?: number;
 }
 
+/**
+ * Where a config whose listener serves TLS (envoy-mtls.yaml) finds its certificate files on this machine:
+ * the listener's certificate chain and key, and the CA it validates client certificates against.
+ */
+export interface LocalTlsFiles {
+  readonly certificateChain: string;
+  readonly privateKey: string;
+  readonly trustedCa: string;
+}
+
 const LOOPBACK = '127.0.0.1';
 
 type Node = Record<string, unknown>;
@@ -83,14 +93,31 @@ function pointAt(address: unknown, port: number, where: string): void {
   socket.port_value = port;
 }
 
+/** Points a listener's TLS context (DownstreamTlsContext) at local files, keeping every other field it has. */
+function useTlsFiles(context: Node, tls: LocalTlsFiles, where: string): void {
+  const common = object(context.common_tls_context, `${where}.common_tls_context`);
+  list(common.tls_certificates, `${where}.tls_certificates`).forEach((entry, i) => {
+    const certificate = object(entry, `${where}.tls_certificates[${i}]`);
+    certificate.certificate_chain = { filename: tls.certificateChain };
+    certificate.private_key = { filename: tls.privateKey };
+  });
+  const validation = object(common.validation_context, `${where}.validation_context`);
+  validation.trusted_ca = { filename: tls.trustedCa };
+}
+
+const DOWNSTREAM_TLS_CONTEXT =
+  'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
+
 /**
  * A shipped Envoy config made runnable on this machine: listeners and admin on 127.0.0.1 (port 0 unless
  * given), and the `scopegate`, `inventory` and `dev_issuer` clusters turned from compose hostnames
- * (STRICT_DNS) into STATIC 127.0.0.1 endpoints. Nothing else changes, so the tests exercise the same filters,
- * timeouts and limits that docker-compose runs. A cluster this function does not know is an error: a config
- * that grew a new upstream must say where it lives locally, not silently point at a compose hostname.
+ * (STRICT_DNS) into STATIC 127.0.0.1 endpoints; a listener that serves TLS gets the certificate files `tls`
+ * names. Nothing else changes, so the tests exercise the same filters, timeouts and limits that
+ * docker-compose runs. A cluster this function does not know is an error: a config that grew a new upstream
+ * must say where it lives locally, not silently point at a compose hostname. So is a TLS listener without
+ * `tls`, and `tls` for a config that serves none.
  */
-export function localEnvoyConfig(file: string, ports: LocalEnvoyPorts): string {
+export function localEnvoyConfig(file: string, ports: LocalEnvoyPorts, tls?: LocalTlsFiles): string {
   const config = object(parse(readFileSync(file, 'utf8')), file);
   const clusterPorts: Record<string, number | undefined> = {
     scopegate: ports.scopegate,
@@ -98,10 +125,23 @@ export function localEnvoyConfig(file: string, ports: LocalEnvoyPorts): string {
     dev_issuer: ports.devIssuer,
   };
   const resources = object(config.static_resources, 'static_resources');
+  let servesTls = false;
   list(resources.listeners, 'static_resources.listeners').forEach((listener, i) => {
     const where = `static_resources.listeners[${i}]`;
     pointAt(object(listener, where).address, ports.listener ?? 0, `${where}.address`);
+    list(object(listener, where).filter_chains, `${where}.filter_chains`).forEach((chain, c) => {
+      const socket = object(chain, `${where}.filter_chains[${c}]`).transport_socket;
+      if (socket === undefined) return;
+      const context = object(object(socket, `${where} transport_socket`).typed_config, `${where} TLS`);
+      if (context['@type'] !== DOWNSTREAM_TLS_CONTEXT) return;
+      if (tls === undefined)
+        throw new Error(`Envoy config ${file}: listener ${i} serves TLS; no local certificate files given`);
+      useTlsFiles(context, tls, `${where}.filter_chains[${c}] TLS`);
+      servesTls = true;
+    });
   });
+  if (tls !== undefined && !servesTls)
+    throw new Error(`Envoy config ${file}: certificate files given, but no listener serves TLS`);
   list(resources.clusters, 'static_resources.clusters').forEach((entry, i) => {
     const cluster = object(entry, `static_resources.clusters[${i}]`);
     const name = String(cluster.name);
@@ -132,10 +172,12 @@ export interface StartEnvoyOptions {
   readonly logLevel?: string;
   /** How long to wait for Envoy to serve. Default 20 s (a cold start on a slow CI machine). */
   readonly readyTimeoutMs?: number;
+  /** The first listener serves TLS (envoy-mtls.yaml): `url` is `https://…`. */
+  readonly tls?: boolean;
 }
 
 export interface RunningEnvoy {
-  /** `http://127.0.0.1:PORT` of the first listener. */
+  /** `http://127.0.0.1:PORT` of the first listener (`https://` when it serves TLS). */
   readonly url: string;
   readonly port: number;
   /** `http://127.0.0.1:PORT` of the admin interface. */
@@ -293,7 +335,7 @@ export async function startEnvoy(options: StartEnvoyOptions): Promise<RunningEnv
           const port = await listenerPort(adminUrl);
           if (port !== undefined && (await acceptsConnections(port))) {
             return {
-              url: `http://${LOOPBACK}:${port}`,
+              url: `${options.tls ? 'https' : 'http'}://${LOOPBACK}:${port}`,
               port,
               adminUrl,
               accessLog: () => [...entries],

@@ -4,6 +4,7 @@
 // both stand on it, so the demo shows exactly what the tests check.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -12,7 +13,7 @@ import { serveSettings } from '../config/settings.js';
 import { type Running, startServer } from '../server/app.js';
 import { createLogger } from '../telemetry/log.js';
 import { Metrics } from '../telemetry/metrics.js';
-import { localEnvoyConfig, type RunningEnvoy, repoRoot, startEnvoy } from './envoy.js';
+import { type LocalTlsFiles, localEnvoyConfig, type RunningEnvoy, repoRoot, startEnvoy } from './envoy.js';
 import {
   type DevClient,
   type DevIssuer,
@@ -23,8 +24,15 @@ import {
 import { mintToken, SIGNING_KEY_FILE } from './keys.js';
 import { type InventoryUpstream, startInventoryUpstream } from './upstream.js';
 
-/** The shipped Envoy configs; `envoy-policy-set.yaml` fronts inventory and shipments, served as examples/mesh. */
-export type EnvoyVariant = 'envoy.yaml' | 'envoy-jwt-authn.yaml' | 'envoy-policy-set.yaml';
+/**
+ * The shipped Envoy configs; `envoy-policy-set.yaml` fronts inventory and shipments, served as examples/mesh;
+ * `envoy-mtls.yaml` requires client certificates (give its certificate files as `tls`).
+ */
+export type EnvoyVariant =
+  | 'envoy.yaml'
+  | 'envoy-jwt-authn.yaml'
+  | 'envoy-policy-set.yaml'
+  | 'envoy-mtls.yaml';
 
 export const EXAMPLE_DIR = () => join(repoRoot(), 'examples', 'inventory');
 
@@ -34,6 +42,13 @@ export interface HttpResult {
   readonly text: string;
   /** The JSON body, or undefined when the body is not JSON (Envoy's own plain-text answers). */
   readonly json: Record<string, unknown> | undefined;
+}
+
+/** What a client brings to a TLS listener: the CA it trusts for Envoy's certificate, and its own (mTLS). */
+export interface ClientTls {
+  readonly ca: string;
+  readonly cert?: string;
+  readonly key?: string;
 }
 
 export interface SendOptions {
@@ -46,20 +61,40 @@ export interface SendOptions {
   /** A JSON body (sent with content-type application/json) or raw text or bytes. */
   readonly json?: unknown;
   readonly body?: string | Buffer;
+  /** Required for an `https://` Envoy: the CA to trust, and the client certificate to present. */
+  readonly tls?: ClientTls;
 }
 
-export interface StackOptions {
-  readonly envoyBin: string;
+/** Which shipped config an Envoy runs, and the few changes a test may ask of it. */
+export interface EnvoyOptions {
   readonly variant?: EnvoyVariant;
-  /** scopegate's logger; default silent. */
-  readonly log?: Logger;
-  /** Fixed loopback ports (0 = any free one) for people who want to curl the demo. */
-  readonly ports?: { readonly envoy?: number; readonly scopegate?: number; readonly admin?: number };
+  /** The certificate files of a listener that serves TLS (envoy-mtls.yaml); an error for the others. */
+  readonly tls?: LocalTlsFiles;
   /**
    * Envoy's ext_authz sends the body as text (`pack_as_bytes: false`, the `body` field) instead of the
    * shipped configs' bytes (`raw_body`): to show what that costs (Envoy writes `!` for bytes not UTF-8).
    */
   readonly envoyBodyAsText?: boolean;
+  /**
+   * Envoy passes a client's own `x-forwarded-client-cert` on as it came (`forward_client_cert_details:
+   * ALWAYS_FORWARD_ONLY`) instead of the shipped configs' removing it: a hop that trusts its clients, to show
+   * that scopegate, which sees the header then, still never takes a peer from it.
+   */
+  readonly envoyForwardsClientCert?: boolean;
+}
+
+export interface StackOptions extends EnvoyOptions {
+  readonly envoyBin: string;
+  /** scopegate's logger; default silent. */
+  readonly log?: Logger;
+  /** Fixed loopback ports (0 = any free one) for people who want to curl the demo. */
+  readonly ports?: { readonly envoy?: number; readonly scopegate?: number; readonly admin?: number };
+}
+
+/** One more Envoy in front of the same scopegate and upstream, and a way to send through it. */
+export interface EnvoyFront {
+  readonly envoy: RunningEnvoy;
+  send(options: SendOptions): Promise<HttpResult>;
 }
 
 export interface Stack {
@@ -86,6 +121,8 @@ export interface Stack {
   send(options: SendOptions): Promise<HttpResult>;
   /** Requests Envoy has sent to the inventory cluster so far (Envoy's own counter). */
   upstreamRequests(): Promise<number>;
+  /** Starts another Envoy (another variant) in front of this scopegate and upstream; stopped by `close`. */
+  startEnvoy(options: EnvoyOptions): Promise<EnvoyFront>;
   close(): Promise<void>;
 }
 
@@ -139,17 +176,28 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const scopegate = await startServer(settings, options.log ?? createLogger('silent'), metrics);
     started.push({ close: () => scopegate.stop() });
 
-    const configText = localEnvoyConfig(join(repoRoot(), 'envoy', options.variant ?? 'envoy.yaml'), {
-      scopegate: Number(scopegate.grpcAddress.split(':').pop()),
-      inventory: upstream.port,
-      devIssuer: issuer.port,
-      listener: options.ports?.envoy ?? 0,
-    });
-    const envoy = await startEnvoy({
-      bin: options.envoyBin,
-      configText: options.envoyBodyAsText ? withBodyAsText(configText) : configText,
-    });
-    started.push({ close: () => envoy.stop() });
+    const startFront = async (front: EnvoyOptions, listener = 0): Promise<EnvoyFront> => {
+      let configText = localEnvoyConfig(
+        join(repoRoot(), 'envoy', front.variant ?? 'envoy.yaml'),
+        {
+          scopegate: Number(scopegate.grpcAddress.split(':').pop()),
+          inventory: upstream.port,
+          devIssuer: issuer.port,
+          listener,
+        },
+        front.tls,
+      );
+      if (front.envoyBodyAsText) configText = withBodyAsText(configText);
+      if (front.envoyForwardsClientCert) configText = withClientCertForwarded(configText);
+      const running = await startEnvoy({
+        bin: options.envoyBin,
+        configText,
+        tls: front.tls !== undefined,
+      });
+      started.push({ close: () => running.stop() });
+      return { envoy: running, send: (request) => sendThrough(running.url, request) };
+    };
+    const { envoy } = await startFront(options, options.ports?.envoy);
 
     const client = (id: string) => {
       const found = issuerConfig.clients.find((c) => c.id === id);
@@ -202,6 +250,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         if (match === null) throw new Error(`no upstream_rq_total in Envoy stats: ${stats}`);
         return Number(match[1]);
       },
+      startEnvoy: (front) => startFront(front),
       close: closeAll,
     };
   } catch (error) {
@@ -210,16 +259,19 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   }
 }
 
-/** The config with every ext_authz filter sending the body as text (`body`, `pack_as_bytes: false`). */
-function withBodyAsText(configText: string): string {
+/** The config with `change` applied to the typed config of every filter named `filter`; at least one. */
+function withFilterChanged(
+  configText: string,
+  filter: string,
+  change: (typed: Record<string, unknown>) => void,
+): string {
   let changed = 0;
   const visit = (node: unknown): void => {
     if (Array.isArray(node)) node.forEach(visit);
     else if (typeof node === 'object' && node !== null) {
       const record = node as Record<string, unknown>;
-      if (record.name === 'envoy.filters.http.ext_authz') {
-        const typed = record.typed_config as Record<string, Record<string, unknown>>;
-        typed.with_request_body = { ...typed.with_request_body, pack_as_bytes: false };
+      if (record.name === filter) {
+        change(record.typed_config as Record<string, unknown>);
         changed++;
       }
       Object.values(record).forEach(visit);
@@ -227,11 +279,28 @@ function withBodyAsText(configText: string): string {
   };
   const config = parse(configText) as unknown;
   visit(config);
-  if (changed === 0) throw new Error('the Envoy config has no ext_authz filter to send bodies as text');
+  if (changed === 0) throw new Error(`the Envoy config has no ${filter} to change`);
   return stringify(config);
 }
 
-/** node:http rather than fetch: the path goes out exactly as written, and headers can repeat. */
+/** The config with every ext_authz filter sending the body as text (`body`, `pack_as_bytes: false`). */
+function withBodyAsText(configText: string): string {
+  return withFilterChanged(configText, 'envoy.filters.http.ext_authz', (typed) => {
+    typed.with_request_body = { ...(typed.with_request_body as object), pack_as_bytes: false };
+  });
+}
+
+/** The config with every connection manager passing a client's x-forwarded-client-cert on unchanged. */
+function withClientCertForwarded(configText: string): string {
+  return withFilterChanged(configText, 'envoy.filters.network.http_connection_manager', (typed) => {
+    typed.forward_client_cert_details = 'ALWAYS_FORWARD_ONLY';
+  });
+}
+
+/**
+ * node:http (node:https for an `https://` Envoy, with the client's certificate) rather than fetch: the path
+ * goes out exactly as written, and headers can repeat.
+ */
 export function sendThrough(baseUrl: string, options: SendOptions): Promise<HttpResult> {
   const url = new URL(baseUrl);
   const body = options.json !== undefined ? JSON.stringify(options.json) : options.body;
@@ -240,8 +309,12 @@ export function sendThrough(baseUrl: string, options: SendOptions): Promise<Http
     ...(options.token !== undefined && { authorization: `Bearer ${options.token}` }),
     ...options.headers,
   };
+  const secure = url.protocol === 'https:';
+  if (secure && options.tls === undefined)
+    return Promise.reject(new Error(`${baseUrl} serves TLS: give the client's tls (CA, certificate)`));
+  const request = secure ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = httpRequest(
+    const req = request(
       {
         host: url.hostname,
         port: url.port,
@@ -250,6 +323,7 @@ export function sendThrough(baseUrl: string, options: SendOptions): Promise<Http
         headers,
         agent: false,
         timeout: 10_000,
+        ...(secure && options.tls),
       },
       (res) => {
         const chunks: Buffer[] = [];

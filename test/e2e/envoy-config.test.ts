@@ -1,6 +1,8 @@
 // The Envoy configs we ship are ones Envoy accepts, and the local rewrite the e2e tests run changes only
-// where things listen and connect, so the tests exercise the very filters docker-compose mounts. The
-// policy-set config asks scopegate as envoy.yaml does and names a policy of examples/mesh per virtual host.
+// where things listen and connect (and, for the mTLS config, where its certificate files are), so the tests
+// exercise the very filters docker-compose mounts. The policy-set config asks scopegate as envoy.yaml does and
+// names a policy of examples/mesh per virtual host; the mTLS config asks it as envoy.yaml does, on a listener
+// that only lets in clients with a certificate from the mesh CA.
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { findEnvoy, localEnvoyConfig, repoRoot } from '../../src/dev/envoy.js';
 import { defaultPolicyName } from '../../src/policy/validate-match.js';
+import { makePki, opensslSuiteName, skipWithoutOpenssl } from '../support/certs.js';
 import { requireEnvoy, skipWithoutEnvoy, suiteName } from './envoy-required.js';
 
 const run = promisify(execFile);
@@ -20,6 +23,15 @@ const shippedConfigs = readdirSync(ENVOY_DIR)
 /** [name, path] pairs, so test titles show the file name rather than this machine's path. */
 const configCases = shippedConfigs.map((file) => [basename(file), file] as const);
 const PORTS = { scopegate: 19191, inventory: 18081, devIssuer: 18090, listener: 18080, admin: 19901 };
+/** Where the rewrite points a TLS listener's certificate files (only written into the config here). */
+const TLS = {
+  certificateChain: '/tmp/scopegate-tls/server.crt',
+  privateKey: '/tmp/scopegate-tls/server.key',
+  trustedCa: '/tmp/scopegate-tls/ca.crt',
+};
+/** The configs whose listener serves TLS need certificate files to run, and to pass `--mode validate`. */
+const servesTls = (file: string) => readFileSync(file, 'utf8').includes('DownstreamTlsContext');
+const localConfig = (file: string) => localEnvoyConfig(file, PORTS, servesTls(file) ? TLS : undefined);
 
 async function validate(file: string): Promise<string> {
   const { stdout, stderr } = await run(requireEnvoy(), ['--mode', 'validate', '-c', file, '-l', 'error'], {
@@ -40,21 +52,34 @@ function socketAddresses(node: unknown, found: string[] = []): string[] {
   return found;
 }
 
-/** The config with every socket address and cluster type blanked: what must not change locally. */
+/** The config with every socket address, cluster type and file name blanked: what must not change locally. */
 function withoutAddresses(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(withoutAddresses);
   if (typeof node !== 'object' || node === null) return node;
   return Object.fromEntries(
     Object.entries(node as Record<string, unknown>)
-      .filter(([key]) => key !== 'socket_address' && key !== 'type')
+      .filter(([key]) => key !== 'socket_address' && key !== 'type' && key !== 'filename')
       .map(([key, value]) => [key, withoutAddresses(value)]),
   );
 }
 
+/** Every `filename` in a config, in document order. */
+function fileNames(node: unknown, found: string[] = []): string[] {
+  if (Array.isArray(node)) for (const item of node) fileNames(item, found);
+  else if (typeof node === 'object' && node !== null) {
+    for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
+      if (key === 'filename') found.push(String(value));
+      else fileNames(value, found);
+    }
+  }
+  return found;
+}
+
 describe('shipped configs', () => {
-  it('include the plain, the jwt_authn and the policy-set config', () => {
+  it('include the plain, the jwt_authn, the mTLS and the policy-set config', () => {
     expect(shippedConfigs.map((file) => file.slice(ENVOY_DIR.length + 1)).sort()).toEqual([
       'envoy-jwt-authn.yaml',
+      'envoy-mtls.yaml',
       'envoy-policy-set.yaml',
       'envoy.yaml',
     ]);
@@ -139,13 +164,93 @@ describe('envoy-policy-set.yaml', () => {
   });
 });
 
+/**
+ * What makes envoy-mtls.yaml's peer trustworthy: every filter chain requires a client certificate, validates
+ * it against a CA file (never accepting untrusted chains) and only for this trust domain's SPIFFE IDs, sends
+ * it to scopegate, and removes a client's own x-forwarded-client-cert.
+ */
+function peerTrustProblems(config: Bootstrap): string[] {
+  const problems: string[] = [];
+  for (const listener of config.static_resources.listeners) {
+    for (const chain of listener.filter_chains) {
+      const where = listener.name;
+      const tls = chain.transport_socket?.typed_config;
+      if (tls?.['@type'] !== DOWNSTREAM_TLS) {
+        problems.push(`${where}: a filter chain without TLS`);
+        continue;
+      }
+      if (tls.require_client_certificate !== true) problems.push(`${where}: client certificate optional`);
+      const validation = tls.common_tls_context?.validation_context ?? {};
+      if (typeof validation.trusted_ca?.filename !== 'string')
+        problems.push(`${where}: no CA file to validate`);
+      if ((validation.trust_chain_verification ?? 'VERIFY_TRUST_CHAIN') !== 'VERIFY_TRUST_CHAIN')
+        problems.push(`${where}: accepts untrusted chains`);
+      const sans = validation.match_typed_subject_alt_names ?? [];
+      if (
+        !sans.some((m: Bootstrap) => m.san_type === 'URI' && m.matcher?.prefix === 'spiffe://cluster.local/')
+      )
+        problems.push(`${where}: any subject alternative name accepted`);
+      const manager = chain.filters[0].typed_config;
+      if ((manager.forward_client_cert_details ?? 'SANITIZE') !== 'SANITIZE')
+        problems.push(`${where}: passes on a client's x-forwarded-client-cert`);
+      for (const filter of manager.http_filters)
+        if (
+          filter.name === 'envoy.filters.http.ext_authz' &&
+          filter.typed_config.include_peer_certificate !== true
+        )
+          problems.push(`${where}: ext_authz is not sent the peer certificate`);
+    }
+  }
+  return problems;
+}
+const DOWNSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
+
+describe('envoy-mtls.yaml', () => {
+  const mtls = parse(readFileSync(join(ENVOY_DIR, 'envoy-mtls.yaml'), 'utf8'));
+  const plain = parse(readFileSync(join(ENVOY_DIR, 'envoy.yaml'), 'utf8'));
+
+  it('asks scopegate exactly as envoy.yaml does: the same ext_authz filter and clusters', () => {
+    expect(connectionManager(mtls).http_filters).toEqual(connectionManager(plain).http_filters);
+    expect(mtls.static_resources.clusters).toEqual(plain.static_resources.clusters);
+    expect(connectionManager(mtls).route_config).toEqual(connectionManager(plain).route_config);
+  });
+
+  it('lets in only clients with a certificate from the CA, naming a SPIFFE ID, and sends it to scopegate', () => {
+    expect(peerTrustProblems(mtls)).toEqual([]);
+  });
+
+  it('the check can fail: optional or untrusted client certificates, XFCC passed on, no certificate sent', () => {
+    const broken = structuredClone(mtls);
+    const chain = broken.static_resources.listeners[0].filter_chains[0];
+    const tls = chain.transport_socket.typed_config;
+    tls.require_client_certificate = false;
+    tls.common_tls_context.validation_context.trust_chain_verification = 'ACCEPT_UNTRUSTED';
+    delete tls.common_tls_context.validation_context.match_typed_subject_alt_names;
+    chain.filters[0].typed_config.forward_client_cert_details = 'ALWAYS_FORWARD_ONLY';
+    delete chain.filters[0].typed_config.http_filters[0].typed_config.include_peer_certificate;
+    expect(peerTrustProblems(broken)).toEqual([
+      'inventory_api_mtls: client certificate optional',
+      'inventory_api_mtls: accepts untrusted chains',
+      'inventory_api_mtls: any subject alternative name accepted',
+      "inventory_api_mtls: passes on a client's x-forwarded-client-cert",
+      'inventory_api_mtls: ext_authz is not sent the peer certificate',
+    ]);
+    // And a plaintext listener is no peer's listener at all.
+    expect(peerTrustProblems(plain)).toEqual(['inventory_api: a filter chain without TLS']);
+  });
+});
+
 describe('local rewrite', () => {
   it.each(configCases)(
     '%s: only addresses move to 127.0.0.1, every filter stays as shipped',
     (_name, file) => {
       const shipped = parse(readFileSync(file, 'utf8'));
-      const local = parse(localEnvoyConfig(file, PORTS));
+      const local = parse(localConfig(file));
       expect(withoutAddresses(local)).toEqual(withoutAddresses(shipped));
+      // Certificate files are the only files a config names, and only the TLS one names them.
+      expect(fileNames(local)).toEqual(
+        servesTls(file) ? [TLS.certificateChain, TLS.privateKey, TLS.trustedCa] : [],
+      );
       const addresses = socketAddresses(local);
       expect(new Set(addresses.map((address) => address.split(':')[0]))).toEqual(new Set(['127.0.0.1']));
       const ports = addresses.map((address) => Number(address.split(':')[1]));
@@ -163,6 +268,15 @@ describe('local rewrite', () => {
     const { devIssuer: _, ...withoutIssuer } = PORTS;
     expect(() => localEnvoyConfig(join(ENVOY_DIR, 'envoy-jwt-authn.yaml'), withoutIssuer)).toThrow(
       /no local port given for cluster "dev_issuer"/,
+    );
+  });
+
+  it('the mTLS config needs certificate files and says so; a plaintext config refuses them', () => {
+    expect(() => localEnvoyConfig(join(ENVOY_DIR, 'envoy-mtls.yaml'), PORTS)).toThrow(
+      /listener 0 serves TLS; no local certificate files given/,
+    );
+    expect(() => localEnvoyConfig(join(ENVOY_DIR, 'envoy.yaml'), PORTS, TLS)).toThrow(
+      /certificate files given, but no listener serves TLS/,
     );
   });
 });
@@ -187,11 +301,14 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('envoy --mode validate'), () => {
     expect(stdout).toMatch(/version: [0-9a-f]+\/1\.\d+\.\d+\//);
   });
 
-  it.each(configCases)('accepts %s as shipped', async (_name, file) => {
+  // Envoy reads certificate files even to validate, so the mTLS config is checked below, with certificates.
+  const plaintextCases = configCases.filter(([, file]) => !servesTls(file));
+
+  it.each(plaintextCases)('accepts %s as shipped', async (_name, file) => {
     expect(await validate(file)).toContain('OK');
   });
 
-  it.each(configCases)('accepts %s rewritten for loopback', async (_name, file) => {
+  it.each(plaintextCases)('accepts %s rewritten for loopback', async (_name, file) => {
     const local = join(mkdtempSync(join(tmpdir(), 'scopegate-validate-')), 'envoy.yaml');
     writeFileSync(local, localEnvoyConfig(file, PORTS));
     expect(await validate(local)).toContain('OK');
@@ -207,3 +324,44 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('envoy --mode validate'), () => {
     await expect(validate(broken)).rejects.toThrow();
   });
 });
+
+describe.skipIf(skipWithoutEnvoy || skipWithoutOpenssl)(
+  suiteName(opensslSuiteName('envoy --mode validate, with certificates')),
+  () => {
+    const tlsCases = configCases.filter(([, file]) => servesTls(file));
+
+    it('the mTLS config is among them', () => {
+      expect(tlsCases.map(([name]) => name)).toEqual(['envoy-mtls.yaml']);
+    });
+
+    it.each(tlsCases)(
+      'accepts %s as shipped, with /etc/envoy/tls holding a CA and a server certificate',
+      async (_name, file) => {
+        const pki = await makePki();
+        try {
+          const ca = await pki.authority('ca');
+          await ca.server('server');
+          const config = join(pki.dir, 'envoy.yaml');
+          writeFileSync(config, readFileSync(file, 'utf8').replaceAll('/etc/envoy/tls/', `${pki.dir}/`));
+          expect(await validate(config)).toContain('OK');
+        } finally {
+          await pki.remove();
+        }
+      },
+    );
+
+    it.each(tlsCases)('accepts %s rewritten for loopback', async (_name, file) => {
+      const pki = await makePki();
+      try {
+        const ca = await pki.authority('ca');
+        const server = await ca.server('server');
+        const config = join(pki.dir, 'envoy.yaml');
+        const tls = { certificateChain: server.certFile, privateKey: server.keyFile, trustedCa: ca.certFile };
+        writeFileSync(config, localEnvoyConfig(file, PORTS, tls));
+        expect(await validate(config)).toContain('OK');
+      } finally {
+        await pki.remove();
+      }
+    });
+  },
+);

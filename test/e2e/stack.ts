@@ -1,6 +1,7 @@
 // The e2e tests' view of the shipped stack (src/dev/stack.ts): the same setup `npm run demo` runs, with the
 // support thread's clients by nickname and Envoy required (a failure under CI=true, see envoy-required.ts).
 import {
+  type EnvoyOptions,
   type EnvoyVariant,
   type HttpResult,
   type Stack as ShippedStack,
@@ -27,7 +28,7 @@ export interface Stack extends Omit<ShippedStack, 'clientToken'> {
 
 export async function startStack(
   variant: EnvoyVariant,
-  options: { envoyBodyAsText?: boolean } = {},
+  options: Omit<EnvoyOptions, 'variant'> = {},
 ): Promise<Stack> {
   const stack = await startShippedStack({ envoyBin: requireEnvoy(), variant, ...options });
   return { ...stack, clientToken: (client, scope) => stack.clientToken(CLIENT_IDS[client], scope) };

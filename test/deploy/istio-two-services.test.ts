@@ -55,6 +55,9 @@ describe.skipIf(skipWithoutKustomize)(kustomizeSuiteName('deploy/istio/two-servi
     expect(objects.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`)).toEqual([
       'AuthorizationPolicy/inventory/inventory-scopegate',
       'AuthorizationPolicy/shipments/shipments-scopegate',
+      // mTLS only into each (istio-mtls.test.ts): a plaintext caller would bring no destination principal.
+      'PeerAuthentication/inventory/inventory-mtls',
+      'PeerAuthentication/shipments/shipments-mtls',
     ]);
   });
 

@@ -4,7 +4,8 @@
 //   - Envoy (envoy/envoy-policy-set.yaml) and Envoy Gateway (deploy/envoy-gateway) name policies in
 //     `scopegate_policy` that the set serves, and each comes back as `policy` in the ext_authz dynamic metadata
 //     that Envoy's access log reads (every key it reads is one scopegate writes);
-//   - Istio's two services are chosen by their SPIFFE IDs;
+//   - Istio's two services are chosen by their SPIFFE IDs, and the calling workload Istio sends
+//     (`source.principal`, no certificate) opens the inventory policy's peer routes; without it, peer_missing;
 //   - a policy_unknown deny is logged with the fields the runbook sends an SRE to (request_id, detail), and
 //     without the request's host or policy name, which the runbook must not promise;
 //   - a file added broken later is counted under its file's name in a series that did not exist before (so
@@ -81,6 +82,8 @@ describe.skipIf(skipWithoutKustomize)(kustomizeSuiteName('the central policy set
   let running: Running;
   let grpc: AuthorizationConnection;
   let served: Map<string, { hosts: string[]; destinationPrincipals: string[] }>;
+  /** The policy files' text, as the overlay ships them. */
+  let policyTexts: string[];
 
   const check = async (call: Omit<HttpCall, 'headers'> & { headers?: HttpCall['headers'] }) =>
     answered(await grpc.check(checkRequestFor({ headers: [], ...call })));
@@ -97,6 +100,7 @@ describe.skipIf(skipWithoutKustomize)(kustomizeSuiteName('the central policy set
     expect(problems).toEqual([]);
     dir = mkdtempSync(join(tmpdir(), 'scopegate-central-'));
     served = new Map();
+    policyTexts = files.map((f) => f.text);
     for (const file of files) {
       expect(file.text).toContain(SHIPPED_JWKS);
       writeFileSync(join(dir, file.path), file.text.replaceAll(SHIPPED_JWKS, jwks.uri));
@@ -201,6 +205,76 @@ describe.skipIf(skipWithoutKustomize)(kustomizeSuiteName('the central policy set
         });
         expect(answer.metadata.policy, principal).toBe(name);
       }
+  });
+
+  describe('calling workloads, as the sidecar of an Istio workload in STRICT mTLS sends them', () => {
+    // Istio's gRPC provider sends the caller's verified SPIFFE ID as `source.principal`, never the certificate
+    // (it has no include_peer_certificate), and the called workload's as `destination.principal`.
+    const INVENTORY = 'spiffe://cluster.local/ns/inventory/sa/inventory';
+    const ORDERS = 'spiffe://cluster.local/ns/orders/sa/orders-api';
+    const REPORTS = 'spiffe://cluster.local/ns/reporting/sa/weekly-report';
+    const INGRESS = 'spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account';
+    const toInventory = (call: Omit<HttpCall, 'headers'> & { headers?: HttpCall['headers'] }) =>
+      check({ host: 'inventory.inventory:8080', destinationPrincipal: INVENTORY, ...call });
+    const reservation = async (peer: string | undefined) =>
+      toInventory({
+        method: 'POST',
+        path: '/api/inventory/reservations',
+        token: await mintToken(key, {
+          iss: ISSUER,
+          aud: AUDIENCE,
+          sub: 'svc-inventory-sync',
+          client_id: 'inventory-sync',
+          gty: 'client_credentials',
+          scope: 'inventory.write',
+        }),
+        headers: [['content-type', 'application/json']],
+        body: JSON.stringify({ location: 'WH01', item: 'ITEM001', quantity: 2 }),
+        ...(peer !== undefined && { peer }),
+      });
+
+    const expectDenied = (answer: Answered, reason: string) => {
+      expect(answer.status).toBe(403);
+      expect(answer.metadata).toMatchObject({ decision: 'deny', reason, policy: 'inventory' });
+    };
+
+    it("every peer of every served policy is Istio's SPIFFE form, in the trust domain of the mesh's workloads", () => {
+      const trustDomains = new Set(
+        [...served.values()].flatMap((p) => p.destinationPrincipals.map((id) => new URL(id).host)),
+      );
+      expect([...trustDomains]).toEqual(['cluster.local']);
+      const peers = policyTexts.flatMap((text) => Object.keys(parse(text).peers ?? {}));
+      expect(peers.length).toBeGreaterThan(0);
+      for (const peer of peers)
+        expect(peer).toMatch(/^spiffe:\/\/cluster\.local\/ns\/[a-z0-9-]+\/sa\/([a-z0-9-]+|\*)$/);
+    });
+
+    it('the orders service reserves stock for its user; the same user through the ingress gateway does not', async () => {
+      expect((await reservation(ORDERS)).metadata).toMatchObject({
+        decision: 'allow',
+        policy: 'inventory',
+        route: 'reserve_stock',
+        subject: 'svc-inventory-sync',
+        peer: ORDERS,
+      });
+      // From outside, the peer is the gateway (its sidecar's identity), which the policy does not list.
+      expectDenied(await reservation(INGRESS), 'peer_not_allowed');
+    });
+
+    it('a reporting workload reads the stock report; a plaintext caller (PERMISSIVE) is peer_missing', async () => {
+      const report = { method: 'GET', path: '/api/inventory/reports/stock' };
+      expect((await toInventory({ ...report, peer: REPORTS })).metadata).toMatchObject({
+        decision: 'allow',
+        route: 'stock_report',
+        peer: REPORTS,
+      });
+      // Like a request without a token, a caller without an identity is not told (nor counted) which route.
+      expectDenied(await toInventory(report), 'peer_missing');
+      expectDenied(await reservation(undefined), 'peer_missing');
+      expect(await scrape()).toMatch(
+        /^scopegate_decisions_total\{decision="deny",reason="peer_missing",route="",policy="inventory"\} 2$/m,
+      );
+    });
   });
 
   it('a policy_unknown deny is logged with request_id and a detail naming the host or the policy name asked for', async () => {

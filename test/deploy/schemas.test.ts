@@ -101,10 +101,20 @@ describe.skipIf(skipWithoutKustomize)(
       });
 
       it('an AuthorizationPolicy action Istio does not have', async () => {
-        const policy = copy(rendered.get('deploy/istio/scopegate-verifies')![0]!);
+        const policy = copy(named(rendered.get('deploy/istio/scopegate-verifies')!, 'AuthorizationPolicy'));
         (policy.spec as { action: string }).action = 'EXTERNAL';
         expect((await schemaProblems(policy)).join('\n')).toMatch(
           /action must be equal to one of the allowed values/,
+        );
+      });
+
+      it('a PeerAuthentication mode Istio does not have', async () => {
+        const peerAuthentication = copy(
+          named(rendered.get('deploy/istio/scopegate-verifies')!, 'PeerAuthentication'),
+        );
+        (peerAuthentication.spec as { mtls: { mode: string } }).mtls.mode = 'MUTUAL';
+        expect((await schemaProblems(peerAuthentication)).join('\n')).toMatch(
+          /mode must be equal to one of the allowed values/,
         );
       });
 

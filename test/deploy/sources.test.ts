@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { findEnvoy, INSTALL_HINT } from '../../src/dev/envoy.js';
+import { loadCasesFile, runCases } from '../../src/explain/cases.js';
 import { loadPolicyFile } from '../../src/policy/load.js';
+import { loadPolicySet } from '../../src/policy/source.js';
 import { copy } from './checks.js';
 import { repoRoot } from './kustomize.js';
 
@@ -112,7 +114,7 @@ describe('the policies in the ConfigMaps', () => {
   const inventory = 'deploy/kubernetes/base/policy.yaml';
   const shipments = 'deploy/kubernetes/overlays/central/policies/shipments.yaml';
   /** What a deployed policy keeps of the example it comes from: everything but how keys are found. */
-  const SECTIONS = ['name', 'match', 'scopes', 'roles', 'clients', 'subjects', 'routes'];
+  const SECTIONS = ['name', 'match', 'scopes', 'roles', 'clients', 'subjects', 'peers', 'routes'];
 
   it.each([inventory, shipments])(
     '%s is a policy scopegate serves (the same loader and validation as `scopegate validate`)',
@@ -132,6 +134,47 @@ describe('the policies in the ConfigMaps', () => {
       expect({ [section]: deployed[section] }).toEqual({ [section]: example[section] });
     // A pod has no dev key file: every issuer's keys are fetched (and kept fresh) from its JWKS URI.
     for (const issuer of deployed.authentication.issuers) expect(Object.keys(issuer.jwks)).toEqual(['uri']);
+  });
+
+  // What docs/kubernetes.md has an operator run before deploying: the example's cases, the calling workloads'
+  // (peers, in Istio's SPIFFE form) among them, decided by the deployed policy as by the example.
+  const CASES = 'examples/inventory/policy.test.yaml';
+  async function failedCases(policyFile: string): Promise<string[]> {
+    const { set, problems } = await loadPolicySet(policyFile);
+    expect(problems).toEqual([]);
+    const loaded = await loadCasesFile(path(CASES));
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+    const results = await runCases(set, loaded.cases);
+    return results
+      .filter((r) => r.failures.length > 0)
+      .map((r) => `${r.case.name}: ${r.failures.join('; ')}`);
+  }
+
+  it(`${inventory} passes ${CASES}, its peer cases included`, async () => {
+    const cases = yaml(CASES).cases as { request: { peer?: string }; expect: { reason?: string } }[];
+    const peerCases = cases.filter((c) => c.request.peer !== undefined);
+    expect(peerCases.length).toBeGreaterThanOrEqual(3);
+    for (const { request } of peerCases)
+      expect(request.peer).toMatch(/^spiffe:\/\/cluster\.local\/ns\/[^/]+\/sa\/[^/]+$/);
+    expect(cases.map((c) => c.expect.reason)).toEqual(
+      expect.arrayContaining(['peer_missing', 'peer_not_allowed']),
+    );
+    expect(await failedCases(path(inventory))).toEqual([]);
+  });
+
+  it('the check can fail: a deployed policy without the orders service among its peers fails its cases', async () => {
+    const edited = join(scratch, 'no-orders-peer.yaml');
+    const text = read(inventory);
+    const dropped = text.replace(
+      'spiffe://cluster.local/ns/orders/sa/orders-api:',
+      'spiffe://cluster.local/ns/orders/sa/orders-web:',
+    );
+    expect(dropped).not.toBe(text);
+    writeFileSync(edited, dropped);
+    expect(await failedCases(edited)).toEqual([
+      'the orders service reserves stock at WH02 for a user who may write inventory: expected allow, got deny (peer_not_allowed)',
+      'a warehouse the user may use but the orders service may not is location_denied: expected reason location_denied, got peer_not_allowed; expected missing locations to include EU-BER, got (none)',
+    ]);
   });
 
   it('the check can fail: a deployed policy whose match drifted from its example differs', () => {

@@ -1,13 +1,16 @@
 // `npm run demo`: the support thread replayed through a real Envoy in front of scopegate, with the dev issuer
 // and the inventory upstream on loopback. Each step prints the curl command a reader can rerun, what came
-// back (status, WWW-Authenticate, reason) and what to change; then the denial counters an SRE would see.
+// back (status, WWW-Authenticate, reason) and what to change; then a calling workload (mTLS peer) denied on
+// the plaintext Envoy and let through a second Envoy that requires client certificates, with certificates the
+// demo makes; then the denial counters an SRE would see.
 
 import { fixHints } from '../decision/hints.js';
 import type { Missing } from '../vocabulary/index.js';
 import { isReason } from '../vocabulary/index.js';
+import { type CertifiedKey, findOpenssl, makePki, OPENSSL_INSTALL_HINT, type Pki } from './certs.js';
 import { findEnvoy, INSTALL_HINT } from './envoy.js';
 import type { DevClient } from './issuer.js';
-import { type HttpResult, type SendOptions, type Stack, startStack } from './stack.js';
+import { type EnvoyFront, type HttpResult, type SendOptions, type Stack, startStack } from './stack.js';
 
 const BOTH = 'inventory.read inventory.write';
 const transaction = (location: string) => ({ location, item: 'ITEM001', quantity: 10 });
@@ -115,8 +118,53 @@ export const STORY: readonly Step[] = [
   },
 ];
 
-function curlCommand(stack: Stack, request: SendOptions): string {
-  const parts = [`curl -i`, `${stack.envoy.url}${request.path}`, `-H "Authorization: Bearer $TOKEN"`];
+/** A reporting workload's SPIFFE ID: the example policy's `spiffe://cluster.local/ns/reporting/sa/*` lists it. */
+export const REPORTING_WORKLOAD = 'spiffe://cluster.local/ns/reporting/sa/weekly-report';
+
+/** A step of the calling workload's story: no token, only the workload's identity (or none). */
+interface PeerStep {
+  readonly title: string;
+  readonly request: SendOptions;
+  /** Sent through the mTLS Envoy with this workload's client certificate; absent: the plaintext Envoy. */
+  readonly workload?: string;
+}
+
+const STOCK_REPORT: SendOptions = { path: '/api/inventory/reports/stock' };
+
+export const PEER_STORY: readonly PeerStep[] = [
+  {
+    title: 'A reporting workload asks for the stock report over plaintext: no calling workload to go on',
+    request: STOCK_REPORT,
+  },
+  {
+    title: `The fix: the same request over mTLS, the workload presenting its certificate (${REPORTING_WORKLOAD})`,
+    request: STOCK_REPORT,
+    workload: REPORTING_WORKLOAD,
+  },
+];
+
+/** The files curl needs for an mTLS request: the CA to trust Envoy by, and the client's certificate and key. */
+export interface CurlTls {
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+/** A path as one shell word: as it is when it needs no quoting (the usual temp paths), else quoted. */
+const shellWord = (text: string) => (/^[\w./:@%+=-]+$/.test(text) ? text : shellQuote(text));
+
+/** The curl line for a request through the Envoy at `baseUrl`: with the step's token, or its certificate. */
+export function curlCommand(
+  baseUrl: string,
+  request: SendOptions,
+  how: { readonly token: boolean; readonly tls?: CurlTls },
+): string {
+  const parts = [`curl -i`, `${baseUrl}${request.path}`];
+  if (how.tls) {
+    const { caFile, certFile, keyFile } = how.tls;
+    parts.push(`--cacert ${shellWord(caFile)} --cert ${shellWord(certFile)} --key ${shellWord(keyFile)}`);
+  }
+  if (how.token) parts.push(`-H "Authorization: Bearer $TOKEN"`);
   if (request.method && request.method !== 'GET' && request.json === undefined)
     parts.push(`-X ${request.method}`);
   if (request.json !== undefined) {
@@ -137,10 +185,15 @@ export function describeStep(result: HttpResult, who: { subject: string; client:
   const body = result.json ?? {};
   const reason = typeof body.reason === 'string' ? body.reason : undefined;
   if (result.status < 300) {
-    const identity = body.received_identity as { subject?: string; route?: string } | undefined;
-    lines.push(
-      `  allowed: the upstream received x-scopegate-subject: ${identity?.subject}, route ${identity?.route}`,
-    );
+    const identity = body.received_identity as
+      | { subject?: string | null; peer?: string | null; route?: string }
+      | undefined;
+    // A peer-only route has no subject; the calling workload is named when the route needed one.
+    const received = [
+      ...(identity?.subject || !identity?.peer ? [`x-scopegate-subject: ${identity?.subject}`] : []),
+      ...(identity?.peer ? [`x-scopegate-peer: ${identity.peer}`] : []),
+    ];
+    lines.push(`  allowed: the upstream received ${received.join(', ')}, route ${identity?.route}`);
     return lines;
   }
   if (reason) lines.push(`  reason: ${reason} — ${body.error_description}`);
@@ -149,6 +202,32 @@ export function describeStep(result: HttpResult, who: { subject: string; client:
       lines.push(`  fix: ${hint}`);
   }
   return lines;
+}
+
+/** A second Envoy, requiring client certificates (envoy/envoy-mtls.yaml), and the certificates the demo made. */
+interface MtlsFront {
+  readonly front: EnvoyFront;
+  readonly pki: Pki;
+  /** The mesh CA: it signed Envoy's certificate and the workload's, and Envoy trusts only it. */
+  readonly ca: CertifiedKey;
+  readonly workload: CertifiedKey;
+}
+
+async function startMtlsFront(stack: Stack, opensslBin: string): Promise<MtlsFront> {
+  const pki = await makePki(opensslBin);
+  try {
+    const ca = await pki.authority('mesh-ca');
+    const server = await ca.server('envoy');
+    const workload = await ca.client('weekly-report', [REPORTING_WORKLOAD]);
+    const front = await stack.startEnvoy({
+      variant: 'envoy-mtls.yaml',
+      tls: { certificateChain: server.certFile, privateKey: server.keyFile, trustedCa: ca.certFile },
+    });
+    return { front, pki, ca, workload };
+  } catch (error) {
+    await pki.remove();
+    throw error;
+  }
 }
 
 export interface DemoOptions {
@@ -166,11 +245,14 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   }
   write('Starting the dev issuer, the inventory upstream, scopegate and Envoy on 127.0.0.1 …');
   const stack = await startStack({ envoyBin });
+  const opensslBin = findOpenssl();
+  let mtls: MtlsFront | undefined;
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
     await stack.close();
+    await mtls?.pki.remove();
   };
   // Ctrl-C (or SIGTERM) ends the story after the current step, or ends --keep-running; either way every
   // process and server is stopped before we return.
@@ -186,8 +268,11 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    if (opensslBin !== undefined) mtls = await startMtlsFront(stack, opensslBin);
     write('');
     write(`  Envoy (ext_authz → scopegate)  ${stack.envoy.url}`);
+    if (mtls)
+      write(`  Envoy, mTLS listener           ${mtls.front.envoy.url}  (certificates in ${mtls.pki.dir})`);
     write(
       `  scopegate                      gRPC ${stack.scopegate.grpcAddress}, metrics http://${stack.scopegate.adminAddress}/metrics`,
     );
@@ -201,8 +286,29 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       write('');
       write(`${index + 1}. ${step.title}`);
       write(`   $ ${step.tokenCommand(stack)}`);
-      write(`   $ ${curlCommand(stack, step.request)}`);
+      write(`   $ ${curlCommand(stack.envoy.url, step.request, { token: true })}`);
       for (const line of describeStep(result, { subject, client: step.who.client })) write(`   ${line}`);
+    }
+    for (const [index, step] of PEER_STORY.entries()) {
+      if (wasInterrupted) return 130;
+      write('');
+      write(`${STORY.length + index + 1}. ${step.title}`);
+      if (step.workload === undefined) {
+        write(`   $ ${curlCommand(stack.envoy.url, step.request, { token: false })}`);
+        const result = await stack.send(step.request);
+        for (const line of describeStep(result, { subject: '', client: '' })) write(`   ${line}`);
+      } else if (mtls === undefined) {
+        write(`   (skipped: openssl not found, so no certificates to show it with; ${OPENSSL_INSTALL_HINT})`);
+      } else {
+        const { front, ca, workload } = mtls;
+        const tls = { caFile: ca.certFile, certFile: workload.certFile, keyFile: workload.keyFile };
+        write(`   $ ${curlCommand(front.envoy.url, step.request, { token: false, tls })}`);
+        const result = await front.send({
+          ...step.request,
+          tls: { ca: ca.cert, cert: workload.cert, key: workload.key },
+        });
+        for (const line of describeStep(result, { subject: '', client: '' })) write(`   ${line}`);
+      }
     }
     if (wasInterrupted) return 130;
     write('');

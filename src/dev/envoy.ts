@@ -42,9 +42,14 @@ export function findEnvoy(env: NodeJS.ProcessEnv = process.env): string | undefi
   if (env.ENVOY_BIN) return env.ENVOY_BIN;
   const venv = join(repoRoot(), VENV_ENVOY);
   if (isExecutable(venv)) return venv;
+  return onPath('envoy', env);
+}
+
+/** The first executable called `name` in the PATH's folders. */
+export function onPath(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
   for (const dir of (env.PATH ?? '').split(delimiter)) {
     if (dir === '') continue;
-    const candidate = join(dir, 'envoy');
+    const candidate = join(dir, name);
     if (isExecutable(candidate)) return candidate;
   }
   return undefined;

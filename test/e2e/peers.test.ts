@@ -4,6 +4,7 @@
 // scopegate the peer (`source.principal`, and the certificate itself); scopegate decides by the example policy's
 // `peers`. The same scopegate behind the plaintext envoy/envoy.yaml has no peer to go on: peer_missing. And a
 // client's own x-forwarded-client-cert never becomes a peer, not even when a hop passes it on to scopegate.
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ClientTls, EnvoyFront, SendOptions } from '../../src/dev/stack.js';
 import {
@@ -89,14 +90,19 @@ describe.skipIf(skipWithoutEnvoy || skipWithoutOpenssl)(
         ...extra,
       });
 
-    /** The access log line the mTLS Envoy writes for the next request `act` sends. */
-    async function loggedFor(act: () => Promise<HttpResult>): Promise<[HttpResult, Record<string, unknown>]> {
-      const before = stack.envoy.accessLog().length;
-      const answer = await act();
+    /**
+     * The access log line the mTLS Envoy writes for the request `act` sends, found by the x-request-id it is
+     * given (Envoy flushes its log on its own schedule: an earlier request's line may come in after this one).
+     */
+    async function loggedFor(
+      act: (headers: Record<string, string>) => Promise<HttpResult>,
+    ): Promise<[HttpResult, Record<string, unknown>]> {
+      const requestId = randomUUID();
+      const answer = await act({ 'x-request-id': requestId });
       const line = await vi.waitFor(
         () => {
-          const entry = stack.envoy.accessLog()[before];
-          if (entry === undefined) throw new Error('no access log line yet');
+          const entry = stack.envoy.accessLog().find((logged) => logged.request_id === requestId);
+          if (entry === undefined) throw new Error(`no access log line yet for ${requestId}`);
           return entry;
         },
         { timeout: 5_000, interval: 50 },
@@ -115,7 +121,7 @@ describe.skipIf(skipWithoutEnvoy || skipWithoutOpenssl)(
 
     describe('over mTLS', () => {
       it('the orders service reserves stock for its user: allowed, and the upstream is told both identities', async () => {
-        const [answer, logged] = await loggedFor(() => reserve(workload.orders, 'WH01'));
+        const [answer, logged] = await loggedFor((headers) => reserve(workload.orders, 'WH01', { headers }));
         expect(answer.status).toBe(201);
         expect(answer.json?.reservation).toEqual(reservation('WH01'));
         expect(answer.json?.received_identity).toEqual({
@@ -195,13 +201,16 @@ describe.skipIf(skipWithoutEnvoy || skipWithoutOpenssl)(
       });
 
       it('a certificate with two SPIFFE IDs is refused, though Envoy’s principal is the listed first one', async () => {
-        const [answer, logged] = await loggedFor(() => send(workload.twoIds, { path: STOCK_REPORT }));
+        const [answer, logged] = await loggedFor((headers) =>
+          send(workload.twoIds, { path: STOCK_REPORT, headers }),
+        );
         expect(answer.status).toBe(403);
         expect(answer.json?.reason).toBe('peer_not_allowed');
         expect(answer.json?.error_description).toMatch(/carries 2 URI SANs/);
-        // Envoy's own view of the peer is the first name, a listed workload: only the certificate scopegate was
-        // sent shows the second.
-        expect(logged.peer_uri_san).toBe(REPORTS);
+        // Envoy's principal is the first name, a listed workload (its log lists both): only the certificate
+        // scopegate was sent lets it see the second.
+        expect(logged.peer_uri_san).toBe(`${REPORTS},${ORDERS}`);
+        expect(logged.reason).toBe('peer_not_allowed');
       });
 
       it('a client’s own x-scopegate-peer never reaches the upstream as ours', async () => {

@@ -1,6 +1,7 @@
 // The demo's script, without Envoy: every step's token comes from a client the dev issuer knows, the commands
-// it prints for a reader to rerun ask for the very token the step used, and each answer is told
-// with its reason and fix. The story through a real Envoy is test/e2e/demo.test.ts.
+// it prints for a reader to rerun ask for the very token the step used (or name the certificates of the calling
+// workload), and each answer is told with its reason and fix. The story through a real Envoy is
+// test/e2e/demo.test.ts.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { decodeJwt } from 'jose';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse } from 'yaml';
 import { main } from '../../../src/cli.js';
-import { describeStep, STORY } from '../../../src/dev/demo.js';
+import { curlCommand, describeStep, PEER_STORY, REPORTING_WORKLOAD, STORY } from '../../../src/dev/demo.js';
 import { repoRoot } from '../../../src/dev/envoy.js';
 import type { DevClient } from '../../../src/dev/issuer.js';
 import { ensureDevKeys, mintToken } from '../../../src/dev/keys.js';
@@ -136,6 +137,36 @@ describe('the story', () => {
   );
 });
 
+describe("the calling workload's story", () => {
+  it('asks for a peer-only route of the example policy, first on plaintext, then over mTLS as a listed workload', () => {
+    const policy = parse(readFileSync(join(repoRoot(), 'examples', 'inventory', 'policy.yaml'), 'utf8'));
+    const [plaintext, fixed] = PEER_STORY;
+    expect(PEER_STORY).toHaveLength(2);
+    const route = policy.routes.find((r: { path: string }) => r.path === plaintext!.request.path);
+    expect(route.identity).toBe('peer');
+    expect(plaintext!.workload).toBeUndefined();
+    expect(fixed!.request).toEqual(plaintext!.request);
+    expect(fixed!.workload).toBe(REPORTING_WORKLOAD);
+    // Listed by the policy's `…/reporting/sa/*` entry, whose roles grant the route's permissions.
+    const namespace = REPORTING_WORKLOAD.slice(0, REPORTING_WORKLOAD.lastIndexOf('/') + 1);
+    expect(Object.keys(policy.peers)).toContain(`${namespace}*`);
+  });
+
+  it('prints curl with no token for a peer step, and with the files of the certificates the demo made', () => {
+    const tls = { caFile: '/tmp/pki/mesh-ca.crt', certFile: '/tmp/pki/w.crt', keyFile: '/tmp/my pki/w.key' };
+    const plain = words(curlCommand('http://127.0.0.1:10000', { path: '/api/x' }, { token: false }));
+    expect(plain).toEqual(['curl', '-i', 'http://127.0.0.1:10000/api/x']);
+    const mtls = words(curlCommand('https://127.0.0.1:10443', { path: '/api/x' }, { token: false, tls }));
+    expect(mtls.slice(0, 3)).toEqual(['curl', '-i', 'https://127.0.0.1:10443/api/x']);
+    expect(flagValues(mtls, '--cacert')).toEqual([tls.caFile]);
+    expect(flagValues(mtls, '--cert')).toEqual([tls.certFile]);
+    expect(flagValues(mtls, '--key')).toEqual([tls.keyFile]);
+    expect(mtls).not.toContain('-H');
+    const withToken = words(curlCommand('http://e', { path: '/p' }, { token: true }));
+    expect(flagValues(withToken, '-H')).toEqual(['Authorization: Bearer $TOKEN']);
+  });
+});
+
 describe('describeStep', () => {
   const result = (
     status: number,
@@ -155,6 +186,33 @@ describe('describeStep', () => {
     expect(describeStep(allowed, { subject: 'svc-inventory-sync', client: 'inventory-sync' })).toEqual([
       '→ HTTP 201',
       '  allowed: the upstream received x-scopegate-subject: svc-inventory-sync, route create_transaction',
+    ]);
+  });
+
+  it('an allow on a peer-only route names the calling workload the upstream received, and no subject', () => {
+    const allowed = result(200, {
+      received_identity: { subject: null, peer: REPORTING_WORKLOAD, route: 'stock_report' },
+    });
+    expect(describeStep(allowed, { subject: '', client: '' })).toEqual([
+      '→ HTTP 200',
+      `  allowed: the upstream received x-scopegate-peer: ${REPORTING_WORKLOAD}, route stock_report`,
+    ]);
+    const both = result(201, {
+      received_identity: { subject: 'svc-inventory-sync', peer: REPORTING_WORKLOAD, route: 'reserve_stock' },
+    });
+    expect(describeStep(both, { subject: '', client: '' })[1]).toBe(
+      `  allowed: the upstream received x-scopegate-subject: svc-inventory-sync, x-scopegate-peer: ${REPORTING_WORKLOAD}, route reserve_stock`,
+    );
+  });
+
+  it('a peer_missing deny says what to fix: the hop must be mTLS', () => {
+    const denied = result(403, {
+      reason: 'peer_missing',
+      error_description: 'no peer',
+      missing: { peer: null },
+    });
+    expect(describeStep(denied, { subject: '', client: '' }).slice(2)).toEqual([
+      expect.stringMatching(/^ {2}fix: call this route from a workload in the mesh, over mTLS/),
     ]);
   });
 

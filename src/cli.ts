@@ -35,7 +35,7 @@ Usage:
   scopegate validate FILE|DIR...
                      Exit 0 if every policy is valid (for a DIR: and the files agree on who owns what),
                      else print FILE:LINE:COL: field: message and exit 1.
-  scopegate explain  --policy FILE|DIR (--token JWT | --claims FILE_OR_JSON) --method M --path P
+  scopegate explain  --policy FILE|DIR [--token JWT | --claims FILE_OR_JSON] --method M --path P
                      [--header k:v]... [--body JSON] [--host H] [--context-extension k=v]...
                      [--destination-principal SPIFFE_ID] [--peer SPIFFE_ID] [--no-verify] [--json]
                      Trace one decision: the policy chosen and why, route, the peer (--peer: the calling

@@ -67,8 +67,10 @@ export async function explainCommand(
   });
   const policyPath = values.policy ?? process.env.SCOPEGATE_POLICY;
   if (!policyPath) return io.usage('explain needs --policy FILE|DIR (or SCOPEGATE_POLICY)');
-  if ((values.token === undefined) === (values.claims === undefined)) {
-    return io.usage('explain needs exactly one of --token JWT or --claims FILE_OR_JSON');
+  // Neither: the request as sent without a credential (a peer-only route reads none; a token route shows
+  // token_missing).
+  if (values.token !== undefined && values.claims !== undefined) {
+    return io.usage('explain takes one of --token JWT or --claims FILE_OR_JSON, not both');
   }
   if (!values.path) return io.usage('explain needs --path PATH');
   const headers: Array<[string, string]> = [];
@@ -108,8 +110,8 @@ export async function explainCommand(
   if (!set) return 2;
   // The policy the server would choose for this request; the rest of the trace is that policy's.
   const chosen = choosePolicy(set, checkRequestFor(http));
-  const credential = claims !== undefined ? 'claims' : 'token';
-  const verified = claims === undefined && !values['no-verify'];
+  const credential = claims !== undefined ? 'claims' : values.token !== undefined ? 'token' : 'none';
+  const verified = credential === 'token' && !values['no-verify'];
   const warnings = values['no-verify'] ? [NOT_VERIFIED_WARNING] : [];
   if (!chosen.ok) {
     return printTrace(traceUnowned(chosen.detail, { credential, verified, warnings }), values.json, io);
@@ -120,9 +122,9 @@ export async function explainCommand(
   const now = options.now ?? Date.now;
   const signer = new StandInSigner();
   let trace: Trace;
-  if (claims !== undefined) {
+  if (credential !== 'token') {
     const prepared = await unverifiedRequest(policy, http, claims, signer, now);
-    trace = await traceCheck({ policy, chosenBy, ...prepared, credential: 'claims', verified: false });
+    trace = await traceCheck({ policy, chosenBy, ...prepared, credential, verified: false });
   } else if (values['no-verify']) {
     trace = await traceCheck({
       policy,

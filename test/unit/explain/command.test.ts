@@ -157,3 +157,33 @@ describe('explain --policy DIR', () => {
     });
   });
 });
+
+describe('explain without a credential', () => {
+  const INVENTORY = join(import.meta.dirname, '../../../examples/inventory/policy.yaml');
+  const REPORTS = 'spiffe://cluster.local/ns/reporting/sa/reports';
+
+  test('a peer-only route needs none: the peer decides', async () => {
+    const allowed = await explain([
+      ...['--policy', INVENTORY, '--path', '/api/inventory/reports/stock', '--peer', REPORTS, '--json'],
+    ]);
+    expect(allowed.code).toBe(0);
+    expect(JSON.parse(allowed.out)).toMatchObject({ decision: 'allow', route: { name: 'stock_report' } });
+    const plaintext = await explain(['--policy', INVENTORY, '--path', '/api/inventory/reports/stock']);
+    expect(plaintext.code).toBe(1);
+    expect(plaintext.out).toContain('DENY peer_missing (HTTP 403)');
+  });
+
+  test('a token route says what a request without one gets', async () => {
+    const { code, out } = await explain(['--policy', INVENTORY, '--path', '/api/inventory/transactions']);
+    expect(code).toBe(1);
+    expect(out).toContain('DENY token_missing (HTTP 401)');
+  });
+
+  test('both a token and claims is a usage error', async () => {
+    const { code, err } = await explain([
+      ...['--policy', INVENTORY, '--path', '/x', '--token', 'a.b.c', '--claims', '{}'],
+    ]);
+    expect(code).toBe(2);
+    expect(err).toEqual(['explain takes one of --token JWT or --claims FILE_OR_JSON, not both']);
+  });
+});

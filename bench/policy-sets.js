@@ -18,7 +18,7 @@
 //     allowed, and after a real SIGHUP (every file re-read); idle and under load, each against a window of the
 //     same kind just before it, with the clients' latency inside and outside the windows.
 //
-//   npm run bench:policy-sets                                   # ~3 min; writes bench/results/
+//   npm run bench:policy-sets                                   # ~5 min; writes bench/results/
 //   npm run bench:policy-sets -- --rounds 5 --seconds 8         # steadier
 //   npm run bench:policy-sets -- --policies 1000 --routes 20 --select extension --decision-cache on
 //   npm run bench:policy-sets -- --smoke                        # CI: tiny sizes, checks the harness, writes nothing

@@ -35,8 +35,14 @@ function ghzVersion(ghz) {
   return /\bmod\s+github\.com\/bojand\/ghz\s+(\S+)/.exec(info.stdout ?? '')?.[1] ?? versionOf(ghz, ['-v']);
 }
 
-/** `node`: the Node.js the servers run on (bench/node-binary.js); the bench itself runs on process.version. */
-export function describeMachine({ envoy, ghz, opa, node }) {
+/** The 1, 5 and 15 minute load averages, to two decimals. */
+export const loadAverage = () => loadavg().map((l) => Number(l.toFixed(2)));
+
+/**
+ * The machine and the checkout, as every result file states them: CPU model and count, memory, kernel, load
+ * average now, and scopegate's commit (marked when the tree has uncommitted changes).
+ */
+export function describeHost() {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   const commit = git(['rev-parse', 'HEAD']);
   const dirty = git(['status', '--porcelain']) ? ' (with uncommitted changes)' : '';
@@ -45,7 +51,16 @@ export function describeMachine({ envoy, ghz, opa, node }) {
     cpus: availableParallelism(),
     memoryGiB: Math.round(totalmem() / 1024 ** 3),
     kernel: `${type()} ${release()}`,
-    loadAverageAtStart: loadavg().map((l) => Number(l.toFixed(2))),
+    loadAverageAtStart: loadAverage(),
+    scopegateCommit: commit ? `${commit}${dirty}` : 'unknown',
+  };
+}
+
+/** `node`: the Node.js the servers run on (bench/node-binary.js); the bench itself runs on process.version. */
+export function describeMachine({ envoy, ghz, opa, node }) {
+  const { scopegateCommit, ...host } = describeHost();
+  return {
+    ...host,
     node: node.version,
     nodeV8: node.v8,
     nodeOpenssl: node.openssl,
@@ -56,7 +71,7 @@ export function describeMachine({ envoy, ghz, opa, node }) {
     ghz: ghzVersion(ghz) ?? 'not found',
     wrk: versionOf('wrk', ['-v'])?.split(' ')[1] ?? 'not found',
     opa: opaVersion(opa) ?? 'not found',
-    scopegateCommit: commit ? `${commit}${dirty}` : 'unknown',
+    scopegateCommit,
   };
 }
 
@@ -238,12 +253,21 @@ export function markdown(run) {
 
 /** bench/results/<YYYY-MM-DD>T<HHMM>-compare-node<major>.md and its .json twin; returns the paths. */
 export function writeResults(run) {
+  return writeResultFiles({ run, bench: 'compare', node: run.machine.node, text: markdown(run) });
+}
+
+/**
+ * bench/results/<YYYY-MM-DD>T<HHMM>-<bench>-node<major>.md (`text`) and its .json twin (`run`), named by the
+ * run's start (`run.startedAt`, UTC) and the major version of `node`, the Node.js the servers ran on; returns
+ * the paths.
+ */
+export function writeResultFiles({ run, bench, node, text }) {
   const dir = join(root, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const stamp = `${run.startedAt.slice(0, 10)}T${run.startedAt.slice(11, 13)}${run.startedAt.slice(14, 16)}`;
-  const major = /^v(\d+)\./.exec(run.machine.node)?.[1] ?? 'unknown';
-  const base = join(dir, `${stamp}-compare-node${major}`);
-  writeFileSync(`${base}.md`, markdown(run));
+  const major = /^v(\d+)\./.exec(node)?.[1] ?? 'unknown';
+  const base = join(dir, `${stamp}-${bench}-node${major}`);
+  writeFileSync(`${base}.md`, text);
   writeFileSync(`${base}.json`, `${JSON.stringify(run, null, 2)}\n`);
   return [`${base}.md`, `${base}.json`];
 }

@@ -3,6 +3,7 @@
 // Without it, the benches run everything on the Node.js that runs them, as before.
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /**
  * { path, version, v8, openssl } of the Node.js at `path` (asked by running it once), or of this process's
@@ -43,4 +44,18 @@ export function withoutNodeOption(argv) {
     else if (!argv[i].startsWith('--node=')) rest.push(argv[i]);
   }
   return rest;
+}
+
+/**
+ * For a bench that runs scopegate in its own process: with `--node PATH`, runs the whole bench (`scriptUrl`,
+ * its `import.meta.url`) again on that Node.js, without the option, and exits with its exit code. Without it,
+ * returns.
+ */
+export function rerunOnNode(path, scriptUrl) {
+  if (path === undefined) return;
+  const node = nodeBinary(path);
+  const args = [fileURLToPath(scriptUrl), ...withoutNodeOption(process.argv.slice(2))];
+  const run = spawnSync(node.path, args, { stdio: 'inherit' });
+  if (run.error) throw run.error;
+  process.exit(run.status ?? 1);
 }

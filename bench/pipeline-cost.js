@@ -13,14 +13,12 @@
 //
 // Each side runs in alternating rounds (A B A B …) and the best round counts, so a noisy neighbour costs both
 // sides alike. Bounded by --rounds and the counts below; no network.
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
-import { describeNode, nodeBinary, withoutNodeOption } from './node-binary.js';
+import { describeNode, nodeBinary, rerunOnNode } from './node-binary.js';
 import { scalePolicyText, scaleRequestAt } from './scale-policy.js';
 
 const { values } = parseArgs({
@@ -35,13 +33,7 @@ const { values } = parseArgs({
   },
 });
 // In-process: with --node, the whole bench runs again on that Node.js, and its exit code is this one's.
-if (values.node !== undefined) {
-  const node = nodeBinary(values.node);
-  const args = [fileURLToPath(import.meta.url), ...withoutNodeOption(process.argv.slice(2))];
-  const run = spawnSync(node.path, args, { stdio: 'inherit' });
-  if (run.error) throw run.error;
-  process.exit(run.status ?? 1);
-}
+rerunOnNode(values.node, import.meta.url);
 
 const dist = (path) => import(new URL(`../dist/${path}`, import.meta.url).href);
 const { loadPolicyFile, formatProblem } = await dist('policy/index.js');

@@ -20,10 +20,21 @@ export async function readTextFile(path: string, maxBytes: number): Promise<Text
     try {
       const { size } = await handle.stat();
       if (size > maxBytes) return { ok: false, problem: 'too_large', bytes: size };
-      // One byte past the cap tells "too large" apart from "exactly at the cap".
-      const buffer = Buffer.alloc(maxBytes + 1);
+      // Sized by the file, not the cap: a SIGHUP re-reads every file of a policy set, and a cap-sized buffer
+      // each (1 MiB for a policy) made that hundreds of MiB of garbage, full GCs one after another. One byte
+      // past the size sees a file that grew while read; it (or a pipe or device, whose size says nothing)
+      // is read on into a larger buffer, never past one byte over the cap, which tells "too large" apart
+      // from "exactly at the cap".
+      const limit = maxBytes + 1;
+      let buffer = Buffer.alloc(Math.min(size + 1, limit));
       let length = 0;
-      while (length < buffer.length) {
+      for (;;) {
+        if (length === buffer.length) {
+          if (length === limit) break;
+          const larger = Buffer.alloc(Math.min(length * 2, limit));
+          buffer.copy(larger, 0, 0, length);
+          buffer = larger;
+        }
         const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
         if (bytesRead === 0) break;
         length += bytesRead;

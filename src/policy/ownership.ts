@@ -69,8 +69,16 @@ export function admit(candidates: readonly Contender[], serving: readonly Conten
       claimed.set(claim.key, same);
     }
   }
-  // Among the new revisions: every one in a clash is refused, each naming the other.
+  // Among the new revisions: every one in a clash is refused, each naming the other. Most keys have one
+  // claimant; an issuer every file trusts has them all (at start-up, every file of the set) and clashes only
+  // if their key sources differ, so it is compared pair by pair only then, not quadratically in the files.
   for (const same of claimed.values()) {
+    if (
+      same.length < 2 ||
+      same.every((claim) => claim.kind === 'issuer' && claim.source === same[0]!.source)
+    ) {
+      continue;
+    }
     for (const claim of same) {
       for (const other of same) if (other !== claim && clash(claim, other)) refuse(claim, other, false);
     }

@@ -401,7 +401,9 @@ export class PolicySource<T> {
   private async removeMissing(
     listed: readonly string[],
   ): Promise<{ files: string[]; served: CompiledPolicy[] }> {
-    let gone = [...this.files.keys()].filter((path) => !listed.includes(path));
+    // A set, not the list: one round among MAX_POLICY_FILES files must not compare every path with every other.
+    const present = new Set(listed);
+    let gone = [...this.files.keys()].filter((path) => !present.has(path));
     if (gone.length === 0) return { files: [], served: [] };
     await delay(this.debounceMs);
     const again = new Set(await this.list());

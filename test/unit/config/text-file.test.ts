@@ -1,5 +1,6 @@
 // Reading a file a person wrote: real files in a temp dir, the cap enforced before and while reading, strict
 // UTF-8, and problems that name nothing of the content.
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +32,22 @@ describe('readTextFile', () => {
   test('a file whose size says nothing (a device) is still read no further than the cap', async () => {
     // /dev/zero stats as 0 bytes and never ends.
     expect(await readTextFile('/dev/zero', 1024)).toEqual({ ok: false, problem: 'too_large' });
+  });
+
+  test('a file whose size says nothing but that ends (/proc) is read whole, or refused past the cap', async () => {
+    // /proc/self/cmdline stats as 0 bytes; this process's command line is some hundred bytes.
+    const cmdline = readFileSync('/proc/self/cmdline', 'utf8');
+    const bytes = Buffer.byteLength(cmdline);
+    expect(await readTextFile('/proc/self/cmdline', 64 * 1024)).toEqual({ ok: true, text: cmdline });
+    expect(await readTextFile('/proc/self/cmdline', bytes)).toEqual({ ok: true, text: cmdline });
+    expect(await readTextFile('/proc/self/cmdline', bytes - 1)).toEqual({ ok: false, problem: 'too_large' });
+  });
+
+  test('a file larger than the cap by the time it is read is refused, at any cap', async () => {
+    // /dev/urandom, like /dev/zero, stats as 0 bytes and never ends.
+    for (const cap of [0, 1, 1000, 1024 * 1024]) {
+      expect(await readTextFile('/dev/urandom', cap)).toEqual({ ok: false, problem: 'too_large' });
+    }
   });
 
   test('invalid UTF-8 is refused, never turned into replacement characters', async () => {

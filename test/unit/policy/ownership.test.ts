@@ -102,4 +102,35 @@ describe('admit', () => {
       ],
     });
   });
+
+  it('new revisions of many files trusting one issuer with one key source are all admitted; one more source refuses them all', () => {
+    const many = Array.from({ length: 200 }, (_, i) =>
+      contender(`s${i}.yaml`, `match: { hosts: [s${i}.example.com] }\n`),
+    );
+    const admission = admit(many, []);
+    expect(admission.admitted).toEqual(many);
+    expect(admission.refused.size).toBe(0);
+
+    const other = contender(
+      'z.yaml',
+      '',
+      policy('', LIST_ROUTE).replace(
+        'jwks: { uri: https://idp.example.com/jwks.json }',
+        'jwks: { file: ./jwks.json }',
+      ),
+    );
+    const [a, b] = many;
+    expect(refusals(admit([a!, b!, other], []))).toEqual({
+      's0.yaml': [
+        's0.yaml:6:13: authentication.issuers[0].jwks: issuer "https://idp.example.com/" gets its keys from another JWKS in z.yaml:6:13 (policy "z"); an issuer has one key source in a policy set',
+      ],
+      's1.yaml': [
+        's1.yaml:6:13: authentication.issuers[0].jwks: issuer "https://idp.example.com/" gets its keys from another JWKS in z.yaml:6:13 (policy "z"); an issuer has one key source in a policy set',
+      ],
+      'z.yaml': [
+        'z.yaml:6:13: authentication.issuers[0].jwks: issuer "https://idp.example.com/" gets its keys from another JWKS in s0.yaml:6:13 (policy "s0"); an issuer has one key source in a policy set',
+        'z.yaml:6:13: authentication.issuers[0].jwks: issuer "https://idp.example.com/" gets its keys from another JWKS in s1.yaml:6:13 (policy "s1"); an issuer has one key source in a policy set',
+      ],
+    });
+  });
 });

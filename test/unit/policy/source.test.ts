@@ -320,6 +320,35 @@ describe('policy source: a directory of policies', () => {
     expect(o.swapped.map((s) => s.from === undefined)).toEqual([true, false]);
   });
 
+  it('among many files, a round removes exactly the files that left and keeps every other revision as it was', async () => {
+    const files = Object.fromEntries(
+      Array.from({ length: 60 }, (_, i) => {
+        const name = `svc-${String(i).padStart(2, '0')}`;
+        return [`${name}.yaml`, owning([`${name}.example.com`])];
+      }),
+    );
+    const dir = policyDir(files);
+    const o = await open(dir, {}, false);
+    const before = new Map(o.source.policies().map((p) => [p.name, p]));
+    for (const name of ['svc-00', 'svc-31', 'svc-59']) unlinkSync(join(dir, `${name}.yaml`));
+    writeFileSync(join(dir, 'svc-60.yaml'), owning(['svc-60.example.com']));
+
+    const outcome = await o.source.reload();
+    expect(outcome.removed.map((file) => file.slice(dir.length + 1))).toEqual([
+      'svc-00.yaml',
+      'svc-31.yaml',
+      'svc-59.yaml',
+    ]);
+    expect(outcome.swapped.map((s) => s.file.slice(dir.length + 1))).toEqual(['svc-60.yaml']);
+    expect(o.removed).toEqual(['svc-00', 'svc-31', 'svc-59']);
+    const kept = o.source.policies().filter((p) => p.name !== 'svc-60');
+    expect(kept).toHaveLength(57);
+    for (const p of kept) expect(p).toBe(before.get(p.name)); // untouched: the same compiled revision
+    expect(owner(o, 'svc-31.example.com')).toBeUndefined();
+    expect(owner(o, 'svc-30.example.com')).toBe('svc-30');
+    expect(owner(o, 'svc-60.example.com')).toBe('svc-60');
+  });
+
   it('a broken edit keeps only that policy on its last good revision while another reloads', async () => {
     const dir = policyDir({
       'inventory.yaml': owning(['inventory.example.com']),

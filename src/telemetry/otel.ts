@@ -130,7 +130,11 @@ export async function openTracing(
         return check(undefined);
       }
       const { span, active } = started;
-      const answered = context.with(active, check, undefined, checkSpanOf(span, settings.identities));
+      const checkSpan = checkSpanOf(span, settings.identities);
+      // A span the sampler dropped has nothing to collect: no need to make it the active one.
+      const answered = span.isRecording()
+        ? context.with(active, check, undefined, checkSpan)
+        : check(checkSpan);
       if (answered instanceof Promise) return answered.finally(() => span.end());
       span.end();
       return answered;
@@ -163,9 +167,18 @@ export async function openTracing(
   };
 }
 
-/** The client's own headers, read as the request phase reads them (bounded); undefined when unreadable. */
+/**
+ * The client's own headers: looked up by name in Envoy's header map, or read as the request phase reads
+ * them (bounded) when Envoy sent raw headers; undefined when unreadable.
+ */
 function clientHeaders(request: CheckRequest): TraceHeaders | undefined {
-  const read = readHeaders(request.attributes?.request?.http ?? {});
+  const http = request.attributes?.request?.http;
+  if (http === undefined) return undefined;
+  if (!http.header_map?.headers?.length) {
+    const map = http.headers;
+    return map && ((name) => (Object.hasOwn(map, name) ? map[name] : undefined));
+  }
+  const read = readHeaders(http);
   return read.ok ? (name) => read.value.get(name) : undefined;
 }
 

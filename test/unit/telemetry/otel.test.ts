@@ -139,6 +139,25 @@ describe('the Check span', () => {
   });
 });
 
+describe("the client's own context, when Envoy sends none", () => {
+  const CLIENT = '0af7651916cd43dd8448eb211c80319c';
+  const traceparent = `00-${CLIENT}-b7ad6b7169203331-01`;
+
+  it.each([
+    ['the header map', { headers: { ':path': '/', traceparent } }],
+    [
+      'raw headers (encode_raw_headers)',
+      { header_map: { headers: [{ key: 'traceparent', raw_value: Buffer.from(traceparent) }] } },
+    ],
+  ])('is read from %s', async (_how, http) => {
+    const { tracing, flush } = await recordTracing();
+    tracing.traceCheck({ attributes: { request: { http } } } as CheckRequest, undefined, () => {});
+    const [span] = await flush();
+    expect(span!.spanContext().traceId).toBe(CLIENT);
+    expect(span!.attributes['scopegate.parent']).toBe('http_headers');
+  });
+});
+
 describe('the JWKS fetch span', () => {
   it('is a child of the Check that waited for it, with the keys it loaded; else a root span', async () => {
     const { tracing, flush } = await recordTracing();

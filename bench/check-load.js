@@ -9,6 +9,10 @@
 //   npm run bench -- --scenario rss     # server RSS while 1,000,000 distinct valid tokens go through the caches
 //   npm run bench -- --scenario scale   # 10 vs 10,000 routes and subjects (decision cache off)
 //   npm run bench -- --scenario rss --node .venv/bin/node   # the servers on another Node.js binary
+//   npm run bench -- --scenario tracing --concurrency 16 --rounds 5 [--base DIR]
+//                                       # tracing off vs on (100 % and 1 % sampled, OTLP/HTTP to a loopback
+//                                       # sink that discards), alternating rounds; with --base, also a built
+//                                       # checkout without tracing (scopegate's bin/ and dist/ in DIR)
 //
 // The 100,000 RS256 tokens are real, distinct and valid: minted once with worker threads (about half a minute)
 // into a file under the OS temp dir with their key, and reused by later runs while they have 12 h left.
@@ -19,6 +23,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +49,8 @@ const { values } = parseArgs({
     'token-cache-size': { type: 'string', default: '10000' },
     'decision-cache-size': { type: 'string', default: '10000' },
     node: { type: 'string' },
+    rounds: { type: 'string', default: '5' },
+    base: { type: 'string' },
   },
 });
 // The Node.js the scopegate servers run on; the load generator stays on the one running this file.
@@ -83,8 +90,12 @@ const servers = new Set();
  * `scopegate serve` as one process (--workers 1: this bench measures one core) with extra flags, pinned to
  * CPU 0; resolves with the process and its gRPC address.
  */
-async function startScopegate(extra = [], policyFile = join(dir, 'policy.yaml')) {
-  const serveArgs = [join(root, 'bin/scopegate.js'), 'serve', '--policy', policyFile];
+async function startScopegate(
+  extra = [],
+  policyFile = join(dir, 'policy.yaml'),
+  { env = {}, from = root } = {},
+) {
+  const serveArgs = [join(from, 'bin/scopegate.js'), 'serve', '--policy', policyFile];
   serveArgs.push(
     '--listen',
     '127.0.0.1:0',
@@ -96,9 +107,10 @@ async function startScopegate(extra = [], policyFile = join(dir, 'policy.yaml'))
     '1',
   );
   serveArgs.push(...extra);
+  const options = { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } };
   const child = pin
-    ? spawn('taskset', ['-c', '0', serverNode.path, ...serveArgs], { stdio: ['ignore', 'pipe', 'inherit'] })
-    : spawn(serverNode.path, serveArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
+    ? spawn('taskset', ['-c', '0', serverNode.path, ...serveArgs], options)
+    : spawn(serverNode.path, serveArgs, options);
   servers.add(child);
   const listening = await new Promise((resolve, reject) => {
     let buffered = '';
@@ -418,6 +430,84 @@ async function rssScenario() {
 }
 
 /**
+ * Tracing's cost in checks per server CPU-second: off, on with every Check sampled, on with 1 % (root spans:
+ * the bench sends no trace context, so the client-header fallback is read too), and, with --base, a build
+ * without tracing. One server each, driven in turn, round after round, so drift hits them all alike. The on
+ * servers export OTLP/HTTP (protobuf, the default) to a sink in this process that reads and discards; spans
+ * the bounded queue drops are counted from their warnings.
+ */
+async function tracingScenario() {
+  const sink = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => response.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+  });
+  await new Promise((resolve) => sink.listen(0, '127.0.0.1', resolve));
+  const endpoint = `http://127.0.0.1:${sink.address().port}`;
+  const traced = (ratio) => ({
+    OTEL_TRACES_EXPORTER: 'otlp',
+    OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+    OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+    OTEL_TRACES_SAMPLER_ARG: String(ratio),
+    // Export as the spans come, so their cost falls inside the round that made them.
+    OTEL_BSP_SCHEDULE_DELAY: '200',
+  });
+  const variants = [
+    ...(values.base ? [{ name: 'no tracing (base build)', from: values.base, env: {} }] : []),
+    { name: 'tracing off', env: {} },
+    { name: 'tracing on, 100 %', env: traced(1) },
+    { name: 'tracing on, 1 %', env: traced(0.01) },
+  ];
+  const running = [];
+  for (const variant of variants) {
+    const target = await startScopegate(cachesOn, undefined, {
+      env: variant.env,
+      from: variant.from ?? root,
+    });
+    let dropped = 0;
+    target.child.stdout.on('data', (chunk) => {
+      for (const line of String(chunk).split('\n'))
+        if (line.includes('"msg":"tracing"') && line.includes('Dropped')) dropped++;
+    });
+    running.push({ ...variant, target, perRound: [], dropped: () => dropped });
+  }
+  const requests = [get(readWrite)];
+  const rounds = Math.min(Number(values.rounds), 50);
+  try {
+    for (const concurrency of concurrencies) {
+      for (const variant of running) await drive(requests, concurrency, 0.5, false, variant.target.address);
+      for (let round = 0; round < rounds; round++) {
+        for (const variant of running) {
+          const pid = variant.target.child.pid;
+          const cpuBefore = serverCpuSeconds(pid);
+          const result = await drive(requests, concurrency, seconds, false, variant.target.address);
+          // The last batch's export, if any, belongs to this round too.
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          variant.perRound.push(result.count / (serverCpuSeconds(pid) - cpuBefore));
+        }
+      }
+      const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
+      const off = median(running.find((v) => v.name === 'tracing off').perRound);
+      console.log(
+        `\ntracing, repeated allowed GET, concurrency ${concurrency}, ${rounds} rounds of ${seconds} s:`,
+      );
+      for (const variant of running) {
+        const value = median(variant.perRound);
+        console.log(
+          `  ${variant.name.padEnd(24)} median ${value.toFixed(0).padStart(6)} checks per server CPU-second` +
+            `  (${(value / off).toFixed(3)}× off; rounds ${variant.perRound.map((v) => v.toFixed(0)).join(', ')})` +
+            (variant.dropped() ? `  ${variant.dropped()} drop warnings` : ''),
+        );
+        rows.push({ scenario: `tracing ${variant.name}`, concurrency, perCpuSecond: value });
+        variant.perRound = [];
+      }
+    }
+  } finally {
+    for (const variant of running) await stopScopegate(variant.target);
+    sink.close();
+  }
+}
+
+/**
  * 10 vs 10,000 routes and subjects over gRPC, the decision cache off (every check matches a route and works
  * out the subject's grants, as a cache miss does), the same 1,000 tokens' worth of requests spread over all
  * routes and subjects (bench/scale-policy.js). bench/pipeline-cost.js measures the same without the transport.
@@ -473,6 +563,10 @@ try {
     }
     if (scenario === 'rss') {
       await rssScenario();
+      continue;
+    }
+    if (scenario === 'tracing') {
+      await tracingScenario();
       continue;
     }
     for (const concurrency of concurrencies) {

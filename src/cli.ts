@@ -23,7 +23,7 @@ Usage:
   scopegate serve    --policy FILE|DIR [--listen HOST:PORT] [--admin HOST:PORT] [--log-level LEVEL]
                      [--token-cache-size N] [--decision-cache-size N] [--drain-seconds N]
                      [--jwks-timeout-ms N (default 100)] [--deny-hints] [--workers N]
-                     [--heap-tuning on|off (default on)]
+                     [--heap-tuning on|off (default on)] [--tracing] [--trace-identities]
                      gRPC ext_authz on --listen (default 0.0.0.0:9191), /metrics /healthz /readyz on
                      --admin (default 0.0.0.0:9464). Every flag has a SCOPEGATE_* twin (SCOPEGATE_POLICY, …).
                      The policy is watched (and SIGHUP reloads it); SIGTERM drains and exits 0. A DIR
@@ -32,6 +32,9 @@ Usage:
                      --workers N processes share the gRPC port (default: the CPUs; set it to the CPU
                      limit in a container); /metrics adds them up, a reload reaches every one.
                      --heap-tuning off leaves V8's heap growth alone (README, "Memory").
+                     --tracing (or OTEL_TRACES_EXPORTER=otlp) exports each Check as an OpenTelemetry
+                     span in the caller's trace; OTEL_EXPORTER_OTLP_* and OTEL_TRACES_SAMPLER configure
+                     it (README, "Tracing"). --trace-identities adds subject and client to spans.
   scopegate validate FILE|DIR...
                      Exit 0 if every policy is valid (for a DIR: and the files agree on who owns what),
                      else print FILE:LINE:COL: field: message and exit 1.

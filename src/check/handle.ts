@@ -11,6 +11,7 @@ import { toCheckResponse } from '../response/encode.js';
 import type { Answer } from '../response/kept.js';
 import { logDecision } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import type { CheckSpan, TraceHeaders, Tracing } from '../telemetry/otel.js';
 import { type Decision, decisionLabel } from '../vocabulary/index.js';
 import type { CheckRequest } from '../wire/types.js';
 import { choosePolicy } from './choose.js';
@@ -23,29 +24,57 @@ export interface CheckDeps {
   readonly log: Logger;
   /** Fix hints in 403 deny bodies (`serve --deny-hints`). */
   readonly denyHints?: boolean;
+  /** OpenTelemetry (`serve --tracing`); absent when off, and then a Check does no tracing work at all. */
+  readonly tracing?: Tracing;
 }
 
-/** Answers one Check, synchronously when nothing had to wait; never throws, never rejects. */
-export function handleCheck(request: CheckRequest, deps: CheckDeps): Answer | Promise<Answer> {
+/**
+ * Answers one Check, synchronously when nothing had to wait; never throws, never rejects. `traceHeaders` are
+ * the call's own (gRPC metadata), where Envoy puts the trace it is recording.
+ */
+export function handleCheck(
+  request: CheckRequest,
+  deps: CheckDeps,
+  traceHeaders?: TraceHeaders,
+): Answer | Promise<Answer> {
+  if (deps.tracing === undefined) return answerSafely(request, deps, undefined);
   try {
-    const answered = answerNow(request, deps);
+    return deps.tracing.traceCheck(request, traceHeaders, (span) => answerSafely(request, deps, span));
+  } catch {
+    // Tracing failed around a Check that never throws: answer it untraced rather than not at all.
+    return answerSafely(request, deps, undefined);
+  }
+}
+
+function answerSafely(
+  request: CheckRequest,
+  deps: CheckDeps,
+  span: CheckSpan | undefined,
+): Answer | Promise<Answer> {
+  try {
+    const answered = answerNow(request, deps, span);
     return answered instanceof Promise ? answered.catch(lastResort) : answered;
   } catch {
     return lastResort();
   }
 }
 
-function answerNow(request: CheckRequest, deps: CheckDeps): Answer | Promise<Answer> {
+function answerNow(
+  request: CheckRequest,
+  deps: CheckDeps,
+  span: CheckSpan | undefined,
+): Answer | Promise<Answer> {
   const started = process.hrtime.bigint();
   // Which policy owns the request, before anything else is read of it: a set of one file owns every request.
   const chosen = choosePolicy(deps.current(), request);
   if (!chosen.ok) {
     const decision: Decision = { reason: 'policy_unknown', detail: chosen.detail, revision: '' };
-    return finish(request, deps, undefined, started, { decision });
+    return finish(request, deps, undefined, started, { decision }, span);
   }
   const snapshot = chosen.value;
-  const failed = (err: unknown) => finish(request, deps, snapshot, started, failure(err, deps, snapshot));
-  const decided = (checked: Checked) => finish(request, deps, snapshot, started, checked);
+  const failed = (err: unknown) =>
+    finish(request, deps, snapshot, started, failure(err, deps, snapshot), span);
+  const decided = (checked: Checked) => finish(request, deps, snapshot, started, checked, span);
   try {
     const checked = decide(request, snapshot);
     return checked instanceof Promise ? checked.then(decided).catch(failed) : decided(checked);
@@ -68,6 +97,7 @@ function finish(
   snapshot: Snapshot | undefined,
   started: bigint,
   { decision, facts }: Checked,
+  span: CheckSpan | undefined,
 ): Answer {
   const requestId = facts ? facts.requestId : requestIdOf(request);
   const headers = facts?.headers;
@@ -77,14 +107,21 @@ function finish(
     requestHeaderNames: headers ? { [Symbol.iterator]: () => headers.keys() } : [],
     hints: deps.denyHints === true,
   });
-  record(deps, decision, requestId, Number(process.hrtime.bigint() - started) / 1e9);
+  record(deps, decision, requestId, Number(process.hrtime.bigint() - started) / 1e9, span);
   return answer;
 }
 
-function record(deps: CheckDeps, decision: Decision, requestId: string, seconds: number): void {
+function record(
+  deps: CheckDeps,
+  decision: Decision,
+  requestId: string,
+  seconds: number,
+  span: CheckSpan | undefined,
+): void {
   const label = decisionLabel(decision);
   deps.metrics.recordDecision(decision, label, seconds);
-  logDecision(deps.log, decision, label, requestId, seconds);
+  span?.decided(decision, label, requestId);
+  logDecision(deps.log, decision, label, requestId, seconds, span);
 }
 
 /** When even the internal_error answer failed: a bare one, built from nothing that could fail again. */

@@ -36,7 +36,34 @@ export interface ServeSettings {
    * full caches. `--heap-tuning off` leaves V8's defaults (for memory-rich hosts, or to compare).
    */
   readonly heapTuning: boolean;
+  /** OpenTelemetry tracing (src/telemetry/otel.ts); undefined: off, and no OpenTelemetry module is loaded. */
+  readonly tracing: TracingSettings | undefined;
 }
+
+/**
+ * Tracing as `--tracing`, `--trace-identities` and the standard OTEL_* variables set it. Only what scopegate
+ * chooses itself is here; the SDK and the exporter read the rest (endpoint, headers, sampler, resource) from
+ * the environment, once this has refused the values they would only warn about.
+ */
+export interface TracingSettings {
+  /** Which OTLP exporter: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL. */
+  readonly protocol: OtlpProtocol;
+  /** Subject and client on the span: they can be personal data, so only when asked for. */
+  readonly identities: boolean;
+}
+
+export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json', 'grpc'] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+
+/** The samplers the trace SDK builds from OTEL_TRACES_SAMPLER; it falls back silently on any other. */
+export const TRACE_SAMPLERS = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+] as const;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -53,7 +80,11 @@ export const SERVE_FLAGS = {
   'deny-hints': { type: 'boolean', default: false },
   workers: { type: 'string' },
   'heap-tuning': { type: 'string', default: 'on' },
+  tracing: { type: 'boolean', default: false },
+  'trace-identities': { type: 'boolean', default: false },
 } as const;
+
+type BooleanFlag = 'deny-hints' | 'tracing' | 'trace-identities';
 
 /** `--log-level` ↔ `SCOPEGATE_LOG_LEVEL`. */
 export function envTwin(flag: string): string {
@@ -87,10 +118,11 @@ function yes(text: string | undefined, what: string): boolean {
 
 export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.env): ServeSettings {
   const { values } = parseArgs({ args, options: SERVE_FLAGS, strict: true, allowPositionals: false });
-  const pick = (flag: Exclude<keyof typeof SERVE_FLAGS, 'deny-hints'>): string | undefined => {
+  const pick = (flag: Exclude<keyof typeof SERVE_FLAGS, BooleanFlag>): string | undefined => {
     const explicit = args.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
     return explicit ? (values[flag] as string) : (env[envTwin(flag)] ?? (values[flag] as string | undefined));
   };
+  const given = (flag: BooleanFlag): boolean => values[flag] || yes(env[envTwin(flag)], `--${flag}`);
   const policy = pick('policy');
   if (!policy) throw new SettingsError(`--policy FILE (or ${envTwin('policy')}) is required`);
   const logLevel = pick('log-level') as LogLevel;
@@ -105,10 +137,51 @@ export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.e
     decisionCacheSize: positiveInt(pick('decision-cache-size')!, '--decision-cache-size', 10_000_000),
     drainSeconds: positiveInt(pick('drain-seconds')!, '--drain-seconds', 3600),
     jwksTimeoutMs: positiveInt(pick('jwks-timeout-ms')!, '--jwks-timeout-ms', 10_000),
-    denyHints: values['deny-hints'] || yes(env[envTwin('deny-hints')], '--deny-hints'),
+    denyHints: given('deny-hints'),
     workers: workerCount(pick('workers')),
     heapTuning: onOff(pick('heap-tuning')!, '--heap-tuning'),
+    tracing: tracingSettings(given('tracing'), given('trace-identities'), env),
   });
+}
+
+/**
+ * On with `--tracing` or an OTEL_TRACES_EXPORTER set to an exporter; unset means off here, whatever the
+ * specification's default, and `none` turns it off even with `--tracing` (the standard way to switch
+ * tracing off from the environment). The values the SDK would only warn about and replace are refused.
+ */
+function tracingSettings(
+  flag: boolean,
+  identities: boolean,
+  env: NodeJS.ProcessEnv,
+): TracingSettings | undefined {
+  const exporter = env.OTEL_TRACES_EXPORTER?.trim();
+  if (exporter !== undefined && exporter !== '' && exporter !== 'otlp' && exporter !== 'none')
+    throw new SettingsError(`OTEL_TRACES_EXPORTER: expected otlp or none, got "${exporter}"`);
+  if (exporter === 'none' || (!flag && !exporter)) return undefined;
+
+  const protocolVariable = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
+    ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'
+    : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const protocol = env[protocolVariable]?.trim() || 'http/protobuf';
+  if (!(OTLP_PROTOCOLS as readonly string[]).includes(protocol))
+    throw new SettingsError(`${protocolVariable}: one of ${OTLP_PROTOCOLS.join(', ')}, got "${protocol}"`);
+
+  for (const variable of ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT']) {
+    const endpoint = env[variable]?.trim();
+    if (endpoint && !/^https?:$/.test(URL.parse(endpoint)?.protocol ?? ''))
+      throw new SettingsError(`${variable}: expected an http:// or https:// URL`);
+  }
+
+  const sampler = env.OTEL_TRACES_SAMPLER?.trim();
+  if (sampler && !(TRACE_SAMPLERS as readonly string[]).includes(sampler))
+    throw new SettingsError(`OTEL_TRACES_SAMPLER: one of ${TRACE_SAMPLERS.join(', ')}, got "${sampler}"`);
+  const ratio = env.OTEL_TRACES_SAMPLER_ARG?.trim();
+  if (sampler?.endsWith('traceidratio') && ratio) {
+    const value = Number(ratio);
+    if (!Number.isFinite(value) || value < 0 || value > 1)
+      throw new SettingsError(`OTEL_TRACES_SAMPLER_ARG: expected a ratio 0..1, got "${ratio}"`);
+  }
+  return Object.freeze({ protocol: protocol as OtlpProtocol, identities });
 }
 
 function onOff(text: string, what: string): boolean {

@@ -61,6 +61,8 @@ export interface LocalEnvoyPorts {
   readonly inventory: number;
   /** Required when the config has the `dev_issuer` cluster (envoy-jwt-authn.yaml). */
   readonly devIssuer?: number;
+  /** Required when the config has the `otel_collector` cluster (envoy-tracing.yaml): an OTLP/gRPC receiver. */
+  readonly otelCollector?: number;
   readonly listener?: number;
   readonly admin?: number;
 }
@@ -115,9 +117,9 @@ const DOWNSTREAM_TLS_CONTEXT =
 
 /**
  * A shipped Envoy config made runnable on this machine: listeners and admin on 127.0.0.1 (port 0 unless
- * given), and the `scopegate`, `inventory` and `dev_issuer` clusters turned from compose hostnames
- * (STRICT_DNS) into STATIC 127.0.0.1 endpoints; a listener that serves TLS gets the certificate files `tls`
- * names. Nothing else changes, so the tests exercise the same filters, timeouts and limits that
+ * given), and the `scopegate`, `inventory`, `dev_issuer` and `otel_collector` clusters turned from compose
+ * hostnames (STRICT_DNS) into STATIC 127.0.0.1 endpoints; a listener that serves TLS gets the certificate
+ * files `tls` names. Nothing else changes, so the tests exercise the same filters, timeouts and limits that
  * docker-compose runs. A cluster this function does not know is an error: a config that grew a new upstream
  * must say where it lives locally, not silently point at a compose hostname. So is a TLS listener without
  * `tls`, and `tls` for a config that serves none.
@@ -128,6 +130,7 @@ export function localEnvoyConfig(file: string, ports: LocalEnvoyPorts, tls?: Loc
     scopegate: ports.scopegate,
     inventory: ports.inventory,
     dev_issuer: ports.devIssuer,
+    otel_collector: ports.otelCollector,
   };
   const resources = object(config.static_resources, 'static_resources');
   let servesTls = false;

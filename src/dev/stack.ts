@@ -26,13 +26,15 @@ import { type InventoryUpstream, startInventoryUpstream } from './upstream.js';
 
 /**
  * The shipped Envoy configs; `envoy-policy-set.yaml` fronts inventory and shipments, served as examples/mesh;
- * `envoy-mtls.yaml` requires client certificates (give its certificate files as `tls`).
+ * `envoy-mtls.yaml` requires client certificates (give its certificate files as `tls`); `envoy-tracing.yaml`
+ * exports its traces to an OTLP/gRPC receiver (give its port as `otelCollector`).
  */
 export type EnvoyVariant =
   | 'envoy.yaml'
   | 'envoy-jwt-authn.yaml'
   | 'envoy-policy-set.yaml'
-  | 'envoy-mtls.yaml';
+  | 'envoy-mtls.yaml'
+  | 'envoy-tracing.yaml';
 
 export const EXAMPLE_DIR = () => join(repoRoot(), 'examples', 'inventory');
 
@@ -81,6 +83,8 @@ export interface EnvoyOptions {
    * that scopegate, which sees the header then, still never takes a peer from it.
    */
   readonly envoyForwardsClientCert?: boolean;
+  /** Where the `otel_collector` cluster of envoy-tracing.yaml points: an OTLP/gRPC receiver's port. */
+  readonly otelCollector?: number;
 }
 
 export interface StackOptions extends EnvoyOptions {
@@ -89,6 +93,11 @@ export interface StackOptions extends EnvoyOptions {
   readonly log?: Logger;
   /** Fixed loopback ports (0 = any free one) for people who want to curl the demo. */
   readonly ports?: { readonly envoy?: number; readonly scopegate?: number; readonly admin?: number };
+  /**
+   * scopegate's `serve` flags beyond the stack's own (say `--tracing`). With them, its settings and its
+   * OpenTelemetry exporter read this process's environment (OTEL_*), as a served process reads its own.
+   */
+  readonly scopegateFlags?: readonly string[];
 }
 
 /** One more Envoy in front of the same scopegate and upstream, and a way to send through it. */
@@ -170,8 +179,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         `127.0.0.1:${options.ports?.scopegate ?? 0}`,
         '--admin',
         `127.0.0.1:${options.ports?.admin ?? 0}`,
+        ...(options.scopegateFlags ?? []),
       ],
-      {},
+      options.scopegateFlags ? process.env : {},
     );
     const scopegate = await startServer(settings, options.log ?? createLogger('silent'), metrics);
     started.push({ close: () => scopegate.stop() });
@@ -183,6 +193,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           scopegate: Number(scopegate.grpcAddress.split(':').pop()),
           inventory: upstream.port,
           devIssuer: issuer.port,
+          ...(front.otelCollector !== undefined && { otelCollector: front.otelCollector }),
           listener,
         },
         front.tls,

@@ -39,7 +39,14 @@ export interface KeyStoreOptions {
   readonly now?: () => number;
   /** Told about every refresh attempt, for `scopegate_jwks_refreshes_total`. */
   readonly onRefresh?: (issuer: string, result: 'success' | 'error') => void;
+  /** Told when a fetch (or file read) starts; the function it returns is told how it ended (a trace span). */
+  readonly onFetch?: (issuer: string, source: 'uri' | 'file') => (outcome: KeyFetchOutcome) => void;
 }
+
+/** How one fetch ended: the keys it loaded, or why not (a KeyLoadError's message: never the URL or keys). */
+export type KeyFetchOutcome =
+  | { readonly ok: true; readonly keys: number }
+  | { readonly ok: false; readonly error: string };
 
 const DEFAULTS = {
   fetchTimeoutMs: 100,
@@ -66,7 +73,8 @@ export interface KeySource {
 export class KeyStore implements KeySource {
   readonly issuer: string;
   private readonly source: CompiledIssuer['jwks'];
-  private readonly options: Required<Omit<KeyStoreOptions, 'onRefresh'>> & Pick<KeyStoreOptions, 'onRefresh'>;
+  private readonly options: Required<Omit<KeyStoreOptions, 'onRefresh' | 'onFetch'>> &
+    Pick<KeyStoreOptions, 'onRefresh' | 'onFetch'>;
   private current: KeySet | undefined;
   private inFlight: Promise<boolean> | undefined;
   private lastOnDemandAt = Number.NEGATIVE_INFINITY;
@@ -92,6 +100,7 @@ export class KeyStore implements KeySource {
       maxJwksBytes: options.maxJwksBytes ?? DEFAULTS.maxJwksBytes,
       now: options.now ?? Date.now,
       onRefresh: options.onRefresh,
+      onFetch: options.onFetch,
     };
     this.interval = this.options.refreshIntervalMs;
     this.unknownKids = new LRUCache<string, true>({
@@ -231,6 +240,8 @@ export class KeyStore implements KeySource {
   }
 
   private async load(): Promise<boolean> {
+    // Started before the first await, so a fetch a Check asked for is that Check's child span.
+    const fetched = this.options.onFetch?.(this.issuer, 'uri' in this.source ? 'uri' : 'file');
     let loaded: KeySet;
     let maxAge: number | undefined;
     try {
@@ -243,8 +254,10 @@ export class KeyStore implements KeySource {
     } catch (err) {
       this.lastProblem = err instanceof KeyLoadError ? err.message : 'the key set could not be loaded';
       this.options.onRefresh?.(this.issuer, 'error');
+      fetched?.({ ok: false, error: this.lastProblem });
       return false;
     }
+    fetched?.({ ok: true, keys: loaded.keyCount });
     if (this.closed) return false;
     this.current = loaded;
     this.lastProblem = undefined;

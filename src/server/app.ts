@@ -13,6 +13,7 @@ import { openPolicySource, type PolicySourceEvents } from '../policy/source.js';
 import type { CompiledPolicy, PolicyProblem } from '../policy/types.js';
 import { defaultPolicyName } from '../policy/validate-match.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import type { Tracing } from '../telemetry/otel.js';
 import { createAdminServer, listenHttp, type Readiness } from './admin.js';
 import { bindGrpc, createGrpcServer, HealthStatus } from './grpc.js';
 
@@ -60,15 +61,24 @@ export async function startServer(
   metrics: Metrics,
   options: { admin?: boolean } = {},
 ): Promise<Running> {
+  // Off: not even imported, so a server without tracing loads no OpenTelemetry module (README, "Tracing").
+  const tracing: Tracing | undefined = settings.tracing
+    ? await (await import('../telemetry/otel.js')).openTracing(settings.tracing, log)
+    : undefined;
   // One key store per issuer, one verified-token cache and one decision cache, whatever the number of
   // policies and revisions: a policy edit does not make every token verify again, and memory is bounded by
   // the caches' sizes, not by the policies.
   const keys = new KeyRegistry({
     fetchTimeoutMs: settings.jwksTimeoutMs,
     onRefresh: (issuer, result) => metrics.jwksRefreshes.inc({ issuer, result }),
+    ...(tracing && { onFetch: tracing.jwksFetch }),
   });
-  const onLookup = (cache: 'token' | 'decision', result: 'hit' | 'miss') =>
-    metrics.recordCacheLookup(cache, result);
+  const onLookup = tracing
+    ? (cache: 'token' | 'decision', result: 'hit' | 'miss') => {
+        metrics.recordCacheLookup(cache, result);
+        tracing.cacheLookup(cache, result);
+      }
+    : (cache: 'token' | 'decision', result: 'hit' | 'miss') => metrics.recordCacheLookup(cache, result);
   const tokenCache = new TokenCache({ maxEntries: settings.tokenCacheSize, onLookup });
   const decisions = new DecisionCache({ maxEntries: settings.decisionCacheSize, onLookup });
   const issuersOf = (policies: readonly CompiledPolicy[]) => policies.flatMap((p) => p.issuers);
@@ -144,7 +154,10 @@ export async function startServer(
   const current = () => source.current();
 
   const health = new HealthStatus();
-  const grpcServer = createGrpcServer({ current, metrics, log, denyHints: settings.denyHints }, health);
+  const grpcServer = createGrpcServer(
+    { current, metrics, log, denyHints: settings.denyHints, ...(tracing && { tracing }) },
+    health,
+  );
   const grpcPort = await bindGrpc(grpcServer, formatHostPort(settings.listen));
   const readiness = (): Readiness => {
     const files = source.readiness();
@@ -175,6 +188,8 @@ export async function startServer(
   let stopping: Promise<void> | undefined;
   function stop(): Promise<void> {
     stopping ??= (async () => {
+      // Spans are flushed after the drain, within the drain time (at least a second when the drain took it all).
+      const flushBy = Date.now() + settings.drainSeconds * 1000;
       health.set('NOT_SERVING');
       health.endWatches();
       await source.close();
@@ -194,6 +209,7 @@ export async function startServer(
         await new Promise<void>((resolve) => admin.close(() => resolve()));
       }
       keys.close();
+      await tracing?.shutdown(Math.max(flushBy, Date.now() + 1000));
     })();
     return stopping;
   }

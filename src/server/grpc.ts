@@ -82,7 +82,11 @@ export function createGrpcServer(deps: CheckDeps, health: HealthStatus): grpc.Se
   });
   server.addService(checkServiceSendingKeptBytes, {
     Check: (call: grpc.ServerUnaryCall<CheckRequest, Answer>, callback: grpc.sendUnaryData<Answer>) => {
-      const answered = handleCheck(call.request ?? {}, deps);
+      const answered = handleCheck(
+        call.request ?? {},
+        deps,
+        deps.tracing && ((name) => metadataText(call.metadata, name)),
+      );
       if (answered instanceof Promise) {
         // Never rejects; the catch only keeps a throwing callback from becoming an unhandled rejection.
         answered
@@ -95,6 +99,12 @@ export function createGrpcServer(deps: CheckDeps, health: HealthStatus): grpc.Se
   });
   server.addService(healthService, health.handlers());
   return server;
+}
+
+/** A metadata key's first value, when it is text (binary `-bin` keys never carry a trace context). */
+function metadataText(metadata: grpc.Metadata, name: string): string | undefined {
+  const value = metadata.get(name)[0];
+  return typeof value === 'string' ? value : undefined;
 }
 
 export function bindGrpc(server: grpc.Server, address: string): Promise<number> {

@@ -43,6 +43,8 @@ export function logDecision(
   label: DecisionLabel,
   requestId: string,
   seconds: number,
+  /** The Check's trace span, when tracing is on: its ids join the line to the trace. */
+  span?: { readonly traceId: string; readonly spanId: string },
 ): void {
   const allowed = label === 'allow';
   if (allowed ? !log.isLevelEnabled('debug') : !log.isLevelEnabled('info')) return;
@@ -60,6 +62,8 @@ export function logDecision(
     detail: decision.detail,
     policy_revision: decision.revision,
     duration_ms: Math.round(seconds * 1e6) / 1e3,
+    trace_id: span?.traceId,
+    span_id: span?.spanId,
   };
   if (allowed) log.debug(entry, 'decision');
   else log.info(entry, 'decision');

@@ -61,12 +61,26 @@ describe('docker-compose.yml', () => {
     expect(services['envoy-jwt-authn']?.volumes).toContain(
       './envoy/envoy-jwt-authn.yaml:/etc/envoy/envoy.yaml:ro',
     );
+    expect(services['envoy-tracing']?.volumes).toContain(
+      './envoy/envoy-tracing.yaml:/etc/envoy/envoy.yaml:ro',
+    );
+  });
+
+  it('tracing is off unless asked for, and then exports where envoy-tracing.yaml does (the tracing profile)', () => {
+    const env = services.scopegate?.environment ?? {};
+    // Compose's own interpolation, defaulting to off.
+    expect(env.SCOPEGATE_TRACING).toMatch(/^\$\{SCOPEGATE_TRACING:-false\}$/);
+    expect(env.OTEL_EXPORTER_OTLP_PROTOCOL).toBe('grpc');
+    expect(env.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('http://otel-collector:4317');
+    const profiles = compose.services as Record<string, { profiles?: string[] }>;
+    expect(profiles['otel-collector']?.profiles).toEqual(['tracing']);
+    expect(profiles['envoy-tracing']?.profiles).toEqual(['tracing']);
   });
 
   it('runs the Envoy version the install script pins for the tests', () => {
     const pinned = /ENVOY_VERSION="([\d.]+)"/.exec(read('scripts/install-envoy.sh'))?.[1];
     expect(pinned).toMatch(/^\d+\.\d+\.\d+$/);
-    for (const name of ['envoy', 'envoy-jwt-authn'])
+    for (const name of ['envoy', 'envoy-jwt-authn', 'envoy-tracing'])
       expect(services[name]?.image).toBe(`envoyproxy/envoy:v${pinned}`);
   });
 
@@ -79,8 +93,12 @@ describe('docker-compose.yml', () => {
       'dev-issuer': services['dev-issuer']?.command
         ?.find((a) => a.startsWith('--listen='))
         ?.slice('--listen='.length),
+      'otel-collector': services['otel-collector']?.command
+        ?.find((a) => a.startsWith('--set=receivers.otlp.protocols.grpc.endpoint='))
+        ?.split('=')
+        .at(-1),
     };
-    for (const file of ['envoy/envoy.yaml', 'envoy/envoy-jwt-authn.yaml']) {
+    for (const file of ['envoy/envoy.yaml', 'envoy/envoy-jwt-authn.yaml', 'envoy/envoy-tracing.yaml']) {
       const text = read(file);
       const endpoints = [...text.matchAll(/address: ([a-z-]+), port_value: (\d+)/g)];
       expect(endpoints.length).toBeGreaterThan(0);

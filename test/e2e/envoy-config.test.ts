@@ -22,7 +22,14 @@ const shippedConfigs = readdirSync(ENVOY_DIR)
   .map((name) => join(ENVOY_DIR, name));
 /** [name, path] pairs, so test titles show the file name rather than this machine's path. */
 const configCases = shippedConfigs.map((file) => [basename(file), file] as const);
-const PORTS = { scopegate: 19191, inventory: 18081, devIssuer: 18090, listener: 18080, admin: 19901 };
+const PORTS = {
+  scopegate: 19191,
+  inventory: 18081,
+  devIssuer: 18090,
+  otelCollector: 14317,
+  listener: 18080,
+  admin: 19901,
+};
 /** Where the rewrite points a TLS listener's certificate files (only written into the config here). */
 const TLS = {
   certificateChain: '/tmp/scopegate-tls/server.crt',
@@ -76,11 +83,12 @@ function fileNames(node: unknown, found: string[] = []): string[] {
 }
 
 describe('shipped configs', () => {
-  it('include the plain, the jwt_authn, the mTLS and the policy-set config', () => {
+  it('include the plain, the jwt_authn, the mTLS, the policy-set and the tracing config', () => {
     expect(shippedConfigs.map((file) => file.slice(ENVOY_DIR.length + 1)).sort()).toEqual([
       'envoy-jwt-authn.yaml',
       'envoy-mtls.yaml',
       'envoy-policy-set.yaml',
+      'envoy-tracing.yaml',
       'envoy.yaml',
     ]);
   });
@@ -127,6 +135,21 @@ function contextExtensionProblems(config: Bootstrap, policies: readonly string[]
   return problems;
 }
 const EXT_AUTHZ_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute';
+
+describe('envoy-tracing.yaml', () => {
+  const traced = parse(readFileSync(join(ENVOY_DIR, 'envoy-tracing.yaml'), 'utf8'));
+  const plain = parse(readFileSync(join(ENVOY_DIR, 'envoy.yaml'), 'utf8'));
+
+  it("is envoy.yaml plus Envoy's OpenTelemetry tracer exporting to the otel_collector cluster, nothing else", () => {
+    const { tracing, ...manager } = connectionManager(traced);
+    expect(manager).toEqual(connectionManager(plain));
+    expect(tracing.provider.name).toBe('envoy.tracers.opentelemetry');
+    expect(tracing.provider.typed_config.grpc_service.envoy_grpc.cluster_name).toBe('otel_collector');
+    const clusters = traced.static_resources.clusters;
+    expect(clusters.slice(0, -1)).toEqual(plain.static_resources.clusters);
+    expect(clusters.at(-1)).toMatchObject({ name: 'otel_collector' });
+  });
+});
 
 describe('envoy-policy-set.yaml', () => {
   const policySet = parse(readFileSync(join(ENVOY_DIR, 'envoy-policy-set.yaml'), 'utf8'));

@@ -1,10 +1,10 @@
 // The e2e tests' view of the shipped stack (src/dev/stack.ts): the same setup `npm run demo` runs, with the
 // support thread's clients by nickname and Envoy required (a failure under CI=true, see envoy-required.ts).
 import {
-  type EnvoyOptions,
   type EnvoyVariant,
   type HttpResult,
   type Stack as ShippedStack,
+  type StackOptions,
   startStack as startShippedStack,
 } from '../../src/dev/stack.js';
 import { requireEnvoy } from './envoy-required.js';
@@ -28,7 +28,7 @@ export interface Stack extends Omit<ShippedStack, 'clientToken'> {
 
 export async function startStack(
   variant: EnvoyVariant,
-  options: Omit<EnvoyOptions, 'variant'> = {},
+  options: Omit<StackOptions, 'variant' | 'envoyBin'> = {},
 ): Promise<Stack> {
   const stack = await startShippedStack({ envoyBin: requireEnvoy(), variant, ...options });
   return { ...stack, clientToken: (client, scope) => stack.clientToken(CLIENT_IDS[client], scope) };

@@ -19,6 +19,7 @@ import { type JwksServer, startJwksServer } from '../../support/jwks-server.js';
 import { captureLog } from '../../support/logs.js';
 import { compile, examplePolicy, supportThreadClaims } from '../../support/policies.js';
 import { answerOf, setOf } from '../../support/scopegate.js';
+import { recordTracing } from '../../support/spans.js';
 import { mintToken, newSigningKey, type SigningKey } from '../../support/tokens.js';
 
 let key: SigningKey;
@@ -243,5 +244,52 @@ routes:
       const { deps } = depsFor(snapshot, { metrics });
       expectInternalError(await handleCheck(list(undefined), deps), '');
     }
+  });
+});
+
+describe('traced (serve --tracing): the same answers, the deny line joined to the trace', () => {
+  const envoy = (name: string) =>
+    name === 'traceparent' ? '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' : undefined;
+
+  it("a deny's log line carries the Check span's trace and span ids; its body's request_id is unchanged", async () => {
+    const recorded = await recordTracing();
+    const { deps, lines } = depsFor(verifying(), { tracing: recorded.tracing });
+    const answer = handleCheck(list(undefined), deps, envoy);
+    // Traced or not, a Check that needed no waiting is answered synchronously.
+    expect(answer).not.toBeInstanceOf(Promise);
+    expect(answerOf(decodeAnswer(answer as Answer)).body).toMatchObject({ request_id: 'req-1' });
+    const [span] = await recorded.flush();
+    expect(lines[0]).toMatchObject({
+      reason: 'token_missing',
+      request_id: 'req-1',
+      trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
+      span_id: span!.spanContext().spanId,
+    });
+    expect(span!.attributes).toMatchObject({
+      'scopegate.reason': 'token_missing',
+      'scopegate.policy': 'inventory',
+    });
+  });
+
+  it('answers exactly what an untraced Check answers, allow and deny', async () => {
+    const recorded = await recordTracing();
+    const token = await mintToken(key, supportThreadClaims('inventory.read'));
+    for (const request of [list(token), list(undefined), list('a.b.c'), {}]) {
+      const plain = decodeAnswer(await handleCheck(request, depsFor(verifying()).deps));
+      const traced = decodeAnswer(
+        await handleCheck(request, depsFor(verifying(), { tracing: recorded.tracing }).deps, envoy),
+      );
+      const stable = (a: typeof plain) =>
+        JSON.stringify(a).replace(/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}/g, '<id>');
+      expect(stable(traced)).toBe(stable(plain));
+    }
+    expect(await recorded.flush()).toHaveLength(4);
+  });
+
+  it('untraced, the log line has no trace fields', () => {
+    const { deps, lines } = depsFor(verifying());
+    handleCheck(list(undefined), deps, envoy);
+    expect(lines[0]).not.toHaveProperty('trace_id');
+    expect(lines[0]).not.toHaveProperty('span_id');
   });
 });

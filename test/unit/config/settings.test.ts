@@ -107,6 +107,94 @@ describe('serveSettings: a bad value is a clear message', () => {
   });
 });
 
+describe('serveSettings: tracing (off unless asked for; the standard OTEL_* variables configure it)', () => {
+  const tracing = (args: string[], env: NodeJS.ProcessEnv) => serveSettings([...base, ...args], env).tracing;
+
+  it('is off by default, and an unset OTEL_TRACES_EXPORTER means off whatever the specification says', () => {
+    expect(tracing([], {})).toBeUndefined();
+    expect(
+      tracing([], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_SERVICE_NAME: 'x' }),
+    ).toBe(undefined);
+  });
+
+  it('--tracing, SCOPEGATE_TRACING=true or OTEL_TRACES_EXPORTER=otlp turn it on (OTLP over HTTP/protobuf)', () => {
+    const on = { protocol: 'http/protobuf', identities: false };
+    expect(tracing(['--tracing'], {})).toEqual(on);
+    expect(tracing([], { SCOPEGATE_TRACING: 'true' })).toEqual(on);
+    expect(tracing([], { OTEL_TRACES_EXPORTER: 'otlp' })).toEqual(on);
+    expect(Object.isFrozen(tracing(['--tracing'], {}))).toBe(true);
+  });
+
+  it('OTEL_TRACES_EXPORTER=none turns it off, even with --tracing', () => {
+    expect(tracing(['--tracing'], { OTEL_TRACES_EXPORTER: 'none' })).toBeUndefined();
+  });
+
+  it('the protocol comes from the traces variable, else the general one', () => {
+    expect(tracing(['--tracing'], { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })?.protocol).toBe('grpc');
+    expect(
+      tracing(['--tracing'], {
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+      })?.protocol,
+    ).toBe('http/json');
+  });
+
+  it('--trace-identities (SCOPEGATE_TRACE_IDENTITIES) puts subject and client on spans', () => {
+    expect(tracing(['--tracing', '--trace-identities'], {})?.identities).toBe(true);
+    expect(tracing(['--tracing'], { SCOPEGATE_TRACE_IDENTITIES: 'yes' })?.identities).toBe(true);
+  });
+
+  it.each([
+    [{ OTEL_TRACES_EXPORTER: 'zipkin' }, 'OTEL_TRACES_EXPORTER: expected otlp or none, got "zipkin"'],
+    [{ OTEL_TRACES_EXPORTER: 'otlp,console' }, /OTEL_TRACES_EXPORTER: expected otlp or none/],
+    [
+      { OTEL_EXPORTER_OTLP_PROTOCOL: 'http' },
+      'OTEL_EXPORTER_OTLP_PROTOCOL: one of http/protobuf, http/json, grpc, got "http"',
+    ],
+    [{ OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'udp' }, /OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: one of/],
+    [
+      { OTEL_TRACES_SAMPLER: 'sometimes' },
+      /OTEL_TRACES_SAMPLER: one of always_on, .*parentbased_traceidratio, got "sometimes"/,
+    ],
+    [
+      { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '10%' },
+      'OTEL_TRACES_SAMPLER_ARG: expected a ratio 0..1, got "10%"',
+    ],
+    [{ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '1.5' }, /expected a ratio 0..1/],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4317' },
+      'OTEL_EXPORTER_OTLP_ENDPOINT: expected an http:// or https:// URL',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'not a url' },
+      /OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: expected an http/,
+    ],
+  ])('a value the SDK would only warn about is a usage error: %o', (env, message) => {
+    expect(() => tracing(['--tracing'], env)).toThrow(SettingsError);
+    expect(() => tracing(['--tracing'], env)).toThrow(message);
+  });
+
+  it('a twin that is not a boolean is a usage error too', () => {
+    expect(() => tracing([], { SCOPEGATE_TRACING: 'maybe' })).toThrow(
+      '--tracing: expected true or false, got "maybe"',
+    );
+  });
+
+  it("a URL's credentials are never echoed in the message", () => {
+    expect(() => tracing(['--tracing'], { OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://user:secret@host' })).toThrow(
+      /^((?!secret).)*$/,
+    );
+  });
+
+  it('a sampler ratio is accepted in range, and ignored by the samplers that take none', () => {
+    const env = { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.01' };
+    expect(tracing(['--tracing'], env)).toBeDefined();
+    expect(
+      tracing(['--tracing'], { OTEL_TRACES_SAMPLER: 'always_on', OTEL_TRACES_SAMPLER_ARG: 'x' }),
+    ).toBeDefined();
+  });
+});
+
 describe('HOST:PORT', () => {
   it.each([
     ['127.0.0.1:9191', { host: '127.0.0.1', port: 9191 }, '127.0.0.1:9191'],

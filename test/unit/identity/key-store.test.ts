@@ -371,3 +371,27 @@ describe('is the key a token was verified with still published?', () => {
     expect(store.publishes({ issuer: 'https://other/', thumbprint, kid: rsa.kid, alg: 'PS256' })).toBe(false);
   });
 });
+
+describe('every fetch is told to onFetch (a trace span), with its result and nothing secret', () => {
+  it('a fetch that loads keys reports how many; one that fails reports the safe message, never the URL', async () => {
+    const fetches: Array<{ issuer: string; source: string; outcome?: unknown }> = [];
+    const store = storeFor({
+      onFetch: (issuer, source) => {
+        const fetch: (typeof fetches)[number] = { issuer, source };
+        fetches.push(fetch);
+        return (outcome) => {
+          fetch.outcome = outcome;
+        };
+      },
+    });
+    server.setKeys([current.publicJwk, next.publicJwk]);
+    await store.start();
+    server.setAvailable(false);
+    expect(await store.refresh()).toBe(false);
+    expect(fetches).toEqual([
+      { issuer: ISSUER, source: 'uri', outcome: { ok: true, keys: 2 } },
+      { issuer: ISSUER, source: 'uri', outcome: { ok: false, error: store.lastError() } },
+    ]);
+    expect(JSON.stringify(fetches)).not.toContain(server.uri);
+  });
+});

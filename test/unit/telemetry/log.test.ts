@@ -134,3 +134,20 @@ describe('redaction', () => {
     expect([...fields].sort()).toEqual(['authorization', 'body', 'jwk', 'key', 'token']);
   });
 });
+
+describe('logDecision: joined to the trace', () => {
+  it("a deny line carries the Check span's trace_id and span_id when tracing is on, none when off", () => {
+    const { log, lines } = capture('info');
+    const span = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7' };
+    logDecision(log, scopeMissing, 'deny', 'req-42', 0.001, span);
+    logDecision(log, scopeMissing, 'dry_run_deny', 'req-43', 0.001, span);
+    logDecision(log, scopeMissing, 'deny', 'req-44', 0.001);
+    expect(lines[0]).toMatchObject({ request_id: 'req-42', trace_id: span.traceId, span_id: span.spanId });
+    expect(lines[1]).toMatchObject({
+      decision: 'dry_run_deny',
+      trace_id: span.traceId,
+      span_id: span.spanId,
+    });
+    expect(lines[2]).not.toHaveProperty('trace_id');
+  });
+});

@@ -1,0 +1,195 @@
+// One trace through a real Envoy running envoy/envoy-tracing.yaml (its OpenTelemetry tracer) and scopegate
+// (`serve --tracing`), both exporting OTLP/gRPC to a real receiver on loopback: scopegate's Check span is a
+// child of Envoy's ext_authz span in Envoy's trace, says what was decided, and a denied request's log line
+// carries that trace id. And what Envoy really puts in the Check call's gRPC metadata, seen by a recording
+// authorization server in scopegate's place.
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localEnvoyConfig, repoRoot, startEnvoy } from '../../src/dev/envoy.js';
+import { sendThrough } from '../../src/dev/stack.js';
+import { authorizationService } from '../../src/wire/proto.js';
+import type { CheckRequest } from '../../src/wire/types.js';
+import { captureLog } from '../support/logs.js';
+import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '../support/otlp-receiver.js';
+import { requireEnvoy, skipWithoutEnvoy, suiteName } from './envoy-required.js';
+import { type Stack, startStack } from './stack.js';
+
+const CHECK = 'envoy.service.auth.v3.Authorization/Check';
+const TRANSACTIONS = '/api/inventory/transactions';
+/** A client's own W3C context, as a traced browser or service sends it. */
+const CLIENT_TRACE = '0af7651916cd43dd8448eb211c80319c';
+const CLIENT_TRACEPARENT = `00-${CLIENT_TRACE}-b7ad6b7169203331-01`;
+
+let receiver: OtlpReceiver;
+beforeAll(async () => {
+  receiver = await startOtlpReceiver();
+});
+afterAll(async () => receiver?.close());
+
+describe.skipIf(skipWithoutEnvoy)(suiteName('one trace: Envoy (OpenTelemetry tracer) → scopegate'), () => {
+  let stack: Stack;
+  const log = captureLog('info');
+  const saved = { ...process.env };
+
+  beforeAll(async () => {
+    // scopegate's exporter reads the standard variables from its environment (this process, in the stack).
+    Object.assign(process.env, {
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    });
+    stack = await startStack('envoy-tracing.yaml', {
+      otelCollector: Number(receiver.address.split(':')[1]),
+      scopegateFlags: ['--tracing'],
+      log: log.log,
+    });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    process.env = saved;
+  });
+
+  /** scopegate's Check span for the request whose deny body or upstream echo carries this request id. */
+  const checkSpanOf = (requestId: string) =>
+    receiver.waitFor((s) => s.name === CHECK && s.attributes['scopegate.request_id'] === requestId);
+  /** Envoy's span (any service) with this id in this trace. */
+  const envoySpan = (traceId: string, spanId: string) =>
+    receiver.waitFor(
+      (s) => s.traceId === traceId && s.spanId === spanId && s.resource['service.name'] === 'envoy',
+    );
+
+  it("a denied request: scopegate's span is the child of Envoy's ext_authz span, and its log line has the trace id", async () => {
+    const answer = await stack.send({ method: 'GET', path: TRANSACTIONS });
+    expect(answer.status).toBe(401);
+    const requestId = String(answer.json?.request_id);
+
+    const check = await checkSpanOf(requestId);
+    expect(check).toMatchObject({
+      kind: 'SPAN_KIND_SERVER',
+      attributes: {
+        'rpc.system': 'grpc',
+        'rpc.service': 'envoy.service.auth.v3.Authorization',
+        'rpc.method': 'Check',
+        'scopegate.parent': 'grpc_metadata',
+        'scopegate.decision': 'deny',
+        'scopegate.reason': 'token_missing',
+        'scopegate.policy': 'inventory',
+        'scopegate.dry_run': false,
+      },
+      status: { code: 'STATUS_CODE_UNSET' },
+      resource: { 'service.name': 'scopegate' },
+    });
+    expect(check.attributes['scopegate.policy.revision']).toMatch(/^[0-9a-f]{12}$/);
+
+    // Its parent is the span Envoy made for the ext_authz gRPC call, in Envoy's trace, under Envoy's
+    // span for the whole request.
+    const extAuthz = await envoySpan(check.traceId, check.parentSpanId);
+    expect(extAuthz.name).toMatch(/envoy\.service\.auth\.v3\.Authorization/);
+    expect(extAuthz.kind).toBe('SPAN_KIND_CLIENT');
+    const ingress = await envoySpan(check.traceId, extAuthz.parentSpanId);
+    expect(ingress.kind).toBe('SPAN_KIND_SERVER');
+    expect(ingress.parentSpanId).toBe('');
+
+    const line = log.lines.find((l) => l.msg === 'decision' && l.request_id === requestId);
+    expect(line).toMatchObject({ reason: 'token_missing', trace_id: check.traceId, span_id: check.spanId });
+  });
+
+  it("an allowed request with the client's own traceparent: one trace, the client's, Envoy in between", async () => {
+    const token = await stack.clientToken('sync', 'inventory.read');
+    const answer = await stack.send({
+      method: 'GET',
+      path: TRANSACTIONS,
+      token,
+      headers: { traceparent: CLIENT_TRACEPARENT },
+    });
+    expect(answer.status).toBe(200);
+    const allowed = await receiver.waitFor(
+      (s) => s.name === CHECK && s.traceId === CLIENT_TRACE && s.attributes['scopegate.decision'] === 'allow',
+    );
+    expect(allowed.attributes).toMatchObject({
+      'scopegate.reason': 'allowed',
+      'scopegate.route': 'list_transactions',
+    });
+    // Not the client's span: Envoy's ext_authz span, which Envoy sent in the metadata, is the parent.
+    expect(allowed.parentSpanId).not.toBe('b7ad6b7169203331');
+    expect((await envoySpan(CLIENT_TRACE, allowed.parentSpanId)).kind).toBe('SPAN_KIND_CLIENT');
+    // Subject and client only with --trace-identities.
+    expect(allowed.attributes).not.toHaveProperty('scopegate.subject');
+    expect(allowed.attributes).not.toHaveProperty('scopegate.client');
+  });
+});
+
+interface Recorded {
+  readonly metadata: Record<string, string>;
+  readonly headers: Record<string, string>;
+}
+
+/** In scopegate's place: an Authorization service that records each call's metadata and denies it. */
+async function startRecordingAuthz(): Promise<{ port: number; calls: Recorded[]; close(): void }> {
+  const calls: Recorded[] = [];
+  const server = new grpc.Server();
+  server.addService(authorizationService, {
+    Check: (call: grpc.ServerUnaryCall<CheckRequest, unknown>, done: grpc.sendUnaryData<unknown>) => {
+      const metadata: Record<string, string> = {};
+      for (const [key, value] of Object.entries(call.metadata.getMap())) metadata[key] = String(value);
+      calls.push({ metadata, headers: { ...call.request.attributes?.request?.http?.headers } });
+      done(null, { status: { code: 7 }, denied_response: { status: { code: 'Forbidden' } } });
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, bound) =>
+      err ? reject(err) : resolve(bound),
+    ),
+  );
+  return { port, calls, close: () => server.forceShutdown() };
+}
+
+const TRACE_KEYS = /^(traceparent|tracestate|b3|x-b3-.*|x-ot-span-context|grpc-trace-bin|uber-trace-id)$/;
+const traceKeys = (map: Record<string, string>) =>
+  Object.keys(map)
+    .filter((k) => TRACE_KEYS.test(k))
+    .sort();
+
+describe.skipIf(skipWithoutEnvoy)(
+  suiteName('what Envoy sends in the Check call (envoy-tracing.yaml)'),
+  () => {
+    it("W3C traceparent (and an empty tracestate) in the gRPC metadata, naming Envoy's ext_authz span; the client's own stays in the HTTP headers", async () => {
+      const authz = await startRecordingAuthz();
+      const envoy = await startEnvoy({
+        bin: requireEnvoy(),
+        configText: localEnvoyConfig(`${repoRoot()}/envoy/envoy-tracing.yaml`, {
+          scopegate: authz.port,
+          inventory: 9,
+          otelCollector: Number(receiver.address.split(':')[1]),
+        }),
+      });
+      try {
+        expect((await sendThrough(envoy.url, { path: TRANSACTIONS })).status).toBe(403);
+        expect(
+          (await sendThrough(envoy.url, { path: TRANSACTIONS, headers: { traceparent: CLIENT_TRACEPARENT } }))
+            .status,
+        ).toBe(403);
+        const [plain, withClientContext] = authz.calls;
+        // Envoy 1.40: `traceparent` and an empty `tracestate`; no B3 (that is the Zipkin tracer's).
+        expect(traceKeys(plain!.metadata)).toEqual(['traceparent', 'tracestate']);
+        expect(plain!.metadata.tracestate).toBe('');
+        expect(plain!.metadata.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+        expect(traceKeys(plain!.headers)).toEqual([]);
+
+        // Envoy continues the client's trace: same trace id, its own span id, in the metadata; the client's
+        // header reaches the CheckRequest as the client sent it.
+        const [, traceId, spanId] = withClientContext!.metadata.traceparent!.split('-');
+        expect(traceId).toBe(CLIENT_TRACE);
+        expect(spanId).not.toBe('b7ad6b7169203331');
+        expect(withClientContext!.headers.traceparent).toBe(CLIENT_TRACEPARENT);
+        const extAuthz: ReceivedSpan = await receiver.waitFor(
+          (s) => s.traceId === CLIENT_TRACE && s.spanId === spanId,
+        );
+        expect(extAuthz.resource['service.name']).toBe('envoy');
+      } finally {
+        await envoy.stop();
+        authz.close();
+      }
+    });
+  },
+);

@@ -122,27 +122,29 @@ export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Pro
       if (!known.ok) return decided(denied(known, stamp, whoOf(principal)));
       peer = known.value;
     }
-    const who = whoOf(principal, peer);
-    if (!match) return decided(routeUnknown(stamp, who));
-    const at = { ...who, route: match.route.name };
+    if (!match) return decided(routeUnknown(stamp, whoOf(principal, peer)));
     // Only now is the body read: the caller is known. The permissions still decide first (below).
     return then(readLocations(match, facts), (found) => {
       // Unreadable or missing locations are never cached: only a decision resting on the key is.
       const cache = found.ok ? cacheFor(snapshot, credential, principal) : undefined;
+      // A repeat is answered from here, so nothing on this path spreads objects (V8 builds those slowly).
       const key =
-        cache &&
-        DecisionCache.keyFor({
-          ...stamp,
-          tokenHash: cache.tokenHash,
-          peer: peer?.id ?? '',
-          method: facts.method,
-          route: match.route.name,
-          locations: found.ok ? found.value : [],
-        });
+        cache && found.ok
+          ? DecisionCache.keyFor({
+              policy: stamp.policy,
+              revision: stamp.revision,
+              tokenHash: cache.tokenHash,
+              peer: peer?.id ?? '',
+              method: facts.method,
+              route: match.route.name,
+              locations: found.value,
+            })
+          : undefined;
       if (cache !== undefined && key !== undefined) {
         const hit = cache.decisions.get(key, cache.isPublished);
         if (hit !== undefined) return { decision: hit, facts };
       }
+      const at = { ...whoOf(principal, peer), route: match.route.name };
       // From here the decision rests only on what the key holds, so it may be kept (until the token's exp).
       const remember = (decision: Decision): Checked =>
         decided(cache && key !== undefined ? cache.decisions.set(key, decision, cache.basis) : decision);

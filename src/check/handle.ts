@@ -104,11 +104,19 @@ function finish(
   const answer = answerFor(decision, {
     requestId,
     realm: snapshot?.policy.realm ?? DEFAULT_REALM,
-    requestHeaderNames: headers ? { [Symbol.iterator]: () => headers.keys() } : [],
+    requestHeaderNames: headers ? new HeaderNames(headers) : [],
     hints: deps.denyHints === true,
   });
   record(deps, decision, requestId, Number(process.hrtime.bigint() - started) / 1e9, span);
   return answer;
+}
+
+/** The request's header names, readable more than once (a kept allow checks them, a fresh answer strips). */
+class HeaderNames implements Iterable<string> {
+  constructor(private readonly headers: ReadonlyMap<string, string>) {}
+  [Symbol.iterator](): Iterator<string> {
+    return this.headers.keys();
+  }
 }
 
 function record(

@@ -456,6 +456,7 @@ async function tracingScenario() {
     { name: 'tracing off', env: {} },
     { name: 'tracing on, 100 %', env: traced(1) },
     { name: 'tracing on, 1 %', env: traced(0.01) },
+    ...(process.env.BENCH_ALWAYS_OFF ? [{ name: 'tracing on, 0 %', env: traced(0) }] : []),
   ];
   const running = [];
   for (const variant of variants) {

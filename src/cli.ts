@@ -13,6 +13,7 @@ import { startInventoryUpstream } from './dev/upstream.js';
 import { explainCommand, testCommand } from './explain/command.js';
 import { formatProblem, loadPolicyFile } from './policy/index.js';
 import { loadPolicySet } from './policy/source.js';
+import { diffCommand } from './review/diff-command.js';
 import { serveProcess } from './server/serve.js';
 import { superviseWorkers } from './server/workers.js';
 import { createLogger } from './telemetry/log.js';
@@ -46,6 +47,11 @@ Usage:
   scopegate test     --policy FILE|DIR CASES.yaml...
                      Policy unit tests: run each case (claims + request + expected decision/reason) and
                      print ✓/✗ per case and "N passed, M failed"; exit 1 if any case fails.
+  scopegate diff     OLD NEW [--json]
+                     What changed in meaning between two policies (each a FILE or DIR): routes added,
+                     removed or changed, permissions a route now requires or no longer requires, the grants
+                     of scopes, roles, clients, subjects and peers, locations granted or revoked, mode.
+                     Exit 0 when they mean the same, 3 when they differ, 2 when either cannot be read.
   scopegate keys     DIR
                      Create a development RS256 key pair in DIR (signing-key.jwk, jwks.json) unless present.
   scopegate token    (--policy FILE | --iss ISS --aud AUD --key FILE) --sub SUBJECT [--client ID]
@@ -264,6 +270,13 @@ async function devIssuer(args: string[]): Promise<number> {
   );
 }
 
+/** How a command that prints reports speaks: stdout, stderr, and usage errors with the usage text. */
+const CONSOLE = {
+  out: (text: string) => console.log(text),
+  err: (text: string) => console.error(text),
+  usage: usageError,
+};
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -279,17 +292,11 @@ export async function main(argv: string[]): Promise<number> {
       case 'check':
         return await checkCommand(rest);
       case 'explain':
-        return await explainCommand(rest, {
-          out: (text) => console.log(text),
-          err: (text) => console.error(text),
-          usage: usageError,
-        });
+        return await explainCommand(rest, CONSOLE);
       case 'test':
-        return await testCommand(rest, {
-          out: (text) => console.log(text),
-          err: (text) => console.error(text),
-          usage: usageError,
-        });
+        return await testCommand(rest, CONSOLE);
+      case 'diff':
+        return await diffCommand(rest, CONSOLE);
       case 'demo': {
         const { values } = parseArgs({
           args: rest,

@@ -7,6 +7,7 @@ import { TokenCache } from '../cache/tokens.js';
 import type { Snapshot } from '../check/decide.js';
 import { formatHostPort, type ServeSettings } from '../config/settings.js';
 import { Authenticator, KeyRegistry } from '../identity/index.js';
+import { countByKind, diffPolicy } from '../policy/diff.js';
 import { formatProblem } from '../policy/index.js';
 import type { PolicySet } from '../policy/set.js';
 import { openPolicySource, type PolicySourceEvents } from '../policy/source.js';
@@ -39,6 +40,9 @@ export interface Running {
 }
 
 export class PolicyLoadError extends Error {}
+
+/** The debug line of a reload names this many changes at most (`scopegate diff` prints them all). */
+const MAX_LOGGED_CHANGES = 500;
 
 /** Each served policy's revision by name, as the `listening` line and a worker's hello say it. */
 export function revisionsOf(policies: readonly CompiledPolicy[]): Record<string, string> {
@@ -97,10 +101,26 @@ export async function startServer(
   const events: PolicySourceEvents = {
     swapped: (from, to) => {
       loaded(from, to);
-      log.info(
-        { policy: to.name, previous_revision: from?.revision, policy_revision: to.revision },
-        from ? 'policy reloaded' : 'policy added',
-      );
+      if (from === undefined) {
+        log.info({ policy: to.name, policy_revision: to.revision }, 'policy added');
+        return;
+      }
+      // What the new revision means, not how its text changed: counts here, every change at debug.
+      const changes = diffPolicy(from, to);
+      metrics.recordPolicyChanges(to.name, changes);
+      const revisions = { previous_revision: from.revision, policy_revision: to.revision };
+      log.info({ policy: to.name, ...revisions, changes: countByKind(changes) }, 'policy reloaded');
+      if (changes.length > 0 && log.isLevelEnabled('debug')) {
+        log.debug(
+          {
+            policy: to.name,
+            ...revisions,
+            changes: changes.slice(0, MAX_LOGGED_CHANGES).map((c) => c.says),
+            ...(changes.length > MAX_LOGGED_CHANGES && { more: changes.length - MAX_LOGGED_CHANGES }),
+          },
+          'policy diff',
+        );
+      }
     },
     rejected: refused,
     restored: (serving) =>

@@ -27,6 +27,7 @@ afterEach(() => {
 const COMMANDS = [
   'serve',
   'validate',
+  'diff',
   'explain',
   'test',
   'keys',

@@ -5,13 +5,15 @@
 import type { Logger } from 'pino';
 import { DEFAULT_REALM } from '../policy/compile.js';
 import type { PolicySet } from '../policy/set.js';
+import { recordOf } from '../record/build.js';
 import { requestIdOf } from '../request/facts.js';
 import { answerFor } from '../response/answer.js';
 import { toCheckResponse } from '../response/encode.js';
 import type { Answer } from '../response/kept.js';
+import type { DecisionRecords } from '../telemetry/decision-records.js';
 import { logDecision } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { type Decision, decisionLabel } from '../vocabulary/index.js';
+import { type Decision, type DecisionLabel, decisionLabel } from '../vocabulary/index.js';
 import type { CheckRequest } from '../wire/types.js';
 import { choosePolicy } from './choose.js';
 import { type Checked, decide, type Snapshot } from './decide.js';
@@ -23,29 +25,42 @@ export interface CheckDeps {
   readonly log: Logger;
   /** Fix hints in 403 deny bodies (`serve --deny-hints`). */
   readonly denyHints?: boolean;
+  /** Decision records (`serve --decision-log`): every deny, a sample of allows. Off when absent. */
+  readonly records?: Pick<DecisionRecords, 'sample' | 'write' | 'failed'>;
+}
+
+/** What the edge knows of a Check beyond the CheckRequest. */
+export interface CheckContext {
+  /** The trace the Check belongs to (tracing), for its decision record. */
+  readonly traceId?: string;
 }
 
 /** Answers one Check, synchronously when nothing had to wait; never throws, never rejects. */
-export function handleCheck(request: CheckRequest, deps: CheckDeps): Answer | Promise<Answer> {
+export function handleCheck(
+  request: CheckRequest,
+  deps: CheckDeps,
+  context: CheckContext = {},
+): Answer | Promise<Answer> {
   try {
-    const answered = answerNow(request, deps);
+    const answered = answerNow(request, deps, context);
     return answered instanceof Promise ? answered.catch(lastResort) : answered;
   } catch {
     return lastResort();
   }
 }
 
-function answerNow(request: CheckRequest, deps: CheckDeps): Answer | Promise<Answer> {
+function answerNow(request: CheckRequest, deps: CheckDeps, context: CheckContext): Answer | Promise<Answer> {
   const started = process.hrtime.bigint();
   // Which policy owns the request, before anything else is read of it: a set of one file owns every request.
   const chosen = choosePolicy(deps.current(), request);
   if (!chosen.ok) {
     const decision: Decision = { reason: 'policy_unknown', detail: chosen.detail, revision: '' };
-    return finish(request, deps, undefined, started, { decision });
+    return finish(request, deps, context, undefined, started, { decision });
   }
   const snapshot = chosen.value;
-  const failed = (err: unknown) => finish(request, deps, snapshot, started, failure(err, deps, snapshot));
-  const decided = (checked: Checked) => finish(request, deps, snapshot, started, checked);
+  const failed = (err: unknown) =>
+    finish(request, deps, context, snapshot, started, failure(err, deps, snapshot));
+  const decided = (checked: Checked) => finish(request, deps, context, snapshot, started, checked);
   try {
     const checked = decide(request, snapshot);
     return checked instanceof Promise ? checked.then(decided).catch(failed) : decided(checked);
@@ -65,10 +80,12 @@ function failure(err: unknown, deps: CheckDeps, snapshot: Snapshot): Checked {
 function finish(
   request: CheckRequest,
   deps: CheckDeps,
+  context: CheckContext,
   snapshot: Snapshot | undefined,
   started: bigint,
-  { decision, facts }: Checked,
+  checked: Checked,
 ): Answer {
+  const { decision, facts } = checked;
   const requestId = facts ? facts.requestId : requestIdOf(request);
   const headers = facts?.headers;
   const answer = answerFor(decision, {
@@ -77,14 +94,42 @@ function finish(
     requestHeaderNames: headers ? { [Symbol.iterator]: () => headers.keys() } : [],
     hints: deps.denyHints === true,
   });
-  record(deps, decision, requestId, Number(process.hrtime.bigint() - started) / 1e9);
+  const label = decisionLabel(decision);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  deps.metrics.recordDecision(decision, label, seconds);
+  logDecision(deps.log, decision, label, requestId, seconds);
+  if (deps.records) keepRecord(deps.records, request, checked, label, requestId, context, snapshot);
   return answer;
 }
 
-function record(deps: CheckDeps, decision: Decision, requestId: string, seconds: number): void {
-  const label = decisionLabel(decision);
-  deps.metrics.recordDecision(decision, label, seconds);
-  logDecision(deps.log, decision, label, requestId, seconds);
+/** The decision record, when this one is recorded: queued, never waited for; a failure is only counted. */
+function keepRecord(
+  records: NonNullable<CheckDeps['records']>,
+  request: CheckRequest,
+  { decision, facts, gathered }: Checked,
+  label: DecisionLabel,
+  requestId: string,
+  { traceId }: CheckContext,
+  snapshot: Snapshot | undefined,
+): void {
+  try {
+    const sampledAt = records.sample(label);
+    if (sampledAt === undefined) return;
+    const record = recordOf(
+      request,
+      { decision, label, ...(facts && { facts }), ...(gathered && { gathered }) },
+      {
+        time: new Date(),
+        requestId,
+        sampledAt,
+        ...(traceId !== undefined && { traceId }),
+        ...(snapshot && { policy: snapshot.policy }),
+      },
+    );
+    records.write(record);
+  } catch (err) {
+    records.failed(err);
+  }
 }
 
 /** When even the internal_error answer failed: a bare one, built from nothing that could fail again. */

@@ -36,6 +36,19 @@ export interface ServeSettings {
    * full caches. `--heap-tuning off` leaves V8's defaults (for memory-rich hosts, or to compare).
    */
   readonly heapTuning: boolean;
+  /** Decision records (`--decision-log PATH|stdout`); absent: off. */
+  readonly decisionLog?: DecisionLogSettings;
+}
+
+export interface DecisionLogSettings {
+  /** A file path (a worker of `--workers N` writes PATH.<worker>), or `stdout`. */
+  readonly destination: string;
+  /** The share of allows recorded (every deny is). */
+  readonly allowRate: number;
+  /** A file rotates when it would grow past this many bytes (0: never). */
+  readonly maxFileBytes: number;
+  /** Rotated files kept (PATH.1 … PATH.N). */
+  readonly keepFiles: number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -53,6 +66,10 @@ export const SERVE_FLAGS = {
   'deny-hints': { type: 'boolean', default: false },
   workers: { type: 'string' },
   'heap-tuning': { type: 'string', default: 'on' },
+  'decision-log': { type: 'string' },
+  'decision-log-allows': { type: 'string', default: '0.01' },
+  'decision-log-max-size': { type: 'string', default: '100Mi' },
+  'decision-log-keep': { type: 'string', default: '5' },
 } as const;
 
 /** `--log-level` ↔ `SCOPEGATE_LOG_LEVEL`. */
@@ -108,7 +125,43 @@ export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.e
     denyHints: values['deny-hints'] || yes(env[envTwin('deny-hints')], '--deny-hints'),
     workers: workerCount(pick('workers')),
     heapTuning: onOff(pick('heap-tuning')!, '--heap-tuning'),
+    ...decisionLogSettings(pick),
   });
+}
+
+function decisionLogSettings(
+  pick: (
+    flag: 'decision-log' | 'decision-log-allows' | 'decision-log-max-size' | 'decision-log-keep',
+  ) => string | undefined,
+): { decisionLog?: DecisionLogSettings } {
+  const destination = pick('decision-log');
+  if (destination === undefined || destination === '') return {};
+  const rate = Number(pick('decision-log-allows'));
+  if (!(rate >= 0 && rate <= 1) || pick('decision-log-allows')!.trim() === '')
+    throw new SettingsError(
+      `--decision-log-allows: expected a share of allows from 0 to 1 (e.g. 0.01), got "${pick('decision-log-allows')}"`,
+    );
+  return {
+    decisionLog: Object.freeze({
+      destination,
+      allowRate: rate,
+      maxFileBytes: byteSize(pick('decision-log-max-size')!, '--decision-log-max-size'),
+      keepFiles: positiveInt(pick('decision-log-keep')!, '--decision-log-keep', 1000),
+    }),
+  };
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30 };
+
+/** `104857600`, `100Mi`, `1Gi`, `512Ki` (0: no limit). */
+function byteSize(text: string, what: string): number {
+  const match = /^(\d{1,13})(Ki|Mi|Gi|)$/.exec(text.trim());
+  const bytes = match ? Number(match[1]) * SIZE_UNITS[match[2]!]! : Number.NaN;
+  if (!Number.isSafeInteger(bytes))
+    throw new SettingsError(
+      `${what}: expected a size in bytes, or with Ki, Mi or Gi (e.g. 100Mi), got "${text}"`,
+    );
+  return bytes;
 }
 
 function onOff(text: string, what: string): boolean {

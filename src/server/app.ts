@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { DecisionCache } from '../cache/decisions.js';
 import { TokenCache } from '../cache/tokens.js';
 import type { Snapshot } from '../check/decide.js';
-import { formatHostPort, type ServeSettings } from '../config/settings.js';
+import { type DecisionLogSettings, formatHostPort, type ServeSettings } from '../config/settings.js';
 import { Authenticator, KeyRegistry } from '../identity/index.js';
 import { countByKind, diffPolicy } from '../policy/diff.js';
 import { formatProblem } from '../policy/index.js';
@@ -13,6 +13,7 @@ import type { PolicySet } from '../policy/set.js';
 import { openPolicySource, type PolicySourceEvents } from '../policy/source.js';
 import type { CompiledPolicy, PolicyProblem } from '../policy/types.js';
 import { defaultPolicyName } from '../policy/validate-match.js';
+import { DecisionRecords, recordsPathFor } from '../telemetry/decision-records.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { createAdminServer, listenHttp, type Readiness } from './admin.js';
 import { bindGrpc, createGrpcServer, HealthStatus } from './grpc.js';
@@ -58,11 +59,32 @@ export function listeningPolicies(policies: Record<string, string>): {
   return { policies, ...(revisions.length === 1 && { policy_revision: revisions[0] }) };
 }
 
+/** The decision-record writer: one file per process (`PATH.<worker>` for a worker), or stdout. */
+function decisionRecords(
+  settings: DecisionLogSettings,
+  worker: number | undefined,
+  log: Logger,
+  metrics: Metrics,
+): DecisionRecords {
+  const destination = recordsPathFor(settings.destination, worker);
+  log.info(
+    { decision_log: destination, allows_sampled_at: settings.allowRate },
+    'recording decisions (every deny, a sample of allows)',
+  );
+  for (const result of ['written', 'dropped', 'failed'] as const) metrics.decisionRecords.inc({ result }, 0);
+  return new DecisionRecords({
+    ...settings,
+    destination,
+    log,
+    count: (result, records) => metrics.decisionRecords.inc({ result }, records),
+  });
+}
+
 export async function startServer(
   settings: ServeSettings,
   log: Logger,
   metrics: Metrics,
-  options: { admin?: boolean } = {},
+  options: { admin?: boolean; worker?: number } = {},
 ): Promise<Running> {
   // One key store per issuer, one verified-token cache and one decision cache, whatever the number of
   // policies and revisions: a policy edit does not make every token verify again, and memory is bounded by
@@ -163,8 +185,12 @@ export async function startServer(
   for (const { file, problems } of opened.loaded.rejected) refused(file, problems, undefined);
   const current = () => source.current();
 
+  const records = settings.decisionLog && decisionRecords(settings.decisionLog, options.worker, log, metrics);
   const health = new HealthStatus();
-  const grpcServer = createGrpcServer({ current, metrics, log, denyHints: settings.denyHints }, health);
+  const grpcServer = createGrpcServer(
+    { current, metrics, log, denyHints: settings.denyHints, ...(records && { records }) },
+    health,
+  );
   const grpcPort = await bindGrpc(grpcServer, formatHostPort(settings.listen));
   const readiness = (): Readiness => {
     const files = source.readiness();
@@ -214,6 +240,7 @@ export async function startServer(
         await new Promise<void>((resolve) => admin.close(() => resolve()));
       }
       keys.close();
+      await records?.close();
     })();
     return stopping;
   }

@@ -119,6 +119,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly decisionRecords = new Counter({
+    name: 'scopegate_decision_records_total',
+    help: 'Decision records (serve --decision-log) written, dropped (over the queue bound) or failed (a write failed).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
   readonly jwksRefreshes = new Counter({
     name: 'scopegate_jwks_refreshes_total',
     help: 'JWKS fetches by issuer and result.',

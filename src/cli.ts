@@ -14,6 +14,7 @@ import { explainCommand, testCommand } from './explain/command.js';
 import { formatProblem, loadPolicyFile } from './policy/index.js';
 import { loadPolicySet } from './policy/source.js';
 import { diffCommand } from './review/diff-command.js';
+import { replayCommand } from './review/replay-command.js';
 import { serveProcess } from './server/serve.js';
 import { superviseWorkers } from './server/workers.js';
 import { createLogger } from './telemetry/log.js';
@@ -24,7 +25,8 @@ Usage:
   scopegate serve    --policy FILE|DIR [--listen HOST:PORT] [--admin HOST:PORT] [--log-level LEVEL]
                      [--token-cache-size N] [--decision-cache-size N] [--drain-seconds N]
                      [--jwks-timeout-ms N (default 100)] [--deny-hints] [--workers N]
-                     [--heap-tuning on|off (default on)]
+                     [--heap-tuning on|off (default on)] [--decision-log PATH|stdout]
+                     [--decision-log-allows RATE] [--decision-log-max-size SIZE] [--decision-log-keep N]
                      gRPC ext_authz on --listen (default 0.0.0.0:9191), /metrics /healthz /readyz on
                      --admin (default 0.0.0.0:9464). Every flag has a SCOPEGATE_* twin (SCOPEGATE_POLICY, …).
                      The policy is watched (and SIGHUP reloads it); SIGTERM drains and exits 0. A DIR
@@ -33,6 +35,10 @@ Usage:
                      --workers N processes share the gRPC port (default: the CPUs; set it to the CPU
                      limit in a container); /metrics adds them up, a reload reaches every one.
                      --heap-tuning off leaves V8's heap growth alone (README, "Memory").
+                     --decision-log PATH|stdout records every deny and a share of allows
+                     (--decision-log-allows RATE, default 0.01) as JSON lines for scopegate replay; a file
+                     rotates at --decision-log-max-size (default 100Mi), keeping --decision-log-keep files
+                     (default 5); a worker of --workers N writes PATH.<worker>.
   scopegate validate FILE|DIR...
                      Exit 0 if every policy is valid (for a DIR: and the files agree on who owns what),
                      else print FILE:LINE:COL: field: message and exit 1.
@@ -52,6 +58,13 @@ Usage:
                      removed or changed, permissions a route now requires or no longer requires, the grants
                      of scopes, roles, clients, subjects and peers, locations granted or revoked, mode.
                      Exit 0 when they mean the same, 3 when they differ, 2 when either cannot be read.
+  scopegate replay   --policy CANDIDATE(FILE|DIR) [--json] [--fail-on KINDS] [--examples N] RECORDS.jsonl...
+                     Re-decide recorded decisions (serve --decision-log; - reads stdin) under a candidate
+                     policy, from the records alone, and print what changes: allow → deny, deny → allow,
+                     reason changes, enforce ↔ dry-run, by route, caller and reason, with examples; records
+                     that cannot be replayed and lines that are not records are counted. Exit 0 when none of
+                     --fail-on happened (default: allow-to-deny,deny-to-allow,reason,enforcement; also
+                     cannot-replay, not-records), 3 when one did, 2 on a usage error or unreadable input.
   scopegate keys     DIR
                      Create a development RS256 key pair in DIR (signing-key.jwk, jwks.json) unless present.
   scopegate token    (--policy FILE | --iss ISS --aud AUD --key FILE) --sub SUBJECT [--client ID]
@@ -297,6 +310,8 @@ export async function main(argv: string[]): Promise<number> {
         return await testCommand(rest, CONSOLE);
       case 'diff':
         return await diffCommand(rest, CONSOLE);
+      case 'replay':
+        return await replayCommand(rest, { ...CONSOLE, stdin: process.stdin });
       case 'demo': {
         const { values } = parseArgs({
           args: rest,

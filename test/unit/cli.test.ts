@@ -28,6 +28,7 @@ const COMMANDS = [
   'serve',
   'validate',
   'diff',
+  'replay',
   'explain',
   'test',
   'keys',

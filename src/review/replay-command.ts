@@ -52,25 +52,26 @@ export async function replayCommand(args: string[], io: ReplayIO): Promise<numbe
   const report = new ReplayReport(examples);
   const started = performance.now();
   for (const file of positionals) {
-    const input =
-      file === '-' ? io.stdin : createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 });
+    const input = file === '-' ? io.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
     if (input === undefined) return io.usage('- (stdin) is not available here');
-    try {
-      for await (const { line, number, tooLong } of linesOf(input)) {
-        report.lines++;
-        const where = `${file}:${number}`;
-        if (tooLong) {
-          report.notRecord('unparsable', where, `longer than ${MAX_RECORD_CHARS} characters`);
-          continue;
-        }
-        if (line.trim() === '') {
-          report.lines--;
-          continue;
-        }
-        const read = readRecordLine(line);
-        if (!read.ok) report.notRecord(read.problem, where, read.detail);
-        else report.add(read.record, replayRecord(read.record, set));
+    const lines = new LineSplitter((line, number, tooLong) => {
+      report.lines++;
+      if (tooLong) {
+        report.notRecord('unparsable', `${file}:${number}`, `longer than ${MAX_RECORD_CHARS} characters`);
+        return;
       }
+      if (line.trim() === '') {
+        report.lines--;
+        return;
+      }
+      const read = readRecordLine(line);
+      if (!read.ok) report.notRecord(read.problem, `${file}:${number}`, read.detail);
+      else report.add(read.record, replayRecord(read.record, set));
+    });
+    try {
+      input.setEncoding('utf8');
+      for await (const chunk of input as AsyncIterable<string>) lines.push(chunk);
+      lines.end();
     } catch (err) {
       io.err(
         `scopegate: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
@@ -84,38 +85,46 @@ export async function replayCommand(args: string[], io: ReplayIO): Promise<numbe
 }
 
 /**
- * The lines of a text stream, numbered from 1, each at most MAX_RECORD_CHARS long: a longer one is skipped to
- * its end and said to be too long, so no line can make the reader hold more than that.
+ * Splits text into numbered lines (from 1), handing each to `line` as it completes, synchronously: each at most
+ * MAX_RECORD_CHARS long; a longer one is skipped to its end and said to be too long, so no line can make the
+ * reader hold more than that.
  */
-async function* linesOf(input: Readable): AsyncGenerator<{ line: string; number: number; tooLong: boolean }> {
-  input.setEncoding('utf8');
-  let carry = '';
-  let skipping = false;
-  let number = 0;
-  for await (const chunk of input as AsyncIterable<string>) {
+export class LineSplitter {
+  private carry = '';
+  private skipping = false;
+  private number = 0;
+
+  constructor(private readonly line: (text: string, number: number, tooLong: boolean) => void) {}
+
+  push(chunk: string): void {
     let start = 0;
     for (let end = chunk.indexOf('\n'); end !== -1; end = chunk.indexOf('\n', start)) {
-      number++;
+      this.number++;
       const piece = chunk.slice(start, end);
       start = end + 1;
-      if (skipping || carry.length + piece.length > MAX_RECORD_CHARS) {
-        skipping = false;
-        carry = '';
-        yield { line: '', number, tooLong: true };
+      if (this.skipping || this.carry.length + piece.length > MAX_RECORD_CHARS) {
+        this.skipping = false;
+        this.carry = '';
+        this.line('', this.number, true);
         continue;
       }
-      const line = carry + piece;
-      carry = '';
-      yield { line: line.endsWith('\r') ? line.slice(0, -1) : line, number, tooLong: false };
+      const text = this.carry === '' ? piece : this.carry + piece;
+      this.carry = '';
+      this.line(text.endsWith('\r') ? text.slice(0, -1) : text, this.number, false);
     }
-    if (!skipping) {
-      carry += chunk.slice(start);
-      if (carry.length > MAX_RECORD_CHARS) {
-        skipping = true;
-        carry = '';
-      }
+    if (this.skipping) return;
+    this.carry += chunk.slice(start);
+    if (this.carry.length > MAX_RECORD_CHARS) {
+      this.skipping = true;
+      this.carry = '';
     }
   }
-  if (skipping) yield { line: '', number: number + 1, tooLong: true };
-  else if (carry !== '') yield { line: carry, number: number + 1, tooLong: false };
+
+  /** The last line, when the text did not end with a newline. */
+  end(): void {
+    if (this.skipping) this.line('', this.number + 1, true);
+    else if (this.carry !== '') this.line(this.carry, this.number + 1, false);
+    this.carry = '';
+    this.skipping = false;
+  }
 }

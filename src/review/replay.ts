@@ -5,6 +5,7 @@
 // candidate would read the token of a request whose token was never read, would verify tokens differently
 // (its authentication settings changed: the token itself is not kept), or its route reads locations from a
 // source the record has no value for.
+import { LRUCache } from 'lru-cache';
 import { decideFrom, type Inputs } from '../check/decide.js';
 import { identifyPeer } from '../identity/peer.js';
 import type { PolicySet } from '../policy/set.js';
@@ -87,7 +88,33 @@ export function replayRecord(record: DecisionRecord, candidates: PolicySet<Compi
   return 'decision' in decided ? { ok: true, decision: decided.decision } : { ok: false, why };
 }
 
-function principalOf(token: Extract<NonNullable<DecisionRecord['token']>, { subject: string }>): Principal {
+type RecordedCaller = Extract<NonNullable<DecisionRecord['token']>, { subject: string }>;
+
+/**
+ * The same caller recurs in record after record: one Principal for it, so the grants worked out for it under
+ * the candidate (decision/evaluate.ts keeps them per Principal) are worked out once. Bounded.
+ */
+const principals = new LRUCache<string, Principal>({ max: 10_000 });
+
+function principalOf(token: RecordedCaller): Principal {
+  const key = JSON.stringify([
+    token.issuer,
+    token.subject,
+    token.client,
+    token.grant_type,
+    token.scopes,
+    token.roles,
+    token.locations,
+  ]);
+  let principal = principals.get(key);
+  if (principal === undefined) {
+    principal = newPrincipal(token);
+    principals.set(key, principal);
+  }
+  return principal;
+}
+
+function newPrincipal(token: RecordedCaller): Principal {
   return {
     subject: token.subject,
     ...(token.client !== undefined && { client: token.client }),

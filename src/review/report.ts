@@ -64,13 +64,13 @@ class Group {
   readonly examples: Example[] = [];
   constructor(private readonly maxExamples: number) {}
 
-  add(record: DecisionRecord, example: () => Example, reason: string, route: string): void {
+  add(record: DecisionRecord, reason: string, route: string, now?: Decision, why?: string): void {
     this.count++;
     this.weighted += 1 / record.sampled_at;
     this.byRoute.add(route);
     this.byCaller.add(callerOf(record));
     this.byReason.add(reason);
-    if (this.examples.length < this.maxExamples) this.examples.push(example());
+    if (this.examples.length < this.maxExamples) this.examples.push(exampleOf(record, now, why));
   }
 
   toJSON() {
@@ -149,37 +149,8 @@ export class ReplayReport {
     this.recordedUnder.add(
       record.policy === undefined ? '(no policy)' : `${record.policy} ${record.revision}`,
     );
-    const token = record.token !== undefined && 'subject' in record.token ? record.token : undefined;
-    const example = (now?: Decision, why?: string): Example => ({
-      request_id: record.request_id,
-      time: record.time,
-      ...(record.policy !== undefined && { policy: record.policy }),
-      ...(record.method !== undefined && { method: record.method, path: record.path! }),
-      ...((now?.route ?? record.route) !== undefined && { route: (now?.route ?? record.route)! }),
-      ...(token && { subject: token.subject, ...(token.client !== undefined && { client: token.client }) }),
-      ...(typeof record.peer === 'string' && { peer: record.peer }),
-      was: {
-        decision: record.decision,
-        reason: record.reason,
-        ...(record.missing !== undefined && { missing: record.missing }),
-      },
-      ...(now && {
-        now: {
-          decision: decisionLabel(now),
-          reason: now.reason,
-          ...(now.missing !== undefined && { missing: now.missing }),
-          detail: now.detail,
-        },
-      }),
-      ...(why !== undefined && { why }),
-    });
     if (!replayed.ok) {
-      this.cannot.add(
-        record,
-        () => example(undefined, replayed.why),
-        replayed.why,
-        record.route ?? '(no route)',
-      );
+      this.cannot.add(record, replayed.why, record.route ?? '(no route)', undefined, replayed.why);
       return;
     }
     const now = replayed.decision;
@@ -189,7 +160,7 @@ export class ReplayReport {
       return;
     }
     const route = now.route ?? record.route ?? '(no route)';
-    this.changes[change].add(record, () => example(now), `${record.reason} → ${now.reason}`, route);
+    this.changes[change].add(record, `${record.reason} → ${now.reason}`, route, now);
   }
 
   /** Whether any of these kinds happened (`--fail-on`). */
@@ -268,6 +239,34 @@ export class ReplayReport {
     }
     return out.join('\n');
   }
+}
+
+function exampleOf(record: DecisionRecord, now?: Decision, why?: string): Example {
+  const token = record.token !== undefined && 'subject' in record.token ? record.token : undefined;
+  const route = now?.route ?? record.route;
+  return {
+    request_id: record.request_id,
+    time: record.time,
+    ...(record.policy !== undefined && { policy: record.policy }),
+    ...(record.method !== undefined && { method: record.method, path: record.path! }),
+    ...(route !== undefined && { route }),
+    ...(token && { subject: token.subject, ...(token.client !== undefined && { client: token.client }) }),
+    ...(typeof record.peer === 'string' && { peer: record.peer }),
+    was: {
+      decision: record.decision,
+      reason: record.reason,
+      ...(record.missing !== undefined && { missing: record.missing }),
+    },
+    ...(now && {
+      now: {
+        decision: decisionLabel(now),
+        reason: now.reason,
+        ...(now.missing !== undefined && { missing: now.missing }),
+        detail: now.detail,
+      },
+    }),
+    ...(why !== undefined && { why }),
+  };
 }
 
 function describe(e: Example): string {

@@ -16,15 +16,16 @@ import { Authenticator } from '../../../src/identity/authenticate.js';
 import type { KeyRegistry } from '../../../src/identity/key-registry.js';
 import { PolicySet } from '../../../src/policy/set.js';
 import type { CompiledPolicy } from '../../../src/policy/types.js';
+import { tokenBasis } from '../../../src/record/basis.js';
 import { readRecordLine } from '../../../src/record/read.js';
 import type { DecisionRecord } from '../../../src/record/types.js';
 import { replayRecord } from '../../../src/review/replay.js';
 import { createLogger } from '../../../src/telemetry/log.js';
 import { Metrics } from '../../../src/telemetry/metrics.js';
-import { type Decision, decisionLabel } from '../../../src/vocabulary/index.js';
+import { type Decision, decisionLabel, REASON_CODES } from '../../../src/vocabulary/index.js';
 import { checkRequestFor } from '../../../src/wire/check-request.js';
 import type { CheckRequest, ProtoValue } from '../../../src/wire/types.js';
-import { compile } from '../../support/policies.js';
+import { compile, examplePolicyText } from '../../support/policies.js';
 
 const ISSUER = 'https://idp.example.com/';
 const PERMISSIONS = ['P_READ', 'P_WRITE', 'P_ADMIN'];
@@ -304,5 +305,137 @@ describe('replay: the property', () => {
     expect(tally.replayed).toBeGreaterThan(tally.runs * 0.5);
     expect(tally.reasons.size).toBeGreaterThanOrEqual(10);
     expect(tally.reasons).not.toContain('internal_error');
+  });
+});
+
+describe('replay: records of every reason in the table', () => {
+  const example = compile(examplePolicyText('https://idp.example.com/jwks'));
+  const EXAMPLE_ISS = 'https://dev-issuer.scopegate.local/';
+  const viaEnvoy = (call: Parameters<typeof checkRequestFor>[0], payload?: Record<string, unknown>) => {
+    const check = checkRequestFor(call);
+    if (payload) {
+      const fields: Record<string, ProtoValue> = {};
+      for (const [key, value] of Object.entries(payload)) fields[key] = protoValue(value);
+      check.attributes!.metadata_context = {
+        filter_metadata: {
+          'envoy.filters.http.jwt_authn': { fields: { jwt_payload: { struct_value: { fields } } } },
+        },
+      };
+    }
+    return check;
+  };
+  const sync = (scope: string, more: Record<string, unknown> = {}) => ({
+    iss: EXAMPLE_ISS,
+    aud: 'https://gateway.example.com',
+    sub: 'svc-inventory-sync',
+    client_id: 'inventory-sync',
+    gty: 'client_credentials',
+    scope,
+    exp: now() + 600,
+    ...more,
+  });
+  const post = (location: string | undefined, body?: string) => ({
+    method: 'POST',
+    path: '/api/inventory/transactions',
+    headers: [['content-type', 'application/json']] as Array<[string, string]>,
+    body: body ?? JSON.stringify(location === undefined ? { item: 'I' } : { location }),
+  });
+  const GET = { method: 'GET', path: '/api/inventory/transactions', headers: [] };
+  const ORDERS = 'spiffe://cluster.local/ns/orders/sa/orders-api';
+  const requests: Array<[string, CheckRequest]> = [
+    ['allowed', viaEnvoy(GET, sync('inventory.read'))],
+    ['token_missing', viaEnvoy(GET)],
+    ['request_malformed', viaEnvoy({ ...GET, path: '/api/%2e%2e/x' }, sync('inventory.read'))],
+    ['token_invalid', viaEnvoy(GET, sync('inventory.read', { exp: 'soon' }))],
+    ['token_expired', viaEnvoy(GET, sync('inventory.read', { exp: now() - 600 }))],
+    ['issuer_untrusted', viaEnvoy(GET, sync('inventory.read', { iss: 'https://elsewhere/' }))],
+    ['audience_mismatch', viaEnvoy(GET, sync('inventory.read', { aud: 'other' }))],
+    ['scope_missing', viaEnvoy(post('WH01'), sync('inventory.write'))],
+    [
+      'client_scope_not_allowed',
+      viaEnvoy(
+        post('WH01'),
+        sync('inventory.read inventory.write', { client_id: 'stock-report', sub: 'svc-stock-report' }),
+      ),
+    ],
+    ['client_unknown', viaEnvoy(GET, sync('inventory.read', { client_id: 'nobody' }))],
+    ['grant_type_not_allowed', viaEnvoy(GET, sync('inventory.read', { gty: 'password' }))],
+    [
+      'role_missing',
+      viaEnvoy(
+        post('WH01'),
+        sync('inventory.read inventory.write', { sub: 'svc-new-integration', client_id: 'new-integration' }),
+      ),
+    ],
+    ['peer_missing', viaEnvoy({ method: 'GET', path: '/api/inventory/reports/stock', headers: [] })],
+    [
+      'peer_not_allowed',
+      viaEnvoy({
+        method: 'GET',
+        path: '/api/inventory/reports/stock',
+        headers: [],
+        peer: 'spiffe://cluster.local/ns/x/sa/y',
+      }),
+    ],
+    ['location_denied', viaEnvoy(post('WH03'), sync('inventory.read inventory.write'))],
+    ['location_missing', viaEnvoy(post(undefined), sync('inventory.read inventory.write'))],
+    ['body_unreadable', viaEnvoy(post('WH01', '{"location":'), sync('inventory.read inventory.write'))],
+    ['route_unknown', viaEnvoy({ ...GET, method: 'DELETE' }, sync('inventory.read'))],
+    [
+      'allowed',
+      viaEnvoy(
+        { ...post('WH01'), path: '/api/inventory/reservations', peer: ORDERS },
+        sync('inventory.read inventory.write'),
+      ),
+    ],
+  ];
+
+  it('each replays to what it recorded under the same policy; internal_error is re-decided, not reproduced', async () => {
+    const records: DecisionRecord[] = [];
+    for (const [reason, check] of requests) {
+      const record = await recordFor(check, example);
+      expect(record.reason, reason).toBe(reason);
+      records.push(record);
+    }
+    // Decided by the key stores, which a record stands in for: the token's outcome as recorded.
+    const base = records[0]!;
+    const refused = (reason: 'key_unknown' | 'keys_unavailable' | 'token_not_yet_valid'): DecisionRecord => ({
+      ...base,
+      token: { basis: tokenBasis(example), reason, detail: reason },
+      decision: 'deny',
+      reason,
+      route: 'list_transactions',
+    });
+    records.push(refused('key_unknown'), refused('keys_unavailable'), refused('token_not_yet_valid'));
+    // No policy owned the request: a set whose policies own other hosts.
+    const hosted = compile(
+      examplePolicyText('https://idp.example.com/jwks').replace('match:\n', 'match:\n  default: false\n'),
+    );
+    const owned = new PolicySet([{ owns: hosted.owns, value: hosted }]);
+    const unowned = await (async () => {
+      const written: DecisionRecord[] = [];
+      const snapshot = snapshotOf(hosted);
+      await handleCheck(viaEnvoy({ ...GET, host: 'unknown.example.com' }, sync('inventory.read')), {
+        current: () => new PolicySet([{ owns: hosted.owns, value: snapshot }]),
+        metrics: new Metrics({ defaultMetrics: false }),
+        log: createLogger('silent'),
+        records: { sample: () => 1, write: (r) => void written.push(r), failed: () => {} },
+      });
+      return written[0]!;
+    })();
+    expect(unowned.reason).toBe('policy_unknown');
+    expect(replayRecord(unowned, owned)).toMatchObject({ ok: true, decision: { reason: 'policy_unknown' } });
+    // A fault is not a decision the policy made: replay decides the inputs the record holds.
+    const fault: DecisionRecord = { ...records[0]!, reason: 'internal_error', decision: 'deny' };
+    expect(replayRecord(fault, only(example))).toMatchObject({ ok: true, decision: { reason: 'allowed' } });
+
+    const covered = new Set([...records.map((r) => r.reason), 'policy_unknown', 'internal_error']);
+    expect([...covered].sort()).toEqual([...REASON_CODES].sort());
+    for (const record of records) {
+      const replayed = replayRecord(record, only(example));
+      expect(replayed.ok ? outcome(replayed.decision) : replayed.why, record.reason).toEqual(
+        recorded(record),
+      );
+    }
   });
 });

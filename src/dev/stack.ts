@@ -89,6 +89,8 @@ export interface StackOptions extends EnvoyOptions {
   readonly log?: Logger;
   /** Fixed loopback ports (0 = any free one) for people who want to curl the demo. */
   readonly ports?: { readonly envoy?: number; readonly scopegate?: number; readonly admin?: number };
+  /** More `serve` flags (e.g. `--decision-log FILE`). */
+  readonly serveFlags?: readonly string[];
 }
 
 /** One more Envoy in front of the same scopegate and upstream, and a way to send through it. */
@@ -100,6 +102,8 @@ export interface EnvoyFront {
 export interface Stack {
   readonly envoy: RunningEnvoy;
   readonly scopegate: Running;
+  /** The policy file (or directory) scopegate serves; removed by `close`. */
+  readonly policyPath: string;
   readonly metrics: Metrics;
   readonly issuer: DevIssuer;
   readonly issuerConfig: DevIssuerConfig;
@@ -170,6 +174,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         `127.0.0.1:${options.ports?.scopegate ?? 0}`,
         '--admin',
         `127.0.0.1:${options.ports?.admin ?? 0}`,
+        ...(options.serveFlags ?? []),
       ],
       {},
     );
@@ -208,6 +213,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     return {
       envoy,
       scopegate,
+      policyPath,
       metrics,
       issuer,
       issuerConfig,

@@ -5,6 +5,7 @@ import {
   type EnvoyVariant,
   type HttpResult,
   type Stack as ShippedStack,
+  type StackOptions,
   startStack as startShippedStack,
 } from '../../src/dev/stack.js';
 import { requireEnvoy } from './envoy-required.js';
@@ -28,7 +29,7 @@ export interface Stack extends Omit<ShippedStack, 'clientToken'> {
 
 export async function startStack(
   variant: EnvoyVariant,
-  options: Omit<EnvoyOptions, 'variant'> = {},
+  options: Omit<EnvoyOptions, 'variant'> & Pick<StackOptions, 'serveFlags'> = {},
 ): Promise<Stack> {
   const stack = await startShippedStack({ envoyBin: requireEnvoy(), variant, ...options });
   return { ...stack, clientToken: (client, scope) => stack.clientToken(CLIENT_IDS[client], scope) };

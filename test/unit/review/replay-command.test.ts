@@ -2,9 +2,10 @@
 // CRLF tolerated, a line longer than a record may be skipped to its end (bounded memory), stdin as `-`.
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { tokenBasis } from '../../../src/record/basis.js';
 import { MAX_RECORD_CHARS } from '../../../src/record/read.js';
 import { LineSplitter, replayCommand } from '../../../src/review/replay-command.js';
-import { EXAMPLE_POLICY_FILE } from '../../support/policies.js';
+import { compile, EXAMPLE_POLICY_FILE, examplePolicyText } from '../../support/policies.js';
 
 function split(chunks: string[]) {
   const lines: Array<[string, number, boolean]> = [];
@@ -52,5 +53,64 @@ describe('replayCommand', () => {
       report.not_records.foreign.count,
       report.not_records.unparsable.count,
     ]).toEqual([2, 0, 1, 1]);
+  });
+});
+
+describe('replayCommand: records of the same inputs', () => {
+  const policy = compile(examplePolicyText(), EXAMPLE_POLICY_FILE);
+  const issuer = 'https://dev-issuer.scopegate.local/';
+  const record = {
+    type: 'scopegate.decision',
+    v: 1,
+    time: '2026-12-05T10:00:00.000Z',
+    request_id: 'r1',
+    policy: 'inventory',
+    revision: policy.revision,
+    method: 'GET',
+    path: '/api/inventory/transactions',
+    token: {
+      basis: tokenBasis(policy, issuer),
+      issuer,
+      subject: 'svc-inventory-sync',
+      client: 'inventory-sync',
+      grant_type: 'client_credentials',
+      scopes: ['inventory.read'],
+      roles: [],
+      locations: [],
+    },
+    route: 'list_transactions',
+    decision: 'deny',
+    reason: 'scope_missing',
+    dry_run: false,
+    sampled_at: 1,
+  };
+
+  it('are each counted and decided on their own inputs, whatever the key order of the line', async () => {
+    const { path: _path, ...rest } = record;
+    // The same line after the request id as r1's, but its path (first here) names no route.
+    const reordered = { path: '/api/inventory/nothing', ...rest, request_id: 'r4' };
+    const lines = [
+      record,
+      { ...record, request_id: 'r2', time: '2026-12-05T11:00:00.000Z' },
+      { ...record, request_id: 'r3', trace_id: '0af7651916cd43dd8448eb211c80319c' },
+      reordered,
+    ].map((r) => `${JSON.stringify(r)}\n`);
+    const out: string[] = [];
+    await replayCommand(['--policy', EXAMPLE_POLICY_FILE, '--json', '--examples', '10', '-'], {
+      out: (t) => void out.push(t),
+      err: () => {},
+      usage: () => 2,
+      stdin: Readable.from(lines),
+    });
+    const report = JSON.parse(out.join('\n'));
+    expect(report.changes['deny-to-allow'].examples.map((e: { request_id: string }) => e.request_id)).toEqual(
+      ['r1', 'r2', 'r3'],
+    );
+    expect(
+      report.changes.reason.examples.map((e: { request_id: string; now: { reason: string } }) => [
+        e.request_id,
+        e.now.reason,
+      ]),
+    ).toEqual([['r4', 'route_unknown']]);
   });
 });

@@ -13,6 +13,8 @@ import { startInventoryUpstream } from './dev/upstream.js';
 import { explainCommand, testCommand } from './explain/command.js';
 import { formatProblem, loadPolicyFile } from './policy/index.js';
 import { loadPolicySet } from './policy/source.js';
+import { diffCommand } from './review/diff-command.js';
+import { replayCommand } from './review/replay-command.js';
 import { serveProcess } from './server/serve.js';
 import { superviseWorkers } from './server/workers.js';
 import { createLogger } from './telemetry/log.js';
@@ -24,6 +26,8 @@ Usage:
                      [--token-cache-size N] [--decision-cache-size N] [--drain-seconds N]
                      [--jwks-timeout-ms N (default 100)] [--deny-hints] [--workers N]
                      [--heap-tuning on|off (default on)] [--tracing] [--trace-identities]
+                     [--decision-log PATH|stdout] [--decision-log-allows RATE]
+                     [--decision-log-max-size SIZE] [--decision-log-keep N]
                      gRPC ext_authz on --listen (default 0.0.0.0:9191), /metrics /healthz /readyz on
                      --admin (default 0.0.0.0:9464). Every flag has a SCOPEGATE_* twin (SCOPEGATE_POLICY, …).
                      The policy is watched (and SIGHUP reloads it); SIGTERM drains and exits 0. A DIR
@@ -35,6 +39,10 @@ Usage:
                      --tracing (or OTEL_TRACES_EXPORTER=otlp) exports each Check as an OpenTelemetry
                      span in the caller's trace; OTEL_EXPORTER_OTLP_* and OTEL_TRACES_SAMPLER configure
                      it (README, "Tracing"). --trace-identities adds subject and client to spans.
+                     --decision-log PATH|stdout records every deny and a share of allows
+                     (--decision-log-allows RATE, default 0.01) as JSON lines for scopegate replay; a file
+                     rotates at --decision-log-max-size (default 100Mi), keeping --decision-log-keep files
+                     (default 5); a worker of --workers N writes PATH.<worker>.
   scopegate validate FILE|DIR...
                      Exit 0 if every policy is valid (for a DIR: and the files agree on who owns what),
                      else print FILE:LINE:COL: field: message and exit 1.
@@ -49,6 +57,18 @@ Usage:
   scopegate test     --policy FILE|DIR CASES.yaml...
                      Policy unit tests: run each case (claims + request + expected decision/reason) and
                      print ✓/✗ per case and "N passed, M failed"; exit 1 if any case fails.
+  scopegate diff     OLD NEW [--json]
+                     What changed in meaning between two policies (each a FILE or DIR): routes added,
+                     removed or changed, permissions a route now requires or no longer requires, the grants
+                     of scopes, roles, clients, subjects and peers, locations granted or revoked, mode.
+                     Exit 0 when they mean the same, 3 when they differ, 2 when either cannot be read.
+  scopegate replay   --policy CANDIDATE(FILE|DIR) [--json] [--fail-on KINDS] [--examples N] RECORDS.jsonl...
+                     Re-decide recorded decisions (serve --decision-log; - reads stdin) under a candidate
+                     policy, from the records alone, and print what changes: allow → deny, deny → allow,
+                     reason changes, enforce ↔ dry-run, by route, caller and reason, with examples; records
+                     that cannot be replayed and lines that are not records are counted. Exit 0 when none of
+                     --fail-on happened (default: allow-to-deny,deny-to-allow,reason,enforcement; also
+                     cannot-replay, not-records), 3 when one did, 2 on a usage error or unreadable input.
   scopegate keys     DIR
                      Create a development RS256 key pair in DIR (signing-key.jwk, jwks.json) unless present.
   scopegate token    (--policy FILE | --iss ISS --aud AUD --key FILE) --sub SUBJECT [--client ID]
@@ -267,6 +287,13 @@ async function devIssuer(args: string[]): Promise<number> {
   );
 }
 
+/** How a command that prints reports speaks: stdout, stderr, and usage errors with the usage text. */
+const CONSOLE = {
+  out: (text: string) => console.log(text),
+  err: (text: string) => console.error(text),
+  usage: usageError,
+};
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -282,17 +309,13 @@ export async function main(argv: string[]): Promise<number> {
       case 'check':
         return await checkCommand(rest);
       case 'explain':
-        return await explainCommand(rest, {
-          out: (text) => console.log(text),
-          err: (text) => console.error(text),
-          usage: usageError,
-        });
+        return await explainCommand(rest, CONSOLE);
       case 'test':
-        return await testCommand(rest, {
-          out: (text) => console.log(text),
-          err: (text) => console.error(text),
-          usage: usageError,
-        });
+        return await testCommand(rest, CONSOLE);
+      case 'diff':
+        return await diffCommand(rest, CONSOLE);
+      case 'replay':
+        return await replayCommand(rest, { ...CONSOLE, stdin: process.stdin });
       case 'demo': {
         const { values } = parseArgs({
           args: rest,

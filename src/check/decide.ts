@@ -15,7 +15,8 @@ import {
 } from '../decision/evaluate.js';
 import { type Credential, readCredential } from '../identity/credential.js';
 import { identifyPeer } from '../identity/peer.js';
-import type { CompiledPolicy, PolicyMode } from '../policy/types.js';
+import type { CompiledPolicy, PolicyMode, RouteMatch } from '../policy/types.js';
+import type { Gathered } from '../record/types.js';
 import { readRequest } from '../request/facts.js';
 import { readLocations } from '../request/locations.js';
 import type { RequestFacts } from '../request/types.js';
@@ -49,6 +50,8 @@ export interface Checked {
   readonly decision: Decision;
   /** Undefined only when the CheckRequest was too malformed to read. */
   readonly facts?: RequestFacts;
+  /** What the phases read on the way (for a decision record); absent when the request was not read. */
+  readonly gathered?: Gathered;
 }
 
 /** Which policy, and which revision of it, a decision was made under. */
@@ -82,72 +85,95 @@ function then<T, U>(value: T | Promise<T>, next: (value: T) => U | Promise<U>): 
   return value instanceof Promise ? value.then(next) : next(value);
 }
 
-/**
- * The decision for one request. Synchronous when every phase is (a cached token, a body read in one
- * slice); a promise when verifying a token, fetching keys or reading a large body takes longer.
- */
-export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Promise<Checked> {
-  const { policy } = snapshot;
-  const stamp: Stamp = { policy: policy.name, revision: policy.revision };
+type Located = Outcome<string[]>;
 
-  const read = readRequest(request);
-  if (!read.ok) return { decision: denied(read, stamp) };
-  const facts = read.value;
+/**
+ * Where the phases read what they decide on, each asked for only when the decision needs it, in this order:
+ * the request itself (decide, below), or a decision record (`scopegate replay`). Undefined: not known (a
+ * record that does not hold it); the decision then says so instead of guessing.
+ */
+export interface Inputs {
+  /** Who the credential names, or why it names no one. */
+  identity(): Identified | Promise<Identified> | undefined;
+  /** The calling workload's SPIFFE ID as Envoy vouches for it (identity/peer.ts), or why there is none. */
+  peer(): Outcome<string> | undefined;
+  /** The locations the matched route reads. */
+  locations(match: RouteMatch): Located | Promise<Located> | undefined;
+  /** A decision kept for these inputs (decide's decision cache), or how to keep this one. */
+  kept?(
+    principal: Principal,
+    peer: KnownPeer | undefined,
+    match: RouteMatch,
+    locations: string[],
+  ): Kept | undefined;
+}
+
+interface Kept {
+  readonly hit: Decision | undefined;
+  keep(decision: Decision): Decision;
+}
+
+/** What an input that was asked for and not known leaves undecided. */
+export type Unknown = 'identity' | 'peer' | 'locations';
+
+export type Decided = { readonly decision: Decision } | { readonly unknown: Unknown };
+
+/**
+ * The decision for a method and canonical path under one policy, from the inputs: every phase after reading
+ * the request. Both the server (decide) and replay (review/replay.ts) decide here, so a replayed decision is
+ * the server's by construction. Synchronous when every input is.
+ */
+export function decideFrom(
+  policy: CompiledPolicy,
+  method: string,
+  path: string,
+  inputs: Inputs,
+): Decided | Promise<Decided> {
+  const stamp: Stamp = { policy: policy.name, revision: policy.revision };
   // Matching needs no identity, so it is done once, up front: its mode applies even to token failures.
-  const match = policy.matchRoute(facts.method, facts.path);
+  const match = policy.matchRoute(method, path);
   const mode = match?.route.mode ?? policy.mode;
-  const decided = (decision: Decision): Checked => ({ decision: underMode(mode, decision), facts });
+  const decided = (decision: Decision): Decided => ({ decision: underMode(mode, decision) });
 
   // Which identities the route needs: a token (the default), the calling workload (mTLS peer), or both.
   const needs = match?.route.identity ?? policy.identity;
   if (needs === 'peer') return authorizePeer();
 
-  const presented = readCredential(facts, policy);
-  if (!presented.ok) return decided(denied(presented, stamp));
-  const credential = presented.value;
-  return then(snapshot.authenticator.identify(credential), (identity) =>
+  const identified = inputs.identity();
+  if (identified === undefined) return UNKNOWN.identity;
+  return then(identified, (identity) =>
     identity.ok ? authorize(identity.value) : decided(denied(identity, stamp)),
   );
 
   /** The peer Envoy vouches for, and the `peers` entry that lists it. */
-  function knownPeer(): Outcome<KnownPeer> {
-    const id = identifyPeer(facts.peer);
-    return id.ok ? peerOf(policy, id.value) : id;
+  function knownPeer(): Outcome<KnownPeer> | undefined {
+    const id = inputs.peer();
+    return id === undefined || !id.ok ? id : peerOf(policy, id.value);
   }
 
-  function authorize(principal: Principal): Checked | Promise<Checked> {
+  function authorize(principal: Principal): Decided | Promise<Decided> {
     let peer: KnownPeer | undefined;
     if (needs === 'token_and_peer') {
       const known = knownPeer();
+      if (known === undefined) return UNKNOWN.peer;
       if (!known.ok) return decided(denied(known, stamp, whoOf(principal)));
       peer = known.value;
     }
     if (!match) return decided(routeUnknown(stamp, whoOf(principal, peer)));
     // Only now is the body read: the caller is known. The permissions still decide first (below).
-    return then(readLocations(match, facts), (found) => {
+    const located = inputs.locations(match);
+    if (located === undefined) return UNKNOWN.locations;
+    return then(located, (found): Decided => {
       // Unreadable or missing locations are never cached: only a decision resting on the key is.
-      const cache = found.ok ? cacheFor(snapshot, credential, principal) : undefined;
-      // A repeat is answered from here, so nothing on this path spreads objects (V8 builds those slowly).
-      const key =
-        cache && found.ok
-          ? DecisionCache.keyFor({
-              policy: stamp.policy,
-              revision: stamp.revision,
-              tokenHash: cache.tokenHash,
-              peer: peer?.id ?? '',
-              method: facts.method,
-              route: match.route.name,
-              locations: found.value,
-            })
-          : undefined;
-      if (cache !== undefined && key !== undefined) {
-        const hit = cache.decisions.get(key, cache.isPublished);
-        if (hit !== undefined) return { decision: hit, facts };
-      }
+      const kept = found.ok ? inputs.kept?.(principal, peer, match, found.value) : undefined;
+      if (kept?.hit !== undefined) return { decision: kept.hit };
+      // Who and where: only a decision made afresh needs them (a repeat is answered above, spreading nothing).
       const at = { ...whoOf(principal, peer), route: match.route.name };
       // From here the decision rests only on what the key holds, so it may be kept (until the token's exp).
-      const remember = (decision: Decision): Checked =>
-        decided(cache && key !== undefined ? cache.decisions.set(key, decision, cache.basis) : decision);
+      const remember = (decision: Decision): Decided => {
+        const moded = underMode(mode, decision);
+        return { decision: kept ? kept.keep(moded) : moded };
+      };
 
       // The token's subject first, then the peer acting for it: both must hold every permission and location.
       const permitted = checkPermissions(policy, principal, match.route);
@@ -164,13 +190,16 @@ export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Pro
   }
 
   /** A route only the calling workload's identity opens: no token is read. Nothing here is cached. */
-  function authorizePeer(): Checked | Promise<Checked> {
+  function authorizePeer(): Decided | Promise<Decided> {
     const known = knownPeer();
+    if (known === undefined) return UNKNOWN.peer;
     if (!known.ok) return decided(denied(known, stamp));
     const peer = known.value;
     if (!match) return decided(routeUnknown(stamp, { peer: peer.id }));
     const at = { peer: peer.id, route: match.route.name };
-    return then(readLocations(match, facts), (found) => {
+    const located = inputs.locations(match);
+    if (located === undefined) return UNKNOWN.locations;
+    return then(located, (found) => {
       const permitted = checkPeerPermissions(policy, peer, match.route);
       if (!permitted.ok) return decided(denied(permitted, stamp, at));
       if (!found.ok) return decided(denied(found, stamp, at));
@@ -179,6 +208,71 @@ export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Pro
       return decided({ reason: 'allowed', detail: 'allowed', ...stamp, ...at });
     });
   }
+}
+
+const UNKNOWN: Readonly<Record<Unknown, Decided>> = Object.freeze({
+  identity: Object.freeze({ unknown: 'identity' as const }),
+  peer: Object.freeze({ unknown: 'peer' as const }),
+  locations: Object.freeze({ unknown: 'locations' as const }),
+});
+
+/**
+ * The decision for one request. Synchronous when every phase is (a cached token, a body read in one
+ * slice); a promise when verifying a token, fetching keys or reading a large body takes longer.
+ */
+export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Promise<Checked> {
+  const { policy } = snapshot;
+  const read = readRequest(request);
+  if (!read.ok) return { decision: denied(read, { policy: policy.name, revision: policy.revision }) };
+  const facts = read.value;
+  // What the phases read, for a decision record: filled in as each is asked for.
+  const gathered: Gathered = {};
+  let credential: Credential | undefined;
+  const inputs: Inputs = {
+    identity() {
+      const presented = readCredential(facts, policy);
+      if (!presented.ok) {
+        gathered.identity = presented;
+        return presented;
+      }
+      credential = presented.value;
+      return then(snapshot.authenticator.identify(presented.value), (identity) => {
+        gathered.identity = identity;
+        return identity;
+      });
+    },
+    peer() {
+      gathered.peer = identifyPeer(facts.peer);
+      return gathered.peer;
+    },
+    locations: (match) =>
+      then(readLocations(match, facts), (found) => {
+        if (match.route.location) gathered.locations = { source: match.route.location, found };
+        return found;
+      }),
+    kept(principal, peer, match, locations) {
+      const cache = credential && cacheFor(snapshot, credential, principal);
+      if (cache === undefined) return undefined;
+      const key = DecisionCache.keyFor({
+        policy: policy.name,
+        revision: policy.revision,
+        tokenHash: cache.tokenHash,
+        peer: peer?.id ?? '',
+        method: facts.method,
+        route: match.route.name,
+        locations,
+      });
+      return {
+        hit: cache.decisions.get(key, cache.isPublished),
+        keep: (decision) => cache.decisions.set(key, decision, cache.basis),
+      };
+    },
+  };
+  return then(decideFrom(policy, facts.method, facts.path, inputs), (result) => {
+    // The request answers every question it is asked: an unknown input here is a bug (→ internal_error).
+    if (!('decision' in result)) throw new Error(`decide: no ${result.unknown} input`);
+    return { decision: result.decision, facts, gathered };
+  });
 }
 
 /** Who a decision is about: the token's subject, client and issuer, and the peer when one was needed. */

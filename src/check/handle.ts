@@ -5,14 +5,16 @@
 import type { Logger } from 'pino';
 import { DEFAULT_REALM } from '../policy/compile.js';
 import type { PolicySet } from '../policy/set.js';
+import { recordOf } from '../record/build.js';
 import { requestIdOf } from '../request/facts.js';
 import { answerFor } from '../response/answer.js';
 import { toCheckResponse } from '../response/encode.js';
 import type { Answer } from '../response/kept.js';
+import type { DecisionRecords } from '../telemetry/decision-records.js';
 import { logDecision } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { CheckSpan, TraceHeaders, Tracing } from '../telemetry/otel.js';
-import { type Decision, decisionLabel } from '../vocabulary/index.js';
+import { type Decision, type DecisionLabel, decisionLabel } from '../vocabulary/index.js';
 import type { CheckRequest } from '../wire/types.js';
 import { choosePolicy } from './choose.js';
 import { type Checked, decide, type Snapshot } from './decide.js';
@@ -26,6 +28,8 @@ export interface CheckDeps {
   readonly denyHints?: boolean;
   /** OpenTelemetry (`serve --tracing`); absent when off, and then a Check does no tracing work at all. */
   readonly tracing?: Tracing;
+  /** Decision records (`serve --decision-log`): every deny, a sample of allows. Off when absent. */
+  readonly records?: Pick<DecisionRecords, 'sample' | 'write' | 'failed'>;
 }
 
 /**
@@ -90,15 +94,16 @@ function failure(err: unknown, deps: CheckDeps, snapshot: Snapshot): Checked {
   return { decision: { reason: 'internal_error', detail: 'internal error', policy, revision } };
 }
 
-/** Answer, then record: the answer is what was sent when the metrics and the log say it. */
+/** Answer, then record: the answer is what was sent when the metrics, the log and the record say it. */
 function finish(
   request: CheckRequest,
   deps: CheckDeps,
   snapshot: Snapshot | undefined,
   started: bigint,
-  { decision, facts }: Checked,
+  checked: Checked,
   span: CheckSpan | undefined,
 ): Answer {
+  const { decision, facts } = checked;
   const requestId = facts ? facts.requestId : requestIdOf(request);
   const headers = facts?.headers;
   const answer = answerFor(decision, {
@@ -107,7 +112,12 @@ function finish(
     requestHeaderNames: headers ? new HeaderNames(headers) : [],
     hints: deps.denyHints === true,
   });
-  record(deps, decision, requestId, Number(process.hrtime.bigint() - started) / 1e9, span);
+  const label = decisionLabel(decision);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  deps.metrics.recordDecision(decision, label, seconds);
+  span?.decided(decision, label, requestId);
+  logDecision(deps.log, decision, label, requestId, seconds, span);
+  if (deps.records) keepRecord(deps.records, request, checked, label, requestId, span, snapshot);
   return answer;
 }
 
@@ -119,17 +129,34 @@ class HeaderNames implements Iterable<string> {
   }
 }
 
-function record(
-  deps: CheckDeps,
-  decision: Decision,
+/** The decision record, when this one is recorded: queued, never waited for; a failure is only counted. */
+function keepRecord(
+  records: NonNullable<CheckDeps['records']>,
+  request: CheckRequest,
+  { decision, facts, gathered }: Checked,
+  label: DecisionLabel,
   requestId: string,
-  seconds: number,
   span: CheckSpan | undefined,
+  snapshot: Snapshot | undefined,
 ): void {
-  const label = decisionLabel(decision);
-  deps.metrics.recordDecision(decision, label, seconds);
-  span?.decided(decision, label, requestId);
-  logDecision(deps.log, decision, label, requestId, seconds, span);
+  try {
+    const sampledAt = records.sample(label);
+    if (sampledAt === undefined) return;
+    const record = recordOf(
+      request,
+      { decision, label, ...(facts && { facts }), ...(gathered && { gathered }) },
+      {
+        time: new Date(),
+        requestId,
+        sampledAt,
+        ...(span !== undefined && { traceId: span.traceId }),
+        ...(snapshot && { policy: snapshot.policy }),
+      },
+    );
+    records.write(record);
+  } catch (err) {
+    records.failed(err);
+  }
 }
 
 /** When even the internal_error answer failed: a bare one, built from nothing that could fail again. */

@@ -38,6 +38,19 @@ export interface ServeSettings {
   readonly heapTuning: boolean;
   /** OpenTelemetry tracing (src/telemetry/otel.ts); undefined: off, and no OpenTelemetry module is loaded. */
   readonly tracing: TracingSettings | undefined;
+  /** Decision records (`--decision-log PATH|stdout`); absent: off. */
+  readonly decisionLog?: DecisionLogSettings;
+}
+
+export interface DecisionLogSettings {
+  /** A file path (a worker of `--workers N` writes PATH.<worker>), or `stdout`. */
+  readonly destination: string;
+  /** The share of allows recorded (every deny is). */
+  readonly allowRate: number;
+  /** A file rotates when it would grow past this many bytes (0: never). */
+  readonly maxFileBytes: number;
+  /** Rotated files kept (PATH.1 … PATH.N). */
+  readonly keepFiles: number;
 }
 
 /**
@@ -82,6 +95,10 @@ export const SERVE_FLAGS = {
   'heap-tuning': { type: 'string', default: 'on' },
   tracing: { type: 'boolean', default: false },
   'trace-identities': { type: 'boolean', default: false },
+  'decision-log': { type: 'string' },
+  'decision-log-allows': { type: 'string', default: '0.01' },
+  'decision-log-max-size': { type: 'string', default: '100Mi' },
+  'decision-log-keep': { type: 'string', default: '5' },
 } as const;
 
 type BooleanFlag = 'deny-hints' | 'tracing' | 'trace-identities';
@@ -141,6 +158,7 @@ export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.e
     workers: workerCount(pick('workers')),
     heapTuning: onOff(pick('heap-tuning')!, '--heap-tuning'),
     tracing: tracingSettings(given('tracing'), given('trace-identities'), env),
+    ...decisionLogSettings(pick),
   });
 }
 
@@ -182,6 +200,41 @@ function tracingSettings(
       throw new SettingsError(`OTEL_TRACES_SAMPLER_ARG: expected a ratio 0..1, got "${ratio}"`);
   }
   return Object.freeze({ protocol: protocol as OtlpProtocol, identities });
+}
+
+function decisionLogSettings(
+  pick: (
+    flag: 'decision-log' | 'decision-log-allows' | 'decision-log-max-size' | 'decision-log-keep',
+  ) => string | undefined,
+): { decisionLog?: DecisionLogSettings } {
+  const destination = pick('decision-log');
+  if (destination === undefined || destination === '') return {};
+  const rate = Number(pick('decision-log-allows'));
+  if (!(rate >= 0 && rate <= 1) || pick('decision-log-allows')!.trim() === '')
+    throw new SettingsError(
+      `--decision-log-allows: expected a share of allows from 0 to 1 (e.g. 0.01), got "${pick('decision-log-allows')}"`,
+    );
+  return {
+    decisionLog: Object.freeze({
+      destination,
+      allowRate: rate,
+      maxFileBytes: byteSize(pick('decision-log-max-size')!, '--decision-log-max-size'),
+      keepFiles: positiveInt(pick('decision-log-keep')!, '--decision-log-keep', 1000),
+    }),
+  };
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30 };
+
+/** `104857600`, `100Mi`, `1Gi`, `512Ki` (0: no limit). */
+function byteSize(text: string, what: string): number {
+  const match = /^(\d{1,13})(Ki|Mi|Gi|)$/.exec(text.trim());
+  const bytes = match ? Number(match[1]) * SIZE_UNITS[match[2]!]! : Number.NaN;
+  if (!Number.isSafeInteger(bytes))
+    throw new SettingsError(
+      `${what}: expected a size in bytes, or with Ki, Mi or Gi (e.g. 100Mi), got "${text}"`,
+    );
+  return bytes;
 }
 
 function onOff(text: string, what: string): boolean {

@@ -97,7 +97,7 @@ export interface StackOptions extends EnvoyOptions {
    * scopegate's `serve` flags beyond the stack's own (say `--tracing`). With them, its settings and its
    * OpenTelemetry exporter read this process's environment (OTEL_*), as a served process reads its own.
    */
-  readonly scopegateFlags?: readonly string[];
+  readonly serveFlags?: readonly string[];
 }
 
 /** One more Envoy in front of the same scopegate and upstream, and a way to send through it. */
@@ -109,6 +109,8 @@ export interface EnvoyFront {
 export interface Stack {
   readonly envoy: RunningEnvoy;
   readonly scopegate: Running;
+  /** The policy file (or directory) scopegate serves; removed by `close`. */
+  readonly policyPath: string;
   readonly metrics: Metrics;
   readonly issuer: DevIssuer;
   readonly issuerConfig: DevIssuerConfig;
@@ -179,9 +181,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         `127.0.0.1:${options.ports?.scopegate ?? 0}`,
         '--admin',
         `127.0.0.1:${options.ports?.admin ?? 0}`,
-        ...(options.scopegateFlags ?? []),
+        ...(options.serveFlags ?? []),
       ],
-      options.scopegateFlags ? process.env : {},
+      options.serveFlags ? process.env : {},
     );
     const scopegate = await startServer(settings, options.log ?? createLogger('silent'), metrics);
     started.push({ close: () => scopegate.stop() });
@@ -219,6 +221,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     return {
       envoy,
       scopegate,
+      policyPath,
       metrics,
       issuer,
       issuerConfig,

@@ -180,7 +180,7 @@ export class Peers implements PeerTable {
   private readonly under = new Map<string, CompiledPeer>();
   readonly size: number;
 
-  constructor(entries: readonly CompiledPeer[]) {
+  constructor(readonly entries: readonly CompiledPeer[]) {
     for (const entry of entries) {
       if (entry.id.endsWith('/*')) this.under.set(entry.id.slice(0, -1), entry);
       else this.exact.set(entry.id, entry);
@@ -209,7 +209,7 @@ export class IssuerNames<T extends { readonly id: string; readonly issuer?: stri
   private readonly anyIssuer = new Map<string, T>();
   readonly size: number;
 
-  constructor(entries: readonly T[]) {
+  constructor(readonly entries: readonly T[]) {
     for (const entry of entries) {
       if (entry.issuer === undefined) this.anyIssuer.set(entry.id, entry);
       else {

@@ -176,6 +176,8 @@ export interface LocationGrant {
 export interface NamesByIssuer<T> {
   get(issuer: string | undefined, name: string): T | undefined;
   readonly size: number;
+  /** Every entry, in the policy's order (for `scopegate diff`). */
+  readonly entries: readonly T[];
 }
 
 export interface CompiledClient {
@@ -198,6 +200,8 @@ export interface CompiledPeer {
 export interface PeerTable {
   get(spiffeId: string): CompiledPeer | undefined;
   readonly size: number;
+  /** Every entry, in the policy's order (for `scopegate diff`). */
+  readonly entries: readonly CompiledPeer[];
 }
 
 export interface CompiledSubject {

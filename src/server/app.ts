@@ -5,13 +5,15 @@ import type { Logger } from 'pino';
 import { DecisionCache } from '../cache/decisions.js';
 import { TokenCache } from '../cache/tokens.js';
 import type { Snapshot } from '../check/decide.js';
-import { formatHostPort, type ServeSettings } from '../config/settings.js';
+import { type DecisionLogSettings, formatHostPort, type ServeSettings } from '../config/settings.js';
 import { Authenticator, KeyRegistry } from '../identity/index.js';
+import { countByKind, diffPolicy } from '../policy/diff.js';
 import { formatProblem } from '../policy/index.js';
 import type { PolicySet } from '../policy/set.js';
 import { openPolicySource, type PolicySourceEvents } from '../policy/source.js';
 import type { CompiledPolicy, PolicyProblem } from '../policy/types.js';
 import { defaultPolicyName } from '../policy/validate-match.js';
+import { DecisionRecords, recordsPathFor } from '../telemetry/decision-records.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Tracing } from '../telemetry/otel.js';
 import { createAdminServer, listenHttp, type Readiness } from './admin.js';
@@ -41,6 +43,9 @@ export interface Running {
 
 export class PolicyLoadError extends Error {}
 
+/** The debug line of a reload names this many changes at most (`scopegate diff` prints them all). */
+const MAX_LOGGED_CHANGES = 500;
+
 /** Each served policy's revision by name, as the `listening` line and a worker's hello say it. */
 export function revisionsOf(policies: readonly CompiledPolicy[]): Record<string, string> {
   return Object.fromEntries(policies.map((p) => [p.name, p.revision]));
@@ -55,11 +60,32 @@ export function listeningPolicies(policies: Record<string, string>): {
   return { policies, ...(revisions.length === 1 && { policy_revision: revisions[0] }) };
 }
 
+/** The decision-record writer: one file per process (`PATH.<worker>` for a worker), or stdout. */
+function decisionRecords(
+  settings: DecisionLogSettings,
+  worker: number | undefined,
+  log: Logger,
+  metrics: Metrics,
+): DecisionRecords {
+  const destination = recordsPathFor(settings.destination, worker);
+  log.info(
+    { decision_log: destination, allows_sampled_at: settings.allowRate },
+    'recording decisions (every deny, a sample of allows)',
+  );
+  for (const result of ['written', 'dropped', 'failed'] as const) metrics.decisionRecords.inc({ result }, 0);
+  return new DecisionRecords({
+    ...settings,
+    destination,
+    log,
+    count: (result, records) => metrics.decisionRecords.inc({ result }, records),
+  });
+}
+
 export async function startServer(
   settings: ServeSettings,
   log: Logger,
   metrics: Metrics,
-  options: { admin?: boolean } = {},
+  options: { admin?: boolean; worker?: number } = {},
 ): Promise<Running> {
   // Off: not even imported, so a server without tracing loads no OpenTelemetry module (README, "Tracing").
   const tracing: Tracing | undefined = settings.tracing
@@ -107,10 +133,26 @@ export async function startServer(
   const events: PolicySourceEvents = {
     swapped: (from, to) => {
       loaded(from, to);
-      log.info(
-        { policy: to.name, previous_revision: from?.revision, policy_revision: to.revision },
-        from ? 'policy reloaded' : 'policy added',
-      );
+      if (from === undefined) {
+        log.info({ policy: to.name, policy_revision: to.revision }, 'policy added');
+        return;
+      }
+      // What the new revision means, not how its text changed: counts here, every change at debug.
+      const changes = diffPolicy(from, to);
+      metrics.recordPolicyChanges(to.name, changes);
+      const revisions = { previous_revision: from.revision, policy_revision: to.revision };
+      log.info({ policy: to.name, ...revisions, changes: countByKind(changes) }, 'policy reloaded');
+      if (changes.length > 0 && log.isLevelEnabled('debug')) {
+        log.debug(
+          {
+            policy: to.name,
+            ...revisions,
+            changes: changes.slice(0, MAX_LOGGED_CHANGES).map((c) => c.says),
+            ...(changes.length > MAX_LOGGED_CHANGES && { more: changes.length - MAX_LOGGED_CHANGES }),
+          },
+          'policy diff',
+        );
+      }
     },
     rejected: refused,
     restored: (serving) =>
@@ -153,9 +195,17 @@ export async function startServer(
   for (const { file, problems } of opened.loaded.rejected) refused(file, problems, undefined);
   const current = () => source.current();
 
+  const records = settings.decisionLog && decisionRecords(settings.decisionLog, options.worker, log, metrics);
   const health = new HealthStatus();
   const grpcServer = createGrpcServer(
-    { current, metrics, log, denyHints: settings.denyHints, ...(tracing && { tracing }) },
+    {
+      current,
+      metrics,
+      log,
+      denyHints: settings.denyHints,
+      ...(tracing && { tracing }),
+      ...(records && { records }),
+    },
     health,
   );
   const grpcPort = await bindGrpc(grpcServer, formatHostPort(settings.listen));
@@ -209,6 +259,7 @@ export async function startServer(
         await new Promise<void>((resolve) => admin.close(() => resolve()));
       }
       keys.close();
+      await records?.close();
       await tracing?.shutdown(Math.max(flushBy, Date.now() + 1000));
     })();
     return stopping;

@@ -23,7 +23,10 @@ export async function serveProcess(settings: ServeSettings, processLog: Logger):
   const metrics = new Metrics();
   let running: Running;
   try {
-    running = await startServer(settings, log, metrics, { admin: !worker });
+    running = await startServer(settings, log, metrics, {
+      admin: !worker,
+      ...(worker && cluster.worker && { worker: cluster.worker.id }),
+    });
   } catch (err) {
     const policy = err instanceof PolicyLoadError;
     const message = (err as Error).message;

@@ -2,6 +2,7 @@
 // permissions, issuers) and closed sets (reasons, decisions), never from the request, so cardinality stays
 // bounded whatever clients send.
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { CHANGE_KINDS, type PolicyChange } from '../policy/diff.js';
 import { type Decision, type DecisionLabel, reasonsWhere } from '../vocabulary/index.js';
 import { type HistogramSeries, HotHistogram } from './hot-histogram.js';
 
@@ -109,6 +110,22 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly policyChanges = new Counter({
+    name: 'scopegate_policy_changes_total',
+    help: 'What policy reloads changed, by policy and kind of change (as scopegate diff names them).',
+    labelNames: ['policy', 'kind'] as const,
+    // Every worker reloads the same file and finds the same changes: counted once, as for reloads.
+    aggregator: 'max',
+    registers: [this.registry],
+  });
+
+  readonly decisionRecords = new Counter({
+    name: 'scopegate_decision_records_total',
+    help: 'Decision records (serve --decision-log) written, dropped (over the queue bound) or failed (a write failed).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
   readonly jwksRefreshes = new Counter({
     name: 'scopegate_jwks_refreshes_total',
     help: 'JWKS fetches by issuer and result.',
@@ -152,6 +169,7 @@ export class Metrics {
     if (revision !== undefined) this.policyRevision.remove({ policy, revision });
     this.revisions.delete(policy);
     for (const result of ['success', 'error']) this.policyReloads.remove({ policy, result });
+    for (const kind of CHANGE_KINDS) this.policyChanges.remove({ policy, kind });
     for (const [key, { decided }] of this.series) {
       if (decided.labels.policy !== policy) continue;
       this.series.delete(key);
@@ -195,6 +213,11 @@ export class Metrics {
         pendingCount(this.missed, missedKey, { policy, route, permission, source })
       ).pending++;
     }
+  }
+
+  /** A reload's changes, counted by kind (labels from the closed CHANGE_KINDS and the policy's name). */
+  recordPolicyChanges(policy: string, changes: readonly PolicyChange[]): void {
+    for (const { kind } of changes) this.policyChanges.inc({ policy, kind });
   }
 
   recordCacheLookup(cache: 'token' | 'decision', result: 'hit' | 'miss'): void {

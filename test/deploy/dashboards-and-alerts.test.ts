@@ -167,6 +167,8 @@ const METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
   scopegate_policy_reloads_total: ['policy', 'result'],
   scopegate_policy_revision_info: ['policy', 'revision'],
   scopegate_jwks_refreshes_total: ['issuer', 'result'],
+  scopegate_policy_changes_total: ['policy', 'kind'],
+  scopegate_decision_records_total: ['result'],
 };
 
 /** The labels a series of this metric may have; undefined for metrics that are not scopegate's own. */
@@ -291,7 +293,9 @@ let h: Harness;
 let scraped: Set<string>;
 let scrapedLabels: Map<string, Set<string>>;
 beforeAll(async () => {
-  h = await startHarness();
+  // Decision records on, so their counter is in the scrape too (and in promtool's check of it).
+  const records = join(mkdtempSync(join(tmpdir(), 'scopegate-records-')), 'decisions.jsonl');
+  h = await startHarness(undefined, { flags: ['--decision-log', records] });
   await sendKnownTraffic(h);
   const text = await h.scrape();
   scraped = exposedNames(text);

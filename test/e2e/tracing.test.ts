@@ -40,7 +40,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('one trace: Envoy (OpenTelemetry tra
     });
     stack = await startStack('envoy-tracing.yaml', {
       otelCollector: Number(receiver.address.split(':')[1]),
-      scopegateFlags: ['--tracing'],
+      serveFlags: ['--tracing'],
       log: log.log,
     });
   });

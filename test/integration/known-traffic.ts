@@ -14,7 +14,7 @@ const list = (token?: string): HttpLike => ({
   path: '/api/inventory/transactions',
   ...(token !== undefined && { token }),
 });
-const post = (token: string, location = 'WH01'): HttpLike => ({
+export const post = (token: string, location = 'WH01'): HttpLike => ({
   method: 'POST',
   path: '/api/inventory/transactions',
   token,

@@ -2,6 +2,10 @@
 // send a known mix of traffic, scrape the real /metrics, and check every count per reason and route, the
 // missing permissions by source, the latency buckets, the cache, reloads, revision and key refreshes, and the
 // Node process metrics. Then promtool, Prometheus's own linter, must accept the scrape as it is.
+
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXAMPLE_ISSUER } from '../support/policies.js';
 import { parsePrometheusText, type Sample, type Scrape } from '../support/prometheus.js';
@@ -14,7 +18,9 @@ let scrape: Scrape;
 let revisions: { firstRevision: string; lastRevision: string };
 
 beforeAll(async () => {
-  h = await startHarness();
+  // Decision records on, so their counter is in the scrape too (and in promtool's check of it).
+  const records = join(mkdtempSync(join(tmpdir(), 'scopegate-records-')), 'decisions.jsonl');
+  h = await startHarness(undefined, { flags: ['--decision-log', records] });
   revisions = await sendKnownTraffic(h);
   scrape = parsePrometheusText(await h.scrape());
 }, 60_000);

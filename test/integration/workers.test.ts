@@ -1,7 +1,7 @@
 // `serve --workers 2` as users run it: the real binary, connections from separate clients (as separate Envoys
 // make), metrics read from the primary's /metrics, a policy edit and a dying worker while it serves.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -35,9 +35,14 @@ const scrape = async () => {
   return parsePrometheusText(await response.text());
 };
 
+let recordsFile: string;
 const serveArgs = (policy: string) => [
   '--policy',
   policy,
+  '--decision-log',
+  recordsFile,
+  '--decision-log-allows',
+  '1',
   '--listen',
   '127.0.0.1:0',
   '--admin',
@@ -63,7 +68,9 @@ async function until(what: string, condition: () => Promise<boolean>, ms = 10_00
 beforeAll(async () => {
   const key = await newSigningKey('RS256');
   jwks = await startJwksServer([key.publicJwk]);
-  policyFile = join(mkdtempSync(join(tmpdir(), 'scopegate-workers-')), 'policy.yaml');
+  const dir = mkdtempSync(join(tmpdir(), 'scopegate-workers-'));
+  policyFile = join(dir, 'policy.yaml');
+  recordsFile = join(dir, 'decisions.jsonl');
   writeFileSync(policyFile, examplePolicyText(jwks.uri));
   served = await serve(serveArgs(policyFile), { SCOPEGATE_LOG_LEVEL: 'debug' });
   const token = await mintToken(key, supportThreadClaims());
@@ -109,6 +116,24 @@ describe('serve --workers 2', () => {
         .map((l) => l.worker),
     );
     expect([...byWorker].sort()).toEqual([1, 2]);
+    // Each worker records its own decisions in its own file: PATH.<worker>.
+    await until('both workers to write their records', async () => {
+      const lines = [1, 2].flatMap((worker) =>
+        existsSync(`${recordsFile}.${worker}`)
+          ? readFileSync(`${recordsFile}.${worker}`, 'utf8').trim().split('\n')
+          : [],
+      );
+      return lines.length === 20;
+    });
+    for (const worker of [1, 2]) {
+      const records = readFileSync(`${recordsFile}.${worker}`, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(records.length).toBeGreaterThan(0);
+      expect(new Set(records.map((r) => r.reason))).toEqual(new Set(['allowed']));
+    }
+    expect(existsSync(recordsFile)).toBe(false);
   });
 
   it('adds the workers’ metrics up on the primary’s /metrics', async () => {

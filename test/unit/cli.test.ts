@@ -27,6 +27,8 @@ afterEach(() => {
 const COMMANDS = [
   'serve',
   'validate',
+  'diff',
+  'replay',
   'explain',
   'test',
   'keys',

@@ -11,7 +11,7 @@ import { readLocations } from '../../../src/request/locations.js';
 import { checkRequestFor } from '../../../src/wire/check-request.js';
 import type { CheckRequest } from '../../../src/wire/types.js';
 import { type JwksServer, startJwksServer } from '../../support/jwks-server.js';
-import { examplePolicy, supportThreadClaims } from '../../support/policies.js';
+import { compile, examplePolicy, examplePolicyText, supportThreadClaims } from '../../support/policies.js';
 import { mintToken, newSigningKey, type SigningKey } from '../../support/tokens.js';
 
 // The location phase, watched: a call is the body being read (decoded, scanned).
@@ -122,6 +122,37 @@ describe('the order of the phases', () => {
     expect(again).not.toBeInstanceOf(Promise);
     expect((again as Checked).decision).toBe(first.decision);
     expect((again as Checked).decision.kept).toBeDefined();
+  });
+
+  it('a repeat under dry_run is a dry-run deny too: the decision cache keeps the decision as answered', async () => {
+    const policy = compile(
+      examplePolicyText(jwks.uri).replace('name: inventory\n', 'name: inventory\nmode: dry_run\n'),
+    );
+    const dryRun: Snapshot = {
+      policy,
+      authenticator: new Authenticator(policy, registry),
+      decisions: new DecisionCache(),
+    };
+    const token = await mintToken(key, supportThreadClaims('inventory.write'));
+    const first = await decide(post(token, '{"location":"WH01"}'), dryRun);
+    const again = await decide(post(token, '{"location":"WH01"}'), dryRun);
+    expect(again.decision).toBe(first.decision);
+    expect([first.decision.reason, first.decision.dryRun, again.decision.dryRun]).toEqual([
+      'scope_missing',
+      true,
+      true,
+    ]);
+  });
+
+  it('says what it read, for a decision record: the identity, and the locations with their source', async () => {
+    const token = await mintToken(key, supportThreadClaims('inventory.write'));
+    const { gathered } = await decided(post(token, '{"location":"WH03"}'));
+    expect(gathered?.identity).toMatchObject({ ok: true, value: { subject: 'svc-inventory-sync' } });
+    expect(gathered?.locations).toEqual({
+      source: { body: 'location', steps: [{ key: 'location', each: false }] },
+      found: { ok: true, value: ['WH03'] },
+    });
+    expect(gathered?.peer).toBeUndefined();
   });
 });
 

@@ -10,6 +10,7 @@ import { type CheckDeps, handleCheck } from '../../../src/check/handle.js';
 import { Authenticator } from '../../../src/identity/authenticate.js';
 import { KeyRegistry } from '../../../src/identity/key-registry.js';
 import type { CompiledPolicy } from '../../../src/policy/types.js';
+import type { DecisionRecord } from '../../../src/record/types.js';
 import { type Answer, decodeAnswer, EncodedAnswer } from '../../../src/response/kept.js';
 import { Metrics } from '../../../src/telemetry/metrics.js';
 import { ok, type Principal } from '../../../src/vocabulary/index.js';
@@ -269,6 +270,20 @@ describe('traced (serve --tracing): the same answers, the deny line joined to th
       'scopegate.reason': 'token_missing',
       'scopegate.policy': 'inventory',
     });
+  });
+
+  it("a deny's decision record carries the trace id of the Check's span", async () => {
+    const recorded = await recordTracing();
+    const written: DecisionRecord[] = [];
+    const records = { sample: () => 1, write: (r: DecisionRecord) => void written.push(r), failed: () => {} };
+    const { deps } = depsFor(verifying(), { tracing: recorded.tracing, records });
+    handleCheck(list(undefined), deps, envoy);
+    const untraced = depsFor(verifying(), { records });
+    handleCheck(list(undefined), untraced.deps);
+    expect(written.map((r) => [r.reason, r.trace_id])).toEqual([
+      ['token_missing', '4bf92f3577b34da6a3ce929d0e0e4736'],
+      ['token_missing', undefined],
+    ]);
   });
 
   it('answers exactly what an untraced Check answers, allow and deny', async () => {

@@ -31,6 +31,28 @@ describe('serveSettings: defaults', () => {
     expect(Object.isFrozen(settings)).toBe(true);
   });
 
+  it('decision records are off unless --decision-log names a file or stdout; then with their defaults', () => {
+    expect(serveSettings(base, {})).not.toHaveProperty('decisionLog');
+    expect(serveSettings([...base, '--decision-log', 'stdout'], {}).decisionLog).toEqual({
+      destination: 'stdout',
+      allowRate: 0.01,
+      maxFileBytes: 100 * 2 ** 20,
+      keepFiles: 5,
+    });
+    const env = {
+      SCOPEGATE_DECISION_LOG: '/var/log/d.jsonl',
+      SCOPEGATE_DECISION_LOG_ALLOWS: '0',
+      SCOPEGATE_DECISION_LOG_MAX_SIZE: '512Ki',
+      SCOPEGATE_DECISION_LOG_KEEP: '2',
+    };
+    expect(serveSettings(base, env).decisionLog).toEqual({
+      destination: '/var/log/d.jsonl',
+      allowRate: 0,
+      maxFileBytes: 512 * 1024,
+      keepFiles: 2,
+    });
+  });
+
   it('without a policy it says which flag and which variable', () => {
     expect(() => serveSettings([], {})).toThrow(
       new SettingsError('--policy FILE (or SCOPEGATE_POLICY) is required'),
@@ -91,6 +113,13 @@ describe('serveSettings: a bad value is a clear message', () => {
     [['--jwks-timeout-ms', '20000'], /--jwks-timeout-ms: expected an integer 0\.\.10000/],
     [['--workers', '0'], /--workers: expected an integer 1\.\.256, got "0"/],
     [['--heap-tuning', 'maybe'], /--heap-tuning: expected on or off, got "maybe"/],
+    [['--decision-log', 'd.jsonl', '--decision-log-allows', '2'], /--decision-log-allows: expected a share/],
+    [['--decision-log', 'd.jsonl', '--decision-log-allows', ''], /--decision-log-allows: expected a share/],
+    [
+      ['--decision-log', 'd.jsonl', '--decision-log-max-size', '10MB'],
+      /--decision-log-max-size: expected a size/,
+    ],
+    [['--decision-log', 'd.jsonl', '--decision-log-keep=-1'], /--decision-log-keep: expected an integer/],
   ])('%j', (args, message) => {
     expect(() => serveSettings([...base, ...args], {})).toThrow(message);
   });

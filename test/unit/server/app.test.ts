@@ -110,8 +110,39 @@ describe('reloading', () => {
     expect(text).toContain(`scopegate_policy_revision_info{policy="inventory",revision="${after}"} 1`);
     expect(text).not.toContain(`revision="${before}"`);
     expect(captured.lines).toContainEqual(
-      expect.objectContaining({ msg: 'policy reloaded', previous_revision: before, policy_revision: after }),
+      expect.objectContaining({
+        msg: 'policy reloaded',
+        previous_revision: before,
+        policy_revision: after,
+        changes: { locations: 1 },
+      }),
     );
+  });
+
+  it('a reload says what the change means: counted by kind, every change at debug (as scopegate diff)', async () => {
+    const captured = captureLog('debug');
+    const { running, policyFile, metrics } = await harness({ log: captured.log });
+    const text = readFileSync(policyFile, 'utf8');
+    writeFileSync(
+      policyFile,
+      GRANT_WH03(text).replace(
+        'permissions: [INV_TRANSACTION_CREATE, INV_TRANSACTION_READ]',
+        'permissions: [INV_TRANSACTION_CREATE]',
+      ),
+    );
+    expect(await running.reload()).toBe(true);
+    const scrape = await metrics.registry.metrics();
+    expect(scrape).toContain('scopegate_policy_changes_total{policy="inventory",kind="locations"} 1');
+    expect(scrape).toContain('scopegate_policy_changes_total{policy="inventory",kind="route_permissions"} 1');
+    const diff = captured.lines.find((l) => l.msg === 'policy diff');
+    expect(diff?.changes).toEqual([
+      'route create_transaction: no longer requires INV_TRANSACTION_READ',
+      'subject svc-inventory-sync (https://dev-issuer.scopegate.local/): locations granted WH03',
+    ]);
+    // Saving the same meaning again (a comment) is a new revision that changes nothing.
+    writeFileSync(policyFile, `${readFileSync(policyFile, 'utf8')}\n# no change\n`);
+    expect(await running.reload()).toBe(true);
+    expect(captured.lines.filter((l) => l.msg === 'policy reloaded').at(-1)?.changes).toEqual({});
   });
 
   it('reloading an unchanged file is fine and changes nothing', async () => {

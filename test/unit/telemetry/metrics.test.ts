@@ -181,6 +181,7 @@ describe('policyServed and policyRemoved', () => {
     for (const policy of ['inventory', 'shipments']) {
       metrics.policyServed(policy, `${policy}-1`);
       metrics.policyReloads.inc({ policy, result: 'success' });
+      metrics.recordPolicyChanges(policy, [{ kind: 'locations', policy, what: 'x', says: 'x' }]);
       const missingBySource = [{ permission: 'P', source: 'scope' as const }];
       metrics.recordDecision(
         { reason: 'scope_missing', detail: '', policy, revision: '1', route: 'r', missingBySource },
@@ -194,6 +195,9 @@ describe('policyServed and policyRemoved', () => {
     expect(text).not.toContain('policy="shipments"');
     expect(await family(metrics, 'scopegate_missing_permissions_total')).toEqual({
       'policy=inventory,route=r,permission=P,source=scope': 1,
+    });
+    expect(await family(metrics, 'scopegate_policy_changes_total')).toEqual({
+      'policy=inventory,kind=locations': 1,
     });
   });
 });

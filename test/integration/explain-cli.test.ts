@@ -223,7 +223,8 @@ describe('scopegate explain', () => {
   });
 
   it('usage errors exit 2', () => {
-    expect(runCli(['explain', '--policy', policy, '--path', '/x']).code).toBe(2);
+    // No credential is no usage error: the request is explained as sent without one.
+    expect(runCli(['explain', '--policy', policy, '--path', '/x']).code).toBe(1);
     expect(
       runCli(['explain', '--policy', policy, '--claims', '{}', '--token', 'a.b.c', '--path', '/x']).code,
     ).toBe(2);

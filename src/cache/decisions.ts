@@ -23,6 +23,11 @@ export interface DecisionCacheOptions {
 
 export const DEFAULT_DECISION_CACHE_ENTRIES = 10_000;
 
+/** What a lookup found, written for a caller that asks (a Check's trace span), as lru-cache's `status` does. */
+export interface DecisionLookupStatus {
+  decisionCache?: 'hit' | 'miss';
+}
+
 /** Average bytes budgeted per entry; the cache holds at most `maxEntries` × this many bytes in all. */
 const DEFAULT_ENTRY_BUDGET_BYTES = 1_600;
 
@@ -108,14 +113,16 @@ export class DecisionCache {
    * The decision stored under this key, unless its token has reached `exp` or its signing key is no longer
    * published (then the entry is dropped and it is a miss: a fresh check decides).
    */
-  get(key: string, stillPublished: KeyStillPublished): Decision | undefined {
+  get(key: string, stillPublished: KeyStillPublished, status?: DecisionLookupStatus): Decision | undefined {
     if (this.entries === undefined) return undefined;
     let entry = this.entries.get(key);
     if (entry !== undefined && (entry.expiresAt * 1000 <= this.now() || !stillPublished(entry.signedBy))) {
       this.entries.delete(key);
       entry = undefined;
     }
-    this.onLookup?.('decision', entry === undefined ? 'miss' : 'hit');
+    const result = entry === undefined ? 'miss' : 'hit';
+    this.onLookup?.('decision', result);
+    if (status !== undefined) status.decisionCache = result;
     return entry?.decision;
   }
 

@@ -22,6 +22,11 @@ export interface TokenCacheOptions {
 
 export const DEFAULT_TOKEN_CACHE_ENTRIES = 10_000;
 
+/** What a lookup found, written for a caller that asks (a Check's trace span), as lru-cache's `status` does. */
+export interface TokenLookupStatus {
+  tokenCache?: 'hit' | 'miss';
+}
+
 /** How long an expired token is remembered at most (bounds what a clock stepped back could mislead). */
 const EXPIRED_ENTRY_TTL_MS = 5 * 60_000;
 /** Claims mappings a verified entry keeps a principal for (policies rarely differ in them). */
@@ -85,7 +90,11 @@ export class TokenCache {
    * it (same key set). One that is not is dropped and reported as a miss, so a full verification decides: a
    * cached answer is always the answer a fresh verification would give.
    */
-  get(tokenHash: string, isCurrent: (entry: CachedToken) => boolean): CachedToken | undefined {
+  get(
+    tokenHash: string,
+    isCurrent: (entry: CachedToken) => boolean,
+    status?: TokenLookupStatus,
+  ): CachedToken | undefined {
     if (this.entries === undefined) return undefined;
     let entry = this.entries.get(tokenHash);
     if (
@@ -95,7 +104,9 @@ export class TokenCache {
       this.entries.delete(tokenHash);
       entry = undefined;
     }
-    this.onLookup?.('token', entry === undefined ? 'miss' : 'hit');
+    const result = entry === undefined ? 'miss' : 'hit';
+    this.onLookup?.('token', result);
+    if (status !== undefined) status.tokenCache = result;
     return entry;
   }
 

@@ -4,7 +4,7 @@
 // an expected outcome. The caller is identified before the body is read (security rule 10): a stranger's
 // request costs its token, never its body. A decision cache, when the snapshot has one, answers repeats of a
 // request whose decision depends only on its verified token, route, locations and the revision.
-import { DecisionCache } from '../cache/decisions.js';
+import { DecisionCache, type DecisionLookupStatus } from '../cache/decisions.js';
 import {
   checkLocations,
   checkPeerLocations,
@@ -13,6 +13,7 @@ import {
   type KnownPeer,
   peerOf,
 } from '../decision/evaluate.js';
+import type { IdentifyStatus } from '../identity/authenticate.js';
 import { type Credential, readCredential } from '../identity/credential.js';
 import { identifyPeer } from '../identity/peer.js';
 import type { CompiledPolicy, PolicyMode, RouteMatch } from '../policy/types.js';
@@ -37,7 +38,7 @@ export interface Snapshot {
   readonly policy: CompiledPolicy;
   readonly authenticator: {
     /** Who the credential names; synchronous when the answer is known already (a cached token). */
-    identify(credential: Credential): Identified | Promise<Identified>;
+    identify(credential: Credential, status?: IdentifyStatus): Identified | Promise<Identified>;
     /** The key that verified a principal's token (Authenticator); without both of these, nothing is cached. */
     signingKeyOf?(principal: Principal): SigningKeyRef | undefined;
     isPublished?(ref: SigningKeyRef): boolean;
@@ -45,6 +46,13 @@ export interface Snapshot {
   /** Decisions of this revision by token, method, route and locations; absent or sized 0: off. */
   readonly decisions?: DecisionCache;
 }
+
+/**
+ * What one Check met on the way (cache results, a key fetch it started), written for a caller that asks: its
+ * trace span. A status object, as lru-cache's lookups take: the Check path stays one, and a Check nobody
+ * traces allocates nothing for it.
+ */
+export interface CheckStatus extends IdentifyStatus, DecisionLookupStatus {}
 
 export interface Checked {
   readonly decision: Decision;
@@ -220,7 +228,12 @@ const UNKNOWN: Readonly<Record<Unknown, Decided>> = Object.freeze({
  * The decision for one request. Synchronous when every phase is (a cached token, a body read in one
  * slice); a promise when verifying a token, fetching keys or reading a large body takes longer.
  */
-export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Promise<Checked> {
+export function decide(
+  request: CheckRequest,
+  snapshot: Snapshot,
+  /** Where a traced Check learns its cache results and the key fetches it started (telemetry/otel.ts). */
+  status?: CheckStatus,
+): Checked | Promise<Checked> {
   const { policy } = snapshot;
   const read = readRequest(request);
   if (!read.ok) return { decision: denied(read, { policy: policy.name, revision: policy.revision }) };
@@ -236,7 +249,7 @@ export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Pro
         return presented;
       }
       credential = presented.value;
-      return then(snapshot.authenticator.identify(presented.value), (identity) => {
+      return then(snapshot.authenticator.identify(presented.value, status), (identity) => {
         gathered.identity = identity;
         return identity;
       });
@@ -263,7 +276,7 @@ export function decide(request: CheckRequest, snapshot: Snapshot): Checked | Pro
         locations,
       });
       return {
-        hit: cache.decisions.get(key, cache.isPublished),
+        hit: cache.decisions.get(key, cache.isPublished, status),
         keep: (decision) => cache.decisions.set(key, decision, cache.basis),
       };
     },

@@ -80,7 +80,8 @@ function answerNow(
     finish(request, deps, snapshot, started, failure(err, deps, snapshot), span);
   const decided = (checked: Checked) => finish(request, deps, snapshot, started, checked, span);
   try {
-    const checked = decide(request, snapshot);
+    // The span (when traced) is told what the phases meet on the way: cache results, a key fetch's start.
+    const checked = decide(request, snapshot, span);
     return checked instanceof Promise ? checked.then(decided).catch(failed) : decided(checked);
   } catch (err) {
     return failed(err);

@@ -4,7 +4,7 @@
 // revisions (a cached token is served under a new revision while its issuer's settings and key are the same;
 // its principal is built per claims mapping). It also remembers which published key verified each principal,
 // so the caches can stop serving a token the moment its key leaves the issuer's JWKS.
-import { type CachedToken, principalFor, TokenCache } from '../cache/tokens.js';
+import { type CachedToken, principalFor, TokenCache, type TokenLookupStatus } from '../cache/tokens.js';
 import type { CompiledIssuer, CompiledPolicy } from '../policy/types.js';
 import type { RequestFacts } from '../request/types.js';
 import type { Principal, SigningKeyRef } from '../vocabulary/index.js';
@@ -13,7 +13,7 @@ import { principalFromClaims } from './claims.js';
 import { type BearerToken, type Credential, readCredential } from './credential.js';
 import type { KeyRegistry } from './key-registry.js';
 import { signingKeyRef } from './key-set.js';
-import type { KeyStore } from './key-store.js';
+import type { KeyStore, OnKeyFetch } from './key-store.js';
 import { readCompactJwt, type VerifyContext, verifyToken } from './verify.js';
 
 export interface AuthenticatorOptions {
@@ -27,6 +27,16 @@ export interface AuthenticatorOptions {
 }
 
 type Authenticated = Outcome<Principal>;
+
+/**
+ * What identifying one credential met, for a caller that asks (a Check's trace span), as lru-cache's
+ * `status` does: no second code path, nothing allocated for it. `tokenCache` is set when the verified-token
+ * cache was asked (a miss is a token verified now).
+ */
+export interface IdentifyStatus extends TokenLookupStatus {
+  /** A JWKS fetch this credential's verification starts (an unknown `kid`): a child of the caller's span. */
+  keyFetch?(issuer: string, source: 'uri' | 'file'): ReturnType<OnKeyFetch>;
+}
 
 /**
  * Principal → the key that verified its token, for every Authenticator: a cached token's principal is shared
@@ -96,16 +106,19 @@ export class Authenticator {
    * Who the credential names. Synchronous when the answer needs no signature check (a cached token, Envoy's
    * claims, a refusal); never throws or rejects: a bug denies, it does not allow.
    */
-  identify(credential: Credential): Authenticated | Promise<Authenticated> {
+  identify(credential: Credential, status?: IdentifyStatus): Authenticated | Promise<Authenticated> {
     try {
-      const identified = this.identifyNow(credential);
+      const identified = this.identifyNow(credential, status);
       return identified instanceof Promise ? identified.catch(() => INTERNAL_ERROR) : identified;
     } catch {
       return INTERNAL_ERROR;
     }
   }
 
-  private identifyNow(credential: Credential): Authenticated | Promise<Authenticated> {
+  private identifyNow(
+    credential: Credential,
+    status?: IdentifyStatus,
+  ): Authenticated | Promise<Authenticated> {
     switch (credential.kind) {
       case 'envoy':
         return this.fromEnvoyPayload(credential.payload);
@@ -116,7 +129,7 @@ export class Authenticator {
           // Only Envoy's jwt_authn may vouch for tokens here, and it sent no verified claims for this one.
           return deny('token_invalid', "the token was not verified by Envoy's jwt_authn filter");
         }
-        return this.fromToken(credential);
+        return this.fromToken(credential, status);
     }
   }
 
@@ -133,12 +146,12 @@ export class Authenticator {
     return entry.kind === 'expired' ? store.currentSet() === entry.keySet : store.publishes(entry.signedBy);
   };
 
-  private fromToken(bearer: BearerToken): Authenticated | Promise<Authenticated> {
+  private fromToken(bearer: BearerToken, status?: IdentifyStatus): Authenticated | Promise<Authenticated> {
     const { token } = bearer;
     // The cache holds tokens of any size a revision allowed; this one's cap decides first.
-    if (token.length > this.policy.maxTokenBytes) return this.verify(bearer);
-    const cached = this.cache.get(bearer.hash, this.isCurrent);
-    if (cached === undefined) return this.verify(bearer);
+    if (token.length > this.policy.maxTokenBytes) return this.verify(bearer, status);
+    const cached = this.cache.get(bearer.hash, this.isCurrent, status);
+    if (cached === undefined) return this.verify(bearer, status);
     if (cached.kind === 'expired') return cached.expired;
     return principalFor(cached, this.policy.claimsKey, () =>
       this.principalFrom(cached.claims, cached.issuer, cached.signedBy),
@@ -151,10 +164,10 @@ export class Authenticator {
     return principal;
   }
 
-  private async verify(bearer: BearerToken): Promise<Authenticated> {
+  private async verify(bearer: BearerToken, status?: IdentifyStatus): Promise<Authenticated> {
     const { token } = bearer;
     const keySetsBefore = this.currentKeySets();
-    const verified = await verifyToken(token, this.verifyContext);
+    const verified = await verifyToken(token, this.verifyContext, status?.keyFetch?.bind(status));
     if (!verified.ok) {
       // jose checks `exp` only after the signature: this token is genuine and will stay expired.
       if (verified.reason === 'token_expired') this.rememberExpired(bearer, verified, keySetsBefore);

@@ -39,9 +39,15 @@ export interface KeyStoreOptions {
   readonly now?: () => number;
   /** Told about every refresh attempt, for `scopegate_jwks_refreshes_total`. */
   readonly onRefresh?: (issuer: string, result: 'success' | 'error') => void;
-  /** Told when a fetch (or file read) starts; the function it returns is told how it ended (a trace span). */
-  readonly onFetch?: (issuer: string, source: 'uri' | 'file') => (outcome: KeyFetchOutcome) => void;
+  /**
+   * Told when a fetch (or file read) starts; the function it returns is told how it ended (a trace span). A
+   * fetch a Check starts is told to that Check's own `onFetch` instead (KeySource).
+   */
+  readonly onFetch?: OnKeyFetch;
 }
+
+/** Told when a fetch starts; the function it returns is told how it ended. */
+export type OnKeyFetch = (issuer: string, source: 'uri' | 'file') => (outcome: KeyFetchOutcome) => void;
 
 /** How one fetch ended: the keys it loaded, or why not (a KeyLoadError's message: never the URL or keys). */
 export type KeyFetchOutcome =
@@ -64,10 +70,15 @@ const DEFAULTS = {
 export interface KeySource {
   /** True once a usable key set has been loaded (it is then kept even when refreshes fail). */
   hasKeys(): boolean;
-  /** Refresh now unless one ran within the on-demand interval; waits at most the fetch timeout. Never throws. */
-  refreshOnDemand(): Promise<void>;
+  /**
+   * Refresh now unless one ran within the on-demand interval; waits at most the fetch timeout. Never throws.
+   * A fetch this call starts is told to `onFetch` (the waiting Check's span) rather than the store's.
+   */
+  refreshOnDemand(onFetch?: OnKeyFetch): Promise<void>;
   /** jose key resolver over the current set; on an unknown `kid` it refreshes on demand and retries once. */
   readonly getKey: JWTVerifyGetKey;
+  /** getKey, with a fetch it starts told to `onFetch` (the waiting Check's span) rather than the store's. */
+  resolverFor?(onFetch: OnKeyFetch): JWTVerifyGetKey;
 }
 
 export class KeyStore implements KeySource {
@@ -170,17 +181,20 @@ export class KeyStore implements KeySource {
     this.timer.unref();
   }
 
-  /** Fetches (or re-reads) the key set now; concurrent callers share one fetch. True when it succeeded. */
-  refresh(): Promise<boolean> {
+  /**
+   * Fetches (or re-reads) the key set now; concurrent callers share one fetch, told to the `onFetch` of the
+   * caller that started it. True when it succeeded.
+   */
+  refresh(onFetch = this.options.onFetch): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
-    this.inFlight ??= this.load().finally(() => {
+    this.inFlight ??= this.load(onFetch).finally(() => {
       this.inFlight = undefined;
     });
     return this.inFlight;
   }
 
-  async refreshOnDemand(): Promise<void> {
-    await this.fetchOnDemand();
+  async refreshOnDemand(onFetch = this.options.onFetch): Promise<void> {
+    await this.fetchOnDemand(onFetch);
   }
 
   /**
@@ -188,13 +202,13 @@ export class KeyStore implements KeySource {
    * interval; waits for it at most the fetch timeout (the fetch may finish later and still be kept). Says
    * whether this call started the fetch it waited for.
    */
-  private async fetchOnDemand(): Promise<boolean> {
+  private async fetchOnDemand(onFetch: OnKeyFetch | undefined): Promise<boolean> {
     let started = false;
     if (this.inFlight === undefined) {
       const now = this.options.now();
       if (now - this.lastOnDemandAt < this.options.onDemandIntervalMs) return false;
       this.lastOnDemandAt = now;
-      void this.refresh();
+      void this.refresh(onFetch);
       started = true;
     }
     const pending = this.inFlight;
@@ -203,7 +217,17 @@ export class KeyStore implements KeySource {
     return started;
   }
 
-  readonly getKey: JWTVerifyGetKey = async (header, token) => {
+  readonly getKey: JWTVerifyGetKey = (header, token) => this.resolve(header, token, this.options.onFetch);
+
+  resolverFor(onFetch: OnKeyFetch): JWTVerifyGetKey {
+    return (header, token) => this.resolve(header, token, onFetch);
+  }
+
+  private async resolve(
+    header: Parameters<JWTVerifyGetKey>[0],
+    token: Parameters<JWTVerifyGetKey>[1],
+    onFetch: OnKeyFetch | undefined,
+  ): Promise<Awaited<ReturnType<JWTVerifyGetKey>>> {
     const before = this.current;
     if (before === undefined) throw new KeysUnavailableError(this.issuer);
     try {
@@ -214,7 +238,7 @@ export class KeyStore implements KeySource {
       // for by a fresh fetch a moment ago.
       const kid = typeof header.kid === 'string' ? header.kid : undefined;
       if (this.current === before && !(kid !== undefined && this.unknownKids.has(kid))) {
-        const started = await this.fetchOnDemand();
+        const started = await this.fetchOnDemand(onFetch);
         const loaded = this.current;
         // Only a fetch that started after this kid was asked for proves the IdP does not publish it.
         if (
@@ -231,7 +255,7 @@ export class KeyStore implements KeySource {
       if (after === undefined || after === before) throw err;
       return after.resolve(header, token);
     }
-  };
+  }
 
   close(): void {
     this.closed = true;
@@ -239,9 +263,8 @@ export class KeyStore implements KeySource {
     this.timer = undefined;
   }
 
-  private async load(): Promise<boolean> {
-    // Started before the first await, so a fetch a Check asked for is that Check's child span.
-    const fetched = this.options.onFetch?.(this.issuer, 'uri' in this.source ? 'uri' : 'file');
+  private async load(onFetch: OnKeyFetch | undefined): Promise<boolean> {
+    const fetched = onFetch?.(this.issuer, 'uri' in this.source ? 'uri' : 'file');
     let loaded: KeySet;
     let maxAge: number | undefined;
     try {

@@ -10,7 +10,7 @@ import type { CompiledIssuer } from '../policy/types.js';
 import { parseStrictJson } from '../request/json.js';
 import { type Denial, deny, type Outcome, ok } from '../vocabulary/index.js';
 import { errorCode } from './errors.js';
-import type { KeySource } from './key-store.js';
+import type { KeySource, OnKeyFetch } from './key-store.js';
 
 /** What verification reads from the compiled policy and the key registry. */
 export interface VerifyContext {
@@ -35,7 +35,12 @@ const ACCEPTED_TYPES = new Set(['jwt', 'at+jwt', 'application/at+jwt']);
 /** When no `kid` is given and several keys fit, try this many before giving up: bounded work per token. */
 const MAX_CANDIDATE_KEYS = 8;
 
-export async function verifyToken(token: string, context: VerifyContext): Promise<Outcome<VerifiedToken>> {
+/** `onFetch`: told of a key fetch this verification starts (the Check's span), instead of the key store's. */
+export async function verifyToken(
+  token: string,
+  context: VerifyContext,
+  onFetch?: OnKeyFetch,
+): Promise<Outcome<VerifiedToken>> {
   // Cheap checks first, so an oversized or odd-shaped token costs no decoding or crypto.
   if (token.length > context.maxTokenBytes) {
     return deny('token_invalid', `the token is larger than ${context.maxTokenBytes} bytes`);
@@ -70,7 +75,7 @@ export async function verifyToken(token: string, context: VerifyContext): Promis
   const keys = context.keysFor(issuer);
   if (!keys.hasKeys()) {
     // Keys may have been down at start; one attempt per on-demand interval notices a recovered IdP quickly.
-    await keys.refreshOnDemand();
+    await keys.refreshOnDemand(onFetch);
     if (!keys.hasKeys()) {
       return deny('keys_unavailable', `no signing keys could be loaded for issuer ${quote(issuer.issuer)}`);
     }
@@ -87,7 +92,8 @@ export async function verifyToken(token: string, context: VerifyContext): Promis
   };
   let verified: { payload: JWTPayload; key: unknown };
   try {
-    verified = await verifyWithKeys(token, keys.getKey, options);
+    const getKey = (onFetch && keys.resolverFor?.(onFetch)) || keys.getKey;
+    verified = await verifyWithKeys(token, getKey, options);
   } catch (err) {
     return denialForJoseError(err, { issuer, kid: header.kid, alg: header.alg });
   }

@@ -69,6 +69,29 @@ export function readHeaders(
 }
 
 /**
+ * Only the named headers (lower-case names) of a raw `header_map`, read as readHeaders reads them (repeats
+ * joined with `,`, `raw_value` decoded), without decoding the others: a few names wanted of every request
+ * (the trace context). Undefined beyond the number of headers readHeaders reads; the byte cap is not checked.
+ */
+export function pickRawHeaders(
+  entries: readonly HeaderValue[],
+  names: ReadonlySet<string>,
+): ReadonlyMap<string, string> | undefined {
+  if (entries.length > DEFAULT_HEADER_LIMITS.maxHeaders) return undefined;
+  const picked = new Map<string, string>();
+  for (const header of entries) {
+    const name = header.key?.toLowerCase();
+    if (name === undefined || !names.has(name)) continue;
+    const raw = header.raw_value;
+    const value =
+      raw !== undefined && raw !== null && raw.length > 0 ? utf8OrReplacement(raw) : (header.value ?? '');
+    const seen = picked.get(name);
+    picked.set(name, seen === undefined ? value : `${seen},${value}`);
+  }
+  return picked;
+}
+
+/**
  * Headers over the cap. When a bearer token is what makes them too large (the rest fits), the token is the
  * malformed part: 401 token_invalid, as for any oversized token (RFC 6750 §3.1), not 400 for the request.
  */

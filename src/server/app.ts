@@ -97,14 +97,12 @@ export async function startServer(
   const keys = new KeyRegistry({
     fetchTimeoutMs: settings.jwksTimeoutMs,
     onRefresh: (issuer, result) => metrics.jwksRefreshes.inc({ issuer, result }),
+    // Fetches no Check started; one a Check starts is its span's child (identity/authenticate.ts, keyFetch).
     ...(tracing && { onFetch: tracing.jwksFetch }),
   });
-  const onLookup = tracing
-    ? (cache: 'token' | 'decision', result: 'hit' | 'miss') => {
-        metrics.recordCacheLookup(cache, result);
-        tracing.cacheLookup(cache, result);
-      }
-    : (cache: 'token' | 'decision', result: 'hit' | 'miss') => metrics.recordCacheLookup(cache, result);
+  // A traced Check's span learns its cache results from decide() (check/decide.ts, CheckStatus).
+  const onLookup = (cache: 'token' | 'decision', result: 'hit' | 'miss') =>
+    metrics.recordCacheLookup(cache, result);
   const tokenCache = new TokenCache({ maxEntries: settings.tokenCacheSize, onLookup });
   const decisions = new DecisionCache({ maxEntries: settings.decisionCacheSize, onLookup });
   const issuersOf = (policies: readonly CompiledPolicy[]) => policies.flatMap((p) => p.issuers);

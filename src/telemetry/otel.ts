@@ -3,17 +3,20 @@
 // when tracing is on (server/app.ts imports it dynamically), so a server without it loads no OpenTelemetry.
 // Tracing never changes a decision: a failure to trace is a Check without a span, an export failure a
 // warning, and nothing here waits on the exporter but shutdown.
+// No context manager: on Node.js 20 AsyncLocalStorage switches on async hooks for the whole process once
+// entered, a cost every Check pays. The Check's span goes down the Check path by hand instead (CheckSpan):
+// the phases write what they met into it (a status object), and a JWKS fetch a Check starts is given it as
+// its parent (IdentifyStatus.keyFetch); a background refresh has no Check, so it is a root span.
 import {
-  type Context,
-  context,
   DiagLogLevel,
   diag,
+  ROOT_CONTEXT,
   type Span,
   SpanKind,
+  type SpanOptions,
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import {
   defaultResource,
   detectResources,
@@ -23,12 +26,13 @@ import {
 import { BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import type { Logger } from 'pino';
+import type { DecisionLookupStatus } from '../cache/decisions.js';
 import type { OtlpProtocol, TracingSettings } from '../config/settings.js';
-import type { KeyFetchOutcome } from '../identity/key-store.js';
-import { readHeaders } from '../request/headers.js';
+import type { IdentifyStatus } from '../identity/authenticate.js';
+import type { KeyFetchOutcome, OnKeyFetch } from '../identity/key-store.js';
 import { type Decision, type DecisionLabel, specOf } from '../vocabulary/index.js';
 import type { CheckRequest } from '../wire/types.js';
-import { parentOf, type TraceHeaders } from './trace-context.js';
+import { clientHeadersOf, parentOf, type TraceHeaders } from './trace-context.js';
 
 export type { TraceHeaders } from './trace-context.js';
 
@@ -37,8 +41,18 @@ const RPC = { service: 'envoy.service.auth.v3.Authorization', method: 'Check' } 
 export const CHECK_SPAN_NAME = `${RPC.service}/${RPC.method}`;
 export const JWKS_SPAN_NAME = 'scopegate.jwks.fetch';
 
-/** The Check's span as the Check path sees it: its ids for the log line, and what was decided. */
-export interface CheckSpan {
+/** Read by the SDK, never changed by it: one of each for every span. */
+const CHECK_SPAN: SpanOptions = Object.freeze({ kind: SpanKind.SERVER });
+const JWKS_SPAN: Record<'uri' | 'file', SpanOptions> = {
+  uri: Object.freeze({ kind: SpanKind.CLIENT }),
+  file: Object.freeze({ kind: SpanKind.INTERNAL }),
+};
+
+/**
+ * The Check's span as the Check path sees it: its ids for the log line, what the phases met on the way (the
+ * caches' results, written by them), a JWKS fetch it starts (its child), and what was decided.
+ */
+export interface CheckSpan extends IdentifyStatus, DecisionLookupStatus {
   readonly traceId: string;
   readonly spanId: string;
   decided(decision: Decision, label: DecisionLabel, requestId: string): void;
@@ -46,7 +60,7 @@ export interface CheckSpan {
 
 export interface Tracing {
   /**
-   * Runs one Check inside its span (parented per trace-context.ts) and ends the span when the answer is
+   * Runs one Check with its span (parented per trace-context.ts) and ends the span when the answer is
    * ready. `check` gets no span when starting one failed: the Check goes on untraced.
    */
   traceCheck<T>(
@@ -54,10 +68,8 @@ export interface Tracing {
     metadata: TraceHeaders | undefined,
     check: (span: CheckSpan | undefined) => T | Promise<T>,
   ): T | Promise<T>;
-  /** A cache lookup made by the Check running now (its span is the active one), for the span's attributes. */
-  cacheLookup(cache: 'token' | 'decision', result: 'hit' | 'miss'): void;
-  /** A JWKS fetch starts: a child of the Check that needed it, or a root span in the background. */
-  jwksFetch(issuer: string, source: 'uri' | 'file'): (outcome: KeyFetchOutcome) => void;
+  /** A JWKS fetch no Check started (a background refresh, start-up): a root span. */
+  readonly jwksFetch: OnKeyFetch;
   /** Exports what is queued and stops, giving up at `deadline` (ms since the epoch). Never rejects. */
   shutdown(deadline: number): Promise<void>;
 }
@@ -75,8 +87,6 @@ let globalsSet = false;
 function setGlobals(log: Logger): void {
   if (globalsSet) return;
   globalsSet = true;
-  // A Check's span must stay the active one across its awaits (a signature check, a key fetch).
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   // The SDK reports export failures through diag: a warning, never anything a Check sees.
   const say = (message: string) => log.warn({ otel: message }, 'tracing');
   diag.setLogger(
@@ -103,61 +113,56 @@ export async function openTracing(
   });
   const tracer = provider.getTracer('scopegate');
 
-  function startCheckSpan(request: CheckRequest, metadata: TraceHeaders | undefined) {
-    const parent = parentOf(metadata, () => clientHeaders(request));
+  /** A JWKS fetch's span: the child of `parent` (the Check that started it), else a root span. */
+  function jwksFetch(issuer: string, source: 'uri' | 'file', parent?: Span) {
     const span = tracer.startSpan(
-      CHECK_SPAN_NAME,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          'rpc.system': 'grpc',
-          'rpc.service': RPC.service,
-          'rpc.method': RPC.method,
-          'scopegate.parent': parent.source,
-        },
-      },
-      parent.context,
+      JWKS_SPAN_NAME,
+      JWKS_SPAN[source],
+      parent ? trace.setSpan(ROOT_CONTEXT, parent) : ROOT_CONTEXT,
     );
-    return { span, active: trace.setSpan(parent.context, span) };
+    span.setAttribute('scopegate.issuer', issuer);
+    span.setAttribute('scopegate.jwks.source', source);
+    return (outcome: KeyFetchOutcome) => {
+      if (outcome.ok) {
+        span.setAttribute('scopegate.jwks.result', 'success');
+        span.setAttribute('scopegate.jwks.keys', outcome.keys);
+      } else {
+        // The message is a KeyLoadError's: safe to show, never the URL or key material.
+        span.setAttribute('scopegate.jwks.result', 'error');
+        span.setAttribute('scopegate.jwks.error', outcome.error);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error });
+      }
+      span.end();
+    };
+  }
+
+  function startCheck(request: CheckRequest, metadata: TraceHeaders | undefined): TracedCheck {
+    const parent = parentOf(metadata, () => clientHeadersOf(request));
+    // The sampler decides first; a span it drops gets nothing it would throw away.
+    const span = tracer.startSpan(CHECK_SPAN_NAME, CHECK_SPAN, parent.context);
+    if (span.isRecording()) {
+      span.setAttribute('rpc.system', 'grpc');
+      span.setAttribute('rpc.service', RPC.service);
+      span.setAttribute('rpc.method', RPC.method);
+      span.setAttribute('scopegate.parent', parent.source);
+    }
+    return new TracedCheck(span, settings.identities, jwksFetch);
   }
 
   return {
     traceCheck(request, metadata, check) {
-      let started: { span: Span; active: Context };
+      let traced: TracedCheck;
       try {
-        started = startCheckSpan(request, metadata);
+        traced = startCheck(request, metadata);
       } catch {
         return check(undefined);
       }
-      const { span, active } = started;
-      const checkSpan = checkSpanOf(span, settings.identities);
-      // A span the sampler dropped has nothing to collect: no need to make it the active one.
-      const answered = span.isRecording()
-        ? context.with(active, check, undefined, checkSpan)
-        : check(checkSpan);
-      if (answered instanceof Promise) return answered.finally(() => span.end());
-      span.end();
+      const answered = check(traced);
+      if (answered instanceof Promise) return answered.finally(() => traced.span.end());
+      traced.span.end();
       return answered;
     },
-    cacheLookup(cache, result) {
-      trace.getActiveSpan()?.setAttribute(`scopegate.cache.${cache}`, result);
-    },
-    jwksFetch(issuer, source) {
-      const span = tracer.startSpan(JWKS_SPAN_NAME, {
-        kind: source === 'uri' ? SpanKind.CLIENT : SpanKind.INTERNAL,
-        attributes: { 'scopegate.issuer': issuer, 'scopegate.jwks.source': source },
-      });
-      return (outcome) => {
-        if (outcome.ok)
-          span.setAttributes({ 'scopegate.jwks.result': 'success', 'scopegate.jwks.keys': outcome.keys });
-        else {
-          // The message is a KeyLoadError's: safe to show, never the URL or key material.
-          span.setAttributes({ 'scopegate.jwks.result': 'error', 'scopegate.jwks.error': outcome.error });
-          span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error });
-        }
-        span.end();
-      };
-    },
+    jwksFetch: (issuer, source) => jwksFetch(issuer, source),
     async shutdown(deadline) {
       const timeout = new Promise<void>((resolve) =>
         setTimeout(resolve, Math.max(0, deadline - Date.now())).unref(),
@@ -167,44 +172,50 @@ export async function openTracing(
   };
 }
 
-/**
- * The client's own headers: looked up by name in Envoy's header map, or read as the request phase reads
- * them (bounded) when Envoy sent raw headers; undefined when unreadable.
- */
-function clientHeaders(request: CheckRequest): TraceHeaders | undefined {
-  const http = request.attributes?.request?.http;
-  if (http === undefined) return undefined;
-  if (!http.header_map?.headers?.length) {
-    const map = http.headers;
-    return map && ((name) => (Object.hasOwn(map, name) ? map[name] : undefined));
+/** One Check's span; the phases write the cache results into it as they meet them. */
+class TracedCheck implements CheckSpan {
+  tokenCache: 'hit' | 'miss' | undefined = undefined;
+  decisionCache: 'hit' | 'miss' | undefined = undefined;
+
+  constructor(
+    readonly span: Span,
+    private readonly identities: boolean,
+    private readonly fetchSpan: (issuer: string, source: 'uri' | 'file', parent: Span) => OnKeyFetchEnd,
+  ) {}
+
+  get traceId(): string {
+    return this.span.spanContext().traceId;
   }
-  const read = readHeaders(http);
-  return read.ok ? (name) => read.value.get(name) : undefined;
+
+  get spanId(): string {
+    return this.span.spanContext().spanId;
+  }
+
+  keyFetch(issuer: string, source: 'uri' | 'file'): OnKeyFetchEnd {
+    return this.fetchSpan(issuer, source, this.span);
+  }
+
+  decided(decision: Decision, label: DecisionLabel, requestId: string): void {
+    const { span, identities } = this;
+    // A span the sampler dropped records nothing: skip the work.
+    if (!span.isRecording()) return;
+    span.setAttribute('scopegate.decision', label);
+    span.setAttribute('scopegate.reason', decision.reason);
+    span.setAttribute('scopegate.dry_run', decision.dryRun === true);
+    span.setAttribute('scopegate.request_id', requestId);
+    if (decision.route !== undefined) span.setAttribute('scopegate.route', decision.route);
+    if (decision.policy !== undefined) span.setAttribute('scopegate.policy', decision.policy);
+    if (decision.revision !== '') span.setAttribute('scopegate.policy.revision', decision.revision);
+    if (decision.peer !== undefined) span.setAttribute('scopegate.peer', decision.peer);
+    if (this.tokenCache !== undefined) span.setAttribute('scopegate.cache.token', this.tokenCache);
+    if (this.decisionCache !== undefined) span.setAttribute('scopegate.cache.decision', this.decisionCache);
+    if (identities && decision.subject !== undefined)
+      span.setAttribute('scopegate.subject', decision.subject);
+    if (identities && decision.client !== undefined) span.setAttribute('scopegate.client', decision.client);
+    // An ordinary deny is the Check working; only scopegate failing (503) is an error.
+    if (label !== 'allow' && specOf(decision.reason).failClosed === true)
+      span.setStatus({ code: SpanStatusCode.ERROR, message: decision.reason });
+  }
 }
 
-function checkSpanOf(span: Span, identities: boolean): CheckSpan {
-  const { traceId, spanId } = span.spanContext();
-  return {
-    traceId,
-    spanId,
-    decided(decision, label, requestId) {
-      // A span the sampler dropped records nothing: skip the work.
-      if (!span.isRecording()) return;
-      span.setAttributes({
-        'scopegate.decision': label,
-        'scopegate.reason': decision.reason,
-        'scopegate.dry_run': decision.dryRun === true,
-        'scopegate.request_id': requestId,
-        ...(decision.route !== undefined && { 'scopegate.route': decision.route }),
-        ...(decision.policy !== undefined && { 'scopegate.policy': decision.policy }),
-        ...(decision.revision !== '' && { 'scopegate.policy.revision': decision.revision }),
-        ...(decision.peer !== undefined && { 'scopegate.peer': decision.peer }),
-        ...(identities && decision.subject !== undefined && { 'scopegate.subject': decision.subject }),
-        ...(identities && decision.client !== undefined && { 'scopegate.client': decision.client }),
-      });
-      // An ordinary deny is the Check working; only scopegate failing (503) is an error.
-      if (label !== 'allow' && specOf(decision.reason).failClosed === true)
-        span.setStatus({ code: SpanStatusCode.ERROR, message: decision.reason });
-    },
-  };
-}
+type OnKeyFetchEnd = ReturnType<OnKeyFetch>;

@@ -3,6 +3,7 @@
 // trace headers inside the CheckRequest's HTTP headers are the client's, so they are the parent only when
 // the metadata carries no context (Envoy not tracing). In each place W3C is tried first, then B3; a malformed
 // header is ignored (the next format, or place, is tried), never a deny. Loaded only when tracing is on.
+// Every Check asks, traced or not, and most carry no context at all: that answer costs three lookups.
 import {
   type Context,
   isSpanContextValid,
@@ -12,6 +13,8 @@ import {
 } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3Propagator } from '@opentelemetry/propagator-b3';
+import { pickRawHeaders } from '../request/headers.js';
+import type { CheckRequest } from '../wire/types.js';
 
 /** Header (or metadata key) → its first value as text; names are lower case. */
 export type TraceHeaders = (name: string) => string | undefined;
@@ -27,8 +30,22 @@ const getter: TextMapGetter<TraceHeaders> = {
   keys: () => [],
 };
 
+/** Every header the two formats read: what is picked out of a raw header map. */
+const TRACE_HEADER_NAMES: ReadonlySet<string> = new Set([
+  'traceparent',
+  'tracestate',
+  'b3',
+  'x-b3-traceid',
+  'x-b3-spanid',
+  'x-b3-parentspanid',
+  'x-b3-sampled',
+  'x-b3-flags',
+]);
+
 /** The remote parent the headers carry, W3C first, then B3; undefined when none is valid. */
 export function contextIn(headers: TraceHeaders): Context | undefined {
+  // Each format reads nothing without its first header (W3C `traceparent`, B3 `b3` or `x-b3-traceid`).
+  if (!headers('traceparent') && !headers('b3') && !headers('x-b3-traceid')) return undefined;
   for (const format of formats) {
     const extracted = format.extract(ROOT_CONTEXT, headers, getter);
     // The W3C format checks the shape, not the all-zero ids the specification calls invalid.
@@ -38,15 +55,45 @@ export function contextIn(headers: TraceHeaders): Context | undefined {
   return undefined;
 }
 
+export interface Parent {
+  readonly context: Context;
+  readonly source: ParentSource;
+}
+
+const NO_PARENT: Parent = Object.freeze({ context: ROOT_CONTEXT, source: 'none' });
+
 /** The Check span's parent: Envoy's context from the call's metadata, else the client's from its headers. */
 export function parentOf(
   metadata: TraceHeaders | undefined,
   httpHeaders: (() => TraceHeaders | undefined) | undefined,
-): { readonly context: Context; readonly source: ParentSource } {
+): Parent {
   const fromEnvoy = metadata && contextIn(metadata);
   if (fromEnvoy) return { context: fromEnvoy, source: 'grpc_metadata' };
   const client = httpHeaders?.();
   const fromClient = client && contextIn(client);
   if (fromClient) return { context: fromClient, source: 'http_headers' };
-  return { context: ROOT_CONTEXT, source: 'none' };
+  return NO_PARENT;
+}
+
+/**
+ * The client's own trace headers in a CheckRequest: looked up by name in Envoy's header map, or picked out of
+ * raw headers (`encode_raw_headers`) in one pass that decodes only those; undefined when unreadable (raw
+ * headers and a map both, or more headers than the request phase reads).
+ */
+export function clientHeadersOf(request: CheckRequest): TraceHeaders | undefined {
+  const http = request.attributes?.request?.http;
+  if (http === undefined) return undefined;
+  const map = http.headers;
+  const raw = http.header_map?.headers;
+  if (raw === undefined || raw.length === 0)
+    return map && ((name) => (Object.hasOwn(map, name) ? map[name] : undefined));
+  // Both at once is refused by the request phase (request_malformed): no client context either.
+  if (map !== undefined && hasAny(map)) return undefined;
+  const picked = pickRawHeaders(raw, TRACE_HEADER_NAMES);
+  return picked && ((name) => picked.get(name));
+}
+
+function hasAny(map: object): boolean {
+  for (const _ in map) return true;
+  return false;
 }

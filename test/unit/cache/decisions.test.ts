@@ -1,6 +1,10 @@
 // The decision cache on its own: what makes two requests "the same", and when a kept decision stops counting.
 import { describe, expect, it } from 'vitest';
-import { DecisionCache, type DecisionInputs } from '../../../src/cache/decisions.js';
+import {
+  DecisionCache,
+  type DecisionInputs,
+  type DecisionLookupStatus,
+} from '../../../src/cache/decisions.js';
 import { tokenHash } from '../../../src/cache/tokens.js';
 import type { Decision, SigningKeyRef } from '../../../src/vocabulary/index.js';
 import { ManualClock } from '../identity/fixtures.js';
@@ -96,6 +100,18 @@ describe('DecisionCache: what it serves', () => {
     // Kept, it carries room for its answer, built once for every request it answers.
     expect(cache.get(key, published)?.kept).toEqual({});
     expect(lookups).toEqual(['miss', 'hit', 'hit']);
+  });
+
+  it('writes what a lookup found into the status object a caller passes (a Check span)', () => {
+    const clock = new ManualClock();
+    const cache = new DecisionCache({ now: clock.now });
+    const key = DecisionCache.keyFor(inputs());
+    const missed: DecisionLookupStatus = {};
+    cache.get(key, published, missed);
+    cache.set(key, allowed, { expiresAt: clock.seconds + 300, signedBy });
+    const hit: DecisionLookupStatus = {};
+    cache.get(key, published, hit);
+    expect([missed, hit]).toEqual([{ decisionCache: 'miss' }, { decisionCache: 'hit' }]);
   });
 
   it('hands out a frozen copy: one caller cannot change the answer for the next', () => {

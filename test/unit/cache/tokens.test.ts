@@ -1,7 +1,13 @@
 // The verified-token cache: what a signature check established, by the token's hash, never past `exp`, for as
 // long as whoever asks says the entry is current; principals kept per claims mapping.
 import { describe, expect, it } from 'vitest';
-import { type CachedToken, principalFor, TokenCache, tokenHash } from '../../../src/cache/tokens.js';
+import {
+  type CachedToken,
+  principalFor,
+  TokenCache,
+  type TokenLookupStatus,
+  tokenHash,
+} from '../../../src/cache/tokens.js';
 import type { Denial, Principal, SigningKeyRef } from '../../../src/vocabulary/index.js';
 import { ManualClock } from '../identity/fixtures.js';
 
@@ -31,6 +37,17 @@ describe('TokenCache: verified tokens, never past exp', () => {
     expect(cache.get('hash-a', always)).toMatchObject({ kind: 'verified', claims: { sub: 'svc' } });
     expect(cache.get('hash-b', always)).toBeUndefined();
     expect(lookups).toEqual(['miss', 'hit', 'miss']);
+  });
+
+  it('writes what a lookup found into the status object a caller passes (a Check span)', () => {
+    const clock = new ManualClock();
+    const cache = new TokenCache({ now: clock.now });
+    const missed: TokenLookupStatus = {};
+    cache.get('hash-a', always, missed);
+    cache.setVerified('hash-a', verified(clock.seconds + 300));
+    const hit: TokenLookupStatus = {};
+    cache.get('hash-a', always, hit);
+    expect([missed, hit]).toEqual([{ tokenCache: 'miss' }, { tokenCache: 'hit' }]);
   });
 
   it('never serves an entry past its token exp', () => {

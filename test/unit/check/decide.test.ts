@@ -3,7 +3,7 @@
 // rule 10), the permissions decide before the locations do, and a repeat is answered from the decision cache.
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DecisionCache } from '../../../src/cache/decisions.js';
-import { type Checked, decide, type Snapshot } from '../../../src/check/decide.js';
+import { type Checked, type CheckStatus, decide, type Snapshot } from '../../../src/check/decide.js';
 import { Authenticator } from '../../../src/identity/authenticate.js';
 import { KeyRegistry } from '../../../src/identity/key-registry.js';
 import { JsonScanner } from '../../../src/request/json.js';
@@ -153,6 +153,24 @@ describe('the order of the phases', () => {
       found: { ok: true, value: ['WH03'] },
     });
     expect(gathered?.peer).toBeUndefined();
+  });
+});
+
+describe('what a Check met on the way, for the Check that asks (its trace span)', () => {
+  it('the first time its token is verified now and its decision made (miss, miss); a repeat hits both', async () => {
+    const token = await mintToken(key, { ...supportThreadClaims(), jti: 'first-seen-here' });
+    const first: CheckStatus = {};
+    await decide(post(token, '{"location":"WH01"}'), snapshot, first);
+    const again: CheckStatus = {};
+    decide(post(token, '{"location":"WH01"}'), snapshot, again);
+    expect(first).toEqual({ tokenCache: 'miss', decisionCache: 'miss' });
+    expect(again).toEqual({ tokenCache: 'hit', decisionCache: 'hit' });
+  });
+
+  it('a cache that was not asked is not named: no token, no lookup', () => {
+    const status: CheckStatus = {};
+    decide(post('', '{}'), snapshot, status);
+    expect(status).toEqual({});
   });
 });
 

@@ -13,6 +13,7 @@ import type { CompiledPolicy } from '../../../src/policy/types.js';
 import type { DecisionRecord } from '../../../src/record/types.js';
 import { type Answer, decodeAnswer, EncodedAnswer } from '../../../src/response/kept.js';
 import { Metrics } from '../../../src/telemetry/metrics.js';
+import { CHECK_SPAN_NAME, JWKS_SPAN_NAME } from '../../../src/telemetry/otel.js';
 import { ok, type Principal } from '../../../src/vocabulary/index.js';
 import { checkRequestFor } from '../../../src/wire/check-request.js';
 import type { CheckRequest } from '../../../src/wire/types.js';
@@ -299,6 +300,50 @@ describe('traced (serve --tracing): the same answers, the deny line joined to th
       expect(stable(traced)).toBe(stable(plain));
     }
     expect(await recorded.flush()).toHaveLength(4);
+  });
+
+  it('the span says whether the token and the decision came from the caches', async () => {
+    const recorded = await recordTracing();
+    const { deps } = depsFor(verifying(new DecisionCache()), { tracing: recorded.tracing });
+    const token = await mintToken(key, { ...supportThreadClaims('inventory.read'), jti: 'cache-results' });
+    await handleCheck(list(token), deps, envoy);
+    await handleCheck(list(token), deps, envoy);
+    const spans = await recorded.flush();
+    expect(
+      spans.map((s) => [s.attributes['scopegate.cache.token'], s.attributes['scopegate.cache.decision']]),
+    ).toEqual([
+      ['miss', 'miss'],
+      ['hit', 'hit'],
+    ]);
+  });
+
+  it("a JWKS fetch a Check's new kid starts is that Check's child; start-up and background fetches are root spans", async () => {
+    const recorded = await recordTracing();
+    const rotated = await newSigningKey('RS256');
+    const issuerKeys = await startJwksServer([key.publicJwk]);
+    const keys = new KeyRegistry({ fetchTimeoutMs: 2000, onFetch: recorded.tracing.jwksFetch });
+    try {
+      const rotating = examplePolicy(issuerKeys.uri);
+      await keys.start(rotating.issuers);
+      issuerKeys.setKeys([key.publicJwk, rotated.publicJwk]);
+      const snapshot: Snapshot = { policy: rotating, authenticator: new Authenticator(rotating, keys) };
+      const { deps } = depsFor(snapshot, { tracing: recorded.tracing });
+      const answer = await handleCheck(list(await mintToken(rotated, supportThreadClaims())), deps, envoy);
+      expect(answerOf(decodeAnswer(answer)).reason).toBe('allowed');
+    } finally {
+      keys.close();
+      await issuerKeys.close();
+    }
+    const spans = await recorded.flush();
+    const check = spans.find((s) => s.name === CHECK_SPAN_NAME)!;
+    const [atStart, forCheck] = spans.filter((s) => s.name === JWKS_SPAN_NAME);
+    expect(atStart!.parentSpanContext).toBeUndefined();
+    expect(forCheck!.parentSpanContext?.spanId).toBe(check.spanContext().spanId);
+    expect(forCheck!.spanContext().traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    expect(forCheck!.attributes).toMatchObject({
+      'scopegate.jwks.result': 'success',
+      'scopegate.jwks.keys': 2,
+    });
   });
 
   it('untraced, the log line has no trace fields', () => {

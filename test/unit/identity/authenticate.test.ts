@@ -3,7 +3,8 @@
 import { calculateJwkThumbprint } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { TokenCache } from '../../../src/cache/tokens.js';
-import { Authenticator } from '../../../src/identity/authenticate.js';
+import { Authenticator, type IdentifyStatus } from '../../../src/identity/authenticate.js';
+import { readCredential } from '../../../src/identity/credential.js';
 import { KeyRegistry } from '../../../src/identity/key-registry.js';
 import { type JwksServer, startJwksServer } from '../../support/jwks-server.js';
 import { mintToken, newSigningKey, type SigningKey } from '../../support/tokens.js';
@@ -130,6 +131,37 @@ describe('Authenticator: the verified-token cache', () => {
     const second = await authenticator.authenticate(bearer(token));
     expect(lookups).toEqual(['miss', 'hit']);
     expect(second).toEqual(first);
+  });
+
+  it('tells a Check that asks (its span) whether its token was verified now or came from the cache', async () => {
+    const authenticator = await authenticatorFor();
+    const token = await mintToken(key, serviceAccount(), { now: clock.seconds });
+    const credential = readCredential(bearer(token), identityPolicy([issuerConfig({ uri: server.uri })]));
+    if (!credential.ok) throw new Error('no credential');
+    const first: IdentifyStatus = {};
+    await authenticator.identify(credential.value, first);
+    const again: IdentifyStatus = {};
+    authenticator.identify(credential.value, again);
+    expect([first.tokenCache, again.tokenCache]).toEqual(['miss', 'hit']);
+    // No token, so no cache was asked: nothing said.
+    const none: IdentifyStatus = {};
+    authenticator.identify({ kind: 'none' }, none);
+    expect(none).toEqual({});
+  });
+
+  it('a JWKS fetch a token with a new kid starts is told to the Check that waits for it', async () => {
+    const authenticator = await authenticatorFor();
+    const rotated = await newSigningKey('RS256');
+    server.setKeys([key.publicJwk, rotated.publicJwk]);
+    const token = await mintToken(rotated, serviceAccount(), { now: clock.seconds });
+    const fetched: unknown[] = [];
+    const status: IdentifyStatus = {
+      keyFetch: (issuer, source) => (outcome) => fetched.push({ issuer, source, outcome }),
+    };
+    const credential = readCredential(bearer(token), identityPolicy([issuerConfig({ uri: server.uri })]));
+    if (!credential.ok) throw new Error('no credential');
+    expect(await authenticator.identify(credential.value, status)).toMatchObject({ ok: true });
+    expect(fetched).toEqual([{ issuer: ISSUER, source: 'uri', outcome: { ok: true, keys: 2 } }]);
   });
 
   it('never serves a cached principal after the token expires', async () => {

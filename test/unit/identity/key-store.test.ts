@@ -395,3 +395,34 @@ describe('every fetch is told to onFetch (a trace span), with its result and not
     expect(JSON.stringify(fetches)).not.toContain(server.uri);
   });
 });
+
+describe('a fetch a Check starts is told to that Check (its span), not to the store', () => {
+  const recorder = () => {
+    const told: string[] = [];
+    const onFetch = (who: string) => () => {
+      told.push(who);
+      return () => {};
+    };
+    return { told, onFetch };
+  };
+
+  it('an unknown kid: the fetch it starts goes to the resolver’s onFetch; the start-up and background ones to the store’s', async () => {
+    const { told, onFetch } = recorder();
+    const store = storeFor({ onFetch: onFetch('store'), now: clock.now });
+    await store.start();
+    server.setKeys([current.publicJwk, next.publicJwk]);
+    const token = await mintToken(next, { iss: ISSUER, aud: AUDIENCE, sub: 's' }, { now: clock.seconds });
+    const [header] = token.split('.');
+    const protectedHeader = JSON.parse(Buffer.from(header!, 'base64url').toString());
+    await store.resolverFor(onFetch('check'))(protectedHeader, { payload: '', signature: '' });
+    expect(await store.refresh()).toBe(true);
+    expect(told).toEqual(['store', 'check', 'store']);
+  });
+
+  it('refreshOnDemand (keys down at start) tells the caller’s onFetch; a Check joining it starts nothing', async () => {
+    const { told, onFetch } = recorder();
+    const store = storeFor({ onFetch: onFetch('store'), now: clock.now });
+    await Promise.all([store.refreshOnDemand(onFetch('first')), store.refreshOnDemand(onFetch('joined'))]);
+    expect(told).toEqual(['first']);
+  });
+});

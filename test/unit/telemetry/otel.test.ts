@@ -105,26 +105,31 @@ describe('the Check span', () => {
     ]);
   });
 
-  it('ends when a Check that had to wait is answered, with the cache results met on the way', async () => {
+  it('ends when a Check that had to wait is answered, with the cache results the phases wrote into it', async () => {
     const { tracing, flush } = await recordTracing();
     const answered = tracing.traceCheck(request, fromEnvoy, async (span) => {
-      tracing.cacheLookup('token', 'miss');
+      // What the caches do with a status object (cache/tokens.ts, cache/decisions.ts): no context manager.
+      if (span) span.tokenCache = 'miss';
       await new Promise((resolve) => setTimeout(resolve, 5));
-      // Still this Check's span after an await: the context manager carries it.
-      tracing.cacheLookup('decision', 'hit');
+      if (span) span.decisionCache = 'hit';
       span?.decided(scopeMissing, 'deny', 'req-1');
       return 'answer';
     });
     expect(answered).toBeInstanceOf(Promise);
     expect(await answered).toBe('answer');
-    // Outside any Check: nothing to annotate, and no error.
-    tracing.cacheLookup('token', 'hit');
     const [span] = await flush();
     expect(span!.attributes).toMatchObject({
       'scopegate.cache.token': 'miss',
       'scopegate.cache.decision': 'hit',
     });
     expect(span!.duration[1] + span!.duration[0] * 1e9).toBeGreaterThan(4e6);
+  });
+
+  it('says nothing of a cache that was not asked', async () => {
+    const { tracing, flush } = await recordTracing();
+    tracing.traceCheck(request, undefined, (span) => span?.decided(scopeMissing, 'deny', 'req-1'));
+    const [span] = await flush();
+    expect(Object.keys(span!.attributes).filter((name) => name.startsWith('scopegate.cache.'))).toEqual([]);
   });
 
   it('a sampler that drops it records nothing, yet the log still gets the ids', async () => {
@@ -159,19 +164,18 @@ describe("the client's own context, when Envoy sends none", () => {
 });
 
 describe('the JWKS fetch span', () => {
-  it('is a child of the Check that waited for it, with the keys it loaded; else a root span', async () => {
+  it('is a child of the Check that started it, even after awaits, with the keys it loaded', async () => {
     const { tracing, flush } = await recordTracing();
-    tracing.traceCheck(request, fromEnvoy, () => {
-      tracing.jwksFetch('https://idp.example.com/', 'uri')({ ok: true, keys: 2 });
+    await tracing.traceCheck(request, fromEnvoy, async (span) => {
+      // As the key store does: the fetch starts after the Check has awaited its token's verification.
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      span?.keyFetch?.('https://idp.example.com/', 'uri')({ ok: true, keys: 2 });
     });
-    tracing.jwksFetch(
-      'https://idp.example.com/',
-      'file',
-    )({ ok: false, error: 'the JWKS file could not be read (ENOENT)' });
     const spans = await flush();
     const check = spans.find((s) => s.name === CHECK_SPAN_NAME)!;
-    const [child, background] = spans.filter((s) => s.name === JWKS_SPAN_NAME);
-    expect(child!.parentSpanContext?.spanId).toBe(check.spanContext().spanId);
+    const child = spans.find((s) => s.name === JWKS_SPAN_NAME)!;
+    expect(child.spanContext().traceId).toBe(ENVOY_TRACE);
+    expect(child.parentSpanContext?.spanId).toBe(check.spanContext().spanId);
     expect(child).toMatchObject({
       kind: SpanKind.CLIENT,
       attributes: {
@@ -181,12 +185,39 @@ describe('the JWKS fetch span', () => {
         'scopegate.jwks.keys': 2,
       },
     });
-    expect(background!.parentSpanContext).toBeUndefined();
-    expect(background!.attributes).toMatchObject({ 'scopegate.jwks.result': 'error' });
-    expect(background!.status).toEqual({
+  });
+
+  it('a background refresh is a root span, even while a Check is running', async () => {
+    const { tracing, flush } = await recordTracing();
+    tracing.traceCheck(request, fromEnvoy, () => {
+      tracing.jwksFetch(
+        'https://idp.example.com/',
+        'file',
+      )({ ok: false, error: 'the JWKS file could not be read (ENOENT)' });
+    });
+    const background = (await flush()).find((s) => s.name === JWKS_SPAN_NAME)!;
+    expect(background.parentSpanContext).toBeUndefined();
+    expect(background.spanContext().traceId).not.toBe(ENVOY_TRACE);
+    expect(background).toMatchObject({
+      kind: SpanKind.INTERNAL,
+      attributes: { 'scopegate.jwks.result': 'error' },
+    });
+    expect(background.status).toEqual({
       code: SpanStatusCode.ERROR,
       message: 'the JWKS file could not be read (ENOENT)',
     });
+  });
+});
+
+describe('no context manager', () => {
+  it('a traced Check leaves no span active, during it or after', async () => {
+    const { tracing } = await recordTracing();
+    const during = await tracing.traceCheck(request, fromEnvoy, async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      return trace.getActiveSpan();
+    });
+    expect(during).toBeUndefined();
+    expect(trace.getActiveSpan()).toBeUndefined();
   });
 });
 

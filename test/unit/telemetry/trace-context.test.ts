@@ -3,7 +3,12 @@
 // never a deny.
 import { trace } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
-import { contextIn, parentOf, type TraceHeaders } from '../../../src/telemetry/trace-context.js';
+import {
+  clientHeadersOf,
+  contextIn,
+  parentOf,
+  type TraceHeaders,
+} from '../../../src/telemetry/trace-context.js';
 
 const W3C_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const W3C_SPAN = '00f067aa0ba902b7';
@@ -111,5 +116,59 @@ describe("parentOf: Envoy's metadata first, the client's headers only without it
     expect(parentOf(undefined, () => undefined).source).toBe('none');
     expect(parentOf(headers({}), () => headers({ traceparent: 'x' })).source).toBe('none');
     expect(trace.getSpanContext(parentOf(undefined, undefined).context)).toBeUndefined();
+  });
+});
+
+describe("clientHeadersOf: the client's trace headers in the CheckRequest", () => {
+  const raw = (entries: Array<[string, string]>) => ({
+    attributes: {
+      request: {
+        http: {
+          header_map: { headers: entries.map(([key, value]) => ({ key, raw_value: Buffer.from(value) })) },
+        },
+      },
+    },
+  });
+
+  it("Envoy's header map: looked up by name", () => {
+    const read = clientHeadersOf({
+      attributes: { request: { http: { headers: { traceparent: traceparent(CLIENT_TRACE) } } } },
+    });
+    expect(read?.('traceparent')).toBe(traceparent(CLIENT_TRACE));
+    expect(read?.('b3')).toBeUndefined();
+  });
+
+  it('raw headers: the trace headers picked out (any case), repeats joined as the request phase joins them', () => {
+    const read = clientHeadersOf(
+      raw([
+        ['authorization', 'Bearer secret'],
+        ['TraceParent', traceparent(CLIENT_TRACE)],
+        ['x-b3-traceid', B3_TRACE],
+        ['x-b3-traceid', B3_TRACE],
+      ]),
+    );
+    expect(read?.('traceparent')).toBe(traceparent(CLIENT_TRACE));
+    expect(read?.('x-b3-traceid')).toBe(`${B3_TRACE},${B3_TRACE}`);
+    // Nothing but trace headers is read.
+    expect(read?.('authorization')).toBeUndefined();
+  });
+
+  it('a repeated traceparent is malformed, so ignored', () => {
+    const read = clientHeadersOf(
+      raw([
+        ['traceparent', traceparent()],
+        ['traceparent', traceparent(CLIENT_TRACE)],
+      ]),
+    );
+    expect(contextIn(read!)).toBeUndefined();
+  });
+
+  it('unreadable: raw headers and a map both, or more headers than the request phase reads', () => {
+    const both = raw([['traceparent', traceparent(CLIENT_TRACE)]]);
+    (both.attributes.request.http as Record<string, unknown>).headers = { ':path': '/' };
+    expect(clientHeadersOf(both)).toBeUndefined();
+    const many = raw(Array.from({ length: 201 }, (_, i): [string, string] => [`x-${i}`, 'v']));
+    expect(clientHeadersOf(many)).toBeUndefined();
+    expect(clientHeadersOf({})).toBeUndefined();
   });
 });

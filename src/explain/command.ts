@@ -79,6 +79,10 @@ export async function explainCommand(
     if (colon <= 0) return io.usage('--header expects name:value');
     headers.push([header.slice(0, colon).trim(), header.slice(colon + 1).trim()]);
   }
+  // Without --token, an Authorization header would be read with no signature check while the trace said
+  // "no token": the token has one way in, --token (verified) or --no-verify.
+  if (values.token === undefined && headers.some(([name]) => name.toLowerCase() === 'authorization'))
+    return io.usage('give the token with --token JWT, not --header authorization');
   const contextExtensions: Record<string, string> = {};
   for (const extension of values['context-extension']) {
     const equals = extension.indexOf('=');

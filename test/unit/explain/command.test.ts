@@ -179,6 +179,21 @@ describe('explain without a credential', () => {
     expect(out).toContain('DENY token_missing (HTTP 401)');
   });
 
+  test('a token in --header authorization is refused, not read unverified as if none were given', async () => {
+    const { code, err } = await explain([
+      ...[
+        '--policy',
+        INVENTORY,
+        '--path',
+        '/api/inventory/transactions',
+        '--header',
+        'Authorization: Bearer a.b.c',
+      ],
+    ]);
+    expect(code).toBe(2);
+    expect(err).toEqual(['give the token with --token JWT, not --header authorization']);
+  });
+
   test('both a token and claims is a usage error', async () => {
     const { code, err } = await explain([
       ...['--policy', INVENTORY, '--path', '/x', '--token', 'a.b.c', '--claims', '{}'],

@@ -28,6 +28,7 @@ Usage:
                      [--heap-tuning on|off (default on)] [--tracing] [--trace-identities]
                      [--decision-log PATH|stdout] [--decision-log-allows RATE]
                      [--decision-log-max-size SIZE] [--decision-log-keep N]
+                     [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
                      gRPC ext_authz on --listen (default 0.0.0.0:9191), /metrics /healthz /readyz on
                      --admin (default 0.0.0.0:9464). Every flag has a SCOPEGATE_* twin (SCOPEGATE_POLICY, …).
                      The policy is watched (and SIGHUP reloads it); SIGTERM drains and exits 0. A DIR
@@ -43,6 +44,8 @@ Usage:
                      (--decision-log-allows RATE, default 0.01) as JSON lines for scopegate replay; a file
                      rotates at --decision-log-max-size (default 100Mi), keeping --decision-log-keep files
                      (default 5); a worker of --workers N writes PATH.<worker>.
+                     --tls-cert and --tls-key serve the Check listener over TLS (files re-read every
+                     minute); --tls-client-ca requires client certificates that CA signed.
   scopegate validate FILE|DIR...
                      Exit 0 if every policy is valid (for a DIR: and the files agree on who owns what),
                      else print FILE:LINE:COL: field: message and exit 1.

@@ -2,6 +2,7 @@
 // over its twin). Validated once, then frozen; a bad value is a clear message, never a default in disguise.
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
+import { type TlsSettings, tlsSettings } from './tls.js';
 
 export interface HostPort {
   readonly host: string;
@@ -40,6 +41,8 @@ export interface ServeSettings {
   readonly tracing: TracingSettings | undefined;
   /** Decision records (`--decision-log PATH|stdout`); absent: off. */
   readonly decisionLog?: DecisionLogSettings;
+  /** TLS on the listeners that take Checks (`--tls-cert`, `--tls-key`, `--tls-client-ca`); absent: plaintext. */
+  readonly tls?: TlsSettings;
 }
 
 export interface DecisionLogSettings {
@@ -99,6 +102,9 @@ export const SERVE_FLAGS = {
   'decision-log-allows': { type: 'string', default: '0.01' },
   'decision-log-max-size': { type: 'string', default: '100Mi' },
   'decision-log-keep': { type: 'string', default: '5' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-client-ca': { type: 'string' },
 } as const;
 
 type BooleanFlag = 'deny-hints' | 'tracing' | 'trace-identities';
@@ -142,6 +148,8 @@ export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.e
   const given = (flag: BooleanFlag): boolean => values[flag] || yes(env[envTwin(flag)], `--${flag}`);
   const policy = pick('policy');
   if (!policy) throw new SettingsError(`--policy FILE (or ${envTwin('policy')}) is required`);
+  const tls = tlsSettings(pick);
+  if (typeof tls === 'string') throw new SettingsError(tls);
   const logLevel = pick('log-level') as LogLevel;
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
     throw new SettingsError(`--log-level: one of ${LOG_LEVELS.join(', ')}`);
@@ -159,6 +167,7 @@ export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.e
     heapTuning: onOff(pick('heap-tuning')!, '--heap-tuning'),
     tracing: tracingSettings(given('tracing'), given('trace-identities'), env),
     ...decisionLogSettings(pick),
+    ...(tls && { tls }),
   });
 }
 

@@ -18,6 +18,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import type { Tracing } from '../telemetry/otel.js';
 import { createAdminServer, listenHttp, type Readiness } from './admin.js';
 import { bindGrpc, createGrpcServer, HealthStatus } from './grpc.js';
+import { CertificateFiles } from './tls.js';
 
 export interface Running {
   readonly grpcAddress: string;
@@ -206,7 +207,13 @@ export async function startServer(
     },
     health,
   );
-  const grpcPort = await bindGrpc(grpcServer, formatHostPort(settings.listen));
+  const certificates =
+    settings.tls && new CertificateFiles(settings.tls, (problem) => log.warn({ problem }, 'tls'));
+  const grpcPort = await bindGrpc(
+    grpcServer,
+    formatHostPort(settings.listen),
+    certificates?.grpcCredentials(),
+  );
   const readiness = (): Readiness => {
     const files = source.readiness();
     return {
@@ -257,6 +264,7 @@ export async function startServer(
         await new Promise<void>((resolve) => admin.close(() => resolve()));
       }
       keys.close();
+      certificates?.close();
       await records?.close();
       await tracing?.shutdown(Math.max(flushBy, Date.now() + 1000));
     })();

@@ -110,10 +110,13 @@ function metadataText(metadata: grpc.Metadata, name: string): string | undefined
   return typeof value === 'string' ? value : undefined;
 }
 
-export function bindGrpc(server: grpc.Server, address: string): Promise<number> {
+/** Binds plaintext, or with `credentials` (server/tls.ts: `--tls-cert`, `--tls-key`, `--tls-client-ca`). */
+export function bindGrpc(
+  server: grpc.Server,
+  address: string,
+  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
-      err ? reject(err) : resolve(port),
-    );
+    server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
   });
 }

@@ -30,16 +30,16 @@ export interface AuthorizationConnection {
 }
 
 /**
- * Connects in plaintext, as Envoy does to a sidecar or in-cluster authz service. grpc-js shares one connection
+ * Connects in plaintext, as Envoy does to a sidecar or in-cluster authz service (or with `credentials`: TLS). grpc-js shares one connection
  * between clients to the same address; `ownConnection` gives this client its own (as each Envoy has).
  */
 export function connectAuthorization(
   address: string,
-  options: { ownConnection?: boolean } = {},
+  options: { ownConnection?: boolean; credentials?: grpc.ChannelCredentials } = {},
 ): AuthorizationConnection {
   const client = new clients.AuthorizationClient(
     address,
-    grpc.credentials.createInsecure(),
+    options.credentials ?? grpc.credentials.createInsecure(),
     options.ownConnection ? { 'grpc.use_local_subchannel_pool': 1 } : {},
   );
   return {

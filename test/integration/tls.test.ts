@@ -1,0 +1,187 @@
+// TLS on the Check listener (`--tls-cert`, `--tls-key`, `--tls-client-ca`) with certificates this test makes
+// with openssl: a client that trusts the CA is answered, a plaintext client is not; with a client CA, only
+// clients holding a certificate it signed; rotated files are served without a restart, and a bad update keeps
+// the last good certificate. Unusable files are usage errors that name the flag and the file.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SettingsError, serveSettings } from '../../src/config/settings.js';
+import { tlsSettings } from '../../src/config/tls.js';
+import { bindGrpc, createGrpcServer, HealthStatus } from '../../src/server/grpc.js';
+import { CertificateFiles } from '../../src/server/tls.js';
+import { checkRequestFor } from '../../src/wire/check-request.js';
+import { loadClients } from '../../src/wire/proto.js';
+import {
+  type CertificateAuthority,
+  type CertifiedKey,
+  makePki,
+  opensslSuiteName,
+  type Pki,
+  skipWithoutOpenssl,
+} from '../support/certs.js';
+import { connectAuthorization } from '../support/grpc-client.js';
+import { type Harness, startHarness } from '../support/scopegate.js';
+
+const request = checkRequestFor({ method: 'GET', path: '/api/inventory/items', headers: [] });
+
+describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'), () => {
+  let pki: Pki;
+  let ca: CertificateAuthority;
+  let server: CertifiedKey;
+  let envoy: CertifiedKey;
+  let stranger: CertifiedKey;
+  beforeAll(async () => {
+    pki = await makePki();
+    ca = await pki.authority('scopegate-ca');
+    server = await ca.server('scopegate');
+    envoy = await ca.client('envoy', []);
+    stranger = await (await pki.authority('stranger-ca')).client('stranger', []);
+  }, 30_000);
+  afterAll(() => pki?.remove());
+
+  const trusting = (client?: CertifiedKey) =>
+    grpc.credentials.createSsl(
+      Buffer.from(ca.cert),
+      client ? Buffer.from(client.key) : null,
+      client ? Buffer.from(client.cert) : null,
+    );
+  /** The reason of the answer, or the gRPC status code of the failure. */
+  const attempt = async (address: string, credentials?: grpc.ChannelCredentials) => {
+    const connection = connectAuthorization(address, {
+      ownConnection: true,
+      ...(credentials && { credentials }),
+    });
+    try {
+      const answer = await connection.check(request);
+      return answer.dynamic_metadata?.fields?.reason?.string_value;
+    } catch (err) {
+      return `grpc ${(err as grpc.ServiceError).code}`;
+    } finally {
+      connection.close();
+    }
+  };
+  const UNAVAILABLE = `grpc ${grpc.status.UNAVAILABLE}`;
+
+  describe('with a certificate', () => {
+    let harness: Harness;
+    beforeAll(async () => {
+      harness = await startHarness(undefined, {
+        flags: ['--tls-cert', server.certFile, '--tls-key', server.keyFile],
+      });
+    });
+    afterAll(() => harness?.close());
+
+    it('answers a client that trusts its CA, and no plaintext client', async () => {
+      const address = harness.running.grpcAddress;
+      expect(await attempt(address, trusting())).toBe('token_missing');
+      expect(await attempt(address)).toBe(UNAVAILABLE);
+    });
+  });
+
+  describe('with a client CA', () => {
+    let harness: Harness;
+    beforeAll(async () => {
+      harness = await startHarness(undefined, {
+        flags: ['--tls-cert', server.certFile, '--tls-key', server.keyFile, '--tls-client-ca', ca.certFile],
+      });
+    });
+    afterAll(() => harness?.close());
+
+    it('answers only clients holding a certificate the client CA signed', async () => {
+      const address = harness.running.grpcAddress;
+      expect(await attempt(address, trusting(envoy))).toBe('token_missing');
+      expect(await attempt(address, trusting())).toBe(UNAVAILABLE);
+      expect(await attempt(address, trusting(stranger))).toBe(UNAVAILABLE);
+    });
+  });
+
+  it('serves rotated files without a restart, and keeps the last good ones when an update is unusable', async () => {
+    const cert = join(pki.dir, 'rotating.crt');
+    const key = join(pki.dir, 'rotating.key');
+    writeFileSync(cert, server.cert);
+    writeFileSync(key, server.key);
+    const problems: string[] = [];
+    const files = new CertificateFiles({ cert, key }, (problem) => problems.push(problem), 3_600_000);
+    const grpcServer = createGrpcServer(
+      { current: () => undefined as never, metrics: undefined as never, log: undefined as never },
+      new HealthStatus(),
+    );
+    try {
+      const port = await bindGrpc(grpcServer, '127.0.0.1:0', files.grpcCredentials());
+      const address = `127.0.0.1:${port}`;
+      const health = () => healthOver(address, grpc.credentials.createSsl(Buffer.from(ca.cert)));
+      expect(await health()).toBe('ok');
+
+      // A new certificate from another CA: after a refresh, only clients trusting that CA get through.
+      const other = await pki.authority('next-ca');
+      const next = await other.server('scopegate-next');
+      writeFileSync(cert, next.cert);
+      writeFileSync(key, next.key);
+      await files.refresh();
+      expect(files.current.cert.toString()).toBe(next.cert);
+      expect(await healthOver(address, grpc.credentials.createSsl(Buffer.from(other.cert)))).toBe('ok');
+      expect(await health()).toBe('refused');
+
+      // Half an update (a key that is not the certificate's): reported once, the last good pair stays.
+      writeFileSync(key, server.key);
+      await files.refresh();
+      await files.refresh();
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toMatch(/not taken, the last good ones stay in use/);
+      expect(problems[0]).not.toContain('PRIVATE KEY');
+      expect(files.current.key.toString()).toBe(next.key);
+      expect(await healthOver(address, grpc.credentials.createSsl(Buffer.from(other.cert)))).toBe('ok');
+    } finally {
+      files.close();
+      grpcServer.forceShutdown();
+    }
+  }, 30_000);
+
+  it('refuses unusable files at start-up as usage errors naming the flag and the file', () => {
+    const base = ['--policy', 'p.yaml'];
+    const refused = (flags: string[]) => {
+      try {
+        serveSettings([...base, ...flags], {});
+      } catch (err) {
+        expect(err).toBeInstanceOf(SettingsError);
+        return (err as Error).message;
+      }
+      throw new Error('accepted');
+    };
+    expect(refused(['--tls-cert', server.certFile])).toBe('--tls-cert and --tls-key go together');
+    expect(refused(['--tls-client-ca', ca.certFile])).toBe('--tls-client-ca needs --tls-cert and --tls-key');
+    expect(refused(['--tls-cert', server.certFile, '--tls-key', '/nonexistent/key.pem'])).toBe(
+      '--tls-key /nonexistent/key.pem: cannot read it (ENOENT)',
+    );
+    const mismatched = refused(['--tls-cert', server.certFile, '--tls-key', envoy.keyFile]);
+    expect(mismatched).toBe(
+      `--tls-cert ${server.certFile}, --tls-key ${envoy.keyFile}: not usable (key values mismatch)`,
+    );
+    expect(mismatched).not.toContain('PRIVATE KEY');
+    expect(refused(['--tls-cert', ca.keyFile, '--tls-key', server.keyFile])).toMatch(/not usable/);
+    // The environment twins work as the flags do.
+    expect(
+      tlsSettings((flag) => ({ 'tls-cert': server.certFile, 'tls-key': server.keyFile })[flag as string]),
+    ).toEqual({ cert: server.certFile, key: server.keyFile });
+    expect(
+      serveSettings(base, { SCOPEGATE_TLS_CERT: server.certFile, SCOPEGATE_TLS_KEY: server.keyFile }).tls,
+    ).toEqual({ cert: server.certFile, key: server.keyFile });
+  });
+});
+
+/** 'ok' when the health service answers over these credentials, 'refused' when the handshake fails. */
+async function healthOver(address: string, credentials: grpc.ChannelCredentials): Promise<string> {
+  const client = new (loadClients().HealthClient)(address, credentials, {
+    'grpc.use_local_subchannel_pool': 1,
+  });
+  try {
+    return await new Promise((resolve) =>
+      client.Check({ service: '' }, new grpc.Metadata(), { deadline: new Date(Date.now() + 2000) }, (err) =>
+        resolve(err ? 'refused' : 'ok'),
+      ),
+    );
+  } finally {
+    client.close();
+  }
+}

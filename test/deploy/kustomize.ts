@@ -49,6 +49,8 @@ export const KUBERNETES_OVERLAYS = [
   'deploy/kubernetes/overlays/central',
   'deploy/kubernetes/overlays/sidecar',
 ];
+/** Overlays with an optional component added, as a user adds it (under test/deploy/fixtures). */
+export const WITH_COMPONENTS = ['test/deploy/fixtures/central-with-tls'];
 export const ISTIO_VARIANTS = [
   'deploy/istio/scopegate-verifies',
   'deploy/istio/istio-verifies',

@@ -14,6 +14,7 @@ import {
   render,
   repoRoot,
   skipWithoutKustomize,
+  WITH_COMPONENTS,
 } from './kustomize.js';
 
 describe.skipIf(skipWithoutKustomize)(
@@ -21,10 +22,11 @@ describe.skipIf(skipWithoutKustomize)(
   () => {
     const rendered = new Map<string, K8sObject[]>();
     beforeAll(() => {
-      for (const dir of [...KUBERNETES_OVERLAYS, ...ISTIO_VARIANTS]) rendered.set(dir, render(dir));
+      for (const dir of [...KUBERNETES_OVERLAYS, ...WITH_COMPONENTS, ...ISTIO_VARIANTS])
+        rendered.set(dir, render(dir));
     });
 
-    it.each([...KUBERNETES_OVERLAYS, ...ISTIO_VARIANTS])(
+    it.each([...KUBERNETES_OVERLAYS, ...WITH_COMPONENTS, ...ISTIO_VARIANTS])(
       '%s: every rendered object is valid',
       async (dir) => {
         const objects = rendered.get(dir)!;

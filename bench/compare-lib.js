@@ -3,7 +3,16 @@
 // listening lines, stops servers with everything they started, and reads CPU time and RSS of process trees
 // from /proc. Linux only, like the rest of the bench.
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  createWriteStream,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -166,13 +175,16 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
  * Runs `command args` under `timeout` (killed after `limitSeconds`, even if this process dies) and resolves,
  * once it prints a JSON line with "listening", with { name, pid, listening, stop, outputTail }.
  */
-export function startServer({ name, command, args, limitSeconds, startSeconds = 20 }) {
+export function startServer({ name, command, args, limitSeconds, startSeconds = 20, outputFile }) {
   const child = spawn('timeout', ['--kill-after=5', `${Math.ceil(limitSeconds)}s`, command, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   groups.add(child.pid);
   let tail = '';
+  // The whole output too, when asked (a GC trace, say); the tail is for error messages either way.
+  const whole = outputFile && createWriteStream(outputFile);
   const keep = (chunk) => {
+    whole?.write(chunk);
     tail = (tail + chunk).slice(-4000);
   };
   child.stderr.setEncoding('utf8').on('data', keep);

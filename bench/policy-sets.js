@@ -23,6 +23,7 @@
 //   npm run bench:policy-sets -- --policies 1000 --routes 20 --select extension --decision-cache on
 //   npm run bench:policy-sets -- --smoke                        # CI: tiny sizes, checks the harness, writes nothing
 //   npm run bench:policy-sets -- --node .venv/bin/node          # the whole bench again on that Node.js
+//   npm run bench:policy-sets -- --v8-flags "--trace-gc-nvp" --server-output /tmp/gc   # each server's GC trace
 //
 // Pinning (as bench/check-load.js): servers on CPU 0, the load generator on CPU 1 (--no-pin: neither). On a
 // shared machine a round can be slowed by a neighbour; both contestants alternate, and the best round of each
@@ -76,6 +77,8 @@ const { values } = parseArgs({
     'no-write': { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
     node: { type: 'string' },
+    'v8-flags': { type: 'string', default: '' },
+    'server-output': { type: 'string' },
   },
 });
 // The bench runs scopegate in its own process too, so --node re-runs all of it on that Node.js.
@@ -100,7 +103,12 @@ const o = {
   reloads: smoke ? 2 : count('reloads', 1, 20),
   sighups: smoke ? 1 : count('sighups', 1, 10),
   pin: !values['no-pin'] && spawnSync('taskset', ['--version']).status === 0,
+  // For looking inside the servers: Node/V8 flags for them (e.g. "--trace-gc-nvp --trace-incremental-marking"),
+  // and a directory where each keeps its whole output (server-<contestant>-<round>-<cache>.log).
+  v8Flags: values['v8-flags'].split(' ').filter(Boolean),
+  serverOutput: values['server-output'],
 };
+if (o.serverOutput) mkdirSync(o.serverOutput, { recursive: true });
 if (o.routes % ROUTES_PER_RESOURCE !== 0) throw new Error(`--routes: a multiple of ${ROUTES_PER_RESOURCE}`);
 if (!['host', 'extension', 'principal'].includes(o.select))
   throw new Error('--select: host, extension or principal');
@@ -225,7 +233,8 @@ async function cell(round, contestant, cache) {
   const server = await startServer({
     name: `scopegate (${contestant})`,
     command: o.pin ? 'taskset' : node.path,
-    args: o.pin ? ['-c', '0', node.path, ...args] : args,
+    args: o.pin ? ['-c', '0', node.path, ...o.v8Flags, ...args] : [...o.v8Flags, ...args],
+    ...(o.serverOutput && { outputFile: join(o.serverOutput, `server-${contestant}-${round}-${cache}.log`) }),
     limitSeconds: 60 + 4 * o.seconds + o.policies / 10,
     startSeconds: 60,
   });

@@ -40,6 +40,15 @@ export interface ServeSettings {
   readonly tracing: TracingSettings | undefined;
   /** Decision records (`--decision-log PATH|stdout`); absent: off. */
   readonly decisionLog?: DecisionLogSettings;
+  /** Envoy's HTTP ext_authz (`http_service`) front door (`--http`); absent: off. */
+  readonly http?: HostPort;
+  /**
+   * The `path_prefix` Envoy's `http_service` puts before each path (`--http-path-prefix`): removed before
+   * the path is read; a path without it is request_malformed. Empty: Envoy sets none.
+   */
+  readonly httpPathPrefix: string;
+  /** The forward-auth front door for nginx `auth_request`, Traefik and Caddy (`--forward-auth`); absent: off. */
+  readonly forwardAuth?: HostPort;
 }
 
 export interface DecisionLogSettings {
@@ -99,6 +108,9 @@ export const SERVE_FLAGS = {
   'decision-log-allows': { type: 'string', default: '0.01' },
   'decision-log-max-size': { type: 'string', default: '100Mi' },
   'decision-log-keep': { type: 'string', default: '5' },
+  http: { type: 'string' },
+  'http-path-prefix': { type: 'string', default: '' },
+  'forward-auth': { type: 'string' },
 } as const;
 
 type BooleanFlag = 'deny-hints' | 'tracing' | 'trace-identities';
@@ -159,7 +171,29 @@ export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.e
     heapTuning: onOff(pick('heap-tuning')!, '--heap-tuning'),
     tracing: tracingSettings(given('tracing'), given('trace-identities'), env),
     ...decisionLogSettings(pick),
+    ...frontDoors(pick),
   });
+}
+
+/** The HTTP front doors, each off unless its flag (or twin) is set. */
+function frontDoors(
+  pick: (flag: 'http' | 'http-path-prefix' | 'forward-auth') => string | undefined,
+): Pick<ServeSettings, 'http' | 'httpPathPrefix' | 'forwardAuth'> {
+  const http = pick('http');
+  const forwardAuth = pick('forward-auth');
+  const prefix = pick('http-path-prefix') ?? '';
+  // A prefix is a path of plain segments, without a trailing slash: Envoy joins it to the path as it is.
+  if (prefix !== '' && !/^(\/[A-Za-z0-9._~!$&'()*+,=:@-]+)+$/.test(prefix))
+    throw new SettingsError(
+      `--http-path-prefix: expected a path such as /authz (segments, no trailing slash), got "${prefix}"`,
+    );
+  if (prefix !== '' && !http)
+    throw new SettingsError('--http-path-prefix: only with --http (Envoy http_service path_prefix)');
+  return {
+    ...(http ? { http: parseHostPort(http, '--http') } : {}),
+    httpPathPrefix: prefix,
+    ...(forwardAuth ? { forwardAuth: parseHostPort(forwardAuth, '--forward-auth') } : {}),
+  };
 }
 
 /**

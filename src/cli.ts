@@ -28,6 +28,7 @@ Usage:
                      [--heap-tuning on|off (default on)] [--tracing] [--trace-identities]
                      [--decision-log PATH|stdout] [--decision-log-allows RATE]
                      [--decision-log-max-size SIZE] [--decision-log-keep N]
+                     [--http HOST:PORT] [--http-path-prefix PREFIX] [--forward-auth HOST:PORT]
                      [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
                      gRPC ext_authz on --listen (default 0.0.0.0:9191), /metrics /healthz /readyz on
                      --admin (default 0.0.0.0:9464). Every flag has a SCOPEGATE_* twin (SCOPEGATE_POLICY, …).
@@ -44,8 +45,12 @@ Usage:
                      (--decision-log-allows RATE, default 0.01) as JSON lines for scopegate replay; a file
                      rotates at --decision-log-max-size (default 100Mi), keeping --decision-log-keep files
                      (default 5); a worker of --workers N writes PATH.<worker>.
-                     --tls-cert and --tls-key serve the Check listener over TLS (files re-read every
-                     minute); --tls-client-ca requires client certificates that CA signed.
+                     --http serves Envoy's HTTP ext_authz (http_service; --http-path-prefix: its
+                     path_prefix, if set); --forward-auth serves nginx auth_request, Traefik ForwardAuth
+                     and Caddy forward_auth (README, "HTTP front doors"). Off unless given.
+                     --tls-cert and --tls-key serve every Check listener (gRPC, --http, --forward-auth)
+                     over TLS (files re-read every minute); --tls-client-ca requires client
+                     certificates that CA signed.
   scopegate validate FILE|DIR...
                      Exit 0 if every policy is valid (for a DIR: and the files agree on who owns what),
                      else print FILE:LINE:COL: field: message and exit 1.

@@ -22,12 +22,15 @@ import { readRequest } from '../request/facts.js';
 import { readLocations } from '../request/locations.js';
 import type { RequestFacts } from '../request/types.js';
 import {
+  carriesEnvoyAttributes,
   type Decision,
   type Denial,
+  deny,
   type Outcome,
   type Principal,
   type SigningKeyRef,
   specOf,
+  type Transport,
 } from '../vocabulary/index.js';
 import type { CheckRequest } from '../wire/types.js';
 
@@ -224,6 +227,15 @@ const UNKNOWN: Readonly<Record<Unknown, Decided>> = Object.freeze({
   locations: Object.freeze({ unknown: 'locations' as const }),
 });
 
+/** The front door a request came in by, and what it refused before the request could be read. */
+export interface Door {
+  readonly transport: Transport;
+  /** Why the door could not describe the request (a missing forwarded header, …): request_malformed. */
+  readonly refused?: string;
+}
+
+const GRPC_DOOR: Door = Object.freeze({ transport: 'grpc' });
+
 /**
  * The decision for one request. Synchronous when every phase is (a cached token, a body read in one
  * slice); a promise when verifying a token, fetching keys or reading a large body takes longer.
@@ -233,9 +245,10 @@ export function decide(
   snapshot: Snapshot,
   /** Where a traced Check learns its cache results and the key fetches it started (telemetry/otel.ts). */
   status?: CheckStatus,
+  door: Door = GRPC_DOOR,
 ): Checked | Promise<Checked> {
   const { policy } = snapshot;
-  const read = readRequest(request);
+  const read = door.refused !== undefined ? deny('request_malformed', door.refused) : readRequest(request);
   if (!read.ok) return { decision: denied(read, { policy: policy.name, revision: policy.revision }) };
   const facts = read.value;
   // What the phases read, for a decision record: filled in as each is asked for.
@@ -255,7 +268,14 @@ export function decide(
       });
     },
     peer() {
-      gathered.peer = identifyPeer(facts.peer);
+      // An HTTP request names no peer Envoy vouched for: a header saying one is the client's own word.
+      gathered.peer = carriesEnvoyAttributes(door.transport)
+        ? identifyPeer(facts.peer)
+        : deny(
+            'peer_missing',
+            "this route needs the calling workload's identity (mTLS), which the HTTP front door cannot carry: use the gRPC front door",
+            { missing: { peer: null } },
+          );
       return gathered.peer;
     },
     locations: (match) =>

@@ -14,10 +14,10 @@ import type { DecisionRecords } from '../telemetry/decision-records.js';
 import { logDecision } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { CheckSpan, TraceHeaders, Tracing } from '../telemetry/otel.js';
-import { type Decision, type DecisionLabel, decisionLabel } from '../vocabulary/index.js';
+import { type Decision, type DecisionLabel, decisionLabel, type Transport } from '../vocabulary/index.js';
 import type { CheckRequest } from '../wire/types.js';
 import { choosePolicy } from './choose.js';
-import { type Checked, decide, type Snapshot } from './decide.js';
+import { type Checked, type Door, decide, type Snapshot } from './decide.js';
 
 export interface CheckDeps {
   /** The policies in force (each a revision and its authenticator), read once at the start of each Check. */
@@ -30,33 +30,42 @@ export interface CheckDeps {
   readonly tracing?: Tracing;
   /** Decision records (`serve --decision-log`): every deny, a sample of allows. Off when absent. */
   readonly records?: Pick<DecisionRecords, 'sample' | 'write' | 'failed'>;
+  /** The front door these Checks come in by (default gRPC): what the request can carry, the metric label. */
+  readonly transport?: Transport;
 }
 
 /**
  * Answers one Check, synchronously when nothing had to wait; never throws, never rejects. `traceHeaders` are
- * the call's own (gRPC metadata), where Envoy puts the trace it is recording.
+ * the call's own (gRPC metadata, or the HTTP request's headers), where Envoy puts the trace it is recording.
+ * `refused`: an HTTP front door could not describe the request (request_malformed, said this way).
  */
 export function handleCheck(
   request: CheckRequest,
   deps: CheckDeps,
   traceHeaders?: TraceHeaders,
+  refused?: string,
 ): Answer | Promise<Answer> {
-  if (deps.tracing === undefined) return answerSafely(request, deps, undefined);
+  const door: Door = {
+    transport: deps.transport ?? 'grpc',
+    ...(refused !== undefined && { refused }),
+  };
+  if (deps.tracing === undefined) return answerSafely(request, deps, door, undefined);
   try {
-    return deps.tracing.traceCheck(request, traceHeaders, (span) => answerSafely(request, deps, span));
+    return deps.tracing.traceCheck(request, traceHeaders, (span) => answerSafely(request, deps, door, span));
   } catch {
     // Tracing failed around a Check that never throws: answer it untraced rather than not at all.
-    return answerSafely(request, deps, undefined);
+    return answerSafely(request, deps, door, undefined);
   }
 }
 
 function answerSafely(
   request: CheckRequest,
   deps: CheckDeps,
+  door: Door,
   span: CheckSpan | undefined,
 ): Answer | Promise<Answer> {
   try {
-    const answered = answerNow(request, deps, span);
+    const answered = answerNow(request, deps, door, span);
     return answered instanceof Promise ? answered.catch(lastResort) : answered;
   } catch {
     return lastResort();
@@ -66,11 +75,12 @@ function answerSafely(
 function answerNow(
   request: CheckRequest,
   deps: CheckDeps,
+  door: Door,
   span: CheckSpan | undefined,
 ): Answer | Promise<Answer> {
   const started = process.hrtime.bigint();
   // Which policy owns the request, before anything else is read of it: a set of one file owns every request.
-  const chosen = choosePolicy(deps.current(), request);
+  const chosen = choosePolicy(deps.current(), request, door.transport);
   if (!chosen.ok) {
     const decision: Decision = { reason: 'policy_unknown', detail: chosen.detail, revision: '' };
     return finish(request, deps, undefined, started, { decision }, span);
@@ -81,7 +91,7 @@ function answerNow(
   const decided = (checked: Checked) => finish(request, deps, snapshot, started, checked, span);
   try {
     // The span (when traced) is told what the phases meet on the way: cache results, a key fetch's start.
-    const checked = decide(request, snapshot, span);
+    const checked = decide(request, snapshot, span, door);
     return checked instanceof Promise ? checked.then(decided).catch(failed) : decided(checked);
   } catch (err) {
     return failed(err);
@@ -115,7 +125,7 @@ function finish(
   });
   const label = decisionLabel(decision);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  deps.metrics.recordDecision(decision, label, seconds);
+  deps.metrics.recordDecision(decision, label, seconds, deps.transport);
   span?.decided(decision, label, requestId);
   logDecision(deps.log, decision, label, requestId, seconds, span);
   if (deps.records) keepRecord(deps.records, request, checked, label, requestId, span, snapshot);
@@ -161,7 +171,7 @@ function keepRecord(
 }
 
 /** When even the internal_error answer failed: a bare one, built from nothing that could fail again. */
-function lastResort(): Answer {
+export function lastResort(): Answer {
   return toCheckResponse(
     { reason: 'internal_error', detail: 'internal error', revision: '' },
     { requestId: '', realm: DEFAULT_REALM, requestHeaderNames: [] },

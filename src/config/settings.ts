@@ -43,6 +43,15 @@ export interface ServeSettings {
   readonly decisionLog?: DecisionLogSettings;
   /** TLS on the listeners that take Checks (`--tls-cert`, `--tls-key`, `--tls-client-ca`); absent: plaintext. */
   readonly tls?: TlsSettings;
+  /** Envoy's HTTP ext_authz (`http_service`) front door (`--http`); absent: off. */
+  readonly http?: HostPort;
+  /**
+   * The `path_prefix` Envoy's `http_service` puts before each path (`--http-path-prefix`): removed before
+   * the path is read; a path without it is request_malformed. Empty: Envoy sets none.
+   */
+  readonly httpPathPrefix: string;
+  /** The forward-auth front door for nginx `auth_request`, Traefik and Caddy (`--forward-auth`); absent: off. */
+  readonly forwardAuth?: HostPort;
 }
 
 export interface DecisionLogSettings {
@@ -105,6 +114,9 @@ export const SERVE_FLAGS = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'tls-client-ca': { type: 'string' },
+  http: { type: 'string' },
+  'http-path-prefix': { type: 'string', default: '' },
+  'forward-auth': { type: 'string' },
 } as const;
 
 type BooleanFlag = 'deny-hints' | 'tracing' | 'trace-identities';
@@ -168,7 +180,29 @@ export function serveSettings(args: string[], env: NodeJS.ProcessEnv = process.e
     tracing: tracingSettings(given('tracing'), given('trace-identities'), env),
     ...decisionLogSettings(pick),
     ...(tls && { tls }),
+    ...frontDoors(pick),
   });
+}
+
+/** The HTTP front doors, each off unless its flag (or twin) is set. */
+function frontDoors(
+  pick: (flag: 'http' | 'http-path-prefix' | 'forward-auth') => string | undefined,
+): Pick<ServeSettings, 'http' | 'httpPathPrefix' | 'forwardAuth'> {
+  const http = pick('http');
+  const forwardAuth = pick('forward-auth');
+  const prefix = pick('http-path-prefix') ?? '';
+  // A prefix is a path of plain segments, without a trailing slash: Envoy joins it to the path as it is.
+  if (prefix !== '' && !/^(\/[A-Za-z0-9._~!$&'()*+,=:@-]+)+$/.test(prefix))
+    throw new SettingsError(
+      `--http-path-prefix: expected a path such as /authz (segments, no trailing slash), got "${prefix}"`,
+    );
+  if (prefix !== '' && !http)
+    throw new SettingsError('--http-path-prefix: only with --http (Envoy http_service path_prefix)');
+  return {
+    ...(http ? { http: parseHostPort(http, '--http') } : {}),
+    httpPathPrefix: prefix,
+    ...(forwardAuth ? { forwardAuth: parseHostPort(forwardAuth, '--forward-auth') } : {}),
+  };
 }
 
 /**

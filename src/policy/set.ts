@@ -71,6 +71,14 @@ export class PolicySet<T> {
       single && entries.length === 1 ? { ok: true, value: entries[0]!.value, by: 'only policy' } : undefined;
   }
 
+  /**
+   * Some policy claims requests by the destination workload's identity, which outranks the host: a request
+   * that cannot say its destination (one from an HTTP front door) cannot be given a policy by its host alone.
+   */
+  get choosesByDestination(): boolean {
+    return this.byPrincipal.size > 0;
+  }
+
   get size(): number {
     return this.byName.size;
   }

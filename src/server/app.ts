@@ -18,10 +18,14 @@ import type { Metrics } from '../telemetry/metrics.js';
 import type { Tracing } from '../telemetry/otel.js';
 import { createAdminServer, listenHttp, type Readiness } from './admin.js';
 import { bindGrpc, createGrpcServer, HealthStatus } from './grpc.js';
+import { createHttpFront, type HttpFront } from './http-front.js';
 import { CertificateFiles } from './tls.js';
 
 export interface Running {
   readonly grpcAddress: string;
+  /** The HTTP front doors' bound addresses; absent when off. */
+  readonly httpAddress?: string;
+  readonly forwardAuthAddress?: string;
   /** Empty when this process serves no admin edge (a worker of `serve --workers N`). */
   readonly adminAddress: string;
   /** The policies served now, as a Check chooses from them. */
@@ -196,17 +200,16 @@ export async function startServer(
 
   const records = settings.decisionLog && decisionRecords(settings.decisionLog, options.worker, log, metrics);
   const health = new HealthStatus();
-  const grpcServer = createGrpcServer(
-    {
-      current,
-      metrics,
-      log,
-      denyHints: settings.denyHints,
-      ...(tracing && { tracing }),
-      ...(records && { records }),
-    },
-    health,
-  );
+  const checkDeps = {
+    current,
+    metrics,
+    log,
+    denyHints: settings.denyHints,
+    ...(tracing && { tracing }),
+    ...(records && { records }),
+  };
+  const grpcServer = createGrpcServer(checkDeps, health);
+  // TLS (--tls-cert): one set of certificate files for every listener that takes Checks, kept current.
   const certificates =
     settings.tls && new CertificateFiles(settings.tls, (problem) => log.warn({ problem }, 'tls'));
   const grpcPort = await bindGrpc(
@@ -214,6 +217,26 @@ export async function startServer(
     formatHostPort(settings.listen),
     certificates?.grpcCredentials(),
   );
+  // The HTTP front doors: the same Check path, caches and records, each its own listener (shared by the
+  // workers of `--workers N` as the gRPC port is: Node's cluster hands each connection to one worker).
+  const fronts: HttpFront[] = [];
+  const openFront = async (transport: 'http' | 'forward_auth', at: { host: string; port: number }) => {
+    const front = createHttpFront(checkDeps, {
+      transport,
+      ...(transport === 'http' && { pathPrefix: settings.httpPathPrefix }),
+      ...(certificates && { tls: certificates }),
+    });
+    fronts.push(front);
+    metrics.transportServed(transport);
+    const bound = await listenHttp(front.server, at.host, at.port).catch((err) => {
+      grpcServer.forceShutdown();
+      for (const opened of fronts) opened.server.close();
+      throw err;
+    });
+    return formatHostPort(bound);
+  };
+  const httpAddress = settings.http && (await openFront('http', settings.http));
+  const forwardAuthAddress = settings.forwardAuth && (await openFront('forward_auth', settings.forwardAuth));
   const readiness = (): Readiness => {
     const files = source.readiness();
     return {
@@ -259,6 +282,7 @@ export async function startServer(
           resolve();
         });
       });
+      await Promise.all(fronts.map((front) => front.close(settings.drainSeconds * 1000)));
       if (admin) {
         admin.closeAllConnections();
         await new Promise<void>((resolve) => admin.close(() => resolve()));
@@ -273,6 +297,8 @@ export async function startServer(
 
   return {
     grpcAddress: formatHostPort({ host: settings.listen.host, port: grpcPort }),
+    ...(httpAddress && { httpAddress }),
+    ...(forwardAuthAddress && { forwardAuthAddress }),
     adminAddress: adminBound ? formatHostPort(adminBound) : '',
     current,
     policies: () => source.policies(),

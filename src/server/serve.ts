@@ -42,15 +42,23 @@ export async function serveProcess(settings: ServeSettings, processLog: Logger):
   const policies = revisionsOf(running.policies());
   if (worker) {
     answerPrimary(running, metrics);
-    void tellPrimary({ scopegate: 'listening', grpc: running.grpcAddress, policies });
+    void tellPrimary({
+      scopegate: 'listening',
+      grpc: running.grpcAddress,
+      ...frontAddresses(running),
+      policies,
+    });
   } else {
     // Scripts wait for this line to learn the bound ports, so it is written whatever the log level.
-    log
-      .child({}, { level: 'info' })
-      .info(
-        { grpc: running.grpcAddress, admin: running.adminAddress, ...listeningPolicies(policies) },
-        'listening',
-      );
+    log.child({}, { level: 'info' }).info(
+      {
+        grpc: running.grpcAddress,
+        ...frontAddresses(running),
+        admin: running.adminAddress,
+        ...listeningPolicies(policies),
+      },
+      'listening',
+    );
   }
   process.on('SIGHUP', () => void running.reload());
   return new Promise((resolveExit) => {
@@ -69,4 +77,12 @@ export async function serveProcess(settings: ServeSettings, processLog: Logger):
     // A worker whose primary is gone (killed, crashed) has no admin edge and no supervisor: drain and go.
     if (worker) process.once('disconnect', () => shutdown('primary gone'));
   });
+}
+
+/** The `listening` line's HTTP front doors, when served. */
+function frontAddresses(running: Running): { http?: string; forward_auth?: string } {
+  return {
+    ...(running.httpAddress !== undefined && { http: running.httpAddress }),
+    ...(running.forwardAuthAddress !== undefined && { forward_auth: running.forwardAuthAddress }),
+  };
 }

@@ -24,7 +24,13 @@ interface Ask {
 
 /** Worker → primary. */
 export type WorkerMessage =
-  | { readonly scopegate: 'listening'; readonly grpc: string; readonly policies: Record<string, string> }
+  | {
+      readonly scopegate: 'listening';
+      readonly grpc: string;
+      readonly http?: string;
+      readonly forward_auth?: string;
+      readonly policies: Record<string, string>;
+    }
   | { readonly scopegate: 'failed'; readonly policy: boolean; readonly message: string }
   | { readonly scopegate: 'answer'; readonly id: number; readonly answer: unknown };
 
@@ -97,7 +103,7 @@ export async function superviseWorkers(settings: ServeSettings, log: Logger): Pr
 
   // Startup: every worker listening, or the first failure (a broken policy fails them all alike).
   let up = false;
-  const started = new Promise<{ grpc: string; policies: Record<string, string> }>((resolve, reject) => {
+  const started = new Promise<Extract<WorkerMessage, { scopegate: 'listening' }>>((resolve, reject) => {
     cluster.on('message', (worker, message: WorkerMessage) => {
       if (message?.scopegate === 'answer') questions.get(message.id)?.settle(message.answer);
       else if (message?.scopegate === 'listening') {
@@ -150,7 +156,7 @@ export async function superviseWorkers(settings: ServeSettings, log: Logger): Pr
   );
   for (let i = 0; i < wanted; i++) cluster.fork();
 
-  let first: { grpc: string; policies: Record<string, string> };
+  let first: Extract<WorkerMessage, { scopegate: 'listening' }>;
   try {
     first = await started;
   } catch (failure) {
@@ -189,6 +195,8 @@ export async function superviseWorkers(settings: ServeSettings, log: Logger): Pr
   log.child({}, { level: 'info' }).info(
     {
       grpc: first.grpc,
+      ...(first.http !== undefined && { http: first.http }),
+      ...(first.forward_auth !== undefined && { forward_auth: first.forward_auth }),
       admin: formatHostPort(adminBound),
       ...listeningPolicies(first.policies),
       workers: wanted,

@@ -3,7 +3,7 @@
 // bounded whatever clients send.
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { CHANGE_KINDS, type PolicyChange } from '../policy/diff.js';
-import { type Decision, type DecisionLabel, reasonsWhere } from '../vocabulary/index.js';
+import { type Decision, type DecisionLabel, reasonsWhere, type Transport } from '../vocabulary/index.js';
 import { type HistogramSeries, HotHistogram } from './hot-histogram.js';
 
 /**
@@ -59,11 +59,13 @@ export class Metrics {
   private readonly missed = new Map<string, PendingCount>();
   /** The revision each policy serves, for replacing its `scopegate_policy_revision_info` series. */
   private readonly revisions = new Map<string, string>();
+  /** The front doors this process serves (gRPC always): their fail-closed series start at 0. */
+  private readonly transports = new Set<Transport>(['grpc']);
 
-  readonly decisions: Counter<'decision' | 'reason' | 'route' | 'policy'> = new Counter({
+  readonly decisions: Counter<'decision' | 'reason' | 'route' | 'policy' | 'transport'> = new Counter({
     name: 'scopegate_decisions_total',
-    help: 'Check decisions by outcome, reason, policy and route (policy is empty when no policy owns the request).',
-    labelNames: ['decision', 'reason', 'route', 'policy'] as const,
+    help: 'Check decisions by outcome, reason, policy, route and front door (policy is empty when no policy owns the request).',
+    labelNames: ['decision', 'reason', 'route', 'policy', 'transport'] as const,
     registers: [this.registry],
     collect: (): void => flush(this.decided, this.decisions),
   });
@@ -78,7 +80,7 @@ export class Metrics {
 
   readonly checkDuration = new HotHistogram(
     'scopegate_check_duration_seconds',
-    'Time from receiving a Check to answering it.',
+    'Time from receiving a Check to answering it, by decision and front door.',
     CHECK_DURATION_BUCKETS,
     this.registry,
   );
@@ -146,9 +148,17 @@ export class Metrics {
    * The two fail-closed 503 reasons page someone (deploy/prometheus/alerts.yaml): at 0 from the first scrape,
    * the first one is an increase() the alert sees, not a new series it cannot.
    */
-  private failClosedAtZero(policy: string): void {
-    for (const reason of reasonsWhere('failClosed'))
-      this.decisions.inc({ decision: 'deny', reason, route: '', policy }, 0);
+  private failClosedAtZero(policy: string, transports: Iterable<Transport> = this.transports): void {
+    for (const transport of transports)
+      for (const reason of reasonsWhere('failClosed'))
+        this.decisions.inc({ decision: 'deny', reason, route: '', policy, transport }, 0);
+  }
+
+  /** A front door besides gRPC is served (`serve --http`, `--forward-auth`): its fail-closed series at 0. */
+  transportServed(transport: Transport): void {
+    if (this.transports.has(transport)) return;
+    this.transports.add(transport);
+    for (const policy of ['', ...this.revisions.keys()]) this.failClosedAtZero(policy, [transport]);
   }
 
   /** A policy's revision is served: its revision series, and its counters present at 0 for rate() and alerts. */
@@ -176,9 +186,9 @@ export class Metrics {
       this.decided.delete(key);
       this.decisions.remove(decided.labels);
     }
-    for (const reason of reasonsWhere('failClosed')) {
-      this.decisions.remove({ decision: 'deny', reason, route: '', policy });
-    }
+    for (const transport of this.transports)
+      for (const reason of reasonsWhere('failClosed'))
+        this.decisions.remove({ decision: 'deny', reason, route: '', policy, transport });
     for (const [key, count] of this.missed) {
       if (count.labels.policy !== policy) continue;
       this.missed.delete(key);
@@ -186,21 +196,32 @@ export class Metrics {
     }
   }
 
-  /** The series of one (decision, reason, route, policy), found once per Check by one map lookup. */
+  /** The series of one (decision, reason, route, policy, transport), found once per Check by one map lookup. */
   private readonly series = new Map<
     string,
     { readonly decided: PendingCount; readonly took: HistogramSeries }
   >();
 
-  recordDecision(decision: Decision, label: DecisionLabel, seconds: number): void {
+  recordDecision(
+    decision: Decision,
+    label: DecisionLabel,
+    seconds: number,
+    transport: Transport = 'grpc',
+  ): void {
     const route = decision.route ?? '';
     const policy = decision.policy ?? '';
-    const key = `${label}\0${decision.reason}\0${route}\0${policy}`;
+    const key = `${label}\0${decision.reason}\0${route}\0${policy}\0${transport}`;
     let series = this.series.get(key);
     if (series === undefined) {
       series = {
-        decided: pendingCount(this.decided, key, { decision: label, reason: decision.reason, route, policy }),
-        took: this.checkDuration.seriesFor(label, { decision: label }),
+        decided: pendingCount(this.decided, key, {
+          decision: label,
+          reason: decision.reason,
+          route,
+          policy,
+          transport,
+        }),
+        took: this.checkDuration.seriesFor(`${label}\0${transport}`, { decision: label, transport }),
       };
       this.series.set(key, series);
     }

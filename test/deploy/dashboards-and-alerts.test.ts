@@ -160,9 +160,9 @@ function policyFilterProblems(queries: ReadonlyArray<{ where: string; expr: stri
 const TARGET_LABELS = ['job', 'instance'];
 /** The labels of each scopegate metric: a contract (README, Metrics), like the names. */
 const METRIC_LABELS: Readonly<Record<string, readonly string[]>> = {
-  scopegate_decisions_total: ['decision', 'reason', 'route', 'policy'],
+  scopegate_decisions_total: ['decision', 'reason', 'route', 'policy', 'transport'],
   scopegate_missing_permissions_total: ['policy', 'route', 'permission', 'source'],
-  scopegate_check_duration_seconds: ['decision'],
+  scopegate_check_duration_seconds: ['decision', 'transport'],
   scopegate_cache_lookups_total: ['cache', 'result'],
   scopegate_policy_reloads_total: ['policy', 'result'],
   scopegate_policy_revision_info: ['policy', 'revision'],
@@ -429,7 +429,7 @@ describe('deploy/grafana/scopegate.json', () => {
     broken.delete('scopegate_policy_revision_info');
     broken.set('scopegate_policy_files', new Set(['policy']));
     expect(labelContractProblems(broken)).toEqual([
-      'scopegate_decisions_total: labels decision, reason, route, not decision, policy, reason, route',
+      'scopegate_decisions_total: labels decision, reason, route, transport, not decision, policy, reason, route, transport',
       'scopegate_policy_reloads_total: labels file, policy, result, not policy, result',
       'scopegate_policy_files: not in the contract',
       'scopegate_policy_revision_info: not in the scrape',

@@ -272,7 +272,7 @@ describe.skipIf(skipWithoutKustomize)(kustomizeSuiteName('the central policy set
       expectDenied(await toInventory(report), 'peer_missing');
       expectDenied(await reservation(undefined), 'peer_missing');
       expect(await scrape()).toMatch(
-        /^scopegate_decisions_total\{decision="deny",reason="peer_missing",route="",policy="inventory"\} 2$/m,
+        /^scopegate_decisions_total\{decision="deny",reason="peer_missing",route="",policy="inventory",transport="grpc"\} 2$/m,
       );
     });
   });

@@ -50,10 +50,10 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('npm run demo'), () => {
       );
     }
     expect(output).toContain(
-      '   scopegate_decisions_total{decision="deny",reason="peer_missing",route="",policy="inventory"} 1',
+      '   scopegate_decisions_total{decision="deny",reason="peer_missing",route="",policy="inventory",transport="grpc"} 1',
     );
     expect(output).toContain(
-      '   scopegate_decisions_total{decision="deny",reason="scope_missing",route="create_transaction",policy="inventory"} 1',
+      '   scopegate_decisions_total{decision="deny",reason="scope_missing",route="create_transaction",policy="inventory",transport="grpc"} 1',
     );
     expect(output.at(-1)).toBe('Stopped.');
   });

@@ -111,12 +111,12 @@ describe('choosing the policy for each request', () => {
     expect(await ask(harness, { host: 'orders.example.com' })).toEqual(unknownName);
     expect(
       await harness.sample(
-        'scopegate_decisions_total{decision="deny",reason="policy_unknown",route="",policy=""}',
+        'scopegate_decisions_total{decision="deny",reason="policy_unknown",route="",policy="",transport="grpc"}',
       ),
     ).toBe(2);
     expect(
       await harness.sample(
-        'scopegate_decisions_total{decision="allow",reason="allowed",route="list_shipments",policy="shipments"}',
+        'scopegate_decisions_total{decision="allow",reason="allowed",route="list_shipments",policy="shipments",transport="grpc"}',
       ),
     ).toBe(3);
   });

@@ -3,6 +3,8 @@
 // clients holding a certificate it signed; rotated files are served without a restart, and a bad update keeps
 // the last good certificate. Unusable files are usage errors that name the flag and the file.
 import { writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,7 +69,7 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
     let harness: Harness;
     beforeAll(async () => {
       harness = await startHarness(undefined, {
-        flags: ['--tls-cert', server.certFile, '--tls-key', server.keyFile],
+        flags: ['--tls-cert', server.certFile, '--tls-key', server.keyFile, '--http', '127.0.0.1:0'],
       });
     });
     afterAll(() => harness?.close());
@@ -77,13 +79,28 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
       expect(await attempt(address, trusting())).toBe('token_missing');
       expect(await attempt(address)).toBe(UNAVAILABLE);
     });
+
+    it('serves the HTTP front door over TLS too, and nothing in plaintext there', async () => {
+      const address = harness.running.httpAddress!;
+      expect(await httpsStatus(address, { ca: ca.cert })).toBe(401);
+      expect(await httpsStatus(address, { ca: ca.cert }, 'http')).toBe('refused');
+    });
   });
 
   describe('with a client CA', () => {
     let harness: Harness;
     beforeAll(async () => {
       harness = await startHarness(undefined, {
-        flags: ['--tls-cert', server.certFile, '--tls-key', server.keyFile, '--tls-client-ca', ca.certFile],
+        flags: [
+          '--tls-cert',
+          server.certFile,
+          '--tls-key',
+          server.keyFile,
+          '--tls-client-ca',
+          ca.certFile,
+          '--http',
+          '127.0.0.1:0',
+        ],
       });
     });
     afterAll(() => harness?.close());
@@ -93,6 +110,15 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
       expect(await attempt(address, trusting(envoy))).toBe('token_missing');
       expect(await attempt(address, trusting())).toBe(UNAVAILABLE);
       expect(await attempt(address, trusting(stranger))).toBe(UNAVAILABLE);
+    });
+
+    it('asks the HTTP front door’s clients for a certificate the client CA signed as well', async () => {
+      const address = harness.running.httpAddress!;
+      expect(await httpsStatus(address, { ca: ca.cert, cert: envoy.cert, key: envoy.key })).toBe(401);
+      expect(await httpsStatus(address, { ca: ca.cert })).toBe('refused');
+      expect(await httpsStatus(address, { ca: ca.cert, cert: stranger.cert, key: stranger.key })).toBe(
+        'refused',
+      );
     });
   });
 
@@ -169,6 +195,31 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
     ).toEqual({ cert: server.certFile, key: server.keyFile });
   });
 });
+
+/** The status of a GET through an HTTP front door over TLS ('http': in plaintext), or 'refused'. */
+function httpsStatus(
+  address: string,
+  tls: { ca: string; cert?: string; key?: string },
+  scheme: 'https' | 'http' = 'https',
+): Promise<number | 'refused'> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.split(':').pop())];
+  return new Promise((resolve) => {
+    const options = { host, port, path: '/api/inventory/items', method: 'GET', timeout: 2000 };
+    const request =
+      scheme === 'https'
+        ? httpsRequest({ ...options, ...tls, servername: 'localhost' }, (response) => {
+            response.resume();
+            resolve(response.statusCode ?? 0);
+          })
+        : httpRequest(options, (response) => {
+            response.resume();
+            resolve(response.statusCode ?? 0);
+          });
+    request.on('error', () => resolve('refused'));
+    request.on('timeout', () => request.destroy());
+    request.end();
+  });
+}
 
 /** 'ok' when the health service answers over these credentials, 'refused' when the handshake fails. */
 async function healthOver(address: string, credentials: grpc.ChannelCredentials): Promise<string> {

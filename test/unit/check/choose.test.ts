@@ -43,3 +43,29 @@ describe('choosePolicy', () => {
     expect(choosePolicy(lone, at('orders.example.com'))).toMatchObject({ ok: false });
   });
 });
+
+describe('choosing from an HTTP front door', () => {
+  const owns = (name: string, more: Partial<Ownership> = {}) => ({
+    owns: { name, hosts: [], destinationPrincipals: [], default: false, ...more },
+    value: name,
+  });
+  const request = { attributes: { request: { http: { host: 'a.example.com' } } } };
+  it('chooses by host or default, never by a context extension or destination it cannot carry', () => {
+    const set = new PolicySet([owns('a', { hosts: ['a.example.com'] }), owns('b', { default: true })]);
+    expect(choosePolicy(set, request, 'http')).toMatchObject({ ok: true, value: 'a' });
+    const named = { attributes: { ...request.attributes, context_extensions: { scopegate_policy: 'b' } } };
+    expect(choosePolicy(set, named, 'grpc')).toMatchObject({ ok: true, value: 'b' });
+    expect(choosePolicy(set, named, 'http')).toMatchObject({ ok: true, value: 'a' });
+  });
+
+  it('refuses every request when the set chooses by destination principal: its host alone could pick another', () => {
+    const set = new PolicySet([
+      owns('a', { hosts: ['a.example.com'] }),
+      owns('b', { destinationPrincipals: ['spiffe://cluster.local/ns/x/sa/y'] }),
+    ]);
+    expect(choosePolicy(set, request, 'grpc')).toMatchObject({ ok: true, value: 'a' });
+    const chosen = choosePolicy(set, request, 'forward_auth');
+    expect(chosen.ok).toBe(false);
+    expect(!chosen.ok && chosen.detail).toMatch(/destination principal/);
+  });
+});

@@ -86,7 +86,7 @@ async function count(metrics: Metrics, labels: string): Promise<number> {
   return line === undefined ? 0 : Number(line.split(' ').at(-1));
 }
 
-const INTERNAL_ERROR = 'decision="deny",reason="internal_error",route="",policy="inventory"';
+const INTERNAL_ERROR = 'decision="deny",reason="internal_error",route="",policy="inventory",transport="grpc"';
 
 function expectInternalError(answer: Answer, requestId: string) {
   const seen = answerOf(decodeAnswer(answer));
@@ -103,7 +103,10 @@ describe('the kept answer path: decide, answer, record', () => {
     expect(answer).toMatchObject({ status: 200, reason: 'allowed' });
     expect(answer.headers.get('x-scopegate-subject')).toBe('svc-inventory-sync');
     expect(
-      await count(metrics, 'decision="allow",reason="allowed",route="list_transactions",policy="inventory"'),
+      await count(
+        metrics,
+        'decision="allow",reason="allowed",route="list_transactions",policy="inventory",transport="grpc"',
+      ),
     ).toBe(1);
     expect(lines).toEqual([
       expect.objectContaining({ level: 'debug', msg: 'decision', decision: 'allow', request_id: 'req-1' }),
@@ -124,7 +127,7 @@ describe('the kept answer path: decide, answer, record', () => {
       }),
     ]);
     return expect(
-      count(metrics, 'decision="deny",reason="token_missing",route="",policy="inventory"'),
+      count(metrics, 'decision="deny",reason="token_missing",route="",policy="inventory",transport="grpc"'),
     ).resolves.toBe(1);
   });
 
@@ -144,7 +147,10 @@ describe('the kept answer path: decide, answer, record', () => {
     expect(first).toBeInstanceOf(EncodedAnswer);
     expect(second).toBe(first);
     expect(
-      await count(metrics, 'decision="allow",reason="allowed",route="list_transactions",policy="inventory"'),
+      await count(
+        metrics,
+        'decision="allow",reason="allowed",route="list_transactions",policy="inventory",transport="grpc"',
+      ),
     ).toBe(2);
     // Without a decision cache, nothing is kept: each answer is built afresh.
     const fresh = depsFor(verifying());
@@ -228,7 +234,10 @@ routes:
     expectInternalError(handleCheck(list('a.b.c'), deps) as Answer, 'req-1');
     // The policy here is named after its file (policy.yaml): counted under it, not under the example's name.
     expect(
-      await count(metrics, 'decision="allow",reason="allowed",route="list_transactions",policy="policy"'),
+      await count(
+        metrics,
+        'decision="allow",reason="allowed",route="list_transactions",policy="policy",transport="grpc"',
+      ),
     ).toBe(0);
     expect(await count(metrics, INTERNAL_ERROR.replace('inventory', 'policy'))).toBe(1);
     expect(lines[0]).toMatchObject({

@@ -74,7 +74,13 @@ describe('answerPrimary', () => {
     const decisions = families.find((family) => family.name === 'scopegate_decisions_total');
     expect(decisions?.values).toContainEqual(
       expect.objectContaining({
-        labels: { decision: 'allow', reason: 'allowed', route: 'list_transactions', policy: 'inventory' },
+        labels: {
+          decision: 'allow',
+          reason: 'allowed',
+          route: 'list_transactions',
+          policy: 'inventory',
+          transport: 'grpc',
+        },
         value: 1,
       }),
     );

@@ -55,8 +55,8 @@ describe('before any traffic', () => {
   it('the fail-closed denials (they page someone) are series at 0 under no policy; reloads wait for a policy', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     expect(await family(metrics, 'scopegate_decisions_total')).toEqual({
-      'decision=deny,reason=keys_unavailable,route=,policy=': 0,
-      'decision=deny,reason=internal_error,route=,policy=': 0,
+      'decision=deny,reason=keys_unavailable,route=,policy=,transport=grpc': 0,
+      'decision=deny,reason=internal_error,route=,policy=,transport=grpc': 0,
     });
     expect(await family(metrics, 'scopegate_policy_reloads_total')).toEqual({});
   });
@@ -73,15 +73,15 @@ describe('recordDecision', () => {
     metrics.recordDecision({ ...tokenMissing, reason: 'internal_error' }, 'deny', 0.00003);
     metrics.recordDecision(noPolicy, 'deny', 0.00001);
     expect(await family(metrics, 'scopegate_decisions_total')).toEqual({
-      'decision=deny,reason=keys_unavailable,route=,policy=': 0,
-      'decision=deny,reason=internal_error,route=,policy=': 0,
-      'decision=allow,reason=allowed,route=list_transactions,policy=inventory': 3,
-      'decision=allow,reason=allowed,route=list_transactions,policy=shipments': 1,
-      'decision=deny,reason=scope_missing,route=create_transaction,policy=inventory': 1,
-      'decision=dry_run_deny,reason=scope_missing,route=create_transaction,policy=inventory': 1,
-      'decision=deny,reason=token_missing,route=,policy=inventory': 1,
-      'decision=deny,reason=internal_error,route=,policy=inventory': 1,
-      'decision=deny,reason=policy_unknown,route=,policy=': 1,
+      'decision=deny,reason=keys_unavailable,route=,policy=,transport=grpc': 0,
+      'decision=deny,reason=internal_error,route=,policy=,transport=grpc': 0,
+      'decision=allow,reason=allowed,route=list_transactions,policy=inventory,transport=grpc': 3,
+      'decision=allow,reason=allowed,route=list_transactions,policy=shipments,transport=grpc': 1,
+      'decision=deny,reason=scope_missing,route=create_transaction,policy=inventory,transport=grpc': 1,
+      'decision=dry_run_deny,reason=scope_missing,route=create_transaction,policy=inventory,transport=grpc': 1,
+      'decision=deny,reason=token_missing,route=,policy=inventory,transport=grpc': 1,
+      'decision=deny,reason=internal_error,route=,policy=inventory,transport=grpc': 1,
+      'decision=deny,reason=policy_unknown,route=,policy=,transport=grpc': 1,
     });
   });
 
@@ -101,21 +101,21 @@ describe('recordDecision', () => {
     metrics.recordDecision(allowed, 'allow', 0.003);
     metrics.recordDecision(scopeMissing, 'deny', 0.0004);
     expect(await family(metrics, 'scopegate_check_duration_seconds', '_count')).toEqual({
-      'decision=allow': 2,
-      'decision=deny': 1,
+      'decision=allow,transport=grpc': 2,
+      'decision=deny,transport=grpc': 1,
     });
     const buckets = await family(metrics, 'scopegate_check_duration_seconds', '_bucket');
-    expect(buckets['le=0.00005,decision=allow']).toBe(1);
-    expect(buckets['le=0.0025,decision=allow']).toBe(1);
-    expect(buckets['le=0.005,decision=allow']).toBe(2);
-    expect(buckets['le=0.0005,decision=deny']).toBe(1);
+    expect(buckets['le=0.00005,decision=allow,transport=grpc']).toBe(1);
+    expect(buckets['le=0.0025,decision=allow,transport=grpc']).toBe(1);
+    expect(buckets['le=0.005,decision=allow,transport=grpc']).toBe(2);
+    expect(buckets['le=0.0005,decision=deny,transport=grpc']).toBe(1);
   });
 
   it('hands each count to the scrape once: nothing lost between scrapes, nothing counted twice', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const allows = async () =>
       (await family(metrics, 'scopegate_decisions_total'))[
-        'decision=allow,reason=allowed,route=list_transactions,policy=inventory'
+        'decision=allow,reason=allowed,route=list_transactions,policy=inventory,transport=grpc'
       ];
     metrics.recordDecision(allowed, 'allow', 0.0002);
     metrics.recordDecision(allowed, 'allow', 0.0002);
@@ -124,7 +124,7 @@ describe('recordDecision', () => {
     metrics.recordDecision(allowed, 'allow', 0.0002);
     expect(await allows()).toBe(3);
     expect(await metrics.registry.metrics()).toContain(
-      'scopegate_decisions_total{decision="allow",reason="allowed",route="list_transactions",policy="inventory"} 3',
+      'scopegate_decisions_total{decision="allow",reason="allowed",route="list_transactions",policy="inventory",transport="grpc"} 3',
     );
   });
 });
@@ -169,10 +169,10 @@ describe('policyServed and policyRemoved', () => {
       'policy=inventory,result=error': 0,
     });
     expect(await family(metrics, 'scopegate_decisions_total')).toEqual({
-      'decision=deny,reason=keys_unavailable,route=,policy=': 0,
-      'decision=deny,reason=internal_error,route=,policy=': 0,
-      'decision=deny,reason=keys_unavailable,route=,policy=inventory': 0,
-      'decision=deny,reason=internal_error,route=,policy=inventory': 0,
+      'decision=deny,reason=keys_unavailable,route=,policy=,transport=grpc': 0,
+      'decision=deny,reason=internal_error,route=,policy=,transport=grpc': 0,
+      'decision=deny,reason=keys_unavailable,route=,policy=inventory,transport=grpc': 0,
+      'decision=deny,reason=internal_error,route=,policy=inventory,transport=grpc': 0,
     });
   });
 

@@ -1,0 +1,71 @@
+// An answer as an HTTP front door sends it (server/http-front.ts): the same CheckResponse the gRPC door sends,
+// laid out as Envoy's `http_service` and the forward-auth proxies read a reply.
+//   - Allow: 200, the identity headers (`x-scopegate-*`) for the proxy to copy upstream (Envoy
+//     `allowed_upstream_headers`, Traefik `authResponseHeaders`, Caddy `copy_headers`, nginx
+//     `auth_request_set`), and the client-sent identity headers to remove in `x-envoy-auth-headers-to-remove`
+//     (Envoy's http_service reads it; the other proxies' configs strip them themselves).
+//   - Deny: the status, headers (`WWW-Authenticate`, `x-scopegate-reason`, …) and JSON body of the gRPC
+//     answer's denied_response.
+//   - Both: the dynamic metadata as `x-scopegate-meta-<key>` headers, for Envoy's
+//     `dynamic_metadata_from_headers` (Envoy keys the metadata by header name).
+// A kept (pre-encoded) answer is decoded from its bytes: the reply is what the gRPC door would have sent.
+import { httpStatusNumber, type ReceivedCheckResponse } from '../wire/proto.js';
+import type { CheckResponse, HeaderValueOption } from '../wire/types.js';
+import { headerValueText } from './encode.js';
+import { type Answer, decodeAnswer, EncodedAnswer } from './kept.js';
+
+/** Envoy's http_service removes these request headers before the upstream (a comma-separated list). */
+export const HEADERS_TO_REMOVE = 'x-envoy-auth-headers-to-remove';
+/** The dynamic metadata's headers: `x-scopegate-meta-reason`, `x-scopegate-meta-policy-revision`, … */
+export const METADATA_HEADER_PREFIX = 'x-scopegate-meta-';
+
+export interface HttpReply {
+  readonly status: number;
+  /**
+   * Lower-case names and values. A value is its UTF-8 bytes read as latin1, as Node writes a header value
+   * byte for byte: an identity that is not ASCII reaches the proxy as the same bytes the gRPC answer carries.
+   */
+  readonly headers: ReadonlyArray<readonly [string, string]>;
+  readonly body: string;
+}
+
+type AnyCheckResponse = CheckResponse | ReceivedCheckResponse;
+
+export function httpReplyFor(answer: Answer): HttpReply {
+  return httpReplyOf(answer instanceof EncodedAnswer ? decodeAnswer(answer) : answer);
+}
+
+export function httpReplyOf(response: AnyCheckResponse): HttpReply {
+  const metadata = metadataHeaders(response);
+  const denied = response.denied_response;
+  if (denied === undefined) {
+    const headers = [...valuesOf(response.ok_response?.headers), ...metadata];
+    const remove = response.ok_response?.headers_to_remove ?? [];
+    if (remove.length > 0) headers.push([HEADERS_TO_REMOVE, remove.join(',')]);
+    return { status: 200, headers, body: '' };
+  }
+  return {
+    status: httpStatusNumber(denied.status?.code) ?? 403,
+    headers: [...valuesOf(denied.headers), ...metadata],
+    body: denied.body ?? '',
+  };
+}
+
+function valuesOf(headers: readonly HeaderValueOption[] | undefined): Array<[string, string]> {
+  return (headers ?? []).map(({ header }) => [header.key.toLowerCase(), wireText(headerValueText(header))]);
+}
+
+function metadataHeaders(response: AnyCheckResponse): Array<[string, string]> {
+  const fields = response.dynamic_metadata?.fields ?? {};
+  const headers: Array<[string, string]> = [];
+  for (const [key, value] of Object.entries(fields)) {
+    if (typeof value.string_value !== 'string') continue;
+    headers.push([`${METADATA_HEADER_PREFIX}${key.replaceAll('_', '-')}`, wireText(value.string_value)]);
+  }
+  return headers;
+}
+
+/** UTF-8 bytes as a latin1 string, which Node writes as those bytes. */
+function wireText(text: string): string {
+  return Buffer.from(text, 'utf8').toString('latin1');
+}

@@ -19,6 +19,13 @@ import type { CheckRequest } from '../wire/types.js';
 import { choosePolicy } from './choose.js';
 import { type Checked, type Door, decide, type Snapshot } from './decide.js';
 
+/** The doors as a Check that was described in full sees them: made once, not per Check. */
+const DOORS: Readonly<Record<Transport, Door>> = Object.freeze({
+  grpc: Object.freeze({ transport: 'grpc' }),
+  http: Object.freeze({ transport: 'http' }),
+  forward_auth: Object.freeze({ transport: 'forward_auth' }),
+});
+
 export interface CheckDeps {
   /** The policies in force (each a revision and its authenticator), read once at the start of each Check. */
   readonly current: () => PolicySet<Snapshot>;
@@ -45,10 +52,8 @@ export function handleCheck(
   traceHeaders?: TraceHeaders,
   refused?: string,
 ): Answer | Promise<Answer> {
-  const door: Door = {
-    transport: deps.transport ?? 'grpc',
-    ...(refused !== undefined && { refused }),
-  };
+  const transport = deps.transport ?? 'grpc';
+  const door: Door = refused === undefined ? DOORS[transport] : { transport, refused };
   if (deps.tracing === undefined) return answerSafely(request, deps, door, undefined);
   try {
     return deps.tracing.traceCheck(request, traceHeaders, (span) => answerSafely(request, deps, door, span));

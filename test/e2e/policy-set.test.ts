@@ -98,7 +98,7 @@ describe.skipIf(skipWithoutEnvoy)(
       expect(await stack.upstreamRequests()).toBe(before);
       const text = await stack.metrics.registry.metrics();
       expect(text).toMatch(
-        /scopegate_decisions_total\{decision="deny",reason="policy_unknown",route="",policy=""\} [1-9]/,
+        /scopegate_decisions_total\{decision="deny",reason="policy_unknown",route="",policy="",transport="grpc"\} [1-9]/,
       );
     });
   },

@@ -24,12 +24,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
+import { mintMany } from './mint-many.js';
 import { describeNode, nodeBinary } from './node-binary.js';
 import { scalePolicyText, scaleRequestAt } from './scale-policy.js';
 
@@ -274,26 +274,7 @@ function serverCpuSeconds(pid = server.pid) {
   }
 }
 
-// --- minting many real tokens: worker threads, node:crypto, compact JWS by hand (same bytes jose would sign) ---
-const MINT_WORKER = `
-const { workerData, parentPort } = require('node:worker_threads');
-const { createPrivateKey, sign } = require('node:crypto');
-const { jwk, alg, kid, claims, from, to, exp } = workerData;
-const key = createPrivateKey({ key: jwk, format: 'jwk' });
-const b64 = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
-const header = b64({ alg, kid, typ: 'JWT' });
-const iat = Math.floor(Date.now() / 1000);
-const out = [];
-for (let n = from; n < to; n++) {
-  const input = header + '.' + b64({ ...claims, iat, exp, jti: 'bench-' + n });
-  const signature = alg === 'ES256'
-    ? sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
-    : sign('sha256', Buffer.from(input), key);
-  out.push(input + '.' + signature.toString('base64url'));
-}
-parentPort.postMessage(out.join('\\n'));
-`;
-
+// --- minting many real tokens: bench/mint-many.js (worker threads, compact JWS by hand) ---
 const readClaims = {
   iss: base.issuer,
   aud: base.audience,
@@ -302,28 +283,6 @@ const readClaims = {
   gty: 'client_credentials',
   scope: 'inventory.read',
 };
-
-/** Tokens `from`..`to`, signed in parallel by one worker per core. */
-async function mintMany({ jwk, alg, kid, from, to, exp }) {
-  const workers = Math.max(1, Math.min(availableParallelism(), 8));
-  const per = Math.ceil((to - from) / workers);
-  const parts = await Promise.all(
-    Array.from({ length: workers }, (_, w) => {
-      const start = from + w * per;
-      const end = Math.min(to, start + per);
-      if (start >= end) return Promise.resolve('');
-      return new Promise((resolve, reject) => {
-        const worker = new Worker(MINT_WORKER, {
-          eval: true,
-          workerData: { jwk, alg, kid, claims: readClaims, from: start, to: end, exp },
-        });
-        worker.once('message', resolve);
-        worker.once('error', reject);
-      });
-    }),
-  );
-  return parts.filter(Boolean).join('\n').split('\n');
-}
 
 /** 100,000 distinct RS256 tokens, from the kept file while they have 12 h left, else minted and saved. */
 async function distinctRs256Tokens(count) {
@@ -336,7 +295,15 @@ async function distinctRs256Tokens(count) {
   const started = performance.now();
   const jwk = JSON.parse(readFileSync(keyFile, 'utf8'));
   const exp = Math.floor(Date.now() / 1000) + 24 * 3600;
-  const tokens = await mintMany({ jwk, alg: 'RS256', kid: jwk.kid, from: 0, to: count, exp });
+  const tokens = await mintMany({
+    jwk,
+    alg: 'RS256',
+    kid: jwk.kid,
+    claims: readClaims,
+    from: 0,
+    to: count,
+    exp,
+  });
   writeFileSync(file, tokens.join('\n'), { mode: 0o600 });
   console.log(
     `minted ${count} RS256 tokens in ${((performance.now() - started) / 1000).toFixed(1)} s → ${file}`,
@@ -405,7 +372,7 @@ async function rssScenario() {
     let allowed = 0;
     for (let from = 0; from < rssTokens; from += batch) {
       const to = Math.min(rssTokens, from + batch);
-      const tokens = await mintMany({ jwk, alg: 'ES256', kid: ecKid, from, to, exp });
+      const tokens = await mintMany({ jwk, alg: 'ES256', kid: ecKid, claims: readClaims, from, to, exp });
       const result = await drive(
         tokens.map((t) => get(t)),
         64,

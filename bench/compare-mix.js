@@ -1,9 +1,11 @@
 // The requests bench/compare.js sends, the same for every contestant: 10 requests round-robin, 8 allowed and
 // 2 denied by examples/inventory/policy.yaml, over its routes and its three subjects, with tokens signed by the
 // bench's one fresh dev key. Built once as CheckRequests (for ghz, direct) and as HTTP requests (for wrk,
-// through Envoy), plus a replay over grpc-js that tells which of them a server allows.
-import { writeFileSync } from 'node:fs';
+// through Envoy), plus a replay over grpc-js that tells which of them a server allows. The cache-miss mix is
+// the same 10 requests with a fresh token each time (distinct jti), for as many requests as asked.
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
+import { mintMany } from './mint-many.js';
 
 const dist = (path) => import(new URL(`../dist/${path}`, import.meta.url).href);
 const { mintToken } = await dist('dev/keys.js');
@@ -37,7 +39,8 @@ async function mintTokens(keyFile) {
 const body = (location) => JSON.stringify({ location, item: 'ITEM001', quantity: 10 });
 
 /**
- * The mix. Both denials are ones Envoy's RBAC can express too (a missing scope; a path location), so all
+ * The mix, each request with the route and reason scopegate must give it (its answers under load are held to
+ * these through its decisions metric). Both denials are ones Envoy's RBAC can express too (a missing scope; a path location), so all
  * three deciders must give the same 8/2 split; the allowed POST/PUT carry body locations RBAC cannot read.
  */
 export async function buildMix(keyFile) {
@@ -52,13 +55,44 @@ export async function buildMix(keyFile) {
   const tx = '/api/inventory/transactions';
   const items = (location) => `/api/inventory/locations/${location}/items`;
   const mix = [
-    { name: 'GET list (sync)', allow: true, method: 'GET', path: tx, token: t.sync },
-    { name: 'GET one (stock-report)', allow: true, method: 'GET', path: `${tx}/txn-1`, token: t.report },
-    { name: 'POST WH01 (sync)', allow: true, method: 'POST', path: tx, token: t.sync, body: body('WH01') },
-    { name: 'GET EU-NORTH items (sync)', allow: true, method: 'GET', path: items('EU-NORTH'), token: t.sync },
+    {
+      name: 'GET list (sync)',
+      allow: true,
+      route: 'list_transactions',
+      method: 'GET',
+      path: tx,
+      token: t.sync,
+    },
+    {
+      name: 'GET one (stock-report)',
+      allow: true,
+      route: 'get_transaction',
+      method: 'GET',
+      path: `${tx}/txn-1`,
+      token: t.report,
+    },
+    {
+      name: 'POST WH01 (sync)',
+      allow: true,
+      route: 'create_transaction',
+      method: 'POST',
+      path: tx,
+      token: t.sync,
+      body: body('WH01'),
+    },
+    {
+      name: 'GET EU-NORTH items (sync)',
+      allow: true,
+      route: 'list_location_items',
+      method: 'GET',
+      path: items('EU-NORTH'),
+      token: t.sync,
+    },
     {
       name: 'POST without inventory.read (scope_missing)',
       allow: false,
+      route: 'create_transaction',
+      reason: 'scope_missing',
       method: 'POST',
       path: tx,
       token: t.syncWriteOnly,
@@ -67,6 +101,7 @@ export async function buildMix(keyFile) {
     {
       name: 'PUT WH02 (sync)',
       allow: true,
+      route: 'update_transaction',
       method: 'PUT',
       path: `${tx}/txn-1`,
       token: t.sync,
@@ -75,6 +110,7 @@ export async function buildMix(keyFile) {
     {
       name: 'GET US-EAST items (stock-report)',
       allow: true,
+      route: 'list_location_items',
       method: 'GET',
       path: items('US-EAST'),
       token: t.report,
@@ -82,20 +118,54 @@ export async function buildMix(keyFile) {
     {
       name: 'GET WH01 items (new-integration)',
       allow: true,
+      route: 'list_location_items',
       method: 'GET',
       path: items('WH01'),
       token: t.integration,
     },
-    { name: 'GET list (new-integration)', allow: true, method: 'GET', path: tx, token: t.integration },
+    {
+      name: 'GET list (new-integration)',
+      allow: true,
+      route: 'list_transactions',
+      method: 'GET',
+      path: tx,
+      token: t.integration,
+    },
     {
       name: 'GET WH03 items (new-integration: location_denied)',
       allow: false,
+      route: 'list_location_items',
+      reason: 'location_denied',
       method: 'GET',
       path: items('WH03'),
       token: t.integration,
     },
   ];
-  return mix.map((r) => ({ ...r, caller: callers.get(r.token) }));
+  return mix.map((r) => ({ reason: 'allowed', ...r, caller: callers.get(r.token) }));
+}
+
+const claimsOf = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
+
+/**
+ * The cache-miss mix: `count` requests, request i being mix[i % mix.length] with a token of its own (the same
+ * claims, a distinct jti, signed with the same key), so no token is seen twice in a pass over it.
+ */
+export async function buildDistinctMix(mix, keyFile, count) {
+  const jwk = JSON.parse(readFileSync(keyFile, 'utf8'));
+  const header = JSON.parse(Buffer.from(mix[0].token.split('.')[0], 'base64url').toString('utf8'));
+  const perTemplate = Math.ceil(count / mix.length);
+  const tokens = [];
+  for (const [t, template] of mix.entries()) {
+    const { iat: _iat, exp, jti: _jti, ...claims } = claimsOf(template.token);
+    const from = t * perTemplate;
+    tokens.push(
+      await mintMany({ jwk, alg: header.alg, kid: header.kid, claims, from, to: from + perTemplate, exp }),
+    );
+  }
+  return Array.from({ length: count }, (_, i) => ({
+    ...mix[i % mix.length],
+    token: tokens[i % mix.length][Math.floor(i / mix.length)],
+  }));
 }
 
 /** The CheckRequest Envoy's ext_authz filter (envoy/envoy.yaml, body included) would send for each request. */
@@ -111,6 +181,9 @@ export function checkRequests(mix) {
   );
 }
 
+/** The header naming a request's index in the mix, counted by bench/noop-upstream.js. */
+export const CASE_HEADER = 'x-bench-case';
+
 /** The mix as a Lua file for bench/wrk-mix.lua (ASCII only: JSON string escapes are then valid Lua). */
 export function writeWrkMix(mix, file) {
   const lua = (value) => {
@@ -118,8 +191,9 @@ export function writeWrkMix(mix, file) {
     if (!/^[\x20-\x7e]*$/.test(text)) throw new Error(`not printable ASCII: ${text}`);
     return text;
   };
-  const entries = mix.map((r) => {
-    const headers = [`Authorization = ${lua(`Bearer ${r.token}`)}`];
+  const entries = mix.map((r, i) => {
+    // Which request of the mix this is, for the upstream's count of what Envoy let through.
+    const headers = [`Authorization = ${lua(`Bearer ${r.token}`)}`, `['${CASE_HEADER}'] = ${lua(String(i))}`];
     if (r.body !== undefined) headers.push(`['Content-Type'] = ${lua('application/json')}`);
     const fields = [
       `method = ${lua(r.method)}`,

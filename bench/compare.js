@@ -1,10 +1,22 @@
 #!/usr/bin/env node
-// scopegate side by side with the usual choice and with the floors, in one run on this machine (issue 11):
+// scopegate side by side with the usual choice and with the floors, in one run on this machine (issues 11, 22):
 //   direct Check over gRPC (ghz) against scopegate, the OPA comparator (bench/opa, OPA-Envoy's equivalent)
 //   and a do-nothing grpc-js ext_authz (the Node transport floor); and HTTP through Envoy (wrk) with no
 //   authorization (the floor), with jwt_authn + rbac in-process (bench/envoy-rbac.yaml), and with ext_authz
-//   to each of the three. Every contestant gets the same requests (bench/compare-mix.js: 8 allowed, 2 denied,
-//   round-robin) and must answer them with the expected split, or it is flagged broken, not ranked.
+//   to each of them. Every contestant gets the same requests (bench/compare-mix.js: 8 allowed, 2 denied,
+//   round-robin) and must answer them as expected, or it is flagged broken, not ranked.
+//
+// Two token regimes, side by side, each against the comparator with and without OPA's io_jwt cache:
+//   - repeated tokens (4 tokens, each reused for its lifetime: the common case): scopegate with its default
+//     caches answers from its decision cache after the warm-up; the OPA comparator verifies every token
+//     unless its io_jwt cache is on (`--jwt-cache`, opt-in in OPA-Envoy too). scopegate with
+//     `--token-cache-size 0 --decision-cache-size 0` runs the same requests with nothing cached.
+//   - distinct tokens (the cache-miss cells; --distinct N, default 30,000, more than the caches' 10,000
+//     entries): every request has a token of its own, so every cache misses; the report shows the hit
+//     share scopegate's metrics counted.
+// Answers are checked under load, not only counted: scopegate's decisions by reason and route (its
+// metrics), the comparator's by allow/deny and status (its GET /answers), and, through Envoy, which
+// requests of the mix reached the upstream (bench/noop-upstream.js), against what the mix must give.
 //
 //   npm run bench:compare                                  # 5 s cells, c = 1, 16, 64; writes bench/results/
 //   npm run bench:compare -- --seconds 10 --only scopegate,opa --scopegate-args "--workers 2"
@@ -12,7 +24,8 @@
 //   npm run bench:compare -- --node .venv/bin/node         # scopegate and the Node floors on another Node.js
 //
 // Flags: --seconds N (per cell, 1..60), --concurrency 1,16,64 (ghz), --connections 8 (wrk),
-// --only scopegate,opa,noop,rbac,envoy, --scopegate-args "...", --noop-workers N (default: as many gRPC
+// --only scopegate,opa,noop,rbac,envoy (scopegate brings its caches-off twin, opa its io_jwt-cache twin),
+// --distinct N (tokens of the cache-miss cells, 0: none), --scopegate-args "...", --noop-workers N (default: as many gRPC
 // processes as scopegate runs), --node PATH (the Node.js binary for every Node process the bench starts:
 // scopegate, the do-nothing ext_authz and the upstream; default: the one running the bench), --smoke.
 //
@@ -28,6 +41,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { decisionsOf, delta, hitShare, snapshot, splitProblems } from './compare-answers.js';
 import { envoyConfig, startTimedEnvoy } from './compare-envoy.js';
 import {
   BENCH_TOOLS_HINT,
@@ -43,7 +57,7 @@ import {
   startServer,
   treeUsage,
 } from './compare-lib.js';
-import { buildMix, checkRequests, replay, replayHttp, writeWrkMix } from './compare-mix.js';
+import { buildDistinctMix, buildMix, checkRequests, replay, replayHttp, writeWrkMix } from './compare-mix.js';
 import { describeMachine, LABELS, markdown, ratios, writeResults } from './compare-report.js';
 import { describeNode, nodeBinary } from './node-binary.js';
 
@@ -51,9 +65,19 @@ const dist = (path) => import(new URL(`../dist/${path}`, import.meta.url).href);
 const { findEnvoy, INSTALL_HINT: ENVOY_HINT } = await dist('dev/envoy.js');
 const { ensureDevKeys } = await dist('dev/keys.js');
 
-const AUTHZ = ['scopegate', 'opa', 'noop'];
+/** What --only names; scopegate and opa each bring a twin (`TWINS`). */
+const CHOICES = ['envoy', 'rbac', 'noop', 'opa', 'scopegate'];
+const TWINS = { scopegate: 'scopegate-nocache', opa: 'opa-jwt' };
+/** Direct cells: which servers run which token regime. */
+const DIRECT = {
+  repeated: ['scopegate', 'scopegate-nocache', 'opa', 'opa-jwt', 'noop'],
+  distinct: ['scopegate', 'opa', 'opa-jwt'],
+};
 /** Through-Envoy order: floors first, so a broken setup shows before the contestants run. */
-const SHAPES = ['envoy', 'rbac', 'noop', 'opa', 'scopegate'];
+const SHAPES = ['envoy', 'rbac', 'noop', 'opa', 'opa-jwt', 'scopegate'];
+/** The comparator's io_jwt cache when on: as many entries as scopegate's default token cache. */
+const JWT_CACHE_ENTRIES = 10_000;
+const CACHES_OFF = ['--token-cache-size', '0', '--decision-cache-size', '0'];
 
 function options() {
   const { values } = parseArgs({
@@ -62,6 +86,7 @@ function options() {
       concurrency: { type: 'string', default: '1,16,64' },
       connections: { type: 'string', default: '8' },
       only: { type: 'string', default: 'scopegate,opa,noop,rbac,envoy' },
+      distinct: { type: 'string', default: '30000' },
       'scopegate-args': { type: 'string', default: '' },
       'noop-workers': { type: 'string' },
       node: { type: 'string' },
@@ -69,9 +94,10 @@ function options() {
     },
   });
   const only = values.only.split(',').map((s) => s.trim());
-  const unknown = only.filter((name) => !SHAPES.includes(name));
+  const unknown = only.filter((name) => !CHOICES.includes(name));
   if (unknown.length > 0)
-    throw new Error(`--only: unknown ${unknown.join(', ')} (known: ${SHAPES.join(', ')})`);
+    throw new Error(`--only: unknown ${unknown.join(', ')} (known: ${CHOICES.join(', ')})`);
+  only.push(...only.filter((name) => TWINS[name]).map((name) => TWINS[name]));
   const count = (text, max, what) => {
     const n = Number(text);
     if (!Number.isInteger(n) || n < 1 || n > max)
@@ -85,6 +111,12 @@ function options() {
       ? [16]
       : values.concurrency.split(',').map((c) => count(c, 256, '--concurrency')),
     connections: count(values.connections, 256, '--connections'),
+    // Smoke: enough distinct tokens to exercise the cells, not to defeat the caches.
+    distinct: values.smoke
+      ? 200
+      : values.distinct === '0'
+        ? 0
+        : count(values.distinct, 1_000_000, '--distinct'),
     only,
     // The floor is the reference for every through-Envoy "added" number: it runs whenever Envoy does.
     shapes: SHAPES.filter((s) => only.includes(s) || (s === 'envoy' && only.some((o) => o !== 'envoy'))),
@@ -99,7 +131,7 @@ function options() {
 function findTools(o) {
   const problems = [];
   const tools = {};
-  const direct = o.only.some((name) => AUTHZ.includes(name));
+  const direct = o.only.some((name) => DIRECT.repeated.includes(name));
   if (!distIsFresh())
     console.error('compare: dist/ is older than src/ (or missing); run `npm run build` first.');
   if (direct) {
@@ -133,18 +165,27 @@ async function prepare(o, tools) {
   const { keyFile, jwksFile } = await ensureDevKeys(join(dir, 'dev-keys'));
   const mix = await buildMix(keyFile);
   const requests = checkRequests(mix);
-  // ghz reads the data file with protobuf's JSON mapping, where `body` (bytes in proto/) is base64.
-  const forGhz = requests.map((request) => {
-    const http = request.attributes.request.http;
-    if (http.body === undefined) return request;
-    const body = Buffer.from(http.body, 'utf8').toString('base64');
-    return { ...request, attributes: { ...request.attributes, request: { http: { ...http, body } } } };
-  });
-  writeFileSync(join(dir, 'checks.json'), JSON.stringify(forGhz));
+  writeFileSync(join(dir, 'checks.json'), ghzData(requests));
   writeWrkMix(mix, join(dir, 'mix.lua'));
+  let distinctMix = [];
+  if (o.distinct > 0 && o.only.some((name) => DIRECT.distinct.includes(name))) {
+    const started = performance.now();
+    distinctMix = await buildDistinctMix(mix, keyFile, o.distinct);
+    // One data file per concurrency, each starting a share further into the tokens, so a server's later
+    // cells do not start on the tokens its earlier cells just verified.
+    const distinctRequests = checkRequests(distinctMix);
+    for (const [i] of o.concurrencies.entries()) {
+      const shift = Math.floor((i * distinctRequests.length) / o.concurrencies.length);
+      const rotated = [...distinctRequests.slice(shift), ...distinctRequests.slice(0, shift)];
+      writeFileSync(join(dir, `checks-distinct-${i}.json`), ghzData(rotated));
+    }
+    const took = ((performance.now() - started) / 1000).toFixed(1);
+    console.error(`compare: ${o.distinct} distinct tokens minted and written in ${took} s`);
+  }
   // Generous: every cell plus its warm-up, Envoy starts and stops, and slack for a slow machine.
-  const cells = o.concurrencies.length * AUTHZ.length + o.shapes.length;
-  const limitSeconds = cells * (o.seconds + 10) + 180;
+  const cells =
+    o.concurrencies.length * (DIRECT.repeated.length + DIRECT.distinct.length) + o.shapes.length + 2;
+  const limitSeconds = cells * (o.seconds + 10) + 240;
   const node = o.node.path;
   const servers = {};
   const start = (name, command, args) => startServer({ name, command, args, limitSeconds });
@@ -159,17 +200,14 @@ async function prepare(o, tools) {
       ...o.scopegateArgs.split(/\s+/).filter(Boolean),
     );
     servers.scopegate = await start('scopegate', node, [join(root, 'bin/scopegate.js'), ...args]);
+    // Later flags win: the twin is scopegate with the same arguments and both caches off.
+    const twin = [join(root, 'bin/scopegate.js'), ...args, ...CACHES_OFF];
+    servers['scopegate-nocache'] = await start('scopegate-nocache', node, twin);
   }
   if (o.only.includes('opa')) {
-    const args = [
-      '--listen',
-      '127.0.0.1:0',
-      '--policy',
-      join(root, 'bench/opa/policy.rego'),
-      '--jwks',
-      jwksFile,
-    ];
-    servers.opa = await start('opa', tools.opa, args);
+    servers.opa = await start('opa', tools.opa, opaArgs(jwksFile));
+    const withCache = [...opaArgs(jwksFile), '--jwt-cache', String(JWT_CACHE_ENTRIES)];
+    servers['opa-jwt'] = await start('opa-jwt', tools.opa, withCache);
   }
   if (o.only.includes('noop')) {
     // As many serving processes as scopegate has (its primary + workers, or one process alone).
@@ -185,8 +223,51 @@ async function prepare(o, tools) {
     servers.noop = await start('noop', node, args);
   }
   o.noopWorkers ??= 1;
-  return { dir, keyFile, jwksFile, mix, requests, servers, limitSeconds };
+  return { dir, keyFile, jwksFile, mix, distinctMix, requests, servers, limitSeconds, start, tools };
 }
+
+/** CheckRequests as ghz reads them: protobuf's JSON mapping, where `body` (bytes in proto/) is base64. */
+function ghzData(requests) {
+  const forGhz = requests.map((request) => {
+    const http = request.attributes.request.http;
+    if (http.body === undefined) return request;
+    const body = Buffer.from(http.body, 'utf8').toString('base64');
+    return { ...request, attributes: { ...request.attributes, request: { http: { ...http, body } } } };
+  });
+  return JSON.stringify(forGhz);
+}
+
+/** The timed comparator: bench/opa/policy.rego alone, answers counted on --admin. */
+const opaArgs = (jwksFile, policies = ['policy.rego']) => [
+  '--listen',
+  '127.0.0.1:0',
+  '--admin',
+  '127.0.0.1:0',
+  ...policies.flatMap((file) => ['--policy', join(root, 'bench/opa', file)]),
+  '--jwks',
+  jwksFile,
+];
+
+/** Which of scopegate's own counts a server keeps: 'scopegate', 'opa' or none. */
+const countsKind = (name) =>
+  name.startsWith('scopegate') ? 'scopegate' : name.startsWith('opa') ? 'opa' : undefined;
+
+/**
+ * What a server counted, for holding to the mix: scopegate's decisions (not its cache lookups); the
+ * comparator's answers without the calls the client cancelled (those in flight when the load stopped, at most
+ * `slack`; more is a problem).
+ */
+function answersOf(kind, counted, slack) {
+  if (kind === 'scopegate') return decisionsOf(counted);
+  const { cancelled = 0, ...answers } = counted;
+  return cancelled <= slack ? answers : counted;
+}
+
+/** The key each request of the mix must be counted under, by the kind of server that counts. */
+const expectedKey = {
+  scopegate: (r) => `${r.allow ? 'allow' : 'deny'} ${r.reason} ${r.route}`,
+  opa: (r) => (r.allow ? 'allow 200' : 'deny 403'),
+};
 
 /** The split a server must answer: the policy's for scopegate and OPA, allow-everything for the noop server. */
 const expectedAnswers = (name, mix) => mix.map((r) => name === 'noop' || r.allow);
@@ -213,16 +294,33 @@ async function equivalence(o, ctx) {
   if (!o.only.includes('opa') || !o.only.includes('scopegate'))
     return 'not run (needs both scopegate and opa)';
   let checkEquivalence;
+  let loadCases;
   try {
-    ({ checkEquivalence } = await import(new URL('./opa/equivalence.js', import.meta.url).href));
+    ({ checkEquivalence, loadCases } = await import(new URL('./opa/equivalence.js', import.meta.url).href));
   } catch (err) {
     throw new Error(`bench/opa/equivalence.js could not be loaded (${err.message}); ${BENCH_TOOLS_HINT}`);
   }
-  const { mismatches, results } = await checkEquivalence({
-    scopegate: ctx.servers.scopegate.listening.grpc,
-    opa: ctx.servers.opa.listening.grpc,
-    keyFile: ctx.keyFile,
-  });
+  // The comparator with request-shape.rego answers every case; the timed ones all but the request-shape cases.
+  const shaped = await ctx.start('opa-shape', ctx.tools.opa, [
+    ...opaArgs(ctx.jwksFile, ['policy.rego', 'request-shape.rego']),
+    '--query',
+    'data.envoy.authz.shape.result',
+  ]);
+  let outcome;
+  try {
+    outcome = await checkEquivalence({
+      scopegate: ctx.servers.scopegate.listening.grpc,
+      opa: shaped.listening.grpc,
+      opaTimed: {
+        'opa (timed)': ctx.servers.opa.listening.grpc,
+        'opa-jwt (timed)': ctx.servers['opa-jwt'].listening.grpc,
+      },
+      keyFile: ctx.keyFile,
+    });
+  } finally {
+    await shaped.stop();
+  }
+  const { mismatches, results, skipped } = outcome;
   const wrong = Array.isArray(mismatches) ? mismatches : [];
   const count = Array.isArray(mismatches) ? mismatches.length : Number(mismatches);
   if (count > 0) {
@@ -232,49 +330,96 @@ async function equivalence(o, ctx) {
     for (const m of wrong) console.error(`  ${JSON.stringify(m)}`);
     process.exit(1);
   }
-  return `${results?.length ?? '?'} cases, all decided the same`;
+  const shapeCases = loadCases().filter((c) => c.requestShape).length;
+  return (
+    `${results?.length ?? '?'} cases, allow/deny and HTTP status all alike with bench/opa/request-shape.rego added;` +
+    ` the timed policy alone differs only on ${skipped?.['opa (timed)'] ?? '?'} of the ${shapeCases} request-shape cases`
+  );
 }
 
-/** One ghz cell against one server: warm-up, then the measured cell with the CPU and RSS it cost. */
-async function directCell(name, concurrency, o, ctx, tools) {
+/**
+ * One ghz cell against one server: warm-up (always on the repeated mix, so a cache-miss cell's tokens are all
+ * new to the server), then the measured cell with the CPU and RSS it cost, and what the server itself counted
+ * of its answers, held to the mix's split.
+ */
+async function directCell(name, regime, concurrency, o, ctx, tools) {
   const server = ctx.servers[name];
   const connections = Math.min(concurrency, availableParallelism());
-  const ghz = (seconds) =>
+  const index = o.concurrencies.indexOf(concurrency);
+  const ghz = (seconds, dataFile) =>
     runGhz({
       ghz: tools.ghz,
       address: server.listening.grpc,
-      dataFile: join(ctx.dir, 'checks.json'),
+      dataFile: join(ctx.dir, dataFile),
       outFile: join(ctx.dir, 'ghz.json'),
       concurrency,
       connections,
       seconds,
     });
-  await ghz(1); // warm-up: connections, JIT, caches
+  await ghz(1, 'checks.json'); // warm-up: connections, JIT, caches
+  const kind = countsKind(name);
+  const countedBefore = await snapshot(kind, server);
   const measuring = startMeasuring({ server: server.pid });
-  const result = await ghz(o.seconds);
+  const result = await ghz(
+    o.seconds,
+    regime === 'distinct' ? `checks-distinct-${index}.json` : 'checks.json',
+  );
   const usage = measuring().server;
+  const counted = delta(countedBefore, await snapshot(kind, server));
   const problems = [];
   if (result.errors > 0) problems.push(`${result.errors} gRPC errors (${JSON.stringify(result.statuses)})`);
   if (usage.processesLost > 0)
     problems.push(`${usage.processesLost} of its processes exited during the cell`);
+  if (kind) {
+    problems.push(
+      ...splitProblems({
+        counted: answersOf(kind, counted, concurrency + ctx.mix.length),
+        seen: result.count,
+        mix: ctx.mix,
+        slack: concurrency + ctx.mix.length,
+        expectedKey: expectedKey[kind],
+        what: 'under load',
+      }),
+    );
+  }
+  const caches =
+    kind === 'scopegate'
+      ? { token: hitShare(counted, 'token'), decision: hitShare(counted, 'decision') }
+      : undefined;
   console.error(
-    `  ${LABELS[name]} c=${concurrency}: ${Math.round(result.rps)} checks/s, p99 ${result.p99?.toFixed(2)} ms`,
+    `  ${LABELS[name]}, ${regime} tokens, c=${concurrency}: ${Math.round(result.rps)} checks/s, p99 ${result.p99?.toFixed(2)} ms` +
+      (problems.length > 0 ? ` — ${problems.join('; ')}` : ''),
   );
-  return { contestant: name, concurrency, connections, ...result, ...usage, problems };
+  return {
+    contestant: name,
+    regime,
+    concurrency,
+    connections,
+    ...result,
+    ...usage,
+    caches,
+    counted,
+    problems,
+  };
 }
 
 /**
  * Every direct cell, contestants taking turns at each concurrency (so the cells a ratio compares run close
- * together in time). Each server's answers to the mix are checked before the load and again after it: one
- * that degraded under load (crashed, started failing closed) is broken.
+ * together in time). Each server's answers to the mix are checked one by one before the load and again after
+ * it (one that degraded under load is broken), and counted during each cell.
  */
 async function directCells(o, ctx, tools) {
-  const names = AUTHZ.filter((n) => o.only.includes(n));
+  const regimes = Object.entries(DIRECT)
+    .filter(([regime]) => regime === 'repeated' || ctx.distinctMix.length > 0)
+    .map(([regime, names]) => [regime, names.filter((n) => o.only.includes(n))]);
+  const names = [...new Set(regimes.flatMap(([, n]) => n))];
   const before = {};
   for (const name of names) before[name] = await answerProblems(name, ctx.servers[name], ctx);
   const cells = [];
   for (const concurrency of o.concurrencies) {
-    for (const name of names) cells.push(await directCell(name, concurrency, o, ctx, tools));
+    for (const [regime, regimeNames] of regimes) {
+      for (const name of regimeNames) cells.push(await directCell(name, regime, concurrency, o, ctx, tools));
+    }
   }
   for (const name of names) {
     const after = (await answerProblems(name, ctx.servers[name], ctx)).map((p) => `after the load: ${p}`);
@@ -325,12 +470,43 @@ async function envoyCell(shape, o, ctx, tools) {
     const allowAll = shape === 'envoy' || shape === 'noop';
     const problems = await httpAnswerProblems(envoy.url, allowAll, ctx.mix);
     await wrk(1); // warm-up
-    const measuring = startMeasuring({ authz: ctx.servers[shape]?.pid, envoy: envoyPid });
+    const kind = countsKind(shape);
+    const authz = ctx.servers[shape];
+    const countedBefore = { upstream: await snapshot('upstream', ctx.servers.upstream) };
+    if (kind) countedBefore.authz = await snapshot(kind, authz);
+    const measuring = startMeasuring({ authz: authz?.pid, envoy: envoyPid });
     const result = await wrk(o.seconds);
     const usage = measuring();
+    // Which requests of the mix Envoy let through (the upstream counts them by x-bench-case), and what the
+    // authz server decided for each, against the mix.
+    const reached = delta(countedBefore.upstream, await snapshot('upstream', ctx.servers.upstream));
+    const slack = o.connections + ctx.mix.length;
+    problems.push(
+      ...splitProblems({
+        counted: reached,
+        seen: result.allowed,
+        mix: ctx.mix.map((r, index) => ({ ...r, index })).filter((r) => allowAll || r.allow),
+        slack,
+        expectedKey: (r) => String(r.index),
+        what: 'reached the upstream',
+      }),
+    );
+    let counted;
+    if (kind) {
+      counted = delta(countedBefore.authz, await snapshot(kind, authz));
+      problems.push(
+        ...splitProblems({
+          counted: answersOf(kind, counted, slack),
+          seen: result.count,
+          mix: ctx.mix,
+          slack,
+          expectedKey: expectedKey[kind],
+          what: 'decided under load',
+        }),
+      );
+    }
     const deniedShare = allowAll ? 0 : ctx.mix.filter((r) => !r.allow).length / ctx.mix.length;
     // Round-robin over the mix, minus what was still in flight at the end.
-    const slack = o.connections + ctx.mix.length;
     if (Math.abs(result.denied - deniedShare * result.count) > slack) {
       problems.push(
         `${result.denied} of ${result.count} answered 403, expected ${Math.round(deniedShare * result.count)}`,
@@ -349,6 +525,8 @@ async function envoyCell(shape, o, ctx, tools) {
     return {
       contestant: shape,
       ...result,
+      reached,
+      counted,
       authz: usage.authz,
       envoyUsage: usage.envoy,
       problems,
@@ -357,6 +535,14 @@ async function envoyCell(shape, o, ctx, tools) {
   } finally {
     await envoy.stop();
   }
+}
+
+/** The middle value (the mean of the two middle ones for an even count); NaN for none. */
+function median(values) {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 async function main() {
@@ -374,13 +560,22 @@ async function main() {
     const equivalent = await equivalence(o, ctx);
     const direct = await directCells(o, ctx, tools);
     const envoy = [];
-    for (const shape of o.shapes) envoy.push(await envoyCell(shape, o, ctx, tools));
-    // The floor runs first and (unless a smoke run) again last; the lower of the two is the floor, so one
-    // noisy floor cell does not shift every "added" number.
-    if (o.shapes.includes('envoy') && !o.smoke)
-      envoy.push({ ...(await envoyCell('envoy', o, ctx, tools)), again: true });
+    // The floor runs first and (unless a smoke run) again halfway and last; the median of its cells is the
+    // floor, so neither one noisy cell nor the luckiest one shifts every "added" number.
+    const contestants = o.shapes.filter((s) => s !== 'envoy');
+    const order = o.shapes.includes('envoy') ? ['envoy', ...contestants] : contestants;
+    if (o.shapes.includes('envoy') && !o.smoke) {
+      order.splice(1 + Math.ceil(contestants.length / 2), 0, 'envoy');
+      order.push('envoy');
+    }
+    const seen = new Set();
+    for (const shape of order) {
+      const cell = await envoyCell(shape, o, ctx, tools);
+      envoy.push(seen.has(shape) ? { ...cell, again: true } : cell);
+      seen.add(shape);
+    }
     const floors = envoy.filter((e) => e.contestant === 'envoy');
-    const floor = (key) => (floors.length > 0 ? Math.min(...floors.map((e) => e[key])) : Number.NaN);
+    const floor = (key) => median(floors.map((e) => e[key]));
     for (const e of envoy) {
       e.addedP50 = e.p50 - floor('p50');
       e.addedP99 = e.p99 - floor('p99');
@@ -391,9 +586,11 @@ async function main() {
       options: o,
       machine,
       mix: ctx.mix.map(({ token: _token, ...request }) => request),
+      distinctTokens: ctx.distinctMix.length,
       equivalence: equivalent,
       direct,
       envoy,
+      floorCells: floors.length,
       ratios: ratios({ direct, envoy, concurrencies: o.concurrencies }),
     };
     console.log(markdown(run));

@@ -14,7 +14,9 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown/cache"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
@@ -23,7 +25,16 @@ import (
 
 type authorizationServer struct {
 	authv3.UnimplementedAuthorizationServer
-	query rego.PreparedEvalQuery
+	query   rego.PreparedEvalQuery
+	caches  evalCaches
+	answers *answerCounts
+}
+
+// evalCaches: OPA's inter-query caches, shared by every evaluation (io.jwt.decode_verify reads the value
+// cache's io_jwt bucket, http.send the other).
+type evalCaches struct {
+	builtin cache.InterQueryCache
+	value   cache.InterQueryValueCache
 }
 
 // decision is the policy's answer in OPA-Envoy's terms.
@@ -36,6 +47,14 @@ type decision struct {
 }
 
 func (s *authorizationServer) Check(ctx context.Context, request *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	response, err := s.check(ctx, request)
+	s.answers.count(ctx, response, err)
+	return response, err
+}
+
+// check: as OPA-Envoy, an input it cannot build or a policy that fails is a gRPC error (Envoy then answers
+// with its status_on_error, 403 unless configured otherwise).
+func (s *authorizationServer) check(ctx context.Context, request *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	input, err := inputFor(request)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "building the input document: %v", err)
@@ -44,7 +63,12 @@ func (s *authorizationServer) Check(ctx context.Context, request *authv3.CheckRe
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "converting the input document: %v", err)
 	}
-	results, err := s.query.Eval(ctx, rego.EvalParsedInput(value))
+	results, err := s.query.Eval(ctx,
+		rego.EvalParsedInput(value),
+		rego.EvalMetrics(metrics.New()),
+		rego.EvalInterQueryBuiltinCache(s.caches.builtin),
+		rego.EvalInterQueryBuiltinValueCache(s.caches.value),
+	)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "evaluating the policy: %v", err)
 	}

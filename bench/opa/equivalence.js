@@ -1,12 +1,20 @@
 #!/usr/bin/env node
-// Proves the OPA comparator decides like scopegate before the two are raced (issue 11): replays
-// bench/opa/cases.json against both over gRPC — the same tokens, minted once with the dev key, and the same
-// CheckRequests — and compares allow/deny and the HTTP status, with each other and with each case's `expect`.
+// Proves the OPA comparator decides like scopegate before the two are raced (issues 11 and 22): replays
+// bench/opa/cases.json over gRPC — the same tokens, minted once with the dev key, and the same CheckRequests —
+// and compares allow/deny and the HTTP status (the comparator has no reason codes), with scopegate and with
+// each case's `expect`. A gRPC error counts as the 403 Envoy answers for it (status_on_error's default), as an
+// OPA-Envoy user would see it: OPA-Envoy fails a Check whose JSON body does not parse.
 //
-//   node bench/opa/equivalence.js --scopegate 127.0.0.1:P1 --opa 127.0.0.1:P2 --key DIR/signing-key.jwk
+// Two kinds of comparator: `--opa` runs bench/opa/policy.rego with bench/opa/request-shape.rego (query
+// data.envoy.authz.shape.result) and must answer every case; `--opa-timed` (repeatable) runs the timed policy
+// alone and must answer every case but those marked "requestShape": true, which only scopegate's request-shape
+// checks decide (shown for it, not counted).
 //
-// Either address may be left out to check one server against the expectations alone. Exit 1 on any
-// mismatch. The orchestrator imports `checkEquivalence` (and the case helpers) instead.
+//   node bench/opa/equivalence.js --scopegate 127.0.0.1:P1 --opa 127.0.0.1:P2 [--opa-timed 127.0.0.1:P3]
+//        --key DIR/signing-key.jwk
+//
+// Any address may be left out to check the others against the expectations alone. Exit 1 on any mismatch.
+// The orchestrator imports `checkEquivalence` (and the case helpers) instead.
 //
 // A case's token spec is the claims to mint with (sub, client_id, scope, gty, anything else as is), or null
 // for no token; these flags change the token instead of adding a claim: expired (exp 1 h ago),
@@ -72,11 +80,14 @@ export function checkRequestForCase(testCase, token) {
 }
 
 /**
- * allow/deny and HTTP status as Envoy would act on them, plus the deny body's `reason` when it has one (shown,
- * not compared: the Rego policy names token failures less finely); a gRPC error is kept as such.
+ * allow/deny and HTTP status as Envoy would act on them, plus scopegate's deny `reason` when it has one (shown,
+ * not compared); a gRPC error is Envoy's 403 (status_on_error), with the error kept for the table.
  */
 function answerOf(err, response) {
-  if (err) return { error: `gRPC ${grpc.status[err.code] ?? err.code}: ${err.details ?? err.message}` };
+  if (err) {
+    const error = `gRPC ${grpc.status[err.code] ?? err.code}: ${err.details ?? err.message}`;
+    return { allowed: false, status: 403, error };
+  }
   const denied = response?.denied_response;
   if (denied === undefined || denied === null) return { allowed: true, status: 200 };
   return {
@@ -103,52 +114,60 @@ function check(client, request) {
   });
 }
 
-const same = (a, b) => a.error === undefined && a.allowed === b.allowed && a.status === b.status;
+const same = (a, b) => a.allowed === b.allowed && a.status === b.status;
 const show = (a) =>
   a === undefined
     ? '-'
-    : (a.error ?? `${a.allowed ? 'allow' : 'deny'} ${a.status}${a.reason ? ` ${a.reason}` : ''}`);
+    : `${a.allowed ? 'allow' : 'deny'} ${a.status}${a.reason ? ` ${a.reason}` : ''}${a.error ? ` (${a.error})` : ''}`;
 
 /**
- * Replays every case against the servers given (gRPC addresses; either may be omitted). A mismatch is a case
- * where the two servers disagree, or where one of them disagrees with the case's `expect`.
+ * Replays every case against the servers given (gRPC addresses, each optional; `opaTimed` maps a name to the
+ * address of a comparator running the timed policy alone). A mismatch is a case where a server disagrees with
+ * the case's `expect` (a timed comparator: on a case not marked requestShape). `skipped` counts, per timed
+ * comparator, the requestShape cases it answered otherwise.
  */
-export async function checkEquivalence({ scopegate, opa, keyFile, cases = loadCases() }) {
+export async function checkEquivalence({ scopegate, opa, opaTimed = {}, keyFile, cases = loadCases() }) {
   const { AuthorizationClient } = loadClients();
-  const servers = Object.entries({ scopegate, opa }).filter(([, address]) => address !== undefined);
+  const servers = Object.entries({ scopegate, opa, ...opaTimed }).filter(
+    ([, address]) => address !== undefined,
+  );
+  const timed = new Set(Object.keys(opaTimed));
   const clients = servers.map(([name, address]) => [
     name,
     new AuthorizationClient(address, grpc.credentials.createInsecure()),
   ]);
   const results = [];
   const mismatches = [];
+  const skipped = Object.fromEntries([...timed].map((name) => [name, 0]));
   try {
     for (const testCase of cases) {
       const request = checkRequestForCase(testCase, await mintCaseToken(testCase.token, keyFile));
       const result = { name: testCase.name, expect: testCase.expect };
       for (const [name, client] of clients) result[name] = await check(client, request);
       results.push(result);
-      const problems = clients
-        .filter(([name]) => !same(result[name], testCase.expect))
-        .map(([name]) => `${name} differs from expect`);
-      if (result.scopegate && result.opa && !same(result.scopegate, result.opa)) {
-        problems.unshift('scopegate and opa disagree');
+      const problems = [];
+      for (const [name] of clients) {
+        if (same(result[name], testCase.expect)) continue;
+        if (timed.has(name) && testCase.requestShape) skipped[name] += 1;
+        else problems.push(`${name} differs from expect`);
       }
       if (problems.length > 0) mismatches.push({ ...result, problems });
     }
   } finally {
     for (const [, client] of clients) client.close();
   }
-  return { mismatches, results };
+  return { mismatches, results, skipped };
 }
 
 function printTable(results) {
+  const names = Object.keys(results[0] ?? {}).filter((key) => key !== 'name' && key !== 'expect');
   const width = Math.max(...results.map((r) => r.name.length));
-  console.log(`${'case'.padEnd(width)}  ${'expect'.padEnd(10)}  ${'scopegate'.padEnd(34)}  opa`);
+  console.log(
+    `${'case'.padEnd(width)}  ${'expect'.padEnd(10)}  ${names.map((n) => n.padEnd(34)).join('  ')}`,
+  );
   for (const r of results) {
-    console.log(
-      `${r.name.padEnd(width)}  ${show(r.expect).padEnd(10)}  ${show(r.scopegate).padEnd(34)}  ${show(r.opa)}`,
-    );
+    const answers = names.map((n) => show(r[n]).padEnd(34)).join('  ');
+    console.log(`${r.name.padEnd(width)}  ${show(r.expect).padEnd(10)}  ${answers}`);
   }
 }
 
@@ -157,20 +176,26 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     options: {
       scopegate: { type: 'string' },
       opa: { type: 'string' },
+      'opa-timed': { type: 'string', multiple: true, default: [] },
       key: { type: 'string' },
       cases: { type: 'string', default: CASES_FILE },
       all: { type: 'boolean', default: false },
     },
   });
-  if (!values.key || (!values.scopegate && !values.opa)) {
+  const opaTimed = Object.fromEntries(
+    values['opa-timed'].map((address, i) => [`opa-timed-${i + 1}`, address]),
+  );
+  if (!values.key || (!values.scopegate && !values.opa && values['opa-timed'].length === 0)) {
     console.error(
-      'usage: node bench/opa/equivalence.js --scopegate HOST:PORT --opa HOST:PORT --key signing-key.jwk [--cases FILE] [--all]',
+      'usage: node bench/opa/equivalence.js [--scopegate HOST:PORT] [--opa HOST:PORT] [--opa-timed HOST:PORT ...]' +
+        ' --key signing-key.jwk [--cases FILE] [--all]',
     );
     process.exit(2);
   }
-  const { mismatches, results } = await checkEquivalence({
+  const { mismatches, results, skipped } = await checkEquivalence({
     scopegate: values.scopegate,
     opa: values.opa,
+    opaTimed,
     keyFile: values.key,
     cases: loadCases(values.cases),
   });
@@ -181,7 +206,11 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     for (const m of mismatches) console.log(`  ${m.name}: ${m.problems.join('; ')}`);
     process.exit(1);
   }
-  console.log(
-    `all ${results.length} cases match (${values.scopegate ? 'scopegate' : ''}${values.scopegate && values.opa ? ' = ' : ''}${values.opa ? 'opa' : ''} = expect)`,
-  );
+  const servers = Object.keys(results[0] ?? {}).filter((key) => key !== 'name' && key !== 'expect');
+  console.log(`all ${results.length} cases match (${[...servers, 'expect'].join(' = ')})`);
+  for (const [name, n] of Object.entries(skipped)) {
+    console.log(
+      `${name}: ${n} requestShape case(s) answered otherwise (not counted: no request-shape checks)`,
+    );
+  }
 }

@@ -1,102 +1,101 @@
-// The input document OPA-Envoy builds from a CheckRequest, rebuilt from its documented shape: the request's
-// attributes as protojson with the protos' own snake_case names, plus parsed_path, parsed_query,
-// parsed_body, truncated_body and version. The JSON round trip (protojson, then a Go map, then an OPA
-// value) is deliberate: it is the work OPA-Envoy does for every Check, and the benchmark measures it.
+// The input document OPA-Envoy builds from a CheckRequest, following its envoyauth package (request.go): the
+// whole CheckRequest as protojson (protobuf's JSON names: lowerCamelCase, e.g. "attributes.request.http",
+// "contextExtensions"), decoded by OPA's util.UnmarshalJSON (numbers kept as json.Number), plus "version", "parsed_path",
+// "parsed_query", "parsed_body" and "truncated_body". The JSON round trip (protojson, then a Go map, then an
+// OPA value) is deliberate: it is the work OPA-Envoy does for every Check, and the benchmark measures it.
 package main
 
 import (
-	"bytes"
-	"encoding/json"
+	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/open-policy-agent/opa/v1/util"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// Envoy adds this header, with "true", to a body it cut at max_request_bytes (allow_partial_message).
-const partialBodyHeader = "x-envoy-auth-partial-body"
+var v3Version = map[string]any{"ext_authz": "v3", "encoding": "protojson"}
 
-var attributesJSON = protojson.MarshalOptions{UseProtoNames: true}
-
+// inputFor fails where OPA-Envoy fails (a path url.Parse refuses, a JSON body that does not decode): the
+// Check then ends in a gRPC error, which Envoy turns into its status_on_error (403 by default).
 func inputFor(request *authv3.CheckRequest) (map[string]any, error) {
-	raw, err := attributesJSON.Marshal(request.GetAttributes())
+	raw, err := protojson.Marshal(request)
 	if err != nil {
 		return nil, err
 	}
-	var attributes map[string]any
-	if err := json.Unmarshal(raw, &attributes); err != nil {
+	var input map[string]any
+	if err := util.UnmarshalJSON(raw, &input); err != nil {
 		return nil, err
 	}
+	input["version"] = v3Version
 
 	http := request.GetAttributes().GetRequest().GetHttp()
-	truncated := http.GetHeaders()[partialBodyHeader] == "true"
-	input := map[string]any{
-		"attributes":     attributes,
-		"truncated_body": truncated,
-		"version":        map[string]any{"ext_authz": "v3", "encoding": "protojson"},
+	parsedPath, parsedQuery, err := pathAndQuery(http.GetPath())
+	if err != nil {
+		return nil, fmt.Errorf("parsing the path: %w", err)
 	}
-	path, query, _ := strings.Cut(http.GetPath(), "?")
-	// A path whose segments do not decode has no parsed_path; the policy refuses such a request.
-	if segments, ok := parsedPath(path); ok {
-		input["parsed_path"] = segments
+	input["parsed_path"] = parsedPath
+	input["parsed_query"] = parsedQuery
+
+	body, truncated, err := parsedBody(http.GetHeaders(), http.GetBody(), http.GetRawBody())
+	if err != nil {
+		return nil, fmt.Errorf("parsing the body: %w", err)
 	}
-	input["parsed_query"] = parsedQuery(query)
-	if body, ok := parsedBody(http.GetHeaders()["content-type"], http.GetBody(), http.GetRawBody(), truncated); ok {
-		input["parsed_body"] = body
-	}
+	input["parsed_body"] = body
+	input["truncated_body"] = truncated
 	return input, nil
 }
 
-// parsedPath: the path without its query, split on "/" after the leading one, each segment
-// percent-decoded ("/api/x" → ["api", "x"]; "/" → [""]). Empty segments are kept so the policy sees "//".
-func parsedPath(path string) ([]any, bool) {
-	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
+// pathAndQuery: url.Parse's path with every leading "/" trimmed, split on "/" ("/api/x" → ["api", "x"]),
+// and every query parameter's values in order.
+func pathAndQuery(path string) ([]any, map[string]any, error) {
+	parsed, err := url.Parse(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	parts := strings.Split(strings.TrimLeft(parsed.Path, "/"), "/")
 	segments := make([]any, len(parts))
 	for i, part := range parts {
-		decoded, err := url.PathUnescape(part)
-		if err != nil {
-			return nil, false
-		}
-		segments[i] = decoded
+		segments[i] = part
 	}
-	return segments, true
-}
-
-// parsedQuery: every parameter's values, in order ("a=1&a=2" → {"a": ["1", "2"]}); pairs that do not
-// decode are left out.
-func parsedQuery(query string) map[string]any {
-	values, _ := url.ParseQuery(query)
-	parsed := make(map[string]any, len(values))
-	for key, list := range values {
-		items := make([]any, len(list))
-		for i, value := range list {
+	query := map[string]any{}
+	for key, values := range parsed.Query() {
+		items := make([]any, len(values))
+		for i, value := range values {
 			items[i] = value
 		}
-		parsed[key] = items
+		query[key] = items
 	}
-	return parsed
+	return segments, query, nil
 }
 
-// parsedBody: a JSON body (content-type application/json) from body, or from raw_body when Envoy packs it
-// as bytes. A body Envoy cut is not parsed (it would not be JSON); nor is one that is not valid JSON, which
-// the policy then denies as unreadable.
-func parsedBody(contentType, body string, rawBody []byte, truncated bool) (any, bool) {
-	if truncated || !strings.Contains(strings.ToLower(contentType), "application/json") {
-		return nil, false
+// parsedBody: a body whose content-type contains "application/json", from body or else raw_body; truncated
+// (and not parsed) when content-length says more was sent than arrived. Other content types are not parsed
+// here (OPA-Envoy also reads form and gRPC bodies; the bench sends none).
+func parsedBody(headers map[string]string, body string, rawBody []byte) (any, bool, error) {
+	if !strings.Contains(headers["content-type"], "application/json") {
+		return nil, false, nil
 	}
-	data := rawBody
-	if body != "" {
-		data = []byte(body)
+	if body == "" {
+		if len(rawBody) == 0 {
+			return nil, false, nil
+		}
+		body = string(rawBody)
 	}
-	if len(data) == 0 {
-		return nil, false
+	if length, present := headers["content-length"]; present {
+		declared, err := strconv.ParseInt(length, 10, 64)
+		if err != nil {
+			return nil, false, err
+		}
+		if declared != -1 && declared > int64(len(body)) {
+			return nil, true, nil
+		}
 	}
-	decoder := json.NewDecoder(bytes.NewReader(data))
-	decoder.UseNumber()
-	var parsed any
-	if err := decoder.Decode(&parsed); err != nil || decoder.More() {
-		return nil, false
+	var data any
+	if err := util.UnmarshalJSON([]byte(body), &data); err != nil {
+		return nil, false, err
 	}
-	return parsed, true
+	return data, false, nil
 }

@@ -1,422 +1,194 @@
-# examples/inventory/policy.yaml in Rego, for the OPA comparator (bench/opa, issue 11): the same allow/deny
-# decisions and HTTP statuses scopegate makes, over the input document OPA-Envoy builds. The JWKS arrives
-# as data.jwks (the file's text, which io.jwt.decode_verify takes as its cert constraint).
+# examples/inventory/policy.yaml in Rego, written the way OPA-Envoy users write such a policy: the token
+# verified with io.jwt.decode_verify against the issuer's JWKS (data.jwks, the file's text), then lookups by
+# key in plain data (scope → permissions, role → permissions, client → scopes and grant types, subject →
+# roles and locations), one rule per route on method and parsed_path, and a result object (allowed,
+# http_status, headers, body) for OPA-Envoy to turn into the CheckResponse. It is the OPA comparator's timed
+# policy (bench/opa, issue 22): the same allow/deny and HTTP status as scopegate for every well-formed request.
 #
-# Checks run in scopegate's order, first failure wins: the request's shape (400), the token (401), the
-# route, grant type, scopes, roles (403), then the location the request names (403, or 400 when malformed).
-# Every check is written as "what must hold", so anything undefined along the way denies, never allows.
+# What it leaves out on purpose: scopegate's request-shape checks (the request target's odd encodings, the
+# Authorization header's syntax, duplicate or look-alike JSON keys, malformed location codes, content-type
+# parameters). OPA users rarely write them; bench/opa/request-shape.rego adds them for the equivalence check
+# only, so the timed path is the one an OPA-Envoy user runs.
 package envoy.authz
+
+import input.attributes.request.http
 
 issuer := "https://dev-issuer.scopegate.local/"
 
 audience := "https://gateway.example.com"
 
-algorithms := {"RS256", "ES256"}
-
-token_types := {"jwt", "at+jwt", "application/at+jwt"}
-
+# scopegate accepts an iat up to 30 s ahead (clock skew); io.jwt.decode_verify checks exp and nbf, not iat.
 clock_tolerance_seconds := 30
 
-scopes := {
-	"inventory.read": {"INV_TRANSACTION_READ"},
-	"inventory.write": {"INV_TRANSACTION_CREATE", "INV_TRANSACTION_UPDATE"},
+scope_permissions := {
+	"inventory.read": ["INV_TRANSACTION_READ"],
+	"inventory.write": ["INV_TRANSACTION_CREATE", "INV_TRANSACTION_UPDATE"],
 }
 
-roles := {
-	"Inventory Transaction Manager": {"INV_TRANSACTION_CREATE", "INV_TRANSACTION_UPDATE"},
-	"Inventory Data Reader": {"INV_TRANSACTION_READ"},
+role_permissions := {
+	"Inventory Transaction Manager": ["INV_TRANSACTION_CREATE", "INV_TRANSACTION_UPDATE"],
+	"Inventory Data Reader": ["INV_TRANSACTION_READ"],
 }
 
 clients := {
-	"inventory-sync": {"scopes": {"inventory.read", "inventory.write"}, "grant_types": {"client_credentials"}},
-	"stock-report": {"scopes": {"inventory.read"}, "grant_types": {"client_credentials"}},
-	"new-integration": {"scopes": {"inventory.read", "inventory.write"}, "grant_types": {"client_credentials"}},
+	"inventory-sync": {"scopes": ["inventory.read", "inventory.write"], "grant_types": ["client_credentials"]},
+	"stock-report": {"scopes": ["inventory.read"], "grant_types": ["client_credentials"]},
+	"new-integration": {"scopes": ["inventory.read", "inventory.write"], "grant_types": ["client_credentials"]},
 }
 
 subjects := {
 	"svc-inventory-sync": {
-		"roles": {"Inventory Transaction Manager", "Inventory Data Reader"},
-		"locations": {"WH01", "WH02", "EU-*"},
+		"roles": ["Inventory Transaction Manager", "Inventory Data Reader"],
+		"locations": ["WH01", "WH02", "EU-*"],
 	},
-	"svc-stock-report": {"roles": {"Inventory Data Reader"}, "locations": {"*"}},
-	"svc-new-integration": {"roles": {"Inventory Data Reader"}, "locations": {"WH01"}},
+	"svc-stock-report": {"roles": ["Inventory Data Reader"], "locations": ["*"]},
+	"svc-new-integration": {"roles": ["Inventory Data Reader"], "locations": ["WH01"]},
 }
 
 # ---- the decision --------------------------------------------------------------------------------------
 
-default reason := "internal_error"
+default allow := false
 
-reason := "request_malformed" if not request_well_formed
-
-else := "token_missing" if not http_request.headers.authorization
-
-else := "token_invalid" if not principal
-
-else := "route_unknown" if not route
-
-# The policy lists its clients, so a token whose client it does not list is refused (scopegate: client_unknown).
-else := "client_unknown" if not client_entry
-
-else := "grant_type_not_allowed" if not grant_type_allowed
-
-else := "scope_missing" if not every_permission_in(permissions_of_token_scopes)
-
-else := "client_scope_not_allowed" if not every_permission_in(permissions_of_effective_scopes)
-
-else := "role_missing" if not every_permission_in(permissions_of_roles)
-
-else := "body_unreadable" if not body_readable
-
-else := "request_malformed" if not locations_well_formed
-
-else := "location_missing" if not location_named
-
-else := "location_denied" if not locations_allowed
-
-else := "allowed"
-
-http_status := {
-	"request_malformed": 400,
-	"token_missing": 401,
-	"token_invalid": 401,
-	"route_unknown": 403,
-	"client_unknown": 403,
-	"grant_type_not_allowed": 403,
-	"scope_missing": 403,
-	"client_scope_not_allowed": 403,
-	"role_missing": 403,
-	"body_unreadable": 403,
-	"location_missing": 403,
-	"location_denied": 403,
-	"internal_error": 503,
-}
-
-# Identity headers for the upstream, as scopegate adds its x-scopegate-*; they overwrite client-sent values.
-result := {
-	"allowed": true,
-	"headers": {"x-authz-subject": principal.sub, "x-authz-route": route.name},
-} if reason == "allowed"
-
-result := {
-	"allowed": false,
-	"http_status": http_status[reason],
-	"headers": deny_headers,
-	"body": json.marshal({"error": "access_denied", "reason": reason}),
-} if reason != "allowed"
-
-deny_headers := {"content-type": "application/json", "www-authenticate": `Bearer realm="inventory"`} if {
-	http_status[reason] == 401
-} else := {"content-type": "application/json"}
-
-# ---- the request's shape (scopegate's request_malformed) ---------------------------------------------------
-
-http_request := input.attributes.request.http
-
-request_well_formed if {
-	regex.match(`^[A-Z]{1,16}$`, http_request.method)
-	path_well_formed
-	not input.parsed_query.access_token
-	authorization_well_formed
-}
-
-raw_path := split(http_request.path, "?")[0]
-
-# Anything an upstream could read as another path: encoded slashes, backslashes, percent signs, ; ? # and
-# controls, raw controls, spaces, backslashes and ;, a fragment, then empty and dot segments and controls
-# once decoded.
-path_well_formed if {
-	startswith(raw_path, "/")
-	not regex.match(`(?i)%(2f|5c|25|3b|3f|23|[01][0-9a-f]|7f)|[\\; \x00-\x1f\x7f]`, raw_path)
-	not contains(http_request.path, "#")
-	not regex.match(`[\x00-\x1f\x7f-\x9f]`, concat("/", input.parsed_path))
-	not odd_segment
-}
-
-odd_segment if {
-	some segment in input.parsed_path
-	segment in {".", ".."}
-}
-
-# "/" alone is a well-formed path (with no route).
-odd_segment if {
-	input.parsed_path != [""]
-	"" in input.parsed_path
-}
-
-authorization_well_formed if not http_request.headers.authorization
-
-authorization_well_formed if bearer_token
-
-# RFC 6750: "Bearer" in any case, one space, a token68. Two joined Authorization values have a comma.
-bearer_token := token if {
-	authorization := http_request.headers.authorization
-	lower(substring(authorization, 0, 7)) == "bearer "
-	token := substring(authorization, 7, -1)
-	regex.match(`^[A-Za-z0-9._~+/-]+=*$`, token)
-}
-
-# ---- the token (scopegate's 401s) --------------------------------------------------------------------------
-
-verified := [header, payload] if {
-	[valid, header, payload] := io.jwt.decode_verify(bearer_token, {"cert": data.jwks, "iss": issuer, "aud": audience})
-	valid
-}
-
-token_header := verified[0]
-
-claims := verified[1]
-
-now_seconds := time.now_ns() / 1000000000
-
-# Undefined (so the token is invalid, 401) unless every claim scopegate reads has a shape it accepts.
-principal := {
-	"sub": claims.sub,
-	"client": token_client,
-	"grant_type": token_grant_type,
-	"scopes": token_scopes,
-	"roles": token_roles,
-	"locations": token_locations,
-} if {
-	token_header.alg in algorithms
-	type_accepted
-	is_number(claims.exp)
-	not claims.iat > now_seconds + clock_tolerance_seconds
-	is_string(claims.sub)
-	claims.sub != ""
-	optional_id(token_client)
-	optional_id(token_grant_type)
-}
-
-type_accepted if not "typ" in object.keys(token_header)
-
-type_accepted if lower(token_header.typ) in token_types
-
-# Each claim from the first name policy.yaml lists that is present and not null; null when none is.
-token_client := claims.client_id if claims.client_id != null
-
-else := claims.azp if claims.azp != null
-
-else := null
-
-token_grant_type := claims.gty if claims.gty != null
-
-else := null
-
-optional_id(value) if value == null
-
-optional_id(value) if {
-	is_string(value)
-	value != ""
-}
-
-scope_claim := claims.scope if claims.scope != null
-
-else := claims.scp if claims.scp != null
-
-else := null
-
-# Scopes: a space-separated string or an array of non-empty strings; any other shape leaves them undefined.
-token_scopes := set() if scope_claim == null
-
-token_scopes := {scope | some scope in split(scope_claim, " "); scope != ""} if is_string(scope_claim)
-
-token_scopes := string_set(scope_claim) if is_array(scope_claim)
-
-# Roles and locations: one string or an array of them (a role name may hold spaces).
-token_roles := set() if object.get(claims, "roles", null) == null
-
-token_roles := string_set(claims.roles) if object.get(claims, "roles", null) != null
-
-token_locations := set() if object.get(claims, "locations", null) == null
-
-token_locations := string_set(claims.locations) if object.get(claims, "locations", null) != null
-
-string_set(value) := {value} if {
-	is_string(value)
-	value != ""
-}
-
-string_set(value) := {item | some item in value} if {
-	is_array(value)
-	every item in value {
-		is_string(item)
-		item != ""
+# Everything but the location: a valid token, a route, a listed client with its grant type, and every
+# permission the route needs granted by both the token's scopes (those its client may use) and its roles.
+permitted if {
+	claims.gty in client.grant_types
+	every permission in route.permissions {
+		permission in scope_granted
+		permission in role_granted
 	}
 }
 
-# ---- the route ---------------------------------------------------------------------------------------------
+allow if {
+	permitted
+	location_allowed
+}
 
-# One rule per route of policy.yaml, matched on method and path segments the way OPA-Envoy policies usually
-# are ("{id}" is any one segment). No two of them can match the same request, so "the first route that
-# matches" and "the route that matches" are the same here.
-route := {"name": "list_transactions", "permissions": {"INV_TRANSACTION_READ"}} if {
-	http_request.method == "GET"
+result := {
+	"allowed": true,
+	"headers": {"x-authz-subject": claims.sub, "x-authz-route": route.name},
+} if allow
+
+result := {
+	"allowed": false,
+	"http_status": 401,
+	"headers": {"content-type": "application/json", "www-authenticate": `Bearer realm="inventory"`},
+	"body": `{"error":"invalid_token"}`,
+} if not claims
+
+result := {
+	"allowed": false,
+	"http_status": 403,
+	"headers": {"content-type": "application/json"},
+	"body": `{"error":"access_denied"}`,
+} if {
+	claims
+	not allow
+}
+
+# ---- the token -----------------------------------------------------------------------------------------
+
+bearer_token := token if {
+	[scheme, token] := split(http.headers.authorization, " ")
+	lower(scheme) == "bearer"
+}
+
+claims := payload if {
+	[valid, _, payload] := io.jwt.decode_verify(bearer_token, {"cert": data.jwks, "iss": issuer, "aud": audience})
+	valid
+	not payload.iat > (time.now_ns() / 1000000000) + clock_tolerance_seconds
+	payload.sub != ""
+}
+
+# The client: client_id, else azp.
+client_id := claims.client_id
+
+client_id := claims.azp if not claims.client_id
+
+client := clients[client_id]
+
+# Scopes: a space-separated `scope`, or an `scp` array.
+token_scopes contains scope if {
+	some scope in split(claims.scope, " ")
+	scope != ""
+}
+
+token_scopes contains scope if some scope in claims.scp
+
+scope_granted contains permission if {
+	some scope in token_scopes
+	scope in client.scopes
+	some permission in scope_permissions[scope]
+}
+
+roles contains role if some role in subjects[claims.sub].roles
+
+roles contains role if some role in claims.roles
+
+role_granted contains permission if {
+	some role in roles
+	some permission in role_permissions[role]
+}
+
+# ---- the route -----------------------------------------------------------------------------------------
+
+route := {"name": "list_transactions", "permissions": ["INV_TRANSACTION_READ"]} if {
+	http.method == "GET"
 	input.parsed_path == ["api", "inventory", "transactions"]
 }
 
-route := {"name": "get_transaction", "permissions": {"INV_TRANSACTION_READ"}} if {
-	http_request.method == "GET"
+route := {"name": "get_transaction", "permissions": ["INV_TRANSACTION_READ"]} if {
+	http.method == "GET"
 	input.parsed_path = ["api", "inventory", "transactions", _]
 }
 
 route := {
 	"name": "create_transaction",
-	"permissions": {"INV_TRANSACTION_CREATE", "INV_TRANSACTION_READ"},
-	"location_in_body": "location",
+	"permissions": ["INV_TRANSACTION_CREATE", "INV_TRANSACTION_READ"],
+	"location": input.parsed_body.location,
 } if {
-	http_request.method == "POST"
+	http.method == "POST"
 	input.parsed_path == ["api", "inventory", "transactions"]
 }
 
 route := {
 	"name": "update_transaction",
-	"permissions": {"INV_TRANSACTION_UPDATE", "INV_TRANSACTION_READ"},
-	"location_in_body": "location",
+	"permissions": ["INV_TRANSACTION_UPDATE", "INV_TRANSACTION_READ"],
+	"location": input.parsed_body.location,
 } if {
-	http_request.method == "PUT"
+	http.method == "PUT"
 	input.parsed_path = ["api", "inventory", "transactions", _]
 }
 
 route := {
 	"name": "list_location_items",
-	"permissions": {"INV_TRANSACTION_READ"},
-	"location_in_path": location,
+	"permissions": ["INV_TRANSACTION_READ"],
+	"location": location,
 } if {
-	http_request.method == "GET"
+	http.method == "GET"
 	input.parsed_path = ["api", "inventory", "locations", location, "items"]
 }
 
-# ---- grant type, scopes, roles -----------------------------------------------------------------------------
+# A POST or PUT without a location in its body has no route: denied, as scopegate denies it (location_missing).
 
-client_entry := clients[principal.client]
+# ---- locations -----------------------------------------------------------------------------------------
 
-grant_type_allowed if not client_entry
+location_allowed if not "location" in object.keys(route)
 
-grant_type_allowed if not client_entry.grant_types
-
-grant_type_allowed if principal.grant_type in client_entry.grant_types
-
-# Token scopes narrowed to what the client may use, when the policy lists the client.
-effective_scopes := principal.scopes & client_entry.scopes if client_entry
-
-else := principal.scopes
-
-permissions_of_token_scopes := {permission | some scope in principal.scopes; some permission in scopes[scope]}
-
-permissions_of_effective_scopes := {permission | some scope in effective_scopes; some permission in scopes[scope]}
-
-subject_roles := principal.roles | subjects[principal.sub].roles if subjects[principal.sub]
-
-else := principal.roles
-
-permissions_of_roles := {permission | some role in subject_roles; some permission in roles[role]}
-
-every_permission_in(granted) if count(route.permissions - granted) == 0
-
-# ---- locations ---------------------------------------------------------------------------------------------
-
-body_readable if not route.location_in_body
-
-body_readable if {
-	field := route.location_in_body
-	not input.truncated_body
-	body_text != ""
-	json_content_type
-	is_object(request_json)
-
-	# OPA's JSON parsers keep the last of two equal keys, scopegate refuses the body: find it in the text
-	# (a nested object naming the field too is refused as well: stricter than scopegate, never looser).
-	count(regex.find_n(sprintf(`"%s"\s*:`, [field]), body_text, 2)) < 2
-	not lookalike_key(field)
-	location_value_ok(object.get(request_json, field, null))
+location_allowed if {
+	some pattern in locations
+	location_matches(pattern, route.location)
 }
 
-body_text := http_request.body if http_request.body != ""
+locations contains location if some location in subjects[claims.sub].locations
 
-else := base64.decode(http_request.raw_body) if http_request.raw_body
+locations contains location if some location in claims.locations
 
-else := ""
+location_matches("*", _)
 
-# application/json or application/<anything>+json; a charset, when given, must be UTF-8 (as scopegate reads it).
-json_content_type if {
-	parts := split(lower(http_request.headers["content-type"]), ";")
-	regex.match(`^application/(json|[a-z0-9!#$&^_.+-]+\+json)$`, trim_space(parts[0]))
-	every parameter in array.slice(parts, 1, count(parts)) {
-		charset_utf8(parameter)
-	}
-}
+location_matches(pattern, location) if pattern == location
 
-charset_utf8(parameter) if not regex.match(`^\s*charset\s*=`, parameter)
-
-charset_utf8(parameter) if {
-	[_, value] := regex.find_all_string_submatch_n(`^\s*charset\s*=(.*)$`, parameter, 1)[0]
-	trim(trim_space(value), `"`) in {"utf-8", "utf8"}
-}
-
-# OPA-Envoy parses application/json bodies into parsed_body; other JSON media types are parsed here.
-request_json := input.parsed_body if "parsed_body" in object.keys(input)
-
-else := json.unmarshal(body_text)
-
-lookalike_key(field) if {
-	some key, _ in request_json
-	key != field
-	lower(key) == lower(field)
-}
-
-location_value_ok(value) if value == null
-
-location_value_ok(value) if is_string(value)
-
-location_candidates := [route.location_in_path] if route.location_in_path
-
-else := [request_json[route.location_in_body]] if route.location_in_body
-
-else := []
-
-location_codes := {code | some code in location_candidates; is_string(code); code != ""}
-
-# "*" is a wildcard only in a grant; in a request it is refused, as are odd characters.
-locations_well_formed if {
-	every code in location_codes {
-		regex.match(`^[A-Za-z0-9._:-]{1,128}$`, code)
-	}
-}
-
-location_named if {
-	not route.location_in_path
-	not route.location_in_body
-}
-
-location_named if count(location_codes) > 0
-
-locations_allowed if {
-	every code in location_codes {
-		location_granted(code)
-	}
-}
-
-location_granted(code) if {
-	some pattern in subjects[principal.sub].locations
-	pattern_matches(pattern, code)
-}
-
-location_granted(code) if {
-	some pattern in principal.locations
-	pattern_matches(pattern, code)
-}
-
-pattern_matches("*", _)
-
-pattern_matches(pattern, code) if {
-	not contains(pattern, "*")
-	pattern == code
-}
-
-pattern_matches(pattern, code) if {
-	prefix := trim_suffix(pattern, "*")
-	prefix != pattern
-	prefix != ""
-	not contains(prefix, "*")
-	startswith(code, prefix)
+location_matches(pattern, location) if {
+	endswith(pattern, "*")
+	startswith(location, trim_suffix(pattern, "*"))
 }

@@ -8,7 +8,8 @@
 //     answer's denied_response.
 //   - Both: the dynamic metadata as `x-scopegate-meta-<key>` headers, for Envoy's
 //     `dynamic_metadata_from_headers` (Envoy keys the metadata by header name).
-// A kept (pre-encoded) answer is decoded from its bytes: the reply is what the gRPC door would have sent.
+// A kept (pre-encoded) answer is decoded from its bytes, so the reply is what the gRPC door would have sent;
+// an allow kept whole is laid out once.
 import { httpStatusNumber, type ReceivedCheckResponse } from '../wire/proto.js';
 import type { CheckResponse, HeaderValueOption } from '../wire/types.js';
 import { headerValueText } from './encode.js';
@@ -31,8 +32,20 @@ export interface HttpReply {
 
 type AnyCheckResponse = CheckResponse | ReceivedCheckResponse;
 
+/**
+ * Replies of kept answers that are kept whole (an allow answers every repeat with the same bytes): laid out
+ * once, not decoded on every Check. A deny's answer is new bytes per Check (its request id), so it is not here.
+ */
+const laidOut = new WeakMap<EncodedAnswer, HttpReply>();
+
 export function httpReplyFor(answer: Answer): HttpReply {
-  return httpReplyOf(answer instanceof EncodedAnswer ? decodeAnswer(answer) : answer);
+  if (!(answer instanceof EncodedAnswer)) return httpReplyOf(answer);
+  let reply = laidOut.get(answer);
+  if (reply === undefined) {
+    reply = Object.freeze(httpReplyOf(decodeAnswer(answer)));
+    if (reply.status === 200) laidOut.set(answer, reply);
+  }
+  return reply;
 }
 
 export function httpReplyOf(response: AnyCheckResponse): HttpReply {

@@ -174,7 +174,6 @@ function httpServiceProblems(filter: Bootstrap): string[] {
     'exact:tracestate',
     'exact:b3',
     'prefix:x-b3-',
-    'exact:x-envoy-auth-partial-body',
     'prefix:x-scopegate-',
     'prefix:x_scopegate_',
   ]);

@@ -18,7 +18,10 @@ async function getJson(url) {
   return response.json();
 }
 
-/** scopegate_decisions_total by "decision reason route", and cache lookups by "cache:<name> <result>". */
+/**
+ * scopegate_decisions_total by "decision reason route" and by "transport:<door>", and cache lookups by
+ * "cache:<name> <result>".
+ */
 async function scopegateCounts(admin) {
   const response = await fetch(`http://${admin}/metrics`, { signal: AbortSignal.timeout(5_000) });
   const text = await response.text();
@@ -33,6 +36,10 @@ async function scopegateCounts(admin) {
       ? `${labels.decision} ${labels.reason} ${labels.route}`
       : `cache:${labels.cache} ${labels.result}`;
     counts[key] = (counts[key] ?? 0) + Number(match[2]);
+    if (decision) {
+      const door = `transport:${labels.transport}`;
+      counts[door] = (counts[door] ?? 0) + Number(match[2]);
+    }
   }
   return counts;
 }
@@ -68,9 +75,23 @@ export function splitProblems({ counted, seen, mix, slack, expectedKey, what }) 
   return problems;
 }
 
-/** The decision counts of a scopegate delta (without its cache lookups). */
+/** The decision counts of a scopegate delta (without its cache lookups and its counts by door). */
 export const decisionsOf = (counts) =>
-  Object.fromEntries(Object.entries(counts).filter(([key]) => !key.startsWith('cache:')));
+  Object.fromEntries(
+    Object.entries(counts).filter(([key]) => !key.startsWith('cache:') && !key.startsWith('transport:')),
+  );
+
+/** A scopegate delta whose decisions were not all made at `door` ('grpc', 'http'): one problem saying so. */
+export function doorProblems(counts, door) {
+  const elsewhere = Object.entries(counts).filter(
+    ([key, n]) => key.startsWith('transport:') && key !== `transport:${door}` && n > 0,
+  );
+  const seen = JSON.stringify(
+    Object.fromEntries(Object.entries(counts).filter(([key]) => key.startsWith('transport:'))),
+  );
+  if (elsewhere.length > 0) return [`decided at another door than ${door}: ${seen}`];
+  return (counts[`transport:${door}`] ?? 0) > 0 ? [] : [`no decision counted at the ${door} door`];
+}
 
 /** Hit share of one of scopegate's caches in a delta ("token" or "decision"), or undefined when not looked up. */
 export function hitShare(counts, cache) {

@@ -7,14 +7,21 @@ import { killOnExit, root } from './compare-lib.js';
 
 const { localEnvoyConfig, startEnvoy } = await import(new URL('../dist/dev/envoy.js', import.meta.url).href);
 
+/** The shipped config a shape runs: a shape ending in `-http` asks its authz server over HTTP (`http_service`). */
+function configFile(shape) {
+  if (shape === 'rbac') return join(root, 'bench/envoy-rbac.yaml');
+  return join(root, shape.endsWith('-http') ? 'envoy/envoy-http.yaml' : 'envoy/envoy.yaml');
+}
+
 /**
  * The config for one shape: 'envoy' is envoy/envoy.yaml without ext_authz (the floor), 'rbac' is
- * bench/envoy-rbac.yaml with the bench's JWKS inline, anything else is envoy/envoy.yaml with ext_authz to
- * `authzPort`. Access logs keep their format but go to /dev/null.
+ * bench/envoy-rbac.yaml with the bench's JWKS inline, a shape ending in `-http` is envoy/envoy-http.yaml with
+ * its http_service to `authzPort`, anything else is envoy/envoy.yaml with gRPC ext_authz to `authzPort`. Access
+ * logs keep their format but go to /dev/null.
  */
 export function envoyConfig(shape, { upstreamPort, authzPort, jwksText }) {
-  const file = shape === 'rbac' ? join(root, 'bench/envoy-rbac.yaml') : join(root, 'envoy/envoy.yaml');
-  const config = parse(localEnvoyConfig(file, { scopegate: authzPort, inventory: upstreamPort }));
+  const ports = { scopegate: authzPort, scopegateHttp: authzPort, inventory: upstreamPort };
+  const config = parse(localEnvoyConfig(configFile(shape), ports));
   for (const listener of config.static_resources.listeners) {
     for (const chain of listener.filter_chains) {
       for (const filter of chain.filters) {

@@ -84,6 +84,9 @@ const lower = (target) => ({ target: `≤ ${target}×`, pass: (v) => v <= target
  * scopegate ÷ OPA comparator and scopegate ÷ noop, with the issue's targets where it sets one. A ratio with a
  * broken or missing cell is not computed.
  */
+/** Checks a through-Envoy cell's authz server answered per CPU-second its process tree used. */
+const checksPerCpu = (cell) => (cell?.authz ? cell.count / cell.authz.cpuSeconds : Number.NaN);
+
 export function ratios({ direct, envoy, concurrencies }) {
   const rows = [];
   const add = (label, a, b, value, goal, added = false) => {
@@ -172,6 +175,24 @@ export function ratios({ direct, envoy, concurrencies }) {
   add('Envoy: req/s, scopegate ÷ noop', sg, noop, sg?.rps / noop?.rps);
   add('Envoy: added p50, scopegate ÷ noop', sg, noop, sg?.addedP50 / noop?.addedP50, lower(1.3), 'addedP50');
   add('Envoy: added p99, scopegate ÷ noop', sg, noop, sg?.addedP99 / noop?.addedP99, undefined, 'addedP99');
+  // Envoy's HTTP ext_authz (http_service) against its gRPC one, and against the do-nothing HTTP floor.
+  const [sgHttp, noopHttp] = [shape('scopegate-http'), shape('noop-http')];
+  add('Envoy: req/s, scopegate HTTP ÷ scopegate gRPC', sgHttp, sg, sgHttp?.rps / sg?.rps);
+  add(
+    'Envoy: checks per authz CPU-s, scopegate HTTP ÷ scopegate gRPC',
+    sgHttp,
+    sg,
+    checksPerCpu(sgHttp) / checksPerCpu(sg),
+  );
+  add('Envoy: req/s, scopegate HTTP ÷ noop HTTP', sgHttp, noopHttp, sgHttp?.rps / noopHttp?.rps);
+  add(
+    'Envoy: added p50, scopegate HTTP ÷ noop HTTP',
+    sgHttp,
+    noopHttp,
+    sgHttp?.addedP50 / noopHttp?.addedP50,
+    undefined,
+    'addedP50',
+  );
   return rows;
 }
 
@@ -193,6 +214,8 @@ export const LABELS = {
   opa: 'OPA comparator',
   'opa-jwt': 'OPA comparator + io_jwt cache',
   noop: 'noop grpc-js (Node floor)',
+  'noop-http': 'do-nothing HTTP (node:http floor)',
+  'scopegate-http': 'scopegate (HTTP)',
   envoy: 'Envoy alone (floor)',
   rbac: 'Envoy jwt_authn + rbac, in-process',
 };
@@ -261,12 +284,23 @@ function envoyTable(envoy) {
       e.contestant === 'envoy' ? '–' : ms(e.addedP99),
       `${e.allowed} / ${e.denied} / ${e.other}`,
       e.authz ? n1(e.authz.cpuSeconds) : '–',
-      e.authz ? n0(e.count / e.authz.cpuSeconds) : '–',
+      e.authz ? n0(checksPerCpu(e)) : '–',
       n1(e.envoyUsage?.cpuSeconds),
       e.authz ? n0(e.authz.peakRssMiB) : '–',
       verdict(e),
     ]),
   );
+}
+
+/** scopegate's checks per authz CPU-second through Envoy, gRPC and HTTP, in one line. */
+function perCpuLine(envoy) {
+  const of = (name) => envoy.find((e) => e.contestant === name && !e.again);
+  const part = (name, door) => {
+    const cell = of(name);
+    if (cell === undefined) return `${door} not run`;
+    return `${door} ${n0(checksPerCpu(cell))}${cell.ok ? '' : ' (broken)'}`;
+  };
+  return `scopegate through Envoy, checks per authz CPU-second: ${part('scopegate', 'gRPC')}, ${part('scopegate-http', 'HTTP')}.`;
 }
 
 function ratioTable(rows) {
@@ -315,6 +349,9 @@ export function markdown(run) {
       ` **distinct tokens** (the cache-miss cells): the same ${run.mix.length} requests, each with a token of its own, ` +
       `${run.distinctTokens.toLocaleString('en-US')} tokens, more than either side's caches hold, so no cache helps;` +
       " the hit columns show what scopegate's metrics counted.",
+    '- **Envoy + scopegate (HTTP)**: the same scopegate process, asked by Envoy over HTTP (envoy/envoy-http.yaml,' +
+      ' `http_service` to `serve --http`) instead of gRPC; **Envoy + do-nothing HTTP**: a node:http server that' +
+      ' reads each request and answers 200, the floor of that transport (bench/noop-authz.js --http).',
     "- **checks per CPU-s**: Checks answered per CPU-second the server's process tree used (the steadier figure on" +
       ' a shared 2-core machine, where the load generator and the servers share the CPUs).',
     '- **answers**: checked one by one before and after the load, and counted during each cell by the server' +
@@ -328,6 +365,8 @@ export function markdown(run) {
     `### Through Envoy (wrk -t1 -c${o.connections}, ${o.seconds} s, Envoy --concurrency 1, access log to /dev/null)`,
     '',
     envoyTable(run.envoy),
+    '',
+    perCpuLine(run.envoy),
     '',
     `Added = minus Envoy alone (the median of its ${run.floorCells} cell(s), p50 and p99 each). Through Envoy every contestant gets the repeated tokens. Envoy jwt_authn + rbac cannot check the body location of POST/PUT (see bench/envoy-rbac.yaml); the mix denies only what it can check.`,
     '',

@@ -2,9 +2,11 @@
 // scopegate side by side with the usual choice and with the floors, in one run on this machine (issues 11, 22):
 //   direct Check over gRPC (ghz) against scopegate, the OPA comparator (bench/opa, OPA-Envoy's equivalent)
 //   and a do-nothing grpc-js ext_authz (the Node transport floor); and HTTP through Envoy (wrk) with no
-//   authorization (the floor), with jwt_authn + rbac in-process (bench/envoy-rbac.yaml), and with ext_authz
-//   to each of them. Every contestant gets the same requests (bench/compare-mix.js: 8 allowed, 2 denied,
-//   round-robin) and must answer them as expected, or it is flagged broken, not ranked.
+//   authorization (the floor), with jwt_authn + rbac in-process (bench/envoy-rbac.yaml), with gRPC ext_authz
+//   to each of them (envoy/envoy.yaml), and with HTTP ext_authz (envoy/envoy-http.yaml, `http_service`) to
+//   scopegate's `--http` door and to a do-nothing node:http server (the HTTP floor). Every contestant gets the
+//   same requests (bench/compare-mix.js: 8 allowed, 2 denied, round-robin) and must answer them as expected,
+//   or it is flagged broken, not ranked.
 //
 // Two token regimes, side by side, each against the comparator with and without OPA's io_jwt cache:
 //   - repeated tokens (4 tokens, each reused for its lifetime: the common case): scopegate with its default
@@ -24,7 +26,8 @@
 //   npm run bench:compare -- --node .venv/bin/node         # scopegate and the Node floors on another Node.js
 //
 // Flags: --seconds N (per cell, 1..60), --concurrency 1,16,64 (ghz), --connections 8 (wrk),
-// --only scopegate,opa,noop,rbac,envoy (scopegate brings its caches-off twin, opa its io_jwt-cache twin),
+// --only scopegate,opa,noop,rbac,envoy (scopegate brings its caches-off twin and its HTTP door through Envoy,
+// opa its io_jwt-cache twin, noop its HTTP twin through Envoy),
 // --distinct N (tokens of the cache-miss cells, 0: none), --scopegate-args "...", --noop-workers N (default: as many gRPC
 // processes as scopegate runs), --node PATH (the Node.js binary for every Node process the bench starts:
 // scopegate, the do-nothing ext_authz and the upstream; default: the one running the bench), --smoke.
@@ -41,7 +44,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { decisionsOf, delta, hitShare, snapshot, splitProblems } from './compare-answers.js';
+import { decisionsOf, delta, doorProblems, hitShare, snapshot, splitProblems } from './compare-answers.js';
 import { envoyConfig, startTimedEnvoy } from './compare-envoy.js';
 import {
   BENCH_TOOLS_HINT,
@@ -65,16 +68,20 @@ const dist = (path) => import(new URL(`../dist/${path}`, import.meta.url).href);
 const { findEnvoy, INSTALL_HINT: ENVOY_HINT } = await dist('dev/envoy.js');
 const { ensureDevKeys } = await dist('dev/keys.js');
 
-/** What --only names; scopegate and opa each bring a twin (`TWINS`). */
+/** What --only names; scopegate, opa and noop each bring their twins (`TWINS`). */
 const CHOICES = ['envoy', 'rbac', 'noop', 'opa', 'scopegate'];
-const TWINS = { scopegate: 'scopegate-nocache', opa: 'opa-jwt' };
+const TWINS = { scopegate: ['scopegate-nocache', 'scopegate-http'], opa: ['opa-jwt'], noop: ['noop-http'] };
 /** Direct cells: which servers run which token regime. */
 const DIRECT = {
   repeated: ['scopegate', 'scopegate-nocache', 'opa', 'opa-jwt', 'noop'],
   distinct: ['scopegate', 'opa', 'opa-jwt'],
 };
-/** Through-Envoy order: floors first, so a broken setup shows before the contestants run. */
-const SHAPES = ['envoy', 'rbac', 'noop', 'opa', 'opa-jwt', 'scopegate'];
+/**
+ * Through-Envoy order: floors first, so a broken setup shows before the contestants run. A `-http` shape is
+ * Envoy's HTTP ext_authz (envoy/envoy-http.yaml) to the same program's HTTP door: scopegate-http is the very
+ * scopegate process of the gRPC cells (`serve --http`), noop-http a do-nothing node:http server.
+ */
+const SHAPES = ['envoy', 'rbac', 'noop', 'noop-http', 'opa', 'opa-jwt', 'scopegate', 'scopegate-http'];
 /** The comparator's io_jwt cache when on: as many entries as scopegate's default token cache. */
 const JWT_CACHE_ENTRIES = 10_000;
 const CACHES_OFF = ['--token-cache-size', '0', '--decision-cache-size', '0'];
@@ -97,7 +104,7 @@ function options() {
   const unknown = only.filter((name) => !CHOICES.includes(name));
   if (unknown.length > 0)
     throw new Error(`--only: unknown ${unknown.join(', ')} (known: ${CHOICES.join(', ')})`);
-  only.push(...only.filter((name) => TWINS[name]).map((name) => TWINS[name]));
+  only.push(...only.flatMap((name) => TWINS[name] ?? []));
   const count = (text, max, what) => {
     const n = Number(text);
     if (!Number.isInteger(n) || n < 1 || n > max)
@@ -199,7 +206,9 @@ async function prepare(o, tools) {
       'warn',
       ...o.scopegateArgs.split(/\s+/).filter(Boolean),
     );
-    servers.scopegate = await start('scopegate', node, [join(root, 'bin/scopegate.js'), ...args]);
+    // Its HTTP door too, for the scopegate-http cell: idle while the gRPC cells run.
+    const withHttp = [join(root, 'bin/scopegate.js'), ...args, '--http', '127.0.0.1:0'];
+    servers.scopegate = await start('scopegate', node, withHttp);
     // Later flags win: the twin is scopegate with the same arguments and both caches off.
     const twin = [join(root, 'bin/scopegate.js'), ...args, ...CACHES_OFF];
     servers['scopegate-nocache'] = await start('scopegate-nocache', node, twin);
@@ -221,6 +230,8 @@ async function prepare(o, tools) {
       String(o.noopWorkers),
     ];
     servers.noop = await start('noop', node, args);
+    const httpArgs = [join(root, 'bench/noop-authz.js'), '--http', '127.0.0.1:0'];
+    servers['noop-http'] = await start('noop-http', node, [...httpArgs, '--workers', String(o.noopWorkers)]);
   }
   o.noopWorkers ??= 1;
   return { dir, keyFile, jwksFile, mix, distinctMix, requests, servers, limitSeconds, start, tools };
@@ -269,8 +280,24 @@ const expectedKey = {
   opa: (r) => (r.allow ? 'allow 200' : 'deny 403'),
 };
 
+/** The noop servers allow everything; the others answer as the policy does. */
+const allowsAll = (name) => name === 'noop' || name === 'noop-http';
+
 /** The split a server must answer: the policy's for scopegate and OPA, allow-everything for the noop server. */
-const expectedAnswers = (name, mix) => mix.map((r) => name === 'noop' || r.allow);
+const expectedAnswers = (name, mix) => mix.map((r) => allowsAll(name) || r.allow);
+
+/**
+ * The authz server behind an Envoy shape and the address Envoy asks it on: scopegate-http is scopegate's own
+ * process on its --http door; every other shape's server is its namesake, on gRPC or (`-http`) HTTP.
+ */
+function authzOf(shape, servers) {
+  const server = shape === 'scopegate-http' ? servers.scopegate : servers[shape];
+  if (server === undefined) return undefined;
+  const door = shape.endsWith('-http') ? 'http' : 'grpc';
+  const address = server.listening[door];
+  if (address === undefined) throw new Error(`${shape}: ${server.name} serves no ${door} door`);
+  return { server, address, door };
+}
 
 /** Problems with a server's answers to one replay of the mix over grpc-js (empty when it answers as expected). */
 async function answerProblems(name, server, ctx) {
@@ -453,9 +480,10 @@ async function httpAnswerProblems(url, allowAll, mix) {
 /** One wrk cell through one Envoy shape: warm-up, measured cell, answers against the expected split. */
 async function envoyCell(shape, o, ctx, tools) {
   const upstreamPort = portOf(new URL(ctx.servers.upstream.listening.url).host);
+  const asked = authzOf(shape, ctx.servers);
   const configText = envoyConfig(shape, {
     upstreamPort,
-    authzPort: ctx.servers[shape] ? portOf(ctx.servers[shape].listening.grpc) : upstreamPort,
+    authzPort: asked ? portOf(asked.address) : upstreamPort,
     jwksText: ctx.jwksText,
   });
   const { envoy, envoyPid } = await startTimedEnvoy({
@@ -467,11 +495,11 @@ async function envoyCell(shape, o, ctx, tools) {
   try {
     const wrk = (seconds) =>
       runWrk({ url: envoy.url, dataFile: join(ctx.dir, 'mix.lua'), connections: o.connections, seconds });
-    const allowAll = shape === 'envoy' || shape === 'noop';
+    const allowAll = shape === 'envoy' || allowsAll(shape);
     const problems = await httpAnswerProblems(envoy.url, allowAll, ctx.mix);
     await wrk(1); // warm-up
     const kind = countsKind(shape);
-    const authz = ctx.servers[shape];
+    const authz = asked?.server;
     const countedBefore = { upstream: await snapshot('upstream', ctx.servers.upstream) };
     if (kind) countedBefore.authz = await snapshot(kind, authz);
     const measuring = startMeasuring({ authz: authz?.pid, envoy: envoyPid });
@@ -494,6 +522,8 @@ async function envoyCell(shape, o, ctx, tools) {
     let counted;
     if (kind) {
       counted = delta(countedBefore.authz, await snapshot(kind, authz));
+      // scopegate counts each Check under the door it came through: this cell's must all be Envoy's.
+      if (kind === 'scopegate') problems.push(...doorProblems(counted, asked.door));
       problems.push(
         ...splitProblems({
           counted: answersOf(kind, counted, slack),

@@ -1,29 +1,63 @@
 #!/usr/bin/env node
-// The Node transport floor for bench/compare.js: a grpc-js ext_authz server that allows every request without
-// looking at it. Same @grpc/grpc-js, same protos and loader options (dist/wire/proto.js) and the same server
-// options as scopegate, so the difference between the two is scopegate's own work, not the transport.
+// The Node transport floors for bench/compare.js, ext_authz servers that allow every request without looking
+// at it:
+//   - gRPC (default): a grpc-js Authorization service. Same @grpc/grpc-js, same protos and loader options
+//     (dist/wire/proto.js) and the same server options as scopegate, so the difference between the two is
+//     scopegate's own work, not the transport.
+//   - HTTP (--http HOST:PORT): a node:http server for Envoy's `http_service` that reads the request (body
+//     included, as scopegate's --http door does) and answers 200 with no headers: the floor of `serve --http`.
 //
-//   node bench/noop-authz.js [--listen 127.0.0.1:0] [--workers N]
+//   node bench/noop-authz.js [--listen 127.0.0.1:0 | --http 127.0.0.1:0] [--workers N]
 //
-// Prints one JSON line {"msg":"listening","grpc":"127.0.0.1:PORT"} on stdout once every worker serves;
-// SIGTERM/SIGINT stops it. --workers N (default 1) forks N processes sharing the port (node:cluster), to be
-// compared with a scopegate started with the same number of workers.
+// Prints one JSON line {"msg":"listening","grpc":"127.0.0.1:PORT"} (or "http" in HTTP mode) on stdout once
+// every worker serves; SIGTERM/SIGINT stops it. --workers N (default 1) forks N processes sharing the port
+// (node:cluster), to be compared with a scopegate started with the same number of workers.
 import cluster from 'node:cluster';
+import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 
 const { values } = parseArgs({
   options: {
     listen: { type: 'string', default: '127.0.0.1:0' },
+    http: { type: 'string' },
     workers: { type: 'string', default: '1' },
   },
 });
 const workers = Math.max(1, Math.min(Number(values.workers) || 1, 64));
+/** The listening line's key: which door this floor serves. */
+const door = values.http === undefined ? 'grpc' : 'http';
 
 /** An OkHttpResponse with status OK: Envoy forwards the request unchanged. */
 const ALLOW = Object.freeze({ status: { code: 0 }, ok_response: {} });
 
+const hostOf = (address) => address.slice(0, address.lastIndexOf(':'));
+
+/** Envoy's http_service allows on 200; the body is read to its end first, as scopegate reads it. */
+async function serveHttp() {
+  const server = createServer((req, res) => {
+    req.on('data', () => {});
+    req.on('end', () => res.writeHead(200, { 'content-length': 0 }).end());
+  });
+  // Envoy keeps its connections to the authz cluster open: do not close them under it.
+  server.keepAliveTimeout = 60_000;
+  const port = Number(values.http.slice(values.http.lastIndexOf(':') + 1));
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, hostOf(values.http), resolve);
+  });
+  const stop = () => {
+    server.closeAllConnections();
+    server.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  return `${hostOf(values.http)}:${server.address().port}`;
+}
+
 async function serve() {
+  if (door === 'http') return serveHttp();
   const { authorizationService } = await import(new URL('../dist/wire/proto.js', import.meta.url).href);
   const server = new grpc.Server({
     'grpc.max_receive_message_length': 4 * 1024 * 1024,
@@ -41,10 +75,10 @@ async function serve() {
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
-  return `${values.listen.slice(0, values.listen.lastIndexOf(':'))}:${port}`;
+  return `${hostOf(values.listen)}:${port}`;
 }
 
-const listening = (grpcAddress) => console.log(JSON.stringify({ msg: 'listening', grpc: grpcAddress }));
+const listening = (address) => console.log(JSON.stringify({ msg: 'listening', [door]: address }));
 
 if (workers === 1) {
   listening(await serve());
@@ -54,7 +88,7 @@ if (workers === 1) {
   for (let i = 0; i < workers; i++) {
     const worker = cluster.fork();
     worker.on('message', (message) => {
-      addresses.push(message.grpc);
+      addresses.push(message.address);
       if (addresses.length === workers) listening(addresses[0]);
     });
     worker.on('exit', (code) => {
@@ -68,7 +102,7 @@ if (workers === 1) {
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 } else {
-  process.send?.({ grpc: await serve() });
+  process.send?.({ address: await serve() });
   // A worker whose primary is gone has nothing left to do.
   process.once('disconnect', () => process.exit(0));
 }

@@ -58,6 +58,8 @@ export function onPath(name: string, env: NodeJS.ProcessEnv = process.env): stri
 /** Loopback ports for the clusters a shipped config names; `listener` and `admin` default to 0 (any free one). */
 export interface LocalEnvoyPorts {
   readonly scopegate: number;
+  /** Required when the config has the `scopegate_http` cluster (envoy-http.yaml): scopegate's `--http` door. */
+  readonly scopegateHttp?: number;
   readonly inventory: number;
   /** Required when the config has the `dev_issuer` cluster (envoy-jwt-authn.yaml). */
   readonly devIssuer?: number;
@@ -117,7 +119,7 @@ const DOWNSTREAM_TLS_CONTEXT =
 
 /**
  * A shipped Envoy config made runnable on this machine: listeners and admin on 127.0.0.1 (port 0 unless
- * given), and the `scopegate`, `inventory`, `dev_issuer` and `otel_collector` clusters turned from compose
+ * given), and the `scopegate`, `scopegate_http`, `inventory`, `dev_issuer` and `otel_collector` clusters turned from compose
  * hostnames (STRICT_DNS) into STATIC 127.0.0.1 endpoints; a listener that serves TLS gets the certificate
  * files `tls` names. Nothing else changes, so the tests exercise the same filters, timeouts and limits that
  * docker-compose runs. A cluster this function does not know is an error: a config that grew a new upstream
@@ -128,6 +130,7 @@ export function localEnvoyConfig(file: string, ports: LocalEnvoyPorts, tls?: Loc
   const config = object(parse(readFileSync(file, 'utf8')), file);
   const clusterPorts: Record<string, number | undefined> = {
     scopegate: ports.scopegate,
+    scopegate_http: ports.scopegateHttp,
     inventory: ports.inventory,
     dev_issuer: ports.devIssuer,
     otel_collector: ports.otelCollector,

@@ -25,12 +25,14 @@ import { mintToken, SIGNING_KEY_FILE } from './keys.js';
 import { type InventoryUpstream, startInventoryUpstream } from './upstream.js';
 
 /**
- * The shipped Envoy configs; `envoy-policy-set.yaml` fronts inventory and shipments, served as examples/mesh;
+ * The shipped Envoy configs; `envoy-http.yaml` asks scopegate's `--http` door (Envoy's `http_service`) where
+ * the others use gRPC; `envoy-policy-set.yaml` fronts inventory and shipments, served as examples/mesh;
  * `envoy-mtls.yaml` requires client certificates (give its certificate files as `tls`); `envoy-tracing.yaml`
  * exports its traces to an OTLP/gRPC receiver (give its port as `otelCollector`).
  */
 export type EnvoyVariant =
   | 'envoy.yaml'
+  | 'envoy-http.yaml'
   | 'envoy-jwt-authn.yaml'
   | 'envoy-policy-set.yaml'
   | 'envoy-mtls.yaml'
@@ -92,7 +94,13 @@ export interface StackOptions extends EnvoyOptions {
   /** scopegate's logger; default silent. */
   readonly log?: Logger;
   /** Fixed loopback ports (0 = any free one) for people who want to curl the demo. */
-  readonly ports?: { readonly envoy?: number; readonly scopegate?: number; readonly admin?: number };
+  readonly ports?: {
+    readonly envoy?: number;
+    readonly scopegate?: number;
+    /** scopegate's `--http` door (Envoy `http_service`, envoy-http.yaml). */
+    readonly http?: number;
+    readonly admin?: number;
+  };
   /**
    * scopegate's `serve` flags beyond the stack's own (say `--tracing`). With them, its settings and its
    * OpenTelemetry exporter read this process's environment (OTEL_*), as a served process reads its own.
@@ -181,6 +189,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         `127.0.0.1:${options.ports?.scopegate ?? 0}`,
         '--admin',
         `127.0.0.1:${options.ports?.admin ?? 0}`,
+        // Always on, so any Envoy of the stack may be envoy-http.yaml (startEnvoy too); gRPC variants never use it.
+        '--http',
+        `127.0.0.1:${options.ports?.http ?? 0}`,
         ...(options.serveFlags ?? []),
       ],
       options.serveFlags ? process.env : {},
@@ -192,7 +203,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       let configText = localEnvoyConfig(
         join(repoRoot(), 'envoy', front.variant ?? 'envoy.yaml'),
         {
-          scopegate: Number(scopegate.grpcAddress.split(':').pop()),
+          scopegate: portOf(scopegate.grpcAddress),
+          scopegateHttp: portOf(scopegate.httpAddress),
           inventory: upstream.port,
           devIssuer: issuer.port,
           ...(front.otelCollector !== undefined && { otelCollector: front.otelCollector }),
@@ -271,6 +283,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     await closeAll();
     throw error;
   }
+}
+
+/** The port of a `HOST:PORT` scopegate bound. */
+function portOf(address: string | undefined): number {
+  const port = Number(address?.split(':').pop());
+  if (!Number.isInteger(port) || port <= 0) throw new Error(`scopegate bound no usable address: ${address}`);
+  return port;
 }
 
 /** The config with `change` applied to the typed config of every filter named `filter`; at least one. */

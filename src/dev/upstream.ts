@@ -1,7 +1,7 @@
 // A stand-in for the inventory API behind Envoy (the routes of examples/inventory/policy.yaml), so the demo
 // and the e2e tests have a real upstream. It trusts nothing about authorization (that is scopegate's job) but
-// echoes the x-scopegate-* identity headers it received in every answer, so a test can see exactly what
-// Envoy forwarded. Everything is in memory and bounded: request bodies, transaction count and stored bytes.
+// echoes the x-scopegate-* identity headers it received in every answer (and the names of all x-scopegate-*
+// headers), so a test can see exactly what Envoy forwarded. Everything is in memory and bounded: request bodies, transaction count and stored bytes.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { parseStrictJson } from '../request/json.js';
@@ -74,6 +74,19 @@ export function receivedIdentity(req: IncomingMessage): ReceivedIdentity {
     policy: header(IDENTITY_HEADERS.policy),
     peer: header(IDENTITY_HEADERS.peer),
   };
+}
+
+/**
+ * The names of every `x-scopegate-*` or `x_scopegate_*` header the request arrived with, sorted, each once:
+ * a client-sent one that got through (not only the identity headers) shows here.
+ */
+export function receivedScopegateHeaders(req: IncomingMessage): string[] {
+  const names = new Set<string>();
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!.toLowerCase();
+    if (name.startsWith('x-scopegate-') || name.startsWith('x_scopegate_')) names.add(name);
+  }
+  return [...names].sort();
 }
 
 /** In-memory transactions, insertion-ordered, with both a count and a byte budget. */
@@ -336,7 +349,12 @@ async function jsonObjectBody(
 }
 
 function send(res: ServerResponse, identity: ReceivedIdentity, answer: Answer, close = false): void {
-  const text = JSON.stringify({ ...answer.body, received_identity: identity }) + '\n';
+  const text =
+    JSON.stringify({
+      ...answer.body,
+      received_identity: identity,
+      received_scopegate_headers: receivedScopegateHeaders(res.req),
+    }) + '\n';
   res
     .writeHead(answer.status, {
       'content-type': 'application/json',

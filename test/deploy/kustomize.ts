@@ -50,7 +50,10 @@ export const KUBERNETES_OVERLAYS = [
   'deploy/kubernetes/overlays/sidecar',
 ];
 /** Overlays with an optional component added, as a user adds it (under test/deploy/fixtures). */
-export const WITH_COMPONENTS = ['test/deploy/fixtures/central-with-tls'];
+export const WITH_COMPONENTS = [
+  'test/deploy/fixtures/central-with-tls',
+  'test/deploy/fixtures/central-with-http',
+];
 export const ISTIO_VARIANTS = [
   'deploy/istio/scopegate-verifies',
   'deploy/istio/istio-verifies',

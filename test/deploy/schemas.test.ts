@@ -138,50 +138,68 @@ describe.skipIf(skipWithoutKustomize)(
   },
 );
 
-// The mesh config is not a `kubectl apply -k` object (istioctl or Helm reads it), so it is read directly.
-describe('deploy/istio/mesh-config.yaml', () => {
-  const operator = parse(readFileSync(join(repoRoot, 'deploy/istio/mesh-config.yaml'), 'utf8')) as K8sObject;
+// The mesh configs are not `kubectl apply -k` objects (istioctl or Helm reads them), so they are read directly.
+// Istio's schema leaves meshConfig open, so their fields are checked against MeshConfig.ExtensionProvider's
+// EnvoyExternalAuthorizationGrpcProvider and EnvoyExternalAuthorizationHttpProvider in istio/api
+// (mesh/v1alpha1/config.proto): a misspelt field would be ignored by Istio and silently fall back to a
+// default such as the 600 s timeout.
+const COMMON_PROVIDER_FIELDS = ['service', 'port', 'timeout', 'failOpen', 'statusOnError'];
+const PROVIDER_FIELDS: Record<string, string[]> = {
+  envoyExtAuthzGrpc: [...COMMON_PROVIDER_FIELDS, 'includeRequestBodyInCheck'],
+  envoyExtAuthzHttp: [
+    ...COMMON_PROVIDER_FIELDS,
+    'pathPrefix',
+    'includeRequestHeadersInCheck',
+    'includeAdditionalHeadersInCheck',
+    'includeRequestBodyInCheck',
+    'headersToUpstreamOnAllow',
+    'headersToDownstreamOnDeny',
+    'headersToDownstreamOnAllow',
+  ],
+};
+const REQUEST_BODY_FIELDS = ['maxRequestBytes', 'allowPartialMessage', 'packAsBytes'];
+
+function fieldProblems(config: K8sObject): string[] {
+  const providers = (config.spec as { meshConfig: { extensionProviders: Record<string, unknown>[] } })
+    .meshConfig.extensionProviders;
+  return providers.flatMap((provider) => {
+    const kinds = Object.keys(provider).filter((k) => k !== 'name');
+    return kinds.flatMap((kind) => {
+      const fields = PROVIDER_FIELDS[kind];
+      if (fields === undefined) return [`${provider.name}: unknown field ${kind}`];
+      const settings = provider[kind] as Record<string, unknown>;
+      const body = (settings.includeRequestBodyInCheck ?? {}) as Record<string, unknown>;
+      return [
+        ...Object.keys(settings).filter((k) => !fields.includes(k)),
+        ...Object.keys(body).filter((k) => !REQUEST_BODY_FIELDS.includes(k)),
+      ].map((field) => `${provider.name}: unknown field ${field}`);
+    });
+  });
+}
+
+describe.each([
+  ['deploy/istio/mesh-config.yaml', 'envoyExtAuthzGrpc', 'failureModeAllow'],
+  ['deploy/istio/mesh-config-http.yaml', 'envoyExtAuthzHttp', 'allowedUpstreamHeaders'],
+])('%s', (file, kind, misspelt) => {
+  const operator = parse(readFileSync(join(repoRoot, file), 'utf8')) as K8sObject;
 
   it('is a valid IstioOperator', async () => {
     expect(await schemaProblems(operator)).toEqual([]);
   });
 
-  // Istio's schema leaves meshConfig open, so its fields are checked against MeshConfig.ExtensionProvider
-  // .EnvoyExternalAuthorizationGrpcProvider in istio/api (mesh/v1alpha1/config.proto): a misspelt field
-  // would be ignored by Istio and silently fall back to a default such as the 600 s timeout.
-  const GRPC_PROVIDER_FIELDS = [
-    'service',
-    'port',
-    'timeout',
-    'failOpen',
-    'statusOnError',
-    'includeRequestBodyInCheck',
-  ];
-  const REQUEST_BODY_FIELDS = ['maxRequestBytes', 'allowPartialMessage', 'packAsBytes'];
-
-  function fieldProblems(config: K8sObject): string[] {
-    const providers = (config.spec as { meshConfig: { extensionProviders: Record<string, unknown>[] } })
-      .meshConfig.extensionProviders;
-    return providers.flatMap((provider) => {
-      const grpc = provider.envoyExtAuthzGrpc as Record<string, unknown>;
-      const body = (grpc.includeRequestBodyInCheck ?? {}) as Record<string, unknown>;
-      return [
-        ...Object.keys(provider).filter((k) => !['name', 'envoyExtAuthzGrpc'].includes(k)),
-        ...Object.keys(grpc).filter((k) => !GRPC_PROVIDER_FIELDS.includes(k)),
-        ...Object.keys(body).filter((k) => !REQUEST_BODY_FIELDS.includes(k)),
-      ].map((field) => `${provider.name}: unknown field ${field}`);
-    });
-  }
-
-  it('uses only fields the gRPC ext_authz provider has', () => {
+  it(`uses only fields the ${kind} provider has`, () => {
+    const providers = (operator.spec as { meshConfig: { extensionProviders: object[] } }).meshConfig
+      .extensionProviders;
+    expect(providers.map((p) => Object.keys(p).filter((k) => k !== 'name'))).toEqual([[kind]]);
     expect(fieldProblems(operator)).toEqual([]);
   });
 
   it('the check can fail: a misspelt field is reported', () => {
     const broken = copy(operator);
-    const provider = (broken.spec as { meshConfig: { extensionProviders: { envoyExtAuthzGrpc: object }[] } })
+    const provider = (broken.spec as { meshConfig: { extensionProviders: Record<string, object>[] } })
       .meshConfig.extensionProviders[0]!;
-    provider.envoyExtAuthzGrpc = { ...provider.envoyExtAuthzGrpc, failureModeAllow: false };
-    expect(fieldProblems(broken)).toEqual(['scopegate: unknown field failureModeAllow']);
+    provider[kind] = { ...provider[kind], [misspelt]: false };
+    const name = (provider as { name?: string }).name;
+    expect(fieldProblems(broken)).toEqual([`${name}: unknown field ${misspelt}`]);
   });
 });

@@ -24,6 +24,7 @@ const shippedConfigs = readdirSync(ENVOY_DIR)
 const configCases = shippedConfigs.map((file) => [basename(file), file] as const);
 const PORTS = {
   scopegate: 19191,
+  scopegateHttp: 19192,
   inventory: 18081,
   devIssuer: 18090,
   otelCollector: 14317,
@@ -83,8 +84,9 @@ function fileNames(node: unknown, found: string[] = []): string[] {
 }
 
 describe('shipped configs', () => {
-  it('include the plain, the jwt_authn, the mTLS, the policy-set and the tracing config', () => {
+  it('include the plain, the HTTP, the jwt_authn, the mTLS, the policy-set and the tracing config', () => {
     expect(shippedConfigs.map((file) => file.slice(ENVOY_DIR.length + 1)).sort()).toEqual([
+      'envoy-http.yaml',
       'envoy-jwt-authn.yaml',
       'envoy-mtls.yaml',
       'envoy-policy-set.yaml',
@@ -148,6 +150,121 @@ describe('envoy-tracing.yaml', () => {
     const clusters = traced.static_resources.clusters;
     expect(clusters.slice(0, -1)).toEqual(plain.static_resources.clusters);
     expect(clusters.at(-1)).toMatchObject({ name: 'otel_collector' });
+  });
+});
+
+/**
+ * What envoy-http.yaml must tell Envoy for scopegate's HTTP door to answer as its gRPC door does (README, "HTTP
+ * front doors"): which request headers scopegate is sent, which answer headers reach the upstream and the
+ * client, and which become the access log's metadata.
+ */
+function httpServiceProblems(filter: Bootstrap): string[] {
+  const problems: string[] = [];
+  const patterns = (list: Bootstrap): string[] =>
+    (list?.patterns ?? []).map((p: Record<string, string>) => Object.entries(p)[0]!.join(':'));
+  const missing = (where: string, list: Bootstrap, wanted: string[]) => {
+    const have = patterns(list);
+    for (const pattern of wanted) if (!have.includes(pattern)) problems.push(`${where}: no ${pattern}`);
+  };
+  const service = filter.http_service;
+  missing('allowed_headers', filter.allowed_headers, [
+    'exact:content-type',
+    'exact:x-request-id',
+    'exact:traceparent',
+    'exact:tracestate',
+    'exact:b3',
+    'prefix:x-b3-',
+    'prefix:x-scopegate-',
+    'prefix:x_scopegate_',
+  ]);
+  if (service?.authorization_request?.allowed_headers !== undefined)
+    problems.push('authorization_request.allowed_headers: deprecated; the filter’s allowed_headers says it');
+  const response = service?.authorization_response;
+  missing(
+    'allowed_upstream_headers',
+    response?.allowed_upstream_headers,
+    ['subject', 'client', 'issuer', 'route', 'policy', 'peer'].map((name) => `exact:x-scopegate-${name}`),
+  );
+  // Listing a header that Envoy adds to the client's answer would leak identity or metadata to the client.
+  const client = patterns(response?.allowed_client_headers);
+  missing('allowed_client_headers', response?.allowed_client_headers, [
+    'exact:www-authenticate',
+    'exact:content-type',
+    'exact:x-scopegate-reason',
+  ]);
+  if (client.some((p) => p !== 'exact:x-scopegate-reason' && p.includes('x-scopegate-')))
+    problems.push('allowed_client_headers: lets identity or metadata headers reach the client');
+  missing('dynamic_metadata_from_headers', response?.dynamic_metadata_from_headers, [
+    'prefix:x-scopegate-meta-',
+  ]);
+  if (service?.path_prefix !== undefined) problems.push('path_prefix: set (scopegate is run without one)');
+  return problems;
+}
+
+describe('envoy-http.yaml', () => {
+  const http = parse(readFileSync(join(ENVOY_DIR, 'envoy-http.yaml'), 'utf8'));
+  const plain = parse(readFileSync(join(ENVOY_DIR, 'envoy.yaml'), 'utf8'));
+  const extAuthz = (config: Bootstrap) => connectionManager(config).http_filters[0].typed_config;
+
+  it('is envoy.yaml but for how scopegate is asked: routes, limits, failure handling and the upstream alike', () => {
+    const { route_config, access_log, http_filters, ...manager } = connectionManager(http);
+    const plainManager = connectionManager(plain);
+    expect(route_config).toEqual(plainManager.route_config);
+    expect({ ...manager, route_config: 0, access_log: 0, http_filters: 0 }).toEqual({
+      ...plainManager,
+      route_config: 0,
+      access_log: 0,
+      http_filters: 0,
+    });
+    expect(http_filters.map((f: Bootstrap) => f.name)).toEqual(
+      plainManager.http_filters.map((f: Bootstrap) => f.name),
+    );
+    const { http_service, allowed_headers, ...rest } = extAuthz(http);
+    // The peer certificate is not part of what http_service sends: envoy.yaml's include_peer_certificate is left out.
+    const { grpc_service, include_peer_certificate, ...plainRest } = extAuthz(plain);
+    expect(rest).toEqual(plainRest);
+    expect(http_service.server_uri).toMatchObject({
+      cluster: 'scopegate_http',
+      timeout: grpc_service.timeout,
+    });
+    const [authz, ...others] = http.static_resources.clusters;
+    expect(authz).toMatchObject({ name: 'scopegate_http', connect_timeout: '0.25s' });
+    expect(authz.typed_extension_protocol_options).toBeUndefined();
+    expect(others).toEqual(plain.static_resources.clusters.slice(1));
+  });
+
+  it('logs the same fields as envoy.yaml, read from the metadata scopegate’s x-scopegate-meta-* headers make', () => {
+    const format = (config: Bootstrap) =>
+      connectionManager(config).access_log[0].typed_config.log_format.json_format;
+    const fromHeaders = Object.fromEntries(
+      Object.entries(format(http)).map(([field, value]) => [
+        field,
+        String(value).replace(/ext_authz:x-scopegate-meta-/, 'ext_authz:'),
+      ]),
+    );
+    expect(fromHeaders).toEqual(format(plain));
+    expect(JSON.stringify(format(http))).toContain('ext_authz:x-scopegate-meta-reason');
+  });
+
+  it('passes scopegate what it reads and lets through what it answers', () => {
+    expect(httpServiceProblems(extAuthz(http))).toEqual([]);
+  });
+
+  it('the check can fail: a client header unsent, an identity header dropped, metadata shown to clients', () => {
+    const broken = extAuthz(structuredClone(http));
+    broken.allowed_headers.patterns = broken.allowed_headers.patterns.filter(
+      (p: Bootstrap) => p.prefix !== 'x-scopegate-',
+    );
+    const response = broken.http_service.authorization_response;
+    response.allowed_upstream_headers.patterns.shift();
+    response.allowed_client_headers.patterns.push({ prefix: 'x-scopegate-meta-' });
+    broken.http_service.authorization_request = { allowed_headers: { patterns: [] } };
+    expect(httpServiceProblems(broken)).toEqual([
+      'allowed_headers: no prefix:x-scopegate-',
+      'authorization_request.allowed_headers: deprecated; the filter’s allowed_headers says it',
+      'allowed_upstream_headers: no exact:x-scopegate-subject',
+      'allowed_client_headers: lets identity or metadata headers reach the client',
+    ]);
   });
 });
 
@@ -277,9 +394,11 @@ describe('local rewrite', () => {
       const addresses = socketAddresses(local);
       expect(new Set(addresses.map((address) => address.split(':')[0]))).toEqual(new Set(['127.0.0.1']));
       const ports = addresses.map((address) => Number(address.split(':')[1]));
-      expect(ports).toEqual(
-        expect.arrayContaining([PORTS.scopegate, PORTS.inventory, PORTS.listener, PORTS.admin]),
-      );
+      expect(ports).toEqual(expect.arrayContaining([PORTS.inventory, PORTS.listener, PORTS.admin]));
+      // One scopegate door per config: gRPC, or HTTP for envoy-http.yaml.
+      expect(ports.filter((port) => port === PORTS.scopegate || port === PORTS.scopegateHttp)).toEqual([
+        basename(file) === 'envoy-http.yaml' ? PORTS.scopegateHttp : PORTS.scopegate,
+      ]);
       const types = (local.static_resources.clusters as Array<{ type: string }>).map(
         (cluster) => cluster.type,
       );
@@ -291,6 +410,13 @@ describe('local rewrite', () => {
     const { devIssuer: _, ...withoutIssuer } = PORTS;
     expect(() => localEnvoyConfig(join(ENVOY_DIR, 'envoy-jwt-authn.yaml'), withoutIssuer)).toThrow(
       /no local port given for cluster "dev_issuer"/,
+    );
+  });
+
+  it('the HTTP config needs the port of scopegate’s --http door and says so', () => {
+    const { scopegateHttp: _, ...withoutHttp } = PORTS;
+    expect(() => localEnvoyConfig(join(ENVOY_DIR, 'envoy-http.yaml'), withoutHttp)).toThrow(
+      /no local port given for cluster "scopegate_http"/,
     );
   });
 

@@ -26,6 +26,7 @@ interface UpstreamJson {
   transaction: RecordedTransaction;
   transactions: RecordedTransaction[];
   received_identity: ReceivedIdentity;
+  received_scopegate_headers: string[];
   location: string;
   items: unknown;
   status: string;
@@ -100,6 +101,29 @@ describe('what the service account wrote, and who Envoy said it was', () => {
       policy: null,
       peer: null,
     });
+  });
+
+  it('names every x-scopegate-* and x_scopegate_* header it received, not only the identity ones', async () => {
+    const answer = await call('GET', '/api/inventory/transactions', {
+      headers: {
+        ...IDENTITY,
+        'X-Scopegate-Meta-Reason': 'allowed',
+        x_scopegate_subject: 'admin',
+        other: 'x',
+      },
+    });
+    expect(answer.json.received_scopegate_headers).toEqual([
+      'x-scopegate-client',
+      'x-scopegate-issuer',
+      'x-scopegate-meta-reason',
+      'x-scopegate-policy',
+      'x-scopegate-route',
+      'x-scopegate-subject',
+      'x_scopegate_subject',
+    ]);
+    const none = await call('GET', '/api/inventory/nowhere');
+    expect(none.status).toBe(404);
+    expect(none.json.received_scopegate_headers).toEqual([]);
   });
 
   it('GET by id finds what was posted; an unknown id is 404', async () => {

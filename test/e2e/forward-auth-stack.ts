@@ -5,15 +5,22 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { serveSettings } from '../../src/config/settings.js';
 import type { DevIssuer } from '../../src/dev/issuer.js';
-import { examplePolicyWithJwksUri } from '../../src/dev/stack.js';
+import {
+  examplePolicyWithJwksUri,
+  type HttpResult,
+  type SendOptions,
+  sendThrough,
+} from '../../src/dev/stack.js';
 import { type InventoryUpstream, startInventoryUpstream } from '../../src/dev/upstream.js';
 import { type Running, startServer } from '../../src/server/app.js';
 import { createLogger } from '../../src/telemetry/log.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { basic, requestToken, startExampleIssuer } from '../support/dev-issuer.js';
-import { freePort, type ProxyPorts } from '../support/reverse-proxies.js';
+import { sendHttp } from '../support/http-front.js';
+import { freePort, type ProxyPorts, type RunningProxy } from '../support/reverse-proxies.js';
 
 export interface ForwardAuthStack {
   readonly issuer: DevIssuer;
@@ -99,4 +106,94 @@ export async function startForwardAuthStack(): Promise<ForwardAuthStack> {
     await close();
     throw error;
   }
+}
+
+/**
+ * What scopegate's forward-auth door answers for this request when asked directly, as Traefik or Caddy would
+ * ask it: the answer the client behind the proxy must see too.
+ */
+async function scopegateSays(address: string, method: string, uri: string, token?: string) {
+  const reply = await sendHttp(address, {
+    method: 'GET',
+    target: '/auth',
+    headers: [
+      ['x-forwarded-method', method],
+      ['x-forwarded-uri', uri],
+      ...(token === undefined ? [] : ([['authorization', `Bearer ${token}`]] as Array<[string, string]>)),
+    ],
+  });
+  return reply;
+}
+
+/** The client's answer is scopegate's: status, challenge, reason, Retry-After, and the body but its request id. */
+export async function expectScopegatesAnswer(
+  answer: HttpResult,
+  address: string,
+  method: string,
+  uri: string,
+  token?: string,
+): Promise<void> {
+  const direct = await scopegateSays(address, method, uri, token);
+  expect(answer.status).toBe(direct.status);
+  for (const name of ['www-authenticate', 'x-scopegate-reason', 'retry-after', 'cache-control'])
+    expect(answer.headers[name], name).toBe(direct.headers.get(name));
+  expect(answer.headers['content-type']).toMatch(/^application\/json/);
+  const { request_id: sentId, ...sent } = answer.json ?? {};
+  const { request_id: directId, ...said } = direct.body ?? {};
+  expect(sent).toEqual(said);
+  expect(sentId).toEqual(expect.any(String));
+  expect(sentId).not.toBe(directId);
+}
+
+/** A proxy started on a shipped config in front of the stack, and a way to send through it. */
+export interface Proxied {
+  readonly stack: ForwardAuthStack;
+  readonly proxy: RunningProxy;
+  send(options: SendOptions): Promise<HttpResult>;
+}
+
+/**
+ * Registers the suite's hooks: the stack and one proxy started before its tests, both stopped after. The value
+ * is filled in by the time a test runs.
+ */
+export function useProxiedStack(start: (ports: ProxyPorts) => Promise<RunningProxy>): Proxied {
+  const proxied = {} as { stack: ForwardAuthStack; proxy: RunningProxy };
+  beforeAll(async () => {
+    proxied.stack = await startForwardAuthStack();
+    proxied.proxy = await start(await proxied.stack.proxyPorts());
+  });
+  afterAll(async () => {
+    await proxied.proxy?.stop();
+    await proxied.stack?.close();
+  });
+  return {
+    get stack() {
+      return proxied.stack;
+    },
+    get proxy() {
+      return proxied.proxy;
+    },
+    send: (options) => sendThrough(proxied.proxy.url, options),
+  };
+}
+
+export const TRANSACTIONS = '/api/inventory/transactions';
+
+/**
+ * A POST creating a transaction at WH01 (its route reads the location from the body), its headers claiming in
+ * both proxies' spellings that it is the GET listing transactions.
+ */
+export function postDressedAsList(token: string): SendOptions {
+  return {
+    method: 'POST',
+    path: TRANSACTIONS,
+    token,
+    json: { location: 'WH01', item: 'ITEM001', quantity: 1 },
+    headers: {
+      'x-forwarded-method': 'GET',
+      'x-forwarded-uri': TRANSACTIONS,
+      'x-original-method': 'GET',
+      'x-original-uri': TRANSACTIONS,
+    },
+  };
 }

@@ -74,8 +74,8 @@ export function localCaddyfile(ports: ProxyPorts & { readonly admin: number }, f
     ['reverse_proxy inventory:8081', `reverse_proxy 127.0.0.1:${ports.inventory}`],
     [':8080 {', `http://127.0.0.1:${ports.listen} {`],
   ]);
-  // Caddy's own admin API on a free port too, so several can run side by side; no HTTPS, no storage in $HOME.
-  return `{\n\tadmin 127.0.0.1:${ports.admin}\n\tauto_https off\n\tpersist_config off\n}\n\n${local}`;
+  // Caddy's own admin API on a free port too, so several can run side by side; no HTTPS; its storage goes to the temp HOME.
+  return `{\n\tadmin 127.0.0.1:${ports.admin}\n\tauto_https off\n}\n\n${local}`;
 }
 
 export interface RunningProxy {

@@ -57,13 +57,15 @@ describe.skipIf(nginxTool.skip)(
       );
     });
 
-    it("a client's own x-scopegate-subject and x_scopegate_subject never reach the upstream", async () => {
+    it("a client's own x-scopegate-subject, x_scopegate_subject or x.scopegate.subject never reaches the upstream", async () => {
       const answer = await send({
         path: TRANSACTIONS,
         token: await front.stack.syncToken('inventory.read'),
         headers: {
           'x-scopegate-subject': 'admin',
           x_scopegate_subject: 'admin',
+          'x.scopegate.subject': 'admin',
+          X_SCOPEGATE_CLIENT: 'admin',
           'x-scopegate-peer': 'spiffe://evil/admin',
           x_scopegate_peer: 'spiffe://evil/admin',
         },
@@ -72,7 +74,8 @@ describe.skipIf(nginxTool.skip)(
       const received = front.stack.received.at(-1)!;
       expect(received['x-scopegate-subject']).toBe('svc-inventory-sync');
       expect(received['x-scopegate-peer']).toBeUndefined();
-      expect(Object.keys(received).filter((name) => name.startsWith('x_'))).toEqual([]);
+      expect(Object.keys(received).filter((name) => /^x[^a-z0-9-]/.test(name))).toEqual([]);
+      expect(received['x-scopegate-client']).toBe('inventory-sync');
     });
 
     it("a client's own X-Original-URI, X-Original-Method or X-Forwarded-Uri does not change what is decided", async () => {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { sendThrough } from '../../src/dev/stack.js';
 import { syncIdentity } from '../support/policies.js';
-import { caddyTool, startCaddy } from '../support/reverse-proxies.js';
+import { caddyTool, freePort, startCaddy } from '../support/reverse-proxies.js';
 import {
   expectScopegatesAnswer,
   postDressedAsList,
@@ -43,7 +43,7 @@ describe.skipIf(caddyTool.skip)(caddyTool.suiteName('Caddy forward_auth (proxies
     );
   });
 
-  it('401, 403, 400 and 503 reach the client as scopegate said them, body and all', async () => {
+  it('401, 403, 400 and 503 reach the client as scopegate said them, body and all; no scopegate is 502', async () => {
     const address = front.stack.scopegate.forwardAuthAddress!;
     const missing = await send({ path: TRANSACTIONS });
     expect([missing.status, missing.json?.reason]).toEqual([401, 'token_missing']);
@@ -64,6 +64,15 @@ describe.skipIf(caddyTool.skip)(caddyTool.suiteName('Caddy forward_auth (proxies
       await expectScopegatesAnswer(unavailable, `127.0.0.1:${ports.forwardAuth}`, 'GET', TRANSACTIONS, token);
     } finally {
       await keyless.stop();
+    }
+    // scopegate unreachable: Caddy's own 502, never the upstream.
+    const orphan = await startCaddy({ ...ports, forwardAuth: await freePort() });
+    try {
+      const seen = front.stack.received.length;
+      expect((await sendThrough(orphan.url, { path: TRANSACTIONS, token })).status).toBe(502);
+      expect(front.stack.received).toHaveLength(seen);
+    } finally {
+      await orphan.stop();
     }
   });
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { sendThrough } from '../../src/dev/stack.js';
 import { syncIdentity } from '../support/policies.js';
-import { nginxTool, startNginx } from '../support/reverse-proxies.js';
+import { freePort, nginxTool, startNginx } from '../support/reverse-proxies.js';
 import {
   expectScopegatesAnswer,
   postDressedAsList,
@@ -32,6 +32,8 @@ describe.skipIf(nginxTool.skip)(
       expect(answer.headers['www-authenticate']).toBe('Bearer realm="inventory"');
       expect(answer.headers['x-scopegate-reason']).toBe('token_missing');
       expect(answer.json?.reason).toBe('token_missing');
+      // nginx's $request_id, which the config sends scopegate (and the upstream), so nginx's log can name it.
+      expect(answer.json?.request_id).toMatch(/^[0-9a-f]{32}$/);
       await expectScopegatesAnswer(answer, front.stack.scopegate.forwardAuthAddress!, 'GET', TRANSACTIONS);
       expect(front.stack.received).toHaveLength(seen);
     });
@@ -134,6 +136,23 @@ describe.skipIf(nginxTool.skip)(
         await expectScopegatesAnswer(answer, `127.0.0.1:${ports.forwardAuth}`, 'GET', TRANSACTIONS, token);
       } finally {
         await keyless.stop();
+      }
+    });
+
+    it('scopegate unreachable: nginx answers its own 500, never the upstream', async () => {
+      const seen = front.stack.received.length;
+      const ports = { ...(await front.stack.proxyPorts()), forwardAuth: await freePort() };
+      const orphan = await startNginx(ports);
+      try {
+        const answer = await sendThrough(orphan.url, {
+          path: TRANSACTIONS,
+          token: await front.stack.syncToken('inventory.read'),
+        });
+        expect(answer.status).toBe(500);
+        expect(answer.json).toBeUndefined();
+        expect(front.stack.received).toHaveLength(seen);
+      } finally {
+        await orphan.stop();
       }
     });
   },

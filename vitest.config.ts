@@ -1,9 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
 // Two projects, both run by `npm test`: `unit` (unit tests: test/unit mirrors src/ and test/bin mirrors bin/;
-// integration tests over real gRPC and HTTP; hardening; deploy checks) and `e2e` (a real Envoy in front of
-// scopegate, the inventory upstream and the dev issuer; needs `bash scripts/install-envoy.sh`, and fails rather
-// than skips under CI=true when Envoy is missing).
+// integration tests over real gRPC and HTTP; hardening; deploy checks) and `e2e` (a real Envoy, nginx or Caddy
+// in front of scopegate, the inventory upstream and the dev issuer; needs `bash scripts/install-envoy.sh` and
+// `bash scripts/install-proxies.sh`, and fails rather than skips under CI=true when one is missing).
 export default defineConfig({
   test: {
     globalSetup: ['test/global-setup.ts'],

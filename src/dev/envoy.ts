@@ -224,7 +224,8 @@ async function fetchText(url: string): Promise<string | undefined> {
   }
 }
 
-function acceptsConnections(port: number): Promise<boolean> {
+/** Whether 127.0.0.1:port accepts a TCP connection now (within a second). */
+export function acceptsConnections(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: LOOPBACK, port });
     const done = (accepted: boolean) => {

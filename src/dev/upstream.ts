@@ -49,6 +49,11 @@ export interface InventoryUpstreamOptions {
   readonly host?: string;
   /** Default 0 (a free port). */
   readonly port?: number;
+  /**
+   * Called with every request as it arrives, before it is answered: a test sees all its headers (say a
+   * client's `x_scopegate_subject`, which `received_identity` does not name).
+   */
+  readonly onRequest?: (req: IncomingMessage) => void;
 }
 
 const IDENTITY_HEADERS = {
@@ -402,6 +407,7 @@ export async function startInventoryUpstream(
 ): Promise<InventoryUpstream> {
   const store = new TransactionStore();
   const server: Server = createServer((req, res) => {
+    options.onRequest?.(req);
     handle(store, req, res).catch(() => {
       if (!res.headersSent)
         send(res, receivedIdentity(req), { status: 500, body: { error: 'internal' } }, true);

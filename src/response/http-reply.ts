@@ -8,6 +8,8 @@
 //     answer's denied_response.
 //   - Both: the dynamic metadata as `x-scopegate-meta-<key>` headers, for Envoy's
 //     `dynamic_metadata_from_headers` (Envoy keys the metadata by header name).
+// For nginx `auth_request`, which passes on a 401 or 403 only and drops every body, the forward-auth door lays a
+// deny out in headers when the proxy asks (`denyInHeaders`): see that function.
 // A kept (pre-encoded) answer is decoded from its bytes, so the reply is what the gRPC door would have sent;
 // an allow kept whole is laid out once.
 import { httpStatusNumber, type ReceivedCheckResponse } from '../wire/proto.js';
@@ -62,6 +64,32 @@ export function httpReplyOf(response: AnyCheckResponse): HttpReply {
     headers: [...valuesOf(denied.headers), ...metadata],
     body: denied.body ?? '',
   };
+}
+
+/** The deny's real status (400, 401, 403, 503) when the reply's own is 403: `denyInHeaders`. */
+export const STATUS_HEADER = 'x-scopegate-status';
+/** The deny's JSON body, every character outside printable ASCII written as a JSON `\\uXXXX` escape. */
+export const BODY_HEADER = 'x-scopegate-body';
+
+/**
+ * A deny as nginx `auth_request` can pass it on: status 403 (nginx turns every status but 2xx, 401 and 403
+ * into 500, and answers a 401 with a challenge of its own making), the real status in `x-scopegate-status`
+ * and the JSON body in `x-scopegate-body`, which the shipped config (proxies/nginx) reads with
+ * `auth_request_set` and answers with. The body header is the same JSON value as the body, in ASCII: a header
+ * value carries no raw control character, and nginx's `return` sends it byte for byte. An allow is unchanged.
+ */
+export function denyInHeaders(reply: HttpReply): HttpReply {
+  if (reply.status === 200) return reply;
+  return {
+    status: 403,
+    headers: [...reply.headers, [STATUS_HEADER, String(reply.status)], [BODY_HEADER, asciiJson(reply.body)]],
+    body: reply.body,
+  };
+}
+
+/** JSON text with everything outside printable ASCII escaped: the same value, in bytes a header may carry. */
+function asciiJson(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function valuesOf(headers: readonly HeaderValueOption[] | undefined): Array<[string, string]> {

@@ -14,7 +14,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { type CheckDeps, handleCheck, lastResort } from '../check/handle.js';
 import { DEFAULT_REQUEST_LIMITS } from '../request/facts.js';
-import { type HttpReply, httpReplyFor } from '../response/http-reply.js';
+import { denyInHeaders, type HttpReply, httpReplyFor } from '../response/http-reply.js';
 import type { Answer } from '../response/kept.js';
 import {
   type Described,
@@ -106,19 +106,21 @@ export function createHttpFront(deps: CheckDeps, options: HttpFrontOptions): Htt
     });
     const traceHeaders = frontDeps.tracing && ((name: string) => headerText(req.headers[name]));
     const answered = handleCheck(described.request, frontDeps, traceHeaders, described.refused);
-    send(res, answered instanceof Promise ? await answered : answered, !req.complete || draining);
+    const answer = answered instanceof Promise ? await answered : answered;
+    send(res, answer, !req.complete || draining, described.denyInHeaders === true);
   }
 
   /** The reply, or (when even that fails: say a header value Node will not write) a bare internal_error. */
-  function send(res: ServerResponse, answer: Answer, close: boolean): void {
+  function send(res: ServerResponse, answer: Answer, close: boolean, inHeaders: boolean): void {
+    const layout = (reply: HttpReply) => (inHeaders ? denyInHeaders(reply) : reply);
     try {
-      write(res, httpReplyFor(answer), close);
+      write(res, layout(httpReplyFor(answer)), close);
     } catch (err) {
       frontDeps.log.error({ err: { message: (err as Error)?.message } }, 'check answer could not be sent');
       if (res.headersSent) res.destroy();
       else {
         for (const name of res.getHeaderNames()) res.removeHeader(name);
-        write(res, httpReplyFor(lastResort()), close);
+        write(res, layout(httpReplyFor(lastResort())), close);
       }
     }
   }

@@ -5,6 +5,8 @@
 //     proxy's own, and says the original method and URI in headers: X-Forwarded-Method and X-Forwarded-Uri
 //     (Traefik, Caddy), X-Original-Method and X-Original-URI (nginx, set in its config). Only this door reads
 //     them: a client can send them too, and only a proxy that overwrites them makes them the truth.
+//     `X-Scopegate-Deny-In-Headers: 1` asks for a deny laid out for nginx `auth_request`, which passes on only
+//     401 and 403 and never a body (response/http-reply.ts `denyInHeaders`); it is the door's, not the request's.
 // Neither door can carry what Envoy knows of the connection (peer and destination identity) or of its route
 // (`context_extensions`, filter metadata): what is built here never has them, whatever a header says.
 import type { CheckRequest, HttpRequestAttrs } from './types.js';
@@ -27,6 +29,8 @@ export interface ReceivedHttp {
 export interface Described {
   readonly request: CheckRequest;
   readonly refused?: string;
+  /** The proxy asked for a deny laid out in headers (`X-Scopegate-Deny-In-Headers: 1`, forward auth only). */
+  readonly denyInHeaders?: boolean;
 }
 
 /** Envoy's partial-body flag (request/facts.ts reads it): set on a body cut at the door's limit. */
@@ -46,7 +50,14 @@ const HOP_BY_HOP = new Set([
 export const FORWARDED_METHOD = ['x-forwarded-method', 'x-original-method'] as const;
 export const FORWARDED_URI = ['x-forwarded-uri', 'x-original-uri'] as const;
 export const FORWARDED_HOST = 'x-forwarded-host';
-const FORWARD_AUTH_OWN = new Set<string>([...FORWARDED_METHOD, ...FORWARDED_URI, FORWARDED_HOST]);
+/** The proxy's ask for a deny in headers (nginx); never part of the request, so never an identity header. */
+export const DENY_IN_HEADERS = 'x-scopegate-deny-in-headers';
+const FORWARD_AUTH_OWN = new Set<string>([
+  ...FORWARDED_METHOD,
+  ...FORWARDED_URI,
+  FORWARDED_HOST,
+  DENY_IN_HEADERS,
+]);
 
 /** Headers by lower-case name, a repeated one joined with `,` as Envoy joins them; and each name's count. */
 function headerMap(rawHeaders: readonly string[]): {
@@ -146,7 +157,13 @@ export function describeForwardAuth(received: ReceivedHttp): Described {
     headers,
     {},
   );
-  return refused === undefined ? { request } : { request, refused };
+  // Asked for once, exactly: a client's own copy next to the proxy's (sent twice, or joined) is no ask.
+  const denyInHeaders = seen.get(DENY_IN_HEADERS) === 1 && joined[DENY_IN_HEADERS] === '1';
+  return {
+    request,
+    ...(refused !== undefined && { refused }),
+    ...(denyInHeaders && { denyInHeaders }),
+  };
 }
 
 /**

@@ -177,6 +177,32 @@ describe('the forward-auth door', () => {
   });
 });
 
+describe("the forward-auth door, asked for a deny in headers (nginx auth_request's shipped config)", () => {
+  it('answers every deny 403 with the real status and the body in headers; an allow as ever', async () => {
+    const ask: [string, string] = ['x-scopegate-deny-in-headers', '1'];
+    const forwarded: Array<[string, string]> = [
+      ['x-original-method', 'GET'],
+      ['x-original-uri', LIST],
+    ];
+    const plain = await forwardAuth(forwarded);
+    const asked = await forwardAuth([...forwarded, ask]);
+    expect([plain.status, asked.status]).toEqual([401, 403]);
+    expect(asked.headers.get('x-scopegate-status')).toBe('401');
+    expect(asked.headers.get('www-authenticate')).toBe(plain.headers.get('www-authenticate'));
+    const { request_id: _, ...carried } = JSON.parse(asked.headers.get('x-scopegate-body')!);
+    const { request_id: __, ...said } = plain.body!;
+    expect(carried).toEqual(said);
+    const malformed = await forwardAuth([ask, ['x-original-method', 'GET']]);
+    expect([malformed.status, malformed.headers.get('x-scopegate-status')]).toEqual([403, '400']);
+    const token = await h.syncToken('inventory.read');
+    const allowed = await forwardAuth([...forwarded, ask, ['authorization', `Bearer ${token}`]]);
+    expect([allowed.status, allowed.headers.get('x-scopegate-status')]).toEqual([200, undefined]);
+    expect(allowed.headers.get('x-scopegate-subject')).toBe('svc-inventory-sync');
+    // The ask is the door's, not the request's: it is no client-sent identity header to remove.
+    expect(allowed.headers.get('x-envoy-auth-headers-to-remove')).toBeUndefined();
+  });
+});
+
 describe('metrics', () => {
   it('count each door under its transport label', async () => {
     const text = await h.scrape();

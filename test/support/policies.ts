@@ -51,3 +51,15 @@ export function compile(text: string, file = 'policy.yaml'): CompiledPolicy {
 export function examplePolicy(jwksUri?: string): CompiledPolicy {
   return compile(examplePolicyText(jwksUri));
 }
+
+/** What the inventory upstream echoes as `received_identity` for the example's inventory-sync client on a route. */
+export function syncIdentity(route: string) {
+  return {
+    subject: 'svc-inventory-sync',
+    client: 'inventory-sync',
+    issuer: EXAMPLE_ISSUER,
+    route,
+    policy: 'inventory',
+    peer: null,
+  };
+}

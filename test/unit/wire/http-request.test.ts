@@ -114,4 +114,23 @@ describe('describeForwardAuth', () => {
       }).refused,
     ).toMatch(/more than once/);
   });
+
+  it('X-Scopegate-Deny-In-Headers: 1, sent once, asks for a deny in headers and is not a header of the request', () => {
+    const base = ['X-Forwarded-Method', 'GET', 'X-Forwarded-Uri', '/a'];
+    const asked = describeForwardAuth({
+      method: 'GET',
+      target: '/auth',
+      rawHeaders: [...base, 'X-Scopegate-Deny-In-Headers', '1'],
+    });
+    expect(asked.denyInHeaders).toBe(true);
+    expect(Object.keys(http(asked).headers!)).not.toContain('x-scopegate-deny-in-headers');
+    for (const rawHeaders of [
+      base,
+      [...base, 'X-Scopegate-Deny-In-Headers', 'yes'],
+      [...base, 'X-Scopegate-Deny-In-Headers', '1', 'x-scopegate-deny-in-headers', '1'],
+    ])
+      expect(
+        describeForwardAuth({ method: 'GET', target: '/auth', rawHeaders }).denyInHeaders,
+      ).toBeUndefined();
+  });
 });

@@ -125,8 +125,14 @@ export function createHttpFront(deps: CheckDeps, options: HttpFrontOptions): Htt
     }
   }
 
+  /** Connections whose refusal is under way. */
+  const refusing = new WeakSet<Socket>();
+
   /** A request Node's parser refused (bad syntax, headers too large) is request_malformed, through the pipeline. */
   function refuseUnparsed(err: NodeJS.ErrnoException, socket: Socket): void {
+    // The parser reports every later chunk of a refused connection again: it is answered once.
+    if (refusing.has(socket)) return;
+    refusing.add(socket);
     const code = typeof err.code === 'string' && /^HPE_[A-Z_]{1,40}$/.test(err.code) ? err.code : undefined;
     if (code === undefined || !socket.writable) {
       socket.destroy();
@@ -149,8 +155,12 @@ export function createHttpFront(deps: CheckDeps, options: HttpFrontOptions): Htt
         '',
         '',
       ].join('\r\n');
-      if (socket.writable) socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
-      else socket.destroy();
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+      lingerThenClose(socket);
     });
   }
 
@@ -168,6 +178,22 @@ export function createHttpFront(deps: CheckDeps, options: HttpFrontOptions): Htt
       });
     },
   };
+}
+
+/** How long a refused connection's remaining bytes are read and dropped before it is closed. */
+const LINGER_MS = 2_000;
+
+/**
+ * After the refusal is written, what the client is still sending (the rest of an oversized header block) is
+ * read and dropped for a moment, as web servers do: closing with unread bytes makes the kernel reset the
+ * connection, and the client could lose the answer before it reads it (Node.js 24 closes at once).
+ */
+function lingerThenClose(socket: Socket): void {
+  socket.on('data', () => {});
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
 }
 
 function write(res: ServerResponse, reply: HttpReply, close: boolean): void {

@@ -47,8 +47,11 @@ export function tlsSettings(given: (flag: TlsFlag) => string | undefined): TlsSe
   return Object.freeze({ cert, key, ...(clientCa !== undefined && { clientCa }) });
 }
 
-/** OpenSSL's reason (e.g. "key values mismatch", "no start line"), without anything read from the files. */
-function tlsReason(err: unknown): string {
-  const { reason, message } = err as { reason?: string; message?: string };
-  return (reason ?? message ?? 'unknown error').split('\n')[0]!.slice(0, 200);
+/**
+ * Why TLS files could not be used: OpenSSL's reason (e.g. "key values mismatch", "no start line") or a read
+ * error's code, one line, without anything read from the files.
+ */
+export function tlsReason(err: unknown): string {
+  const { reason, code, message } = err as { reason?: string; code?: string; message?: string };
+  return (reason ?? code ?? message ?? 'unknown error').split('\n')[0]!.slice(0, 200);
 }

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import type { TlsSettings } from '../config/tls.js';
+import { type TlsSettings, tlsReason } from '../config/tls.js';
 
 type CertificateProvider = grpc.experimental.CertificateProvider;
 type CaListener = Parameters<CertificateProvider['addCaCertificateListener']>[0];
@@ -80,9 +80,8 @@ export class CertificateFiles implements CertificateProvider {
       this.lastProblem = '';
       this.tellAll();
     } catch (err) {
-      const { code, reason, message } = err as { code?: string; reason?: string; message?: string };
-      const problem = `TLS files not taken, the last good ones stay in use (${reason ?? code ?? message ?? 'error'})`;
-      if (problem !== this.lastProblem) this.onProblem(problem.split('\n')[0]!.slice(0, 300));
+      const problem = `TLS files not taken, the last good ones stay in use (${tlsReason(err)})`;
+      if (problem !== this.lastProblem) this.onProblem(problem);
       this.lastProblem = problem;
     } finally {
       this.reading = false;

@@ -11,11 +11,11 @@
 // For nginx `auth_request`, which passes on a 401 or 403 only and drops every body, the forward-auth door lays a
 // deny out in headers when the proxy asks (`denyInHeaders`): see that function.
 // A kept (pre-encoded) answer is decoded from its bytes, so the reply is what the gRPC door would have sent;
-// an allow kept whole is laid out once.
+// an allow kept whole is laid out once, and a kept deny's status and headers once per decision.
 import { httpStatusNumber, type ReceivedCheckResponse } from '../wire/proto.js';
 import type { CheckResponse, HeaderValueOption } from '../wire/types.js';
 import { headerValueText } from './encode.js';
-import { type Answer, decodeAnswer, EncodedAnswer } from './kept.js';
+import { type Answer, decodeAnswer, EncodedAnswer, SplicedDeny } from './kept.js';
 
 /** Envoy's http_service removes these request headers before the upstream (a comma-separated list). */
 export const HEADERS_TO_REMOVE = 'x-envoy-auth-headers-to-remove';
@@ -36,12 +36,22 @@ type AnyCheckResponse = CheckResponse | ReceivedCheckResponse;
 
 /**
  * Replies of kept answers that are kept whole (an allow answers every repeat with the same bytes): laid out
- * once, not decoded on every Check. A deny's answer is new bytes per Check (its request id), so it is not here.
+ * once, not decoded on every Check. A kept deny's body differs per Check (its request id): see `denyHeads`.
  */
 const laidOut = new WeakMap<EncodedAnswer, HttpReply>();
+/** A kept deny's status and headers, by its template: laid out once; each Check brings only its body. */
+const denyHeads = new WeakMap<object, HttpReply>();
 
 export function httpReplyFor(answer: Answer): HttpReply {
   if (!(answer instanceof EncodedAnswer)) return httpReplyOf(answer);
+  if (answer instanceof SplicedDeny) {
+    let head = denyHeads.get(answer.template);
+    if (head === undefined) {
+      head = Object.freeze(httpReplyOf(decodeAnswer(answer)));
+      denyHeads.set(answer.template, head);
+    }
+    return { status: head.status, headers: head.headers, body: answer.body };
+  }
   let reply = laidOut.get(answer);
   if (reply === undefined) {
     reply = Object.freeze(httpReplyOf(decodeAnswer(answer)));

@@ -3,7 +3,8 @@
 // but that decision is built and protobuf-encoded once, not on every Check, and kept as bytes only (a cache
 // full of distinct callers holds 10,000 of them):
 //   - an allow is kept whole (unless the request sent `x-scopegate-*` headers, which its answer must strip);
-//   - a deny is kept as bytes around its body, and each Check splices in only its own request id.
+//   - a deny is kept as bytes around its body, and each Check splices in only its own request id (encoded
+//     only by the gRPC door, which sends bytes).
 // The bytes are exactly what protobufjs would encode for the same CheckResponse (a test holds them to that).
 import { randomUUID } from 'node:crypto';
 import type { KeptAnswer } from '../vocabulary/index.js';
@@ -15,8 +16,28 @@ const decodeCheckResponse = authorizationService.Check.responseDeserialize;
 
 /** An answer as the bytes the server sends. */
 export class EncodedAnswer {
-  constructor(readonly bytes: Buffer) {}
+  constructor(private readonly encoded: Buffer) {}
+  get bytes(): Buffer {
+    return this.encoded;
+  }
 }
+
+/**
+ * A kept deny's answer to one request: its decision's template and this request's body. The gRPC door encodes
+ * it when it sends it; the HTTP doors lay out the template once (response/http-reply.ts) and add the body.
+ */
+export class SplicedDeny extends EncodedAnswer {
+  constructor(
+    readonly template: object,
+    readonly body: string,
+  ) {
+    super(NO_BYTES);
+  }
+  override get bytes(): Buffer {
+    return spliceBody(this.template as DenyTemplate, this.body);
+  }
+}
+const NO_BYTES = Buffer.alloc(0);
 
 /** What the Check path answers: a CheckResponse to encode, or one encoded already. */
 export type Answer = CheckResponse | EncodedAnswer;
@@ -93,7 +114,7 @@ export function keptDeny(
   if (template === null) return build(context.requestId);
   // Request ids are sanitized to [A-Za-z0-9._:-]; escaped anyway, so the body stays JSON whatever comes in.
   const body = `${template.bodyBefore}${JSON.stringify(context.requestId).slice(1, -1)}${template.bodyAfter}`;
-  return new EncodedAnswer(spliceBody(template, body));
+  return new SplicedDeny(template, body);
 }
 
 /** null when the built answer is not a deny with exactly one request id in its body. */

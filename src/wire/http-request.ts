@@ -59,21 +59,32 @@ const FORWARD_AUTH_OWN = new Set<string>([
   DENY_IN_HEADERS,
 ]);
 
-/** Headers by lower-case name, a repeated one joined with `,` as Envoy joins them; and each name's count. */
-function headerMap(rawHeaders: readonly string[]): {
-  joined: Record<string, string>;
-  seen: Map<string, number>;
-} {
+/** Envoy's request's headers that are not the original request's: its host is `:authority`. */
+const ENVOY_ASIDE = new Set<string>(['host', ...HOP_BY_HOP]);
+/** Forward auth's: also the protocol's own, and the body's (which the door does not read). */
+const FORWARD_AUTH_ASIDE = new Set<string>([...ENVOY_ASIDE, 'content-length', ...FORWARD_AUTH_OWN]);
+
+/**
+ * In one pass: the request's headers by lower-case name, a repeated one joined with `,` as Envoy joins them,
+ * with the names in `aside` kept apart (the door reads them; they are not the original request's); and how
+ * many times each name was sent.
+ */
+function headerMap(
+  rawHeaders: readonly string[],
+  aside: ReadonlySet<string>,
+): { headers: Record<string, string>; asideHeaders: Record<string, string>; seen: Map<string, number> } {
   // No prototype: a header named `__proto__` is a header like any other.
-  const joined: Record<string, string> = Object.create(null);
+  const headers: Record<string, string> = Object.create(null);
+  const asideHeaders: Record<string, string> = Object.create(null);
   const seen = new Map<string, number>();
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
     const value = rawHeaders[i + 1]!;
     seen.set(name, (seen.get(name) ?? 0) + 1);
-    joined[name] = joined[name] === undefined ? value : `${joined[name]},${value}`;
+    const into = aside.has(name) ? asideHeaders : headers;
+    into[name] = into[name] === undefined ? value : `${into[name]},${value}`;
   }
-  return { joined, seen };
+  return { headers, asideHeaders, seen };
 }
 
 function checkRequest(
@@ -108,11 +119,8 @@ function checkRequest(
  * by that Envoy, and is refused rather than read some other way.
  */
 export function describeEnvoyHttp(received: ReceivedHttp, pathPrefix = ''): Described {
-  const { joined } = headerMap(received.rawHeaders);
-  const host = joined.host;
-  const headers: Record<string, string> = Object.create(null);
-  for (const [name, value] of Object.entries(joined))
-    if (name !== 'host' && !HOP_BY_HOP.has(name)) headers[name] = value;
+  const { headers, asideHeaders } = headerMap(received.rawHeaders, ENVOY_ASIDE);
+  const host = asideHeaders.host;
   let path = received.target;
   let refused: string | undefined;
   if (pathPrefix !== '') {
@@ -134,17 +142,10 @@ export function describeEnvoyHttp(received: ReceivedHttp, pathPrefix = ''): Desc
  * proxies send none, so a route that reads its location from the body is denied body_unreadable.
  */
 export function describeForwardAuth(received: ReceivedHttp): Described {
-  const { joined, seen } = headerMap(received.rawHeaders);
-  const method = oneOf(FORWARDED_METHOD, joined, seen);
-  const uri = oneOf(FORWARDED_URI, joined, seen);
-  const host = oneOf([FORWARDED_HOST], joined, seen);
-  const headers: Record<string, string> = Object.create(null);
-  for (const [name, value] of Object.entries(joined)) {
-    // The body's own headers go with the body the door does not read.
-    if (name === 'host' || name === 'content-length' || HOP_BY_HOP.has(name) || FORWARD_AUTH_OWN.has(name))
-      continue;
-    headers[name] = value;
-  }
+  const { headers, asideHeaders, seen } = headerMap(received.rawHeaders, FORWARD_AUTH_ASIDE);
+  const method = oneOf(FORWARDED_METHOD, asideHeaders, seen);
+  const uri = oneOf(FORWARDED_URI, asideHeaders, seen);
+  const host = oneOf([FORWARDED_HOST], asideHeaders, seen);
   const refused =
     (typeof method === 'object' && method.refused) ||
     (typeof uri === 'object' && uri.refused) ||
@@ -158,7 +159,7 @@ export function describeForwardAuth(received: ReceivedHttp): Described {
     {},
   );
   // Asked for once, exactly: a client's own copy next to the proxy's (sent twice, or joined) is no ask.
-  const denyInHeaders = seen.get(DENY_IN_HEADERS) === 1 && joined[DENY_IN_HEADERS] === '1';
+  const denyInHeaders = seen.get(DENY_IN_HEADERS) === 1 && asideHeaders[DENY_IN_HEADERS] === '1';
   return {
     request,
     ...(refused !== undefined && { refused }),

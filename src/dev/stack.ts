@@ -87,6 +87,11 @@ export interface EnvoyOptions {
   readonly envoyForwardsClientCert?: boolean;
   /** Where the `otel_collector` cluster of envoy-tracing.yaml points: an OTLP/gRPC receiver's port. */
   readonly otelCollector?: number;
+  /**
+   * The `transport_socket` the clusters that reach scopegate (`scopegate`, `scopegate_http`) get: TLS to a
+   * scopegate serving `--tls-cert` (give it those flags as `serveFlags`). Without it they speak plaintext.
+   */
+  readonly scopegateTransportSocket?: Record<string, unknown>;
 }
 
 export interface StackOptions extends EnvoyOptions {
@@ -214,6 +219,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       );
       if (front.envoyBodyAsText) configText = withBodyAsText(configText);
       if (front.envoyForwardsClientCert) configText = withClientCertForwarded(configText);
+      if (front.scopegateTransportSocket)
+        configText = withScopegateTransportSocket(configText, front.scopegateTransportSocket);
       const running = await startEnvoy({
         bin: options.envoyBin,
         configText,
@@ -328,6 +335,18 @@ function withClientCertForwarded(configText: string): string {
   return withFilterChanged(configText, 'envoy.filters.network.http_connection_manager', (typed) => {
     typed.forward_client_cert_details = 'ALWAYS_FORWARD_ONLY';
   });
+}
+
+/** The clusters of localEnvoyConfig that reach scopegate: its gRPC door, and its `--http` door. */
+const SCOPEGATE_CLUSTERS = new Set(['scopegate', 'scopegate_http']);
+
+/** The config with `socket` as the transport_socket of every cluster that reaches scopegate; at least one. */
+function withScopegateTransportSocket(configText: string, socket: Record<string, unknown>): string {
+  const config = parse(configText) as { static_resources: { clusters: Array<Record<string, unknown>> } };
+  const clusters = config.static_resources.clusters.filter((c) => SCOPEGATE_CLUSTERS.has(String(c.name)));
+  if (clusters.length === 0) throw new Error('the Envoy config has no cluster that reaches scopegate');
+  for (const cluster of clusters) cluster.transport_socket = structuredClone(socket);
+  return stringify(config);
 }
 
 /**

@@ -1,27 +1,30 @@
 // docker-compose.yml and the Dockerfile cannot run here (no Docker engine), so they are checked statically:
-// the Compose specification's JSON Schema, the same Envoy configs the e2e tests run, ports that agree with
-// the Envoy clusters, Envoy pinned to the version the tests use, and a non-root, production-only image on the
-// Node.js release CI tests.
-import { readFileSync } from 'node:fs';
+// the Compose specification's JSON Schema, the same Envoy and proxy configs the e2e tests run (each mounted file
+// present), ports that agree with the Envoy clusters and the proxies' upstreams, Envoy, nginx and Caddy pinned to
+// the versions the tests use, and a non-root, production-only image on the Node.js release CI tests.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { caddyTool, nginxTool } from '../support/reverse-proxies.js';
 
 const root = new URL('../../', import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
-const compose = parse(read('docker-compose.yml')) as {
-  services: Record<
-    string,
-    {
-      image?: string;
-      command?: string[];
-      volumes?: string[];
-      environment?: Record<string, string>;
-      ports?: string[];
-    }
-  >;
-};
+
+interface Service {
+  image?: string;
+  command?: string[];
+  volumes?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  profiles?: string[];
+  networks?: string[] | Record<string, { aliases?: string[] } | null>;
+  depends_on?: Record<string, { condition: string }>;
+}
+type Services = Record<string, Service>;
+const compose = parse(read('docker-compose.yml')) as { services: Services };
 const services = compose.services;
 
 /** Drops draft-04 style `id: "#/definitions/…"` annotations, which Ajv refuses in a 2019-09 schema. */
@@ -115,6 +118,157 @@ describe('docker-compose.yml', () => {
       }
     }
   });
+});
+
+/** The networks a service is on (`default` unless it names its own). */
+function networksOf(service: Service): string[] {
+  const { networks } = service;
+  if (networks === undefined) return ['default'];
+  return Array.isArray(networks) ? networks : Object.keys(networks);
+}
+
+/** The services a container on `networks` reaches as `name`: by service name or by an alias on a shared network. */
+function servicesNamed(all: Services, name: string, networks: readonly string[]): string[] {
+  return Object.entries(all)
+    .filter(([serviceName, service]) =>
+      networksOf(service).some((network) => {
+        if (!networks.includes(network)) return false;
+        const aliases = Array.isArray(service.networks) ? [] : (service.networks?.[network]?.aliases ?? []);
+        return serviceName === name || aliases.includes(name);
+      }),
+    )
+    .map(([serviceName]) => serviceName);
+}
+
+/** The proxies of proxies/ as compose runs them: the file it mounts, where, and the port the file listens on. */
+const PROXIES = [
+  {
+    service: 'nginx',
+    file: 'proxies/nginx/scopegate.conf',
+    // nginx.conf includes conf.d/*.conf inside http {}, where the file belongs.
+    mount: '/etc/nginx/conf.d/default.conf',
+    listen: (text: string) => /^\s*listen (\d+);/m.exec(text)?.[1],
+    forwardAuth: /upstream scopegate_forward_auth \{\s*server ([a-z-]+):(\d+);/,
+    upstream: /upstream inventory \{\s*server ([a-z-]+):(\d+);/,
+  },
+  {
+    service: 'caddy',
+    file: 'proxies/caddy/Caddyfile',
+    mount: '/etc/caddy/Caddyfile',
+    listen: (text: string) => /^:(\d+) \{/m.exec(text)?.[1],
+    forwardAuth: /forward_auth ([a-z-]+):(\d+)/,
+    upstream: /reverse_proxy ([a-z-]+):(\d+)/,
+  },
+] as const;
+
+/**
+ * What is wrong with where a proxy's config sends its auth calls and requests, as compose wires it: each name
+ * must be exactly one service on the proxy's networks: a scopegate serving `--forward-auth` (not another door)
+ * at that port, and the inventory upstream listening there. One sentence a problem.
+ */
+function proxyWiringProblems(all: Services, proxy: (typeof PROXIES)[number]): string[] {
+  const text = read(proxy.file);
+  const networks = networksOf(all[proxy.service] ?? {});
+  const targets = [
+    {
+      what: 'forward-auth door',
+      pattern: proxy.forwardAuth,
+      listensAt: (service: Service) => service.environment?.SCOPEGATE_FORWARD_AUTH,
+    },
+    {
+      what: 'upstream listener',
+      pattern: proxy.upstream,
+      listensAt: (service: Service) =>
+        service.command?.find((a) => a.startsWith('--listen='))?.slice('--listen='.length),
+    },
+  ];
+  return targets.flatMap(({ what, pattern, listensAt }) => {
+    const [, name, port] = pattern.exec(text) ?? [];
+    if (name === undefined) return [`${proxy.file}: no ${what} address`];
+    const found = servicesNamed(all, name, networks);
+    if (found.length !== 1)
+      return [`${proxy.service}: "${name}" is ${found.length} services (${found.join(', ')})`];
+    const listen = listensAt(all[found[0]!]!);
+    return listen === `0.0.0.0:${port}`
+      ? []
+      : [`${proxy.service}: ${name}:${port} is ${found[0]}, whose ${what} is ${listen ?? 'off'}`];
+  });
+}
+
+/** The release a proxy binary reports (`nginx -v` on stderr, `caddy version` on stdout), as major.minor. */
+function minorOf(bin: string, args: readonly string[]): string | undefined {
+  const result = spawnSync(bin, args, { encoding: 'utf8', timeout: 10_000 });
+  return /(\d+\.\d+)\.\d+/.exec(`${result.stdout}${result.stderr}`)?.[1];
+}
+
+describe('docker-compose.yml: nginx and Caddy (proxies/) in front of scopegate’s forward-auth door', () => {
+  it.each(PROXIES)(
+    '$service runs the shipped $file under the $service profile, mounted where the image reads it',
+    (proxy) => {
+      const service = services[proxy.service];
+      expect(service?.profiles).toEqual([proxy.service]);
+      expect(service?.volumes).toEqual([`./${proxy.file}:${proxy.mount}:ro`]);
+    },
+  );
+
+  it('mounts only files that exist', () => {
+    const sources = Object.values(services)
+      .flatMap((service) => service.volumes ?? [])
+      .filter((volume) => volume.startsWith('./'))
+      .map((volume) => volume.slice(0, volume.indexOf(':')));
+    expect(sources).toContain('./proxies/nginx/scopegate.conf');
+    expect(sources.filter((source) => !existsSync(new URL(source, root)))).toEqual([]);
+  });
+
+  it.each(PROXIES)(
+    '$service publishes the port its config listens on, on a host port no other service takes',
+    (proxy) => {
+      const listen = proxy.listen(read(proxy.file));
+      expect(listen).toMatch(/^\d+$/);
+      const published = services[proxy.service]?.ports ?? [];
+      expect(published).toHaveLength(1);
+      const [hostPort, containerPort] = published[0]!.split(':');
+      expect(containerPort).toBe(listen);
+      const hostPorts = Object.values(services).flatMap((s) => (s.ports ?? []).map((p) => p.split(':')[0]));
+      expect(hostPorts.filter((port) => port === hostPort)).toHaveLength(1);
+    },
+  );
+
+  it.each(PROXIES)(
+    '$service reaches a scopegate serving --forward-auth, and the upstream, at the addresses its config names, once that scopegate is ready',
+    (proxy) => {
+      expect(proxyWiringProblems(services, proxy)).toEqual([]);
+      const [scopegate] = servicesNamed(services, 'scopegate', networksOf(services[proxy.service]!));
+      expect(services[scopegate!]?.command).toEqual(services.scopegate?.command);
+      expect(services[proxy.service]?.depends_on?.[scopegate!]).toEqual({ condition: 'service_healthy' });
+    },
+  );
+
+  it('the wiring check can fail: on the default network, scopegate:9192 is the --http door Envoy asks', () => {
+    const onDefault = structuredClone(services);
+    delete onDefault.nginx!.networks;
+    expect(proxyWiringProblems(onDefault, PROXIES[0])).toEqual([
+      'nginx: scopegate:9192 is scopegate, whose forward-auth door is off',
+    ]);
+  });
+
+  const PINNED = [
+    { service: 'nginx', tool: nginxTool, args: ['-v'] },
+    { service: 'caddy', tool: caddyTool, args: ['version'] },
+  ] as const;
+  for (const { service, tool, args } of PINNED) {
+    it(`${service}: the image is pinned by its full version tag`, () => {
+      expect(services[service]?.image).toMatch(new RegExp(`^${service}:\\d+\\.\\d+\\.\\d+$`));
+    });
+
+    it.skipIf(tool.skip)(tool.suiteName(`${service}: the image is the release the e2e tests run`), () => {
+      const tested = minorOf(tool.require(), args);
+      expect(tested).toMatch(/^\d+\.\d+$/);
+      expect(services[service]?.image).toMatch(
+        new RegExp(`^${service}:${tested!.replace('.', '\\.')}\\.\\d+$`),
+      );
+    });
+  }
 });
 
 /**

@@ -17,7 +17,7 @@ import {
 } from '../support/certs.js';
 import { EXAMPLE_ISSUER } from '../support/policies.js';
 import { skipWithoutEnvoy, suiteName } from './envoy-required.js';
-import { type HttpResult, type Stack, startStack } from './stack.js';
+import { envoyCounter, type HttpResult, type Stack, startStack } from './stack.js';
 
 // The calling workloads of examples/inventory/policy.yaml's `peers`, and one it does not list.
 const ORDERS = 'spiffe://cluster.local/ns/orders/sa/orders-api';
@@ -108,15 +108,6 @@ describe.skipIf(skipWithoutEnvoy || skipWithoutOpenssl)(
         { timeout: 5_000, interval: 50 },
       );
       return [answer, line];
-    }
-
-    /** One of Envoy's counters, by its full name (a handshake refused never reaches the access log). */
-    async function envoyCounter(front: EnvoyFront | Stack, pattern: RegExp): Promise<number> {
-      const stats = await (await fetch(`${front.envoy.adminUrl}/stats?format=json`)).json();
-      const found = (stats as { stats: Array<{ name: string; value?: number }> }).stats.filter((s) =>
-        pattern.test(s.name),
-      );
-      return found.reduce((sum, s) => sum + (s.value ?? 0), 0);
     }
 
     describe('over mTLS', () => {

@@ -1,5 +1,6 @@
 // The e2e tests' view of the shipped stack (src/dev/stack.ts): the same setup `npm run demo` runs, with the
 // support thread's clients by nickname and Envoy required (a failure under CI=true, see envoy-required.ts).
+import type { RunningEnvoy } from '../../src/dev/envoy.js';
 import {
   type EnvoyVariant,
   type HttpResult,
@@ -47,4 +48,19 @@ export function createdId(answer: HttpResult): string {
   if (typeof id !== 'string')
     throw new Error(`no transaction created: ${answer.status} ${answer.text.slice(0, 200)}`);
   return id;
+}
+
+/**
+ * The sum of Envoy's stats whose full names match `pattern` (counters and gauges): what never reaches the access
+ * log, such as a refused handshake.
+ */
+export async function envoyCounter(
+  front: { readonly envoy: RunningEnvoy },
+  pattern: RegExp,
+): Promise<number> {
+  const stats = await (await fetch(`${front.envoy.adminUrl}/stats?format=json`)).json();
+  const found = (stats as { stats: Array<{ name: string; value?: number }> }).stats.filter((s) =>
+    pattern.test(s.name),
+  );
+  return found.reduce((sum, s) => sum + (s.value ?? 0), 0);
 }

@@ -172,7 +172,7 @@ export function ratios({ direct, envoy, concurrencies }) {
     undefined,
     'addedP50',
   );
-  add('Envoy: req/s, scopegate ÷ noop', sg, noop, sg?.rps / noop?.rps);
+  add('Envoy: req/s, scopegate ÷ noop', sg, noop, sg?.rps / noop?.rps, higher(0.9));
   add('Envoy: added p50, scopegate ÷ noop', sg, noop, sg?.addedP50 / noop?.addedP50, lower(1.3), 'addedP50');
   add('Envoy: added p99, scopegate ÷ noop', sg, noop, sg?.addedP99 / noop?.addedP99, undefined, 'addedP99');
   // Envoy's HTTP ext_authz (http_service) against its gRPC one, and against the do-nothing HTTP floor.
@@ -184,7 +184,17 @@ export function ratios({ direct, envoy, concurrencies }) {
     sg,
     checksPerCpu(sgHttp) / checksPerCpu(sg),
   );
-  add('Envoy: req/s, scopegate HTTP ÷ noop HTTP', sgHttp, noopHttp, sgHttp?.rps / noopHttp?.rps);
+  // Issue 22's targets for the HTTP door.
+  add('Envoy: req/s, scopegate HTTP ÷ noop HTTP', sgHttp, noopHttp, sgHttp?.rps / noopHttp?.rps, higher(0.8));
+  add('Envoy: req/s, scopegate HTTP ÷ noop (grpc-js)', sgHttp, noop, sgHttp?.rps / noop?.rps, higher(1.8));
+  add(
+    'Envoy: added p50, scopegate HTTP ÷ OPA',
+    sgHttp,
+    opa,
+    sgHttp?.addedP50 / opa?.addedP50,
+    lower(0.25),
+    'addedP50',
+  );
   add(
     'Envoy: added p50, scopegate HTTP ÷ noop HTTP',
     sgHttp,
@@ -331,7 +341,7 @@ export function markdown(run) {
     `Mix: ${run.mix.length} requests round-robin, ${run.mix.filter((r) => r.allow).length} allowed and ` +
       `${run.mix.filter((r) => !r.allow).length} denied by examples/inventory/policy.yaml (${run.mix.map((r) => r.name).join('; ')}).`,
     `Equivalence (scopegate vs OPA comparator, bench/opa/cases.json, allow/deny and HTTP status): ${run.equivalence}.`,
-    `scopegate args: \`${o.scopegateArgs || '(none)'}\`; noop workers: ${o.noopWorkers}. Nothing pinned: every process shares all CPUs; CPU s is what each server's process tree used during the cell.`,
+    `scopegate args: \`${o.scopegateArgs || '(none)'}\`; noop workers: ${o.noopWorkers}; through Envoy, scopegate and the do-nothing servers run ${o.envoyWorkers} worker process(es) each (--envoy-workers). Nothing pinned: every process shares all CPUs; CPU s is what each server's process tree used during the cell.`,
     '',
     '### What each number measures',
     '',
@@ -370,7 +380,7 @@ export function markdown(run) {
     '',
     `Added = minus Envoy alone (the median of its ${run.floorCells} cell(s), p50 and p99 each). Through Envoy every contestant gets the repeated tokens. Envoy jwt_authn + rbac cannot check the body location of POST/PUT (see bench/envoy-rbac.yaml); the mix denies only what it can check.`,
     '',
-    '### Ratios (issue 11 targets; no correction factor: each ratio is two cells of this run)',
+    '### Ratios (issue 11 targets, and issue 22 for the rows through Envoy against the do-nothing servers and the HTTP door; no correction factor: each ratio is two cells of this run)',
     '',
     ratioTable(run.ratios),
     '',

@@ -29,7 +29,8 @@
 // --only scopegate,opa,noop,rbac,envoy (scopegate brings its caches-off twin and its HTTP door through Envoy,
 // opa its io_jwt-cache twin, noop its HTTP twin through Envoy),
 // --distinct N (tokens of the cache-miss cells, 0: none), --scopegate-args "...", --noop-workers N (default: as many gRPC
-// processes as scopegate runs), --node PATH (the Node.js binary for every Node process the bench starts:
+// processes as scopegate runs), --envoy-workers N (processes of the scopegate and the do-nothing servers Envoy asks;
+// default 1, as the Kubernetes manifests run it: Envoy, wrk and the upstream share these 2 cores), --node PATH (the Node.js binary for every Node process the bench starts:
 // scopegate, the do-nothing ext_authz and the upstream; default: the one running the bench), --smoke.
 //
 // Fairness on a small machine: nothing is pinned. OPA uses every core (GOMAXPROCS) and scopegate may too
@@ -96,6 +97,7 @@ function options() {
       distinct: { type: 'string', default: '30000' },
       'scopegate-args': { type: 'string', default: '' },
       'noop-workers': { type: 'string' },
+      'envoy-workers': { type: 'string', default: '1' },
       node: { type: 'string' },
       smoke: { type: 'boolean', default: false },
     },
@@ -130,6 +132,7 @@ function options() {
     scopegateArgs: values['scopegate-args'].trim(),
     noopWorkers:
       values['noop-workers'] === undefined ? undefined : count(values['noop-workers'], 64, '--noop-workers'),
+    envoyWorkers: count(values['envoy-workers'], 64, '--envoy-workers'),
     node: nodeBinary(values.node),
   };
 }
@@ -206,12 +209,16 @@ async function prepare(o, tools) {
       'warn',
       ...o.scopegateArgs.split(/\s+/).filter(Boolean),
     );
-    // Its HTTP door too, for the scopegate-http cell: idle while the gRPC cells run.
-    const withHttp = [join(root, 'bin/scopegate.js'), ...args, '--http', '127.0.0.1:0'];
-    servers.scopegate = await start('scopegate', node, withHttp);
+    servers.scopegate = await start('scopegate', node, [join(root, 'bin/scopegate.js'), ...args]);
     // Later flags win: the twin is scopegate with the same arguments and both caches off.
     const twin = [join(root, 'bin/scopegate.js'), ...args, ...CACHES_OFF];
     servers['scopegate-nocache'] = await start('scopegate-nocache', node, twin);
+    // The one Envoy asks, on both doors (gRPC and --http), with --envoy-workers processes serving.
+    const asked = [...args, '--workers', String(o.envoyWorkers), '--http', '127.0.0.1:0'];
+    servers['scopegate-envoy'] = await start('scopegate-envoy', node, [
+      join(root, 'bin/scopegate.js'),
+      ...asked,
+    ]);
   }
   if (o.only.includes('opa')) {
     servers.opa = await start('opa', tools.opa, opaArgs(jwksFile));
@@ -230,8 +237,16 @@ async function prepare(o, tools) {
       String(o.noopWorkers),
     ];
     servers.noop = await start('noop', node, args);
-    const httpArgs = [join(root, 'bench/noop-authz.js'), '--http', '127.0.0.1:0'];
-    servers['noop-http'] = await start('noop-http', node, [...httpArgs, '--workers', String(o.noopWorkers)]);
+    // The floors Envoy asks: as many processes as the scopegate Envoy asks.
+    const floor = (door) => [
+      join(root, 'bench/noop-authz.js'),
+      door,
+      '127.0.0.1:0',
+      '--workers',
+      String(o.envoyWorkers),
+    ];
+    servers['noop-envoy'] = await start('noop-envoy', node, floor('--listen'));
+    servers['noop-http'] = await start('noop-http', node, floor('--http'));
   }
   o.noopWorkers ??= 1;
   return { dir, keyFile, jwksFile, mix, distinctMix, requests, servers, limitSeconds, start, tools };
@@ -286,12 +301,15 @@ const allowsAll = (name) => name === 'noop' || name === 'noop-http';
 /** The split a server must answer: the policy's for scopegate and OPA, allow-everything for the noop server. */
 const expectedAnswers = (name, mix) => mix.map((r) => allowsAll(name) || r.allow);
 
+/** Servers Envoy asks that are not their shape's namesake: the --envoy-workers processes (`prepare`). */
+const ENVOY_ASKS = { scopegate: 'scopegate-envoy', 'scopegate-http': 'scopegate-envoy', noop: 'noop-envoy' };
+
 /**
- * The authz server behind an Envoy shape and the address Envoy asks it on: scopegate-http is scopegate's own
- * process on its --http door; every other shape's server is its namesake, on gRPC or (`-http`) HTTP.
+ * The authz server behind an Envoy shape and the address Envoy asks it on: scopegate and scopegate-http are
+ * one process (`scopegate-envoy`) on its gRPC and --http doors; a shape ending in `-http` is asked over HTTP.
  */
 function authzOf(shape, servers) {
-  const server = shape === 'scopegate-http' ? servers.scopegate : servers[shape];
+  const server = servers[ENVOY_ASKS[shape] ?? shape];
   if (server === undefined) return undefined;
   const door = shape.endsWith('-http') ? 'http' : 'grpc';
   const address = server.listening[door];

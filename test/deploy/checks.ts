@@ -1,5 +1,6 @@
 // The deploy checks as pure functions from rendered objects to a list of problems (empty: fine), so each test
 // can assert both that the shipped manifests pass and that a manifest broken on purpose does not.
+import { isDeepStrictEqual } from 'node:util';
 import type { IContainer, IPodSpec, IPodTemplateSpec, IVolume } from 'kubernetes-models/v1';
 import { parse } from 'yaml';
 import type { K8sObject } from './kustomize.js';
@@ -179,6 +180,59 @@ export function networkProblems(
       });
     }
   }
+  return problems;
+}
+
+/** The named port an HTTP door component (http-door, forward-auth) adds to scopegate and its Services. */
+export interface DoorPort {
+  readonly name: string;
+  readonly port: number;
+}
+
+/**
+ * What a door component changes beyond its own port, the overlay with it (`withDoor`) against the overlay alone
+ * (`plain`): both Services (`scopegate`, `scopegate-pods`) expose the port as HTTP and keep every other port as
+ * they were, and the scopegate container is the same but for its environment and ports.
+ */
+export function doorPortProblems(
+  plain: readonly K8sObject[],
+  withDoor: readonly K8sObject[],
+  door: DoorPort,
+): string[] {
+  const problems: string[] = [];
+  const expected = {
+    name: door.name,
+    port: door.port,
+    targetPort: door.name,
+    protocol: 'TCP',
+    appProtocol: 'http',
+  };
+  const servicePorts = (objects: readonly K8sObject[], name: string) =>
+    ((objects.find((o) => o.kind === 'Service' && o.metadata.name === name)?.spec as { ports?: unknown[] })
+      ?.ports ?? []) as Array<{ name?: string }>;
+  for (const name of ['scopegate', 'scopegate-pods']) {
+    const ports = servicePorts(withDoor, name);
+    const own = ports.filter((p) => p.name === door.name);
+    if (own.length !== 1 || !isDeepStrictEqual(own[0], expected))
+      problems.push(
+        `Service/${name}: port ${door.name} is ${JSON.stringify(own)}, not ${JSON.stringify(expected)}`,
+      );
+    const others = ports.filter((p) => p.name !== door.name);
+    if (!isDeepStrictEqual(others, servicePorts(plain, name)))
+      problems.push(`Service/${name}: its other ports changed`);
+  }
+  const scopegate = (objects: readonly K8sObject[]) => {
+    const {
+      env: _env,
+      ports: _ports,
+      ...rest
+    } = podTemplates(objects)
+      .flatMap(({ template }) => allContainers(template.spec!))
+      .find((c) => c.name === 'scopegate') ?? {};
+    return rest;
+  };
+  if (!isDeepStrictEqual(scopegate(withDoor), scopegate(plain)))
+    problems.push('the scopegate container changed beyond its env and ports');
   return problems;
 }
 

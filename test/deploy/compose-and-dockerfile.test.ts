@@ -1,7 +1,8 @@
 // docker-compose.yml and the Dockerfile cannot run here (no Docker engine), so they are checked statically:
 // the Compose specification's JSON Schema, the same Envoy and proxy configs the e2e tests run (each mounted file
-// present), ports that agree with the Envoy clusters and the proxies' upstreams, Envoy, nginx and Caddy pinned to
-// the versions the tests use, and a non-root, production-only image on the Node.js release CI tests.
+// present), ports that agree with the Envoy clusters and the proxies' upstreams, one scopegate serving every door
+// on its own port and scraped by Prometheus, Envoy, nginx and Caddy pinned to the versions the tests use, and a
+// non-root, production-only image on the Node.js release CI tests.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -162,12 +163,16 @@ const PROXIES = [
 ] as const;
 
 /**
- * What is wrong with where a proxy's config sends its auth calls and requests, as compose wires it: each name
- * must be exactly one service on the proxy's networks: a scopegate serving `--forward-auth` (not another door)
- * at that port, and the inventory upstream listening there. One sentence a problem.
+ * What is wrong with where a proxy's config (`text`, the shipped file unless given) sends its auth calls and
+ * requests, as compose wires it: each name must be exactly one service on the proxy's networks: a scopegate
+ * serving `--forward-auth` (not another door) at that port, and the inventory upstream listening there. One
+ * sentence a problem.
  */
-function proxyWiringProblems(all: Services, proxy: (typeof PROXIES)[number]): string[] {
-  const text = read(proxy.file);
+function proxyWiringProblems(
+  all: Services,
+  proxy: (typeof PROXIES)[number],
+  text = read(proxy.file),
+): string[] {
   const networks = networksOf(all[proxy.service] ?? {});
   const targets = [
     {
@@ -193,6 +198,25 @@ function proxyWiringProblems(all: Services, proxy: (typeof PROXIES)[number]): st
       ? []
       : [`${proxy.service}: ${name}:${port} is ${found[0]}, whose ${what} is ${listen ?? 'off'}`];
   });
+}
+
+/** Prometheus's scrape targets (host:port), every job's. */
+function scrapeTargets(config: string): string[] {
+  const { scrape_configs: jobs } = parse(config) as {
+    scrape_configs: Array<{ static_configs?: Array<{ targets: string[] }> }>;
+  };
+  return jobs.flatMap((job) => (job.static_configs ?? []).flatMap((c) => c.targets));
+}
+
+/** Every service running `scopegate serve` whose admin port (its metrics, every door's Checks) no job scrapes. */
+function unscrapedScopegates(all: Services, targets: readonly string[]): string[] {
+  return Object.entries(all)
+    .filter(([, service]) => service.command?.[0] === 'serve')
+    .map(([name, service]) => {
+      const admin = service.environment?.SCOPEGATE_ADMIN ?? '0.0.0.0:9464';
+      return `${name}:${admin.slice(admin.lastIndexOf(':') + 1)}`;
+    })
+    .filter((address) => !targets.includes(address));
 }
 
 /** The release a proxy binary reports (`nginx -v` on stderr, `caddy version` on stdout), as major.minor. */
@@ -235,21 +259,56 @@ describe('docker-compose.yml: nginx and Caddy (proxies/) in front of scopegateâ€
   );
 
   it.each(PROXIES)(
-    '$service reaches a scopegate serving --forward-auth, and the upstream, at the addresses its config names, once that scopegate is ready',
+    '$service reaches the one scopegate, on its --forward-auth door, and the upstream, at the addresses its config names, once scopegate is ready',
     (proxy) => {
       expect(proxyWiringProblems(services, proxy)).toEqual([]);
-      const [scopegate] = servicesNamed(services, 'scopegate', networksOf(services[proxy.service]!));
-      expect(services[scopegate!]?.command).toEqual(services.scopegate?.command);
-      expect(services[proxy.service]?.depends_on?.[scopegate!]).toEqual({ condition: 'service_healthy' });
+      expect(servicesNamed(services, 'scopegate', networksOf(services[proxy.service]!))).toEqual([
+        'scopegate',
+      ]);
+      expect(services[proxy.service]?.depends_on?.scopegate).toEqual({ condition: 'service_healthy' });
     },
   );
 
-  it('the wiring check can fail: on the default network, scopegate:9192 is the --http door Envoy asks', () => {
-    const onDefault = structuredClone(services);
-    delete onDefault.nginx!.networks;
-    expect(proxyWiringProblems(onDefault, PROXIES[0])).toEqual([
-      'nginx: scopegate:9192 is scopegate, whose forward-auth door is off',
+  it('scopegate serves each door on its own port: gRPC 9191, --http 9192 (Envoy), --forward-auth 9193 (the proxies)', () => {
+    const env = services.scopegate?.environment ?? {};
+    expect([env.SCOPEGATE_LISTEN, env.SCOPEGATE_HTTP, env.SCOPEGATE_FORWARD_AUTH]).toEqual([
+      '0.0.0.0:9191',
+      '0.0.0.0:9192',
+      '0.0.0.0:9193',
     ]);
+    expect(Object.keys(services).filter((name) => services[name]?.command?.[0] === 'serve')).toEqual([
+      'scopegate',
+    ]);
+  });
+
+  describe('the wiring check can fail', () => {
+    const nginx = PROXIES[0];
+    const shipped = read(nginx.file);
+
+    it('a proxy asking a port where scopegate serves no forward auth (9192 is the --http door Envoy asks)', () => {
+      const askingHttp = shipped.replace('server scopegate:9193;', 'server scopegate:9192;');
+      expect(askingHttp).not.toBe(shipped);
+      expect(proxyWiringProblems(services, nginx, askingHttp)).toEqual([
+        'nginx: scopegate:9192 is scopegate, whose forward-auth door is 0.0.0.0:9193',
+      ]);
+    });
+
+    it('a scopegate whose forward-auth door is off', () => {
+      const noDoor = structuredClone(services);
+      delete noDoor.scopegate!.environment!.SCOPEGATE_FORWARD_AUTH;
+      expect(proxyWiringProblems(noDoor, nginx)).toEqual([
+        'nginx: scopegate:9193 is scopegate, whose forward-auth door is off',
+      ]);
+    });
+
+    it('a proxy on a network of its own, where no scopegate and no upstream are', () => {
+      const apart = structuredClone(services);
+      apart.nginx!.networks = ['apart'];
+      expect(proxyWiringProblems(apart, nginx)).toEqual([
+        'nginx: "scopegate" is 0 services ()',
+        'nginx: "inventory" is 0 services ()',
+      ]);
+    });
   });
 
   const PINNED = [
@@ -269,6 +328,24 @@ describe('docker-compose.yml: nginx and Caddy (proxies/) in front of scopegateâ€
       );
     });
   }
+});
+
+describe('docker-compose.yml: Prometheus (deploy/prometheus/prometheus.yml)', () => {
+  const targets = scrapeTargets(read('deploy/prometheus/prometheus.yml'));
+
+  it('scrapes the admin port of every scopegate, so the Checks of every door (forward auth too) are counted', () => {
+    expect(targets).toContain('scopegate:9464');
+    expect(unscrapedScopegates(services, targets)).toEqual([]);
+  });
+
+  it('the check can fail: a second scopegate, with metrics nobody scrapes', () => {
+    const two = structuredClone(services);
+    two['scopegate-forward-auth'] = {
+      command: ['serve', '--policy=examples/inventory/policy.yaml'],
+      environment: { SCOPEGATE_FORWARD_AUTH: '0.0.0.0:9193', SCOPEGATE_ADMIN: '0.0.0.0:9464' },
+    };
+    expect(unscrapedScopegates(two, targets)).toEqual(['scopegate-forward-auth:9464']);
+  });
 });
 
 /**

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { envTwin } from '../../src/config/settings.js';
+import { doorPortProblems } from './checks.js';
 import { type K8sObject, kustomizeSuiteName, render, repoRoot, skipWithoutKustomize } from './kustomize.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: rendered objects, read field by field.
@@ -37,22 +38,7 @@ describe.skipIf(skipWithoutKustomize)(kustomizeSuiteName('the http-door componen
   });
 
   it('both Services expose it as HTTP, and everything else stays as the overlay has it', () => {
-    for (const name of ['scopegate', 'scopegate-pods']) {
-      const ports = named(http, 'Service', name).spec.ports;
-      expect(ports).toContainEqual({
-        name: 'http-authz',
-        port: 9192,
-        targetPort: 'http-authz',
-        protocol: 'TCP',
-        appProtocol: 'http',
-      });
-      expect(ports.filter((p: Any) => p.name !== 'http-authz')).toEqual(
-        named(plain, 'Service', name).spec.ports,
-      );
-    }
-    const { env: _e, ports: _p, ...rest } = containerOf(http);
-    const { env: _pe, ports: _pp, ...plainRest } = containerOf(plain);
-    expect(rest).toEqual(plainRest);
+    expect(doorPortProblems(plain, http, { name: 'http-authz', port: 9192 })).toEqual([]);
   });
 
   it('lets exactly the gRPC port’s callers reach it', () => {

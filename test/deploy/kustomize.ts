@@ -53,6 +53,8 @@ export const KUBERNETES_OVERLAYS = [
 export const WITH_COMPONENTS = [
   'test/deploy/fixtures/central-with-tls',
   'test/deploy/fixtures/central-with-http',
+  'test/deploy/fixtures/central-with-forward-auth',
+  'test/deploy/fixtures/central-with-both-doors',
 ];
 export const ISTIO_VARIANTS = [
   'deploy/istio/scopegate-verifies',

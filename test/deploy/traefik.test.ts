@@ -102,7 +102,7 @@ describe('the forwardAuth settings scopegate relies on', () => {
     expect(forwardAuth.trustForwardHeader).toBe(false);
     expect(forwardAuth.authRequestHeaders).toEqual(['Authorization', 'X-Request-Id']);
     expect(forwardAuth.forwardBody).toBeUndefined();
-    expect(forwardAuth.address).toMatch(/^http:\/\/scopegate\.[^/]+:9192\//);
+    expect(forwardAuth.address).toMatch(/^http:\/\/scopegate\.[^/]+:9193\//);
   });
 
   it('copies every identity header scopegate sets, and its regex removes any spelling of a client x-scopegate-*', () => {

@@ -61,7 +61,7 @@ function rewriteOnce(text: string, file: string, changes: ReadonlyArray<readonly
 /** proxies/nginx/scopegate.conf with its listener and upstreams on loopback; nothing else changes. */
 export function localNginxConfig(ports: ProxyPorts, file = NGINX_CONFIG): string {
   return rewriteOnce(readFileSync(file, 'utf8'), file, [
-    ['server scopegate:9192;', `server 127.0.0.1:${ports.forwardAuth};`],
+    ['server scopegate:9193;', `server 127.0.0.1:${ports.forwardAuth};`],
     ['server inventory:8081;', `server 127.0.0.1:${ports.inventory};`],
     ['listen 8080;', `listen 127.0.0.1:${ports.listen};`],
   ]);
@@ -70,7 +70,7 @@ export function localNginxConfig(ports: ProxyPorts, file = NGINX_CONFIG): string
 /** proxies/caddy/Caddyfile with its site, scopegate and upstream on loopback; nothing else changes. */
 export function localCaddyfile(ports: ProxyPorts & { readonly admin: number }, file = CADDYFILE): string {
   const local = rewriteOnce(readFileSync(file, 'utf8'), file, [
-    ['forward_auth scopegate:9192', `forward_auth 127.0.0.1:${ports.forwardAuth}`],
+    ['forward_auth scopegate:9193', `forward_auth 127.0.0.1:${ports.forwardAuth}`],
     ['reverse_proxy inventory:8081', `reverse_proxy 127.0.0.1:${ports.inventory}`],
     [':8080 {', `http://127.0.0.1:${ports.listen} {`],
   ]);

@@ -60,7 +60,7 @@ describe('describeForwardAuth', () => {
       target: '/auth',
       rawHeaders: [
         'Host',
-        'scopegate:9192',
+        'scopegate:9193',
         'X-Forwarded-Method',
         'POST',
         'X-Forwarded-Uri',

@@ -14,6 +14,9 @@
 //     (RESOURCE_EXHAUSTED past it, INTERNAL when corrupt); another encoding is UNIMPLEMENTED; the flag set with
 //     `identity` (or no grpc-encoding) reads the bytes as they are, as grpc-js does. Envoy never compresses.
 // One deliberate difference: grpc-js served any HTTP method; here a method other than POST is HTTP 405.
+// Keepalive: Node answers a client's PINGs itself, idle connection or not, and has no ping policy that sends
+// GOAWAY for "too many pings" (grpc-js needed `grpc.keepalive_permit_without_calls: 1` for that); the server
+// sends no pings of its own and closes no idle connection (no session timeout), as grpc-js's defaults did.
 // `grpc-timeout` is ignored (no timer per call): Envoy enforces its own ext_authz timeout and resets the stream
 // when it passes, which ends the call here. An invalid one is not refused (grpc-js answered INTERNAL).
 import {

@@ -204,6 +204,21 @@ describe('what grpc-js refused is refused alike', () => {
   });
 });
 
+describe('keepalive', () => {
+  it('a client pinging an idle connection again and again is answered each time, and never sent away', async () => {
+    const s = await session();
+    await new Promise((resolve) => s.once('connect', resolve));
+    let goaway = false;
+    s.on('goaway', () => {
+      goaway = true;
+    });
+    for (let i = 0; i < 20; i++)
+      await new Promise<void>((resolve, reject) => s.ping((err) => (err ? reject(err) : resolve())));
+    expect(goaway).toBe(false);
+    expect(reasonIn(await rawCall(s, CHECK_PATH, [framed(list)]))).toBe('token_missing');
+  });
+});
+
 describe('clients that go away', () => {
   it('a stream reset mid-message leaves the connection serving the next Check', async () => {
     const s = await session();

@@ -82,7 +82,8 @@ export interface RequestMessage {
  * refused); trailing bytes that never make one are ignored.
  */
 export class UnaryMessageReader {
-  private readonly prefix = Buffer.alloc(5);
+  /** A prefix split across chunks is gathered here (made only then). */
+  private prefix: Buffer | undefined;
   private prefixHave = 0;
   /** The message being read, then the one read; -1 until its prefix is complete. */
   private length = -1;
@@ -101,19 +102,17 @@ export class UnaryMessageReader {
     while (at < chunk.length) {
       if (this.message !== undefined) return this.pushAfterMessage(chunk, at);
       if (this.length < 0) {
-        // The common case, a whole message in one chunk: no copy at all.
+        let problem: GrpcError | undefined;
+        // The common case, a whole prefix (and message) in one chunk: read in place, no copy at all.
         if (this.prefixHave === 0 && chunk.length - at >= 5) {
-          chunk.copy(this.prefix, 0, at, at + 5);
+          problem = this.startMessage(chunk, at);
           at += 5;
         } else {
-          const take = Math.min(5 - this.prefixHave, chunk.length - at);
-          chunk.copy(this.prefix, this.prefixHave, at, at + take);
-          this.prefixHave += take;
-          at += take;
+          at = this.gather(chunk, at);
           if (this.prefixHave < 5) return undefined;
+          this.prefixHave = 0;
+          problem = this.startMessage(this.prefix!, 0);
         }
-        this.prefixHave = 0;
-        const problem = this.startMessage();
         if (problem) return problem;
         continue;
       }
@@ -131,11 +130,20 @@ export class UnaryMessageReader {
     return this.message ?? { code: GrpcStatus.UNIMPLEMENTED, details: 'Received no request message' };
   }
 
-  private startMessage(): GrpcError | undefined {
-    const length = this.prefix.readUInt32BE(1);
+  /** Copies what `chunk` has of a split prefix; returns where reading goes on. */
+  private gather(chunk: Buffer, at: number): number {
+    this.prefix ??= Buffer.alloc(5);
+    const take = Math.min(5 - this.prefixHave, chunk.length - at);
+    chunk.copy(this.prefix, this.prefixHave, at, at + take);
+    this.prefixHave += take;
+    return at + take;
+  }
+
+  private startMessage(prefix: Buffer, at: number): GrpcError | undefined {
+    const length = prefix.readUInt32BE(at + 1);
     if (length > this.maxLength) return tooLarge(length, this.maxLength);
     // grpc-js reads only the value 1 as compressed.
-    this.compressed = this.prefix[0] === 1;
+    this.compressed = prefix[at] === 1;
     this.length = length;
     if (length === 0) this.completeMessage();
     return undefined;
@@ -151,12 +159,9 @@ export class UnaryMessageReader {
     let at = from;
     while (at < chunk.length) {
       if (this.nextRemaining < 0) {
-        const take = Math.min(5 - this.prefixHave, chunk.length - at);
-        chunk.copy(this.prefix, this.prefixHave, at, at + take);
-        this.prefixHave += take;
-        at += take;
+        at = this.gather(chunk, at);
         if (this.prefixHave < 5) return undefined;
-        const length = this.prefix.readUInt32BE(1);
+        const length = this.prefix!.readUInt32BE(1);
         if (length > this.maxLength) return tooLarge(length, this.maxLength);
         this.nextRemaining = length;
       }
@@ -497,22 +502,27 @@ function streamingCall(stream: ServerHttp2Stream): StreamingCall {
   return {
     write(message) {
       if (ended || stream.destroyed || stream.closed) return;
-      if (!started) {
-        started = true;
-        stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
-        stream.once('wantTrailers', sendOkTrailers);
+      try {
+        if (!started) {
+          started = true;
+          stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+          stream.once('wantTrailers', sendOkTrailers);
+        }
+        stream.write(frameMessage(message));
+      } catch {
+        stream.destroy();
       }
-      stream.write(frameMessage(message));
     },
     end() {
       if (ended) return;
       ended = true;
       if (stream.destroyed || stream.closed) return;
-      if (!started) {
-        stream.respond(trailersOnly({ code: GrpcStatus.OK, details: '' }), { endStream: true });
-        return;
+      try {
+        if (started) stream.end();
+        else stream.respond(trailersOnly({ code: GrpcStatus.OK, details: '' }), { endStream: true });
+      } catch {
+        stream.destroy();
       }
-      stream.end();
     },
     onClose(listener) {
       stream.once('close', listener);

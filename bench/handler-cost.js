@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The CPU one Check costs scopegate's own code, without the network: the gRPC Check handler exactly as the
-// server registers it (createGrpcServer), called in-process with the decoded CheckRequest, its answer
-// serialized as grpc-js would. Against another build (--base DIR: a checkout with its own dist/ and
+// server runs it (checkMethod; createGrpcServer's grpc-js handler in older builds), called in-process with the
+// decoded CheckRequest, its answer framed as the server sends it. Against another build (--base DIR: a checkout with its own dist/ and
 // node_modules/, e.g. `git worktree add /tmp/base <commit> && cd /tmp/base && npm ci && npm run build`), in
 // alternating rounds, best round of each: what a change costs per Check, in µs of CPU, without the transport's
 // noise (the transport is ~90 % of a Check; bench:compare measures it whole).
@@ -68,7 +68,7 @@ async function build(root) {
   const { Authenticator, KeyRegistry } = await dist('identity/index.js');
   const { DecisionCache } = await dist('cache/decisions.js');
   const { Metrics } = await dist('telemetry/metrics.js');
-  const { createGrpcServer, HealthStatus } = await dist('server/grpc.js');
+  const { createGrpcServer, HealthStatus, checkMethod } = await dist('server/grpc.js');
   // Where older builds kept what moved: the CheckRequest maker, and a policy set (one policy before it).
   const { checkRequestFor } = await dist(
     has('wire/check-request.js') ? 'wire/check-request.js' : 'dev/check-client.js',
@@ -90,8 +90,8 @@ async function build(root) {
     const set = new PolicySet([{ owns: loaded.policy.owns, value: snapshot }], true);
     current = () => set;
   }
-  const server = createGrpcServer({ current, metrics: new Metrics(), log }, new HealthStatus());
-  const handler = server.handlers.get('/envoy.service.auth.v3.Authorization/Check');
+  const deps = { current, metrics: new Metrics(), log };
+  const handler = await checkHandler(deps, { createGrpcServer, HealthStatus, checkMethod }, dist);
   const request = (i, mixed) => {
     const { token, path } = scaleRequestAt(i, SUBJECTS, TOKENS);
     if (mixed && i % 5 === 1)
@@ -126,6 +126,28 @@ async function build(root) {
   return {
     repeat: await run(Array.from({ length: 1_000 }, (_, i) => request(i, false)))(),
     mixed: await run(Array.from({ length: 1_000 }, (_, i) => request(i, true)))(),
+  };
+}
+
+/**
+ * The Check handler as `func(call, callback)` and `serialize(answer)`: grpc-js's registered handler in builds
+ * serving gRPC with grpc-js, and in builds on node:http2 the Check method (checkMethod) with the framing.
+ */
+async function checkHandler(deps, { createGrpcServer, HealthStatus, checkMethod }, dist) {
+  if (checkMethod === undefined)
+    return createGrpcServer(deps, new HealthStatus()).handlers.get(
+      '/envoy.service.auth.v3.Authorization/Check',
+    );
+  const { frameMessage } = await dist('server/h2-grpc.js');
+  const method = checkMethod(deps);
+  const headers = {};
+  return {
+    func: ({ request }, callback) => {
+      const reply = method(request, headers);
+      if (reply instanceof Promise) reply.then((bytes) => callback(null, bytes));
+      else callback(null, reply);
+    },
+    serialize: frameMessage,
   };
 }
 

@@ -17,7 +17,7 @@ import { DecisionRecords, recordsPathFor } from '../telemetry/decision-records.j
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Tracing } from '../telemetry/otel.js';
 import { createAdminServer, listenHttp, type Readiness } from './admin.js';
-import { bindGrpc, createGrpcServer, HealthStatus } from './grpc.js';
+import { createGrpcServer, HealthStatus } from './grpc.js';
 import { createHttpFront, type HttpFront } from './http-front.js';
 import { CertificateFiles } from './tls.js';
 
@@ -212,11 +212,7 @@ export async function startServer(
   // TLS (--tls-cert): one set of certificate files for every listener that takes Checks, kept current.
   const certificates =
     settings.tls && new CertificateFiles(settings.tls, (problem) => log.warn({ problem }, 'tls'));
-  const grpcPort = await bindGrpc(
-    grpcServer,
-    formatHostPort(settings.listen),
-    certificates?.grpcCredentials(),
-  );
+  const grpcPort = await grpcServer.listen(settings.listen.host, settings.listen.port, certificates);
   // The HTTP front doors: the same Check path, caches and records, each its own listener (shared by the
   // workers of `--workers N` as the gRPC port is: Node's cluster hands each connection to one worker).
   const fronts: HttpFront[] = [];
@@ -229,7 +225,7 @@ export async function startServer(
     fronts.push(front);
     metrics.transportServed(transport);
     const bound = await listenHttp(front.server, at.host, at.port).catch((err) => {
-      grpcServer.forceShutdown();
+      grpcServer.destroy();
       for (const opened of fronts) opened.server.close();
       throw err;
     });
@@ -271,13 +267,14 @@ export async function startServer(
       health.set('NOT_SERVING');
       health.endWatches();
       await source.close();
+      // GOAWAY on every connection: calls in flight finish, then the connections close; cut after the drain time.
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           log.warn('drain timed out; closing remaining connections');
-          grpcServer.forceShutdown();
+          grpcServer.destroy();
           resolve();
         }, settings.drainSeconds * 1000);
-        grpcServer.tryShutdown(() => {
+        void grpcServer.close().then(() => {
           clearTimeout(force);
           resolve();
         });

@@ -1,18 +1,30 @@
-// The gRPC edge: Envoy's Authorization/Check and grpc.health.v1.Health. Thin by design: grpc-js decodes, the
-// one Check path (src/check/handle.ts) answers, the answer's bytes go out as they are. Security rule 1: a
-// decodable CheckRequest always gets a CheckResponse, never a gRPC error Envoy could fail open on.
-import * as grpc from '@grpc/grpc-js';
-import { type CheckDeps, handleCheck } from '../check/handle.js';
+// The gRPC edge: Envoy's Authorization/Check and grpc.health.v1.Health, served on node:http2 by h2-grpc.ts.
+// Thin by design: the request message is decoded, the one Check path (src/check/handle.ts) answers, the
+// answer's bytes go out as they are. Security rule 1: a decodable CheckRequest always gets a CheckResponse,
+// never a gRPC error Envoy could fail open on (even a Check path that threw is answered internal_error).
+import type { IncomingHttpHeaders } from 'node:http2';
+import { type CheckDeps, handleCheck, lastResort } from '../check/handle.js';
+import { parseHostPort } from '../config/settings.js';
 import { type Answer, decodeAnswer, serializeAnswer } from '../response/kept.js';
 import {
   authorizationService,
+  type HealthCheckRequest,
   healthService,
   type ReceivedCheckResponse,
   type ServingStatus,
 } from '../wire/proto.js';
 import type { CheckRequest } from '../wire/types.js';
+import {
+  type GrpcMethod,
+  GrpcStatus,
+  H2GrpcServer,
+  type StreamingCall,
+  type TlsSource,
+  type UnaryMethod,
+} from './h2-grpc.js';
 
 export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
+export const CHECK_PATH = `/${AUTHORIZATION_SERVICE_NAME}/Check`;
 
 /**
  * Answers one Check as the server would, for tests and the benchmark's in-process mode: the CheckResponse
@@ -22,101 +34,122 @@ export async function answerCheck(request: CheckRequest, deps: CheckDeps): Promi
   return decodeAnswer(await handleCheck(request, deps));
 }
 
+const decodeHealthRequest = healthService.Check.requestDeserialize as (bytes: Buffer) => HealthCheckRequest;
+const encodeHealthResponse = healthService.Check.responseSerialize as (response: {
+  status: ServingStatus;
+}) => Buffer;
+
 /** grpc.health.v1: "" and the Authorization service report the same status (Kubernetes probes ask for ""). */
 export class HealthStatus {
   private status: ServingStatus = 'SERVING';
-  private readonly watchers = new Set<grpc.ServerWritableStream<unknown, { status: ServingStatus }>>();
+  private readonly watchers = new Set<StreamingCall>();
+  /** Once the server drains, a new Watch hears the status and ends at once. */
+  private ended = false;
 
   set(status: ServingStatus): void {
     this.status = status;
-    for (const watcher of this.watchers) watcher.write({ status });
+    const message = encodeHealthResponse({ status });
+    for (const watcher of this.watchers) watcher.write(message);
   }
 
   statusOf(service: string): ServingStatus {
     return service === '' || service === AUTHORIZATION_SERVICE_NAME ? this.status : 'SERVICE_UNKNOWN';
   }
 
-  handlers(): grpc.UntypedServiceImplementation {
-    return {
-      Check: (
-        call: grpc.ServerUnaryCall<{ service?: string }, unknown>,
-        callback: grpc.sendUnaryData<unknown>,
-      ) => {
-        const status = this.statusOf(call.request.service ?? '');
-        if (status === 'SERVICE_UNKNOWN')
-          callback({ code: grpc.status.NOT_FOUND, details: 'unknown service' });
-        else callback(null, { status });
-      },
-      Watch: (call: grpc.ServerWritableStream<{ service?: string }, { status: ServingStatus }>) => {
-        const service = call.request.service ?? '';
-        call.write({ status: this.statusOf(service) });
-        if (service !== '' && service !== AUTHORIZATION_SERVICE_NAME) return;
-        this.watchers.add(call);
-        call.on('cancelled', () => this.watchers.delete(call));
-        call.on('close', () => this.watchers.delete(call));
+  methods(): Array<[string, GrpcMethod]> {
+    const check: UnaryMethod<HealthCheckRequest> = {
+      kind: 'unary',
+      decode: decodeHealthRequest,
+      handle: (request) => {
+        const status = this.statusOf(request.service ?? '');
+        return status === 'SERVICE_UNKNOWN'
+          ? { code: GrpcStatus.NOT_FOUND, details: 'unknown service' }
+          : encodeHealthResponse({ status });
       },
     };
+    const watch: GrpcMethod = {
+      kind: 'serverStreaming',
+      decode: decodeHealthRequest,
+      handle: (request: HealthCheckRequest, call: StreamingCall) => {
+        const service = request.service ?? '';
+        call.write(encodeHealthResponse({ status: this.statusOf(service) }));
+        if (service !== '' && service !== AUTHORIZATION_SERVICE_NAME) return;
+        if (this.ended) {
+          call.end();
+          return;
+        }
+        this.watchers.add(call);
+        call.onClose(() => this.watchers.delete(call));
+      },
+    };
+    return [
+      ['/grpc.health.v1.Health/Check', check],
+      ['/grpc.health.v1.Health/Watch', watch],
+    ];
   }
 
-  /** Ends open Watch streams so a draining server can finish. */
+  /** Ends open Watch streams (and any opened later) so a draining server can finish. */
   endWatches(): void {
+    this.ended = true;
     for (const watcher of this.watchers) watcher.end();
     this.watchers.clear();
   }
 }
 
-/** The Authorization service, sending a kept answer's bytes as they were encoded when it was kept. */
-const checkServiceSendingKeptBytes = {
-  ...authorizationService,
-  Check: {
-    ...authorizationService.Check,
-    responseSerialize: serializeAnswer,
-  },
-};
+const decodeCheckRequest = authorizationService.Check.requestDeserialize as (bytes: Buffer) => CheckRequest;
 
-export function createGrpcServer(deps: CheckDeps, health: HealthStatus): grpc.Server {
-  const server = new grpc.Server({
-    // Envoy sends the body when with_request_body is on; cap what we accept well above inventory payloads.
-    'grpc.max_receive_message_length': 4 * 1024 * 1024,
-    'grpc.keepalive_permit_without_calls': 1,
-    // Channelz (grpc-js's per-call and per-socket tracking for its debug service, which scopegate does not
-    // serve) costs allocations on every Check.
-    'grpc.enable_channelz': 0,
-  });
-  server.addService(checkServiceSendingKeptBytes, {
-    Check: (call: grpc.ServerUnaryCall<CheckRequest, Answer>, callback: grpc.sendUnaryData<Answer>) => {
-      const answered = handleCheck(
-        call.request ?? {},
-        deps,
-        deps.tracing && ((name) => metadataText(call.metadata, name)),
-      );
-      if (answered instanceof Promise) {
-        // Never rejects; the catch only keeps a throwing callback from becoming an unhandled rejection.
-        answered
-          .then((response) => callback(null, response))
-          .catch((err) =>
-            deps.log.error({ err: { message: (err as Error)?.message } }, 'check answer not sent'),
-          );
-      } else callback(null, answered);
-    },
-  });
-  server.addService(healthService, health.handlers());
-  return server;
+/**
+ * The Check method after its request is decoded: the response message's bytes (a kept answer's as they were
+ * encoded when it was kept). Never throws, never rejects. `headers` are the call's HTTP/2 headers, where
+ * Envoy puts the trace context (traceparent, b3, …) of the request it asks about.
+ */
+export function checkMethod(deps: CheckDeps): UnaryMethod<CheckRequest>['handle'] {
+  return (request, headers) => {
+    let answered: Answer | Promise<Answer>;
+    try {
+      answered = handleCheck(request, deps, deps.tracing && ((name) => headerText(headers[name])));
+    } catch {
+      answered = lastResort();
+    }
+    return answered instanceof Promise
+      ? answered.then(serializeSafely, () => serializeSafely(lastResort()))
+      : serializeSafely(answered);
+  };
 }
 
-/** A metadata key's first value, when it is text (binary `-bin` keys never carry a trace context). */
-function metadataText(metadata: grpc.Metadata, name: string): string | undefined {
-  const value = metadata.get(name)[0];
-  return typeof value === 'string' ? value : undefined;
+function serializeSafely(answer: Answer): Buffer {
+  try {
+    return serializeAnswer(answer);
+  } catch {
+    return serializeAnswer(lastResort());
+  }
 }
 
-/** Binds plaintext, or with `credentials` (server/tls.ts: `--tls-cert`, `--tls-key`, `--tls-client-ca`). */
-export function bindGrpc(
-  server: grpc.Server,
-  address: string,
-  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
-): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
+/** A header's first value, when it is text; an absent one is undefined. */
+function headerText(value: IncomingHttpHeaders[string]): string | undefined {
+  return typeof value === 'string' ? value : value?.[0];
+}
+
+export type GrpcServer = H2GrpcServer;
+
+export function createGrpcServer(deps: CheckDeps, health: HealthStatus): GrpcServer {
+  const check: UnaryMethod<CheckRequest> = {
+    kind: 'unary',
+    decode: decodeCheckRequest,
+    handle: checkMethod(deps),
+  };
+  return new H2GrpcServer({
+    methods: new Map<string, GrpcMethod>([[CHECK_PATH, check], ...health.methods()]),
+    onError: (err, path) =>
+      deps.log?.error({ err: { message: (err as Error)?.message }, path }, 'gRPC method failed'),
   });
+}
+
+/**
+ * Listens on `HOST:PORT` (`0.0.0.0:9191`, `[::1]:0`; port 0 binds any), plaintext or with the certificate files
+ * of `--tls-cert`, `--tls-key`, `--tls-client-ca` (server/tls.ts). Resolves with the bound port.
+ */
+export async function bindGrpc(server: GrpcServer, address: string, tls?: TlsSource): Promise<number> {
+  const { host, port } = parseHostPort(address, 'gRPC address');
+  return server.listen(host, port, tls);
 }

@@ -22,7 +22,7 @@ import {
   describeForwardAuth,
   type ReceivedHttp,
 } from '../wire/http-request.js';
-import type { CertificateFiles, TlsContents } from './tls.js';
+import { type CertificateFiles, tlsServerOptions } from './tls.js';
 
 export interface HttpFrontOptions {
   readonly transport: 'http' | 'forward_auth';
@@ -34,12 +34,7 @@ export interface HttpFrontOptions {
   readonly tls?: CertificateFiles;
 }
 
-/** node:tls options for the files in force: a client CA means every client must present a certificate it signed. */
-function tlsOptions({ cert, key, ca }: TlsContents) {
-  return { cert, key, ...(ca !== undefined && { ca, requestCert: true, rejectUnauthorized: true }) };
-}
-
-/** As much as the gRPC door accepts in one CheckRequest (grpc.ts, max_receive_message_length). */
+/** As much as the gRPC door accepts in one CheckRequest (h2-grpc.ts, MAX_RECEIVE_MESSAGE_BYTES). */
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** Header bytes Node's parser accepts: the request phase's own header limit and the longest path, and a margin. */
 const MAX_HEADER_BYTES =
@@ -84,12 +79,12 @@ export function createHttpFront(deps: CheckDeps, options: HttpFrontOptions): Htt
   };
   const { tls } = options;
   const server: Server = tls
-    ? createHttpsServer({ ...serverOptions, ...tlsOptions(tls.current) }, onRequest)
+    ? createHttpsServer({ ...serverOptions, ...tlsServerOptions(tls.current) }, onRequest)
     : createServer(serverOptions, onRequest);
   // A rotated certificate reaches new connections; the ones open keep the one they shook hands with.
   if (tls)
     tls.onChange((contents) =>
-      (server as ReturnType<typeof createHttpsServer>).setSecureContext(tlsOptions(contents)),
+      (server as ReturnType<typeof createHttpsServer>).setSecureContext(tlsServerOptions(contents)),
     );
   // Node drops headers past its count limit without a word; the request phase refuses too many itself.
   server.maxHeadersCount = 0;

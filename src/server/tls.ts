@@ -2,17 +2,12 @@
 // so a rotated certificate (cert-manager, an updated Secret) is served without a restart. A new set is taken
 // only whole and usable (the key matches the certificate, every file parses): a half-written or mismatched
 // update is reported once and the listeners keep the last good set, rather than refusing every handshake.
-// gRPC takes it through grpc-js's certificate-provider interface; an HTTPS listener through `onChange`.
+// Every listener (gRPC on node:http2, the HTTPS front doors) takes a change through `onChange`.
 
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
-import * as grpc from '@grpc/grpc-js';
 import { type TlsSettings, tlsReason } from '../config/tls.js';
-
-type CertificateProvider = grpc.experimental.CertificateProvider;
-type CaListener = Parameters<CertificateProvider['addCaCertificateListener']>[0];
-type IdentityListener = Parameters<CertificateProvider['addIdentityCertificateListener']>[0];
 
 /** How often the files are read again. */
 export const TLS_REFRESH_MS = 60_000;
@@ -24,10 +19,13 @@ export interface TlsContents {
   readonly ca?: Buffer;
 }
 
-export class CertificateFiles implements CertificateProvider {
+/** node:tls server options for the files in force: a client CA means every client must present a certificate it signed. */
+export function tlsServerOptions({ cert, key, ca }: TlsContents) {
+  return { cert, key, ...(ca !== undefined && { ca, requestCert: true, rejectUnauthorized: true }) };
+}
+
+export class CertificateFiles {
   private contents: TlsContents;
-  private readonly caListeners = new Set<CaListener>();
-  private readonly identityListeners = new Set<IdentityListener>();
   private readonly changeListeners = new Set<(contents: TlsContents) => void>();
   private readonly timer: NodeJS.Timeout;
   private reading = false;
@@ -53,7 +51,7 @@ export class CertificateFiles implements CertificateProvider {
     return this.contents;
   }
 
-  /** Hears every change taken (an HTTPS server's setSecureContext). */
+  /** Hears every change taken (a TLS server's setSecureContext). */
   onChange(listener: (contents: TlsContents) => void): void {
     this.changeListeners.add(listener);
   }
@@ -88,48 +86,7 @@ export class CertificateFiles implements CertificateProvider {
     }
   }
 
-  // grpc-js's interface. Listeners hear the current files on the next tick (grpc-js registers its own
-  // watcher only after adding these), then every change.
-  addCaCertificateListener(listener: CaListener): void {
-    this.caListeners.add(listener);
-    process.nextTick(() => this.caListeners.has(listener) && listener(this.caUpdate()));
-  }
-
-  removeCaCertificateListener(listener: CaListener): void {
-    this.caListeners.delete(listener);
-  }
-
-  addIdentityCertificateListener(listener: IdentityListener): void {
-    this.identityListeners.add(listener);
-    process.nextTick(() => this.identityListeners.has(listener) && listener(this.identityUpdate()));
-  }
-
-  removeIdentityCertificateListener(listener: IdentityListener): void {
-    this.identityListeners.delete(listener);
-  }
-
-  /** gRPC credentials presenting these files, requiring a client certificate when a client CA is set. */
-  grpcCredentials(): grpc.ServerCredentials {
-    const requireClients = this.settings.clientCa !== undefined;
-    // grpc-js's parameter names are swapped: the first provider gives the server's own certificate.
-    return grpc.experimental.createCertificateProviderServerCredentials(
-      this,
-      requireClients ? this : null,
-      requireClients,
-    );
-  }
-
-  private caUpdate() {
-    return this.contents.ca === undefined ? null : { caCertificate: this.contents.ca };
-  }
-
-  private identityUpdate() {
-    return { certificate: this.contents.cert, privateKey: this.contents.key };
-  }
-
   private tellAll(): void {
-    for (const listener of this.identityListeners) listener(this.identityUpdate());
-    for (const listener of this.caListeners) listener(this.caUpdate());
     for (const listener of this.changeListeners) listener(this.contents);
   }
 }

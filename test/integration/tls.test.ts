@@ -134,7 +134,7 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
       new HealthStatus(),
     );
     try {
-      const port = await bindGrpc(grpcServer, '127.0.0.1:0', files.grpcCredentials());
+      const port = await bindGrpc(grpcServer, '127.0.0.1:0', files);
       const address = `127.0.0.1:${port}`;
       const health = () => healthOver(address, grpc.credentials.createSsl(Buffer.from(ca.cert)));
       expect(await health()).toBe('ok');
@@ -160,7 +160,7 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
       expect(await healthOver(address, grpc.credentials.createSsl(Buffer.from(other.cert)))).toBe('ok');
     } finally {
       files.close();
-      grpcServer.forceShutdown();
+      grpcServer.destroy();
     }
   }, 30_000);
 

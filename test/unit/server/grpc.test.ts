@@ -76,7 +76,7 @@ afterEach(() => {
 async function serving(checkDeps: CheckDeps, health = new HealthStatus()): Promise<string> {
   const server = createGrpcServer(checkDeps, health);
   const port = await bindGrpc(server, '127.0.0.1:0');
-  stops.push(() => server.forceShutdown());
+  stops.push(() => server.destroy());
   return `127.0.0.1:${port}`;
 }
 
@@ -196,7 +196,7 @@ describe('grpc.health.v1', () => {
 describe('bindGrpc', () => {
   it('resolves with the bound port, and rejects an address it cannot bind', async () => {
     const server = createGrpcServer(deps(trusting()), new HealthStatus());
-    stops.push(() => server.forceShutdown());
+    stops.push(() => server.destroy());
     await expect(bindGrpc(server, 'no-such-host.invalid:0')).rejects.toBeInstanceOf(Error);
     expect(await bindGrpc(server, '127.0.0.1:0')).toBeGreaterThan(0);
   });

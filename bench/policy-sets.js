@@ -9,7 +9,8 @@
 //     by bench/grpc-checks.js with the same sequence of requests: for the set spread over every service
 //     (chosen by host, or --select extension|principal), for the single policy over its routes with as many
 //     distinct tokens; 80 % allowed, 20 % denied for five reasons, every answer checked. CPU is the server's
-//     utime + stime from /proc; with and without the decision cache (off: every check is evaluated).
+//     utime + stime from /proc; with the decision cache (the default, which the target is for) and without
+//     (every check evaluated: shown, no target).
 //   RSS (VmRSS) of each after start-up and after load; the set's load time (process start → `listening`, and
 //     loadPolicySet of the directory in this process);
 //   the event loop during live reloads: a real `scopegate serve` on the set with bench/event-loop-probe.js loaded
@@ -126,6 +127,13 @@ const node = nodeBinary(undefined);
 const machine = { ...describeHost(), node: describeNode(node) };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const round3 = (n) => Math.round(n * 1000) / 1000;
+
+/**
+ * Issue 19's target (≥ 0.9×) is for `serve` as it runs by default, decision cache on. With it off every Check
+ * is evaluated afresh: shown for what the set costs then, with no target.
+ */
+const verdict = (cache, ratio, missed) =>
+  cache === 'on' ? `target ≥ 0.9×: ${ratio >= 0.9 ? 'met' : missed}` : 'no target (decision cache off)';
 const pinSelf = (cpu) => o.pin && spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(process.pid)]);
 
 // ---------------------------------------------------------------- the policies, the tokens, the requests
@@ -330,7 +338,7 @@ for (const cache of o.decisionCache) {
   console.log(
     `  set ÷ single, checks per CPU-second: best rounds ${r.best.toFixed(3)}× (${r.bestSet} ÷ ${r.bestSingle});` +
       ` median of the per-round ratios ${r.medianOfRounds.toFixed(3)}× (${r.rounds.map((x) => x.toFixed(3)).join(', ')});` +
-      ` target ≥ 0.9×: ${r.best >= 0.9 ? 'met' : 'MISSED'}`,
+      ` ${verdict(cache, r.best, 'MISSED')}`,
   );
 }
 
@@ -654,7 +662,7 @@ function markdown(run) {
         '',
         ...table(cache),
         '',
-        `**set ÷ single: ${x(r.best)}** (best round of each: ${r.bestSet} ÷ ${r.bestSingle}; target ≥ 0.9×: ${r.best >= 0.9 ? 'met' : 'missed'}).` +
+        `**set ÷ single: ${x(r.best)}** (best round of each: ${r.bestSet} ÷ ${r.bestSingle}; ${verdict(cache, r.best, 'missed')}).` +
           ` Median of the per-round ratios: ${x(r.medianOfRounds)} (${r.rounds.map(x).join(', ')}).` +
           ' The best round counts because a neighbour on the machine only ever slows a round down.',
         '',

@@ -57,6 +57,32 @@ async function session(address?: string) {
 }
 
 /** The reason of the one CheckResponse in a reply. */
+/** A server whose Check echoes its request bytes once `release` is called: a call held in flight. */
+function heldEchoServer() {
+  let release = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let answered = 0;
+  const server = new H2GrpcServer({
+    methods: new Map([
+      [
+        CHECK_PATH,
+        {
+          kind: 'unary' as const,
+          decode: (bytes: Buffer) => bytes,
+          handle: async (request: Buffer) => {
+            await held;
+            answered++;
+            return request;
+          },
+        },
+      ],
+    ]),
+  });
+  return { server, release: () => release(), answered: () => answered };
+}
+
 function reasonIn(reply: RawReply): string | undefined {
   const [message] = messagesIn(reply.data);
   return message && answerOf(decodeCheckResponse(message)).reason;
@@ -232,27 +258,7 @@ describe('clients that go away', () => {
   });
 
   it('a connection dropped while a Check is being answered: nothing is written to it, the server serves on', async () => {
-    let release = () => {};
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let answered = 0;
-    const server = new H2GrpcServer({
-      methods: new Map([
-        [
-          CHECK_PATH,
-          {
-            kind: 'unary' as const,
-            decode: (bytes: Buffer) => bytes,
-            handle: async (request: Buffer) => {
-              await held;
-              answered++;
-              return request;
-            },
-          },
-        ],
-      ]),
-    });
+    const { server, release, answered } = heldEchoServer();
     const address = await serving(server);
     const dropped = rawSession(address);
     dropped.on('error', () => {});
@@ -262,7 +268,7 @@ describe('clients that go away', () => {
     await lost;
     release();
     await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(answered).toBe(1);
+    expect(answered()).toBe(1);
     const reply = await rawCall(await session(address), CHECK_PATH, [framed(Buffer.from('echo'))]);
     expect(messagesIn(reply.data)).toEqual([Buffer.from('echo')]);
   });
@@ -270,25 +276,7 @@ describe('clients that go away', () => {
 
 describe('draining', () => {
   it('lets a call in flight finish, then closes; new connections are refused', async () => {
-    let release = () => {};
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const server = new H2GrpcServer({
-      methods: new Map([
-        [
-          CHECK_PATH,
-          {
-            kind: 'unary' as const,
-            decode: (bytes: Buffer) => bytes,
-            handle: async (request: Buffer) => {
-              await held;
-              return request;
-            },
-          },
-        ],
-      ]),
-    });
+    const { server, release } = heldEchoServer();
     const address = await serving(server);
     const s = await session(address);
     const inFlight = rawCall(s, CHECK_PATH, [framed(Buffer.from('slow'))]);

@@ -5,7 +5,7 @@
 // scopegate allowed: the same expectations for both doors, word for word.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { EnvoyVariant } from '../../src/dev/stack.js';
-import { EXAMPLE_ISSUER } from '../support/policies.js';
+import { syncIdentity } from '../support/policies.js';
 import { skipWithoutEnvoy, suiteName } from './envoy-required.js';
 import { createdId, type HttpResult, type Stack, startStack, transaction } from './stack.js';
 
@@ -48,16 +48,6 @@ async function accessLogFor(answer: HttpResult): Promise<Record<string, unknown>
     { timeout: 5_000, interval: 50 },
   );
 }
-
-/** What the upstream is told of the inventory-sync service account on a route (no mTLS, so no peer). */
-const syncIdentity = (route: string) => ({
-  subject: 'svc-inventory-sync',
-  client: 'inventory-sync',
-  issuer: EXAMPLE_ISSUER,
-  route,
-  policy: 'inventory',
-  peer: null,
-});
 
 /** The stack this suite runs on: started before its tests, closed after. */
 function runStack(variant: EnvoyVariant): void {

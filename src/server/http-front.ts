@@ -12,6 +12,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
 import { type CheckDeps, handleCheck, lastResort } from '../check/handle.js';
 import { DEFAULT_REQUEST_LIMITS } from '../request/facts.js';
 import { denyInHeaders, type HttpReply, httpReplyFor } from '../response/http-reply.js';
@@ -102,22 +103,11 @@ export function createHttpFront(deps: CheckDeps, options: HttpFrontOptions): Htt
     const traceHeaders = frontDeps.tracing && ((name: string) => headerText(req.headers[name]));
     const answered = handleCheck(described.request, frontDeps, traceHeaders, described.refused);
     const answer = answered instanceof Promise ? await answered : answered;
-    send(res, answer, !req.complete || draining, described.denyInHeaders === true);
-  }
-
-  /** The reply, or (when even that fails: say a header value Node will not write) a bare internal_error. */
-  function send(res: ServerResponse, answer: Answer, close: boolean, inHeaders: boolean): void {
-    const layout = (reply: HttpReply) => (inHeaders ? denyInHeaders(reply) : reply);
-    try {
-      write(res, layout(httpReplyFor(answer)), close);
-    } catch (err) {
-      frontDeps.log.error({ err: { message: (err as Error)?.message } }, 'check answer could not be sent');
-      if (res.headersSent) res.destroy();
-      else {
-        for (const name of res.getHeaderNames()) res.removeHeader(name);
-        write(res, layout(httpReplyFor(lastResort())), close);
-      }
-    }
+    sendAnswer(res, answer, {
+      close: !req.complete || draining,
+      inHeaders: described.denyInHeaders === true,
+      log: frontDeps.log,
+    });
   }
 
   /** Connections whose refusal is under way. */
@@ -191,12 +181,34 @@ function lingerThenClose(socket: Socket): void {
   socket.once('close', () => clearTimeout(timer));
 }
 
+/**
+ * The reply to a Check, or (when even that fails: say a header value Node will not write) a bare
+ * internal_error. `close`: the connection is not kept. `inHeaders`: a deny laid out for nginx (denyInHeaders).
+ */
+export function sendAnswer(
+  res: ServerResponse,
+  answer: Answer,
+  how: { readonly close: boolean; readonly inHeaders: boolean; readonly log: Logger },
+): void {
+  const layout = (reply: HttpReply) => (how.inHeaders ? denyInHeaders(reply) : reply);
+  try {
+    write(res, layout(httpReplyFor(answer)), how.close);
+  } catch (err) {
+    how.log.error({ err: { message: (err as Error)?.message } }, 'check answer could not be sent');
+    if (res.headersSent) res.destroy();
+    else write(res, layout(httpReplyFor(lastResort())), how.close);
+  }
+}
+
 function write(res: ServerResponse, reply: HttpReply, close: boolean): void {
-  res.statusCode = reply.status;
-  for (const [name, value] of reply.headers) res.setHeader(name, value);
-  res.setHeader('content-length', Buffer.byteLength(reply.body, 'utf8'));
+  // One writeHead with every header: Node validates each once, as it lays out the head (setHeader would
+  // validate and store each first). The reason phrase is given, so a second try after a throw states its own.
+  const head: string[] = [];
+  for (const [name, value] of reply.headers) head.push(name, value);
+  head.push('content-length', String(Buffer.byteLength(reply.body, 'utf8')));
   // A body left unread (cut, or sent to the forward-auth door) is not read to find the next request.
-  if (close) res.setHeader('connection', 'close');
+  if (close) head.push('connection', 'close');
+  res.writeHead(reply.status, STATUS_CODES[reply.status] ?? '', head);
   // A string, not a Buffer: Node sends it in one write with the head (a Buffer goes out as a second chunk).
   res.end(reply.body, 'utf8');
 }

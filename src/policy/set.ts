@@ -47,6 +47,11 @@ export class PolicySet<T> {
    * reading the request's keys.
    */
   readonly only: Selection<T> | undefined;
+  /**
+   * Policies that claim nothing (no host, no destination principal, not the default): chosen only by name, by
+   * Envoy's context extension. Their presence says the set relies on Envoy naming policies per route.
+   */
+  readonly chosenOnlyByName: readonly string[];
 
   /**
    * From policies whose claims do not overlap (the set's source refuses a file whose claims collide with
@@ -57,7 +62,10 @@ export class PolicySet<T> {
     single = false,
   ) {
     let fallback: T | undefined;
+    const onlyByName: string[] = [];
     for (const { owns, value } of entries) {
+      if (owns.hosts.length === 0 && owns.destinationPrincipals.length === 0 && !owns.default)
+        onlyByName.push(owns.name);
       this.byName.set(owns.name, value);
       for (const principal of owns.destinationPrincipals) this.byPrincipal.set(principal, value);
       for (const host of owns.hosts) {
@@ -67,6 +75,7 @@ export class PolicySet<T> {
       if (owns.default) fallback = value;
     }
     this.fallback = fallback;
+    this.chosenOnlyByName = onlyByName.sort();
     this.only =
       single && entries.length === 1 ? { ok: true, value: entries[0]!.value, by: 'only policy' } : undefined;
   }

@@ -6,6 +6,7 @@
 import { unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { sendHttp } from '../support/http-front.js';
 import { examplePolicyText, shipmentsPolicyText } from '../support/policies.js';
 import { type Harness, type HttpLike, JSON_BODY, startHarness, transaction } from '../support/scopegate.js';
 
@@ -163,6 +164,59 @@ describe('files come and go live', () => {
     expect((await fetch(`http://${harness.running.adminAddress}/readyz`)).status).toBe(200);
   });
 });
+
+describe('a set served on the HTTP front door', () => {
+  it('is chosen by host, until a policy only Envoy can name arrives: then every HTTP request is refused', async () => {
+    const orders = ordersPolicy('orders.example.com');
+    // Hosts only: the HTTP door can choose among these as the gRPC door does without a context extension.
+    const harness = await startHarness(undefined, {
+      policies: {
+        'orders.yaml': orders,
+        'billing.yaml': (uri) => billingAt(orders(uri), 'match: { hosts: [billing.example.com] }'),
+      },
+      flags: ['--http', '127.0.0.1:0'],
+    });
+    h = harness;
+    const token = await reader(harness);
+    const overHttp = async () => {
+      const reply = await sendHttp(harness.running.httpAddress!, {
+        method: 'GET',
+        target: '/api/orders',
+        headers: [
+          ['host', 'orders.example.com'],
+          ['authorization', `Bearer ${token}`],
+        ],
+      });
+      return {
+        status: reply.status,
+        reason: reply.headers.get('x-scopegate-meta-reason'),
+        detail: reply.body?.detail,
+      };
+    };
+    expect(await overHttp()).toMatchObject({ status: 200, reason: 'allowed' });
+
+    // `billing` now claims nothing: Envoy would name it on some route (a catch-all, say), which HTTP cannot say.
+    await writeFile(join(harness.policyFile, 'billing.yaml'), billingAt(orders(harness.jwks.uri), ''));
+    await until(async () => (await overHttp()).status === 403, 'the HTTP refusal');
+    // (What the log line's detail says is in test/unit/check/choose.test.ts.)
+    expect(await overHttp()).toEqual({ status: 403, reason: 'policy_unknown' });
+    // The gRPC door still chooses: by the name Envoy gives, else by host.
+    expect(await ask(harness, { host: 'orders.example.com', path: '/api/orders' })).toMatchObject({
+      status: 200,
+    });
+    expect(
+      await ask(harness, { contextExtensions: { scopegate_policy: 'billing' }, path: '/api/orders' }),
+    ).toMatchObject({ policy: 'billing', status: 200 });
+  });
+});
+
+/** The orders policy renamed `billing`, with `match` as given (empty: it claims nothing). */
+function billingAt(ordersText: string, match: string): string {
+  return ordersText.replace(
+    'name: orders\nmatch: { hosts: [orders.example.com] }',
+    `name: billing\n${match}`,
+  );
+}
 
 describe('one team breaks its file while another reloads', () => {
   it('the broken policy keeps its last good revision, the other swaps, and no check fails', async () => {

@@ -58,6 +58,29 @@ describe('choosing from an HTTP front door', () => {
     expect(choosePolicy(set, named, 'http')).toMatchObject({ ok: true, value: 'a' });
   });
 
+  it('refuses every request when a policy can be chosen only by name: Envoy names it, the host could not', () => {
+    // `admin` claims a host; `catchall` is what Envoy names on a catch-all virtual host. Over HTTP a client
+    // sending `Host: admin.example.com` to the catch-all would be judged by `admin`: refused instead.
+    const set = new PolicySet([
+      owns('admin', { hosts: ['admin.example.com'] }),
+      owns('catchall'),
+      owns('default', { default: true }),
+    ]);
+    const admin = { attributes: { request: { http: { host: 'admin.example.com' } } } };
+    expect(choosePolicy(set, admin, 'grpc')).toMatchObject({ ok: true, value: 'admin' });
+    for (const transport of ['http', 'forward_auth'] as const) {
+      const chosen = choosePolicy(set, admin, transport);
+      expect(chosen.ok).toBe(false);
+      expect(!chosen.ok && chosen.detail).toBe(
+        "this policy set has policies only Envoy's context extension can name (catchall), which the HTTP front door cannot carry: give them match.hosts, or use the gRPC front door",
+      );
+    }
+    // Many are named a few at a time.
+    const many = new PolicySet(['e', 'd', 'c', 'b', 'a'].map((name) => owns(name)));
+    const chosen = choosePolicy(many, admin, 'http');
+    expect(!chosen.ok && chosen.detail).toMatch(/\(a, b, c and 2 more\)/);
+  });
+
   it('refuses every request when the set chooses by destination principal: its host alone could pick another', () => {
     const set = new PolicySet([
       owns('a', { hosts: ['a.example.com'] }),

@@ -24,6 +24,13 @@ export function choosePolicy<T>(
   return set.select(host === undefined ? {} : { host });
 }
 
+/** What the HTTP front doors answer every request of this set with, when they refuse it whole; else undefined. */
+export function httpDoorsRefusal<T>(set: PolicySet<T>): string | undefined {
+  if (set.only !== undefined) return undefined;
+  const refusal = httpRefusalOf(set);
+  return refusal !== undefined && !refusal.ok ? refusal.detail : undefined;
+}
+
 /** Per set (sets are immutable, replaced whole on a reload): the HTTP doors' refusal, worked out once. */
 const httpRefusals = new WeakMap<PolicySet<unknown>, Selection<never> | null>();
 

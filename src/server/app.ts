@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import { DecisionCache } from '../cache/decisions.js';
 import { TokenCache } from '../cache/tokens.js';
+import { httpDoorsRefusal } from '../check/choose.js';
 import type { Snapshot } from '../check/decide.js';
 import { type DecisionLogSettings, formatHostPort, type ServeSettings } from '../config/settings.js';
 import { Authenticator, KeyRegistry } from '../identity/index.js';
@@ -173,6 +174,18 @@ export async function startServer(
     watchFailed: (why) => log.warn({ error: why }, 'cannot watch the policy directory; polling it instead'),
   };
 
+  // The HTTP front doors refuse every request of a set they cannot choose from (check/choose.ts): said when
+  // that starts or changes, not on every Check.
+  let saidRefusal: string | undefined;
+  let served: (() => PolicySet<Snapshot>) | undefined;
+  function sayHttpRefusal(): void {
+    if (served === undefined || (settings.http === undefined && settings.forwardAuth === undefined)) return;
+    const refusal = httpDoorsRefusal(served());
+    if (refusal !== undefined && refusal !== saidRefusal)
+      log.warn({ detail: refusal }, 'the HTTP front doors refuse every request of this policy set');
+    saidRefusal = refusal;
+  }
+
   const opened = await openPolicySource<Snapshot>({
     path: settings.policy,
     // Off the hot path, before the swap: new issuers get their keys, then the revision gets its authenticator.
@@ -183,7 +196,10 @@ export async function startServer(
     },
     // Stores no served policy uses are retired after the swap, so checks still on an old revision keep
     // refreshing until then.
-    settled: (serving) => keys.retainOnly(issuersOf(serving)),
+    settled: (serving) => {
+      keys.retainOnly(issuersOf(serving));
+      sayHttpRefusal();
+    },
     events,
   });
   if (!opened.ok) {
@@ -191,6 +207,8 @@ export async function startServer(
     throw new PolicyLoadError(opened.problems.map(formatProblem).join('\n'));
   }
   const source = opened.source;
+  served = () => source.current();
+  sayHttpRefusal();
   for (const { file } of opened.loaded.swapped) {
     const policy = source.policies().find((p) => p.source === file);
     if (policy) loaded(undefined, policy);

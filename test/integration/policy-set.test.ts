@@ -7,6 +7,7 @@ import { unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sendHttp } from '../support/http-front.js';
+import { captureLog } from '../support/logs.js';
 import { examplePolicyText, shipmentsPolicyText } from '../support/policies.js';
 import { type Harness, type HttpLike, JSON_BODY, startHarness, transaction } from '../support/scopegate.js';
 
@@ -168,6 +169,11 @@ describe('files come and go live', () => {
 describe('a set served on the HTTP front door', () => {
   it('is chosen by host, until a policy only Envoy can name arrives: then every HTTP request is refused', async () => {
     const orders = ordersPolicy('orders.example.com');
+    const captured = captureLog('warn');
+    const refusals = () =>
+      captured.lines.filter(
+        (line) => line.msg === 'the HTTP front doors refuse every request of this policy set',
+      );
     // Hosts only: the HTTP door can choose among these as the gRPC door does without a context extension.
     const harness = await startHarness(undefined, {
       policies: {
@@ -175,6 +181,7 @@ describe('a set served on the HTTP front door', () => {
         'billing.yaml': (uri) => billingAt(orders(uri), 'match: { hosts: [billing.example.com] }'),
       },
       flags: ['--http', '127.0.0.1:0'],
+      log: captured.log,
     });
     h = harness;
     const token = await reader(harness);
@@ -194,12 +201,16 @@ describe('a set served on the HTTP front door', () => {
       };
     };
     expect(await overHttp()).toMatchObject({ status: 200, reason: 'allowed' });
+    expect(refusals()).toEqual([]);
 
     // `billing` now claims nothing: Envoy would name it on some route (a catch-all, say), which HTTP cannot say.
     await writeFile(join(harness.policyFile, 'billing.yaml'), billingAt(orders(harness.jwks.uri), ''));
     await until(async () => (await overHttp()).status === 403, 'the HTTP refusal');
     // (What the log line's detail says is in test/unit/check/choose.test.ts.)
     expect(await overHttp()).toEqual({ status: 403, reason: 'policy_unknown' });
+    // Said once, when it started, with what to do.
+    expect(refusals()).toHaveLength(1);
+    expect(refusals()[0]?.detail).toMatch(/\(billing\).*give them match\.hosts/);
     // The gRPC door still chooses: by the name Envoy gives, else by host.
     expect(await ask(harness, { host: 'orders.example.com', path: '/api/orders' })).toMatchObject({
       status: 200,

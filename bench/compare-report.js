@@ -132,6 +132,12 @@ export function ratios({ direct, envoy, concurrencies }) {
       opa,
       off?.rps / opa?.rps,
     );
+    add(
+      `direct c=${c}, repeated tokens: checks/s, scopegate caches off ÷ OPA + io_jwt cache`,
+      off,
+      opaJwt,
+      off?.rps / opaJwt?.rps,
+    );
     const [sgMiss, opaMiss, opaJwtMiss] = [
       cell('scopegate', 'distinct'),
       cell('opa', 'distinct'),

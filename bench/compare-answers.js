@@ -1,15 +1,35 @@
 // What each contestant of bench/compare.js answered during a cell, read from the contestant itself, and held to
 // what the mix must give: scopegate's decisions by reason and route (its Prometheus scrape), the OPA
-// comparator's answers by allow/deny and status (opa-authz --admin, GET /answers), and which requests of the
-// mix reached the upstream behind Envoy (bench/noop-upstream.js, GET /__bench/counts). A count is the
-// difference between a snapshot taken after the warm-up and one taken after the cell.
+// comparator's answers by allow/deny and status (opa-authz --admin, GET /answers), and the status Envoy gave
+// each request of the mix (its access log, by x-bench-case). A server's count is the difference between a
+// snapshot taken after the warm-up and one taken after the cell; the access log is read from where it ended
+// after the warm-up.
+import { readFileSync } from 'node:fs';
 
 /** A snapshot of a server's own counts, as a flat { key: number }; undefined when it has none to give. */
 export async function snapshot(kind, server) {
   if (kind === 'scopegate') return scopegateCounts(server.listening.admin);
   if (kind === 'opa') return getJson(`${server.listening.admin}/answers`);
-  if (kind === 'upstream') return getJson(`${server.listening.url}/__bench/counts`);
   return undefined;
+}
+
+/**
+ * Envoy's answers in its JSON access log from byte `from` on (bench/compare-envoy.js adds the request's
+ * x-bench-case as `case`): counts by "case status", and apart the requests whose client left before the
+ * answer (status 0: in flight when wrk stopped).
+ */
+export function accessLogCounts(file, from) {
+  const counts = {};
+  let leftEarly = 0;
+  for (const line of readFileSync(file).subarray(from).toString('utf8').split('\n')) {
+    if (line === '') continue;
+    const entry = JSON.parse(line);
+    const status = Number(entry.status);
+    const key = `${entry.case} ${status}`;
+    if (status === 0) leftEarly++;
+    else counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return { counts, leftEarly };
 }
 
 async function getJson(url) {

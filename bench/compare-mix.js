@@ -181,7 +181,7 @@ export function checkRequests(mix) {
   );
 }
 
-/** The header naming a request's index in the mix, counted by bench/noop-upstream.js. */
+/** The header naming a request's index in the mix, which Envoy's access log keeps (bench/compare-envoy.js). */
 export const CASE_HEADER = 'x-bench-case';
 
 /** The mix as a Lua file for bench/wrk-mix.lua (ASCII only: JSON string escapes are then valid Lua). */
@@ -192,7 +192,7 @@ export function writeWrkMix(mix, file) {
     return text;
   };
   const entries = mix.map((r, i) => {
-    // Which request of the mix this is, for the upstream's count of what Envoy let through.
+    // Which request of the mix this is, for the access log's count of what Envoy answered it.
     const headers = [`Authorization = ${lua(`Bearer ${r.token}`)}`, `['${CASE_HEADER}'] = ${lua(String(i))}`];
     if (r.body !== undefined) headers.push(`['Content-Type'] = ${lua('application/json')}`);
     const fields = [

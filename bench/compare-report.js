@@ -132,6 +132,12 @@ export function ratios({ direct, envoy, concurrencies }) {
       opa,
       off?.rps / opa?.rps,
     );
+    add(
+      `direct c=${c}, repeated tokens: checks/s, scopegate caches off ÷ OPA + io_jwt cache`,
+      off,
+      opaJwt,
+      off?.rps / opaJwt?.rps,
+    );
     const [sgMiss, opaMiss, opaJwtMiss] = [
       cell('scopegate', 'distinct'),
       cell('opa', 'distinct'),
@@ -335,7 +341,7 @@ export function markdown(run) {
     `\`${run.command}\``,
     '',
     `Machine: ${m.cpu}, ${m.cpus} CPUs, ${m.memoryGiB} GiB, ${m.kernel}; load average at start ${m.loadAverageAtStart.join(' ')}.`,
-    `Node ${m.node} (V8 ${m.nodeV8}, OpenSSL ${m.nodeOpenssl}; scopegate, the noop servers and the upstream` +
+    `Node ${m.node} (V8 ${m.nodeV8}, OpenSSL ${m.nodeOpenssl}; scopegate and the noop servers` +
       `${m.benchNode === m.node ? '' : `; the bench itself on ${m.benchNode}`}), Go ${m.go}, Envoy ${m.envoy}, ghz ${m.ghz}, wrk ${m.wrk}, OPA ${m.opa} (comparator), scopegate ${m.scopegateCommit}.`,
     '',
     `Mix: ${run.mix.length} requests round-robin, ${run.mix.filter((r) => r.allow).length} allowed and ` +
@@ -359,6 +365,10 @@ export function markdown(run) {
       ` **distinct tokens** (the cache-miss cells): the same ${run.mix.length} requests, each with a token of its own, ` +
       `${run.distinctTokens.toLocaleString('en-US')} tokens, more than either side's caches hold, so no cache helps;` +
       " the hit columns show what scopegate's metrics counted.",
+    '- **Through Envoy**: wrk → Envoy → its authorization filter (and the server it asks) → a `direct_response`:' +
+      ' every route of the shipped config keeps its match and filters but Envoy answers 200 itself, so no upstream' +
+      ' process shares the CPUs or adds its hop (issue 22). A buffer filter before the router reads each request' +
+      ' body first, as an upstream would (without it Envoy closes the connection after answering a POST early).',
     '- **Envoy + scopegate (HTTP)**: the same scopegate process, asked by Envoy over HTTP (envoy/envoy-http.yaml,' +
       ' `http_service` to `serve --http`) instead of gRPC; **Envoy + do-nothing HTTP**: a node:http server that' +
       ' reads each request and answers 200, the floor of that transport (bench/noop-authz.js --http).',
@@ -366,13 +376,14 @@ export function markdown(run) {
       ' a shared 2-core machine, where the load generator and the servers share the CPUs).',
     '- **answers**: checked one by one before and after the load, and counted during each cell by the server' +
       ' itself (scopegate: decisions by reason and route; the comparator: allow/deny by HTTP status; through' +
-      ' Envoy also which requests of the mix reached the upstream), against the split the mix must give.',
+      " Envoy also the status each request of the mix got, from Envoy's access log), against the split the mix" +
+      ' must give.',
     '',
     `### Direct Check (ghz, ${o.seconds} s per cell, --connections min(c, ${m.cpus}))`,
     '',
     directTable(run.direct),
     '',
-    `### Through Envoy (wrk -t1 -c${o.connections}, ${o.seconds} s, Envoy --concurrency 1, access log to /dev/null)`,
+    `### Through Envoy (wrk -t1 -c${o.connections}, ${o.seconds} s, Envoy --concurrency 1, direct_response routes, access log to a file)`,
     '',
     envoyTable(run.envoy),
     '',

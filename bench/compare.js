@@ -17,8 +17,11 @@
 //     entries): every request has a token of its own, so every cache misses; the report shows the hit
 //     share scopegate's metrics counted.
 // Answers are checked under load, not only counted: scopegate's decisions by reason and route (its
-// metrics), the comparator's by allow/deny and status (its GET /answers), and, through Envoy, which
-// requests of the mix reached the upstream (bench/noop-upstream.js), against what the mix must give.
+// metrics), the comparator's by allow/deny and status (its GET /answers), and, through Envoy, the status
+// each request of the mix got (Envoy's access log, by x-bench-case), against what the mix must give.
+//
+// Through Envoy every route answers with a direct_response (bench/compare-envoy.js; issue 22): no upstream
+// process shares the CPUs, so the numbers are Envoy, its authorization filter and the server it asks.
 //
 //   npm run bench:compare                                  # 5 s cells, c = 1, 16, 64; writes bench/results/
 //   npm run bench:compare -- --seconds 10 --only scopegate,opa --scopegate-args "--workers 2"
@@ -30,8 +33,8 @@
 // opa its io_jwt-cache twin, noop its HTTP twin through Envoy),
 // --distinct N (tokens of the cache-miss cells, 0: none), --scopegate-args "...", --noop-workers N (default: as many gRPC
 // processes as scopegate runs), --envoy-workers N (processes of the scopegate and the do-nothing servers Envoy asks;
-// default 1, as the Kubernetes manifests run it: Envoy, wrk and the upstream share these 2 cores), --node PATH (the Node.js binary for every Node process the bench starts:
-// scopegate, the do-nothing ext_authz and the upstream; default: the one running the bench), --smoke.
+// default 1, as the Kubernetes manifests run it: Envoy and wrk share these 2 cores), --node PATH (the Node.js binary for every Node process the bench starts:
+// scopegate and the do-nothing ext_authz; default: the one running the bench), --smoke.
 //
 // Fairness on a small machine: nothing is pinned. OPA uses every core (GOMAXPROCS) and scopegate may too
 // (--workers), so pinning servers to one CPU and the load generator to another would cap the multi-core
@@ -41,11 +44,19 @@
 //
 // Bounded: each server runs under coreutils `timeout` sized to the whole run, each load generator is killed
 // after its cell plus 30 s, everything is killed on exit, Ctrl-C or error; only 127.0.0.1 is used.
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { decisionsOf, delta, doorProblems, hitShare, snapshot, splitProblems } from './compare-answers.js';
+import {
+  accessLogCounts,
+  decisionsOf,
+  delta,
+  doorProblems,
+  hitShare,
+  snapshot,
+  splitProblems,
+} from './compare-answers.js';
 import { envoyConfig, startTimedEnvoy } from './compare-envoy.js';
 import {
   BENCH_TOOLS_HINT,
@@ -199,7 +210,6 @@ async function prepare(o, tools) {
   const node = o.node.path;
   const servers = {};
   const start = (name, command, args) => startServer({ name, command, args, limitSeconds });
-  servers.upstream = await start('upstream', node, [join(root, 'bench/noop-upstream.js')]);
   if (o.only.includes('scopegate')) {
     const args = ['serve', '--policy', join(dir, 'policy.yaml'), '--listen', '127.0.0.1:0'];
     args.push(
@@ -495,14 +505,17 @@ async function httpAnswerProblems(url, allowAll, mix) {
   return wrong.length === 0 ? [] : [`answered against the expected split: ${wrong.join(', ')}`];
 }
 
+/** Long enough for Envoy to write out its access log (src/dev/envoy.ts starts it flushing every 50 ms). */
+const logFlushed = () => new Promise((resolve) => setTimeout(resolve, 250));
+
 /** One wrk cell through one Envoy shape: warm-up, measured cell, answers against the expected split. */
 async function envoyCell(shape, o, ctx, tools) {
-  const upstreamPort = portOf(new URL(ctx.servers.upstream.listening.url).host);
   const asked = authzOf(shape, ctx.servers);
+  const accessLog = join(ctx.dir, 'access.log');
   const configText = envoyConfig(shape, {
-    upstreamPort,
-    authzPort: asked ? portOf(asked.address) : upstreamPort,
+    authzPort: asked && portOf(asked.address),
     jwksText: ctx.jwksText,
+    accessLogFile: accessLog,
   });
   const { envoy, envoyPid } = await startTimedEnvoy({
     bin: tools.envoy,
@@ -518,28 +531,34 @@ async function envoyCell(shape, o, ctx, tools) {
     await wrk(1); // warm-up
     const kind = countsKind(shape);
     const authz = asked?.server;
-    const countedBefore = { upstream: await snapshot('upstream', ctx.servers.upstream) };
-    if (kind) countedBefore.authz = await snapshot(kind, authz);
+    const countedBefore = kind ? await snapshot(kind, authz) : undefined;
+    await logFlushed();
+    const logFrom = statSync(accessLog).size;
     const measuring = startMeasuring({ authz: authz?.pid, envoy: envoyPid });
     const result = await wrk(o.seconds);
     const usage = measuring();
-    // Which requests of the mix Envoy let through (the upstream counts them by x-bench-case), and what the
-    // authz server decided for each, against the mix.
-    const reached = delta(countedBefore.upstream, await snapshot('upstream', ctx.servers.upstream));
+    // The status Envoy gave each request of the mix (its access log, by x-bench-case: 200 from the
+    // direct_response where allowed, 403 where denied), and what the authz server decided for each.
+    await logFlushed();
+    const logged = accessLogCounts(accessLog, logFrom);
     const slack = o.connections + ctx.mix.length;
+    if (logged.leftEarly > o.connections)
+      problems.push(
+        `${logged.leftEarly} requests logged unanswered (client gone), more than the connections`,
+      );
     problems.push(
       ...splitProblems({
-        counted: reached,
-        seen: result.allowed,
-        mix: ctx.mix.map((r, index) => ({ ...r, index })).filter((r) => allowAll || r.allow),
+        counted: logged.counts,
+        seen: result.count,
+        mix: ctx.mix.map((r, index) => ({ ...r, index })),
         slack,
-        expectedKey: (r) => String(r.index),
-        what: 'reached the upstream',
+        expectedKey: (r) => `${r.index} ${allowAll || r.allow ? 200 : 403}`,
+        what: "Envoy's access log",
       }),
     );
     let counted;
     if (kind) {
-      counted = delta(countedBefore.authz, await snapshot(kind, authz));
+      counted = delta(countedBefore, await snapshot(kind, authz));
       // scopegate counts each Check under the door it came through: this cell's must all be Envoy's.
       if (kind === 'scopegate') problems.push(...doorProblems(counted, asked.door));
       problems.push(
@@ -573,7 +592,7 @@ async function envoyCell(shape, o, ctx, tools) {
     return {
       contestant: shape,
       ...result,
-      reached,
+      logged,
       counted,
       authz: usage.authz,
       envoyUsage: usage.envoy,
@@ -582,6 +601,7 @@ async function envoyCell(shape, o, ctx, tools) {
     };
   } finally {
     await envoy.stop();
+    rmSync(accessLog, { force: true });
   }
 }
 

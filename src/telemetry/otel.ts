@@ -41,9 +41,9 @@ export type { TraceHeaders } from './trace-context.js';
 const RPC = { service: 'envoy.service.auth.v3.Authorization', method: 'Check' } as const;
 export const CHECK_SPAN_NAME = `${RPC.service}/${RPC.method}`;
 /**
- * The HTTP doors' span name. OpenTelemetry's HTTP server convention names a span `{method} {http.route}`, the
- * route being the server's template for one kind of request; a door serves one kind, a Check, whatever the
- * method and path (the client's method at `--http`, the proxy's choice at `--forward-auth`, often always GET).
+ * The HTTP doors' span name. OpenTelemetry's HTTP server convention names a span `{method} {http.route}`,
+ * the route being the server's template for one kind of request; a door serves one kind, a Check, whatever
+ * the method and path (the client's method at `--http`, the proxy's choice at `--forward-auth`, often GET).
  * The method would split one operation into several names that describe the client or the proxy, not
  * scopegate: the span is named after the operation, as the gRPC span is after its RPC.
  */
@@ -51,7 +51,11 @@ export const HTTP_CHECK_SPAN_NAME = 'scopegate.check';
 export const JWKS_SPAN_NAME = 'scopegate.jwks.fetch';
 
 /** What a Check's span says of the door it came in by; `scopegate.transport` as the metrics' label says it. */
-const DOOR_SPANS: Readonly<Record<Transport, { readonly name: string; readonly attributes: Attributes }>> = {
+interface DoorSpan {
+  readonly name: string;
+  readonly attributes: Attributes;
+}
+const DOOR_SPANS: Readonly<Record<Transport, DoorSpan>> = {
   grpc: {
     name: CHECK_SPAN_NAME,
     attributes: {

@@ -238,7 +238,8 @@ class TracedCheck implements CheckSpan {
     if (!span.isRecording()) return;
     span.setAttribute('scopegate.decision', label);
     span.setAttribute('scopegate.reason', decision.reason);
-    span.setAttribute('scopegate.dry_run', decision.dryRun === true);
+    // Decided under a dry-run policy or route, allowed or denied (the decision says whether it was let through).
+    span.setAttribute('scopegate.dry_run', decision.underDryRun === true);
     span.setAttribute('scopegate.request_id', requestId);
     if (decision.route !== undefined) span.setAttribute('scopegate.route', decision.route);
     if (decision.policy !== undefined) span.setAttribute('scopegate.policy', decision.policy);

@@ -78,16 +78,19 @@ describe('the Check span', () => {
     });
   });
 
-  it('a dry-run deny says so', async () => {
+  it('a Check decided under a dry-run policy says so, whether it was allowed or denied', async () => {
     const { tracing, flush } = await recordTracing();
     tracing.traceCheck(request, 'grpc', undefined, (span) =>
-      span?.decided({ ...scopeMissing, dryRun: true }, 'dry_run_deny', 'req-1'),
+      span?.decided({ ...scopeMissing, underDryRun: true, dryRun: true }, 'dry_run_deny', 'req-1'),
     );
-    const [span] = await flush();
+    const allowed: Decision = { reason: 'allowed', detail: 'allowed', revision: 'rev-1', underDryRun: true };
+    tracing.traceCheck(request, 'grpc', undefined, (span) => span?.decided(allowed, 'allow', 'req-2'));
+    const [span, allow] = await flush();
     expect(span!.attributes).toMatchObject({
       'scopegate.decision': 'dry_run_deny',
       'scopegate.dry_run': true,
     });
+    expect(allow!.attributes).toMatchObject({ 'scopegate.decision': 'allow', 'scopegate.dry_run': true });
     // No context in the metadata nor in the client's headers: a trace of its own.
     expect(span!.parentSpanContext).toBeUndefined();
     expect(span!.attributes['scopegate.parent']).toBe('none');

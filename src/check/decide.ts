@@ -83,12 +83,15 @@ function denied(denial: Denial, stamp: Stamp, more: Partial<Decision> = {}): Dec
   };
 }
 
-/** Under `mode: dry_run` a deny goes through, counted as dry_run_deny, unless its reason is always enforced. */
+/**
+ * Under `mode: dry_run` a deny goes through, counted as dry_run_deny, unless its reason is always enforced;
+ * every decision made under it says so (underDryRun).
+ */
 function underMode(mode: PolicyMode, decision: Decision): Decision {
+  if (mode !== 'dry_run') return decision;
   const spec = specOf(decision.reason);
-  return mode === 'dry_run' && !spec.allows && !spec.alwaysEnforced
-    ? { ...decision, dryRun: true }
-    : decision;
+  const waived = !spec.allows && !spec.alwaysEnforced;
+  return { ...decision, underDryRun: true, ...(waived && { dryRun: true }) };
 }
 
 /** `next` applied to a value now, or to a promise's value later: the hot path stays free of promises. */

@@ -43,7 +43,7 @@ export interface CheckDeps {
 
 /**
  * Answers one Check, synchronously when nothing had to wait; never throws, never rejects. `traceHeaders` are
- * the call's own (gRPC metadata, or the HTTP request's headers), where Envoy puts the trace it is recording.
+ * the call's own (gRPC metadata, or the HTTP request's headers), where the proxy puts the trace it records.
  * `refused`: an HTTP front door could not describe the request (request_malformed, said this way).
  */
 export function handleCheck(
@@ -56,7 +56,9 @@ export function handleCheck(
   const door: Door = refused === undefined ? DOORS[transport] : { transport, refused };
   if (deps.tracing === undefined) return answerSafely(request, deps, door, undefined);
   try {
-    return deps.tracing.traceCheck(request, traceHeaders, (span) => answerSafely(request, deps, door, span));
+    return deps.tracing.traceCheck(request, transport, traceHeaders, (span) =>
+      answerSafely(request, deps, door, span),
+    );
   } catch {
     // Tracing failed around a Check that never throws: answer it untraced rather than not at all.
     return answerSafely(request, deps, door, undefined);

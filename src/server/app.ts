@@ -280,24 +280,29 @@ export async function startServer(
   let stopping: Promise<void> | undefined;
   function stop(): Promise<void> {
     stopping ??= (async () => {
-      // Spans are flushed after the drain, within the drain time (at least a second when the drain took it all).
-      const flushBy = Date.now() + settings.drainSeconds * 1000;
+      // All within the drain time: the doors drain until `drainBy`, and with tracing the spans still queued
+      // are flushed in the rest, a share kept for it (a quarter of the drain time, at most 1 s).
+      const drainMs = settings.drainSeconds * 1000;
+      const deadline = Date.now() + drainMs;
+      const drainBy = tracing ? deadline - Math.min(1000, drainMs / 4) : deadline;
+      const left = () => Math.max(0, drainBy - Date.now());
       health.set('NOT_SERVING');
       health.endWatches();
       await source.close();
-      // GOAWAY on every connection: calls in flight finish, then the connections close; cut after the drain time.
-      await new Promise<void>((resolve) => {
+      // Every door at once. gRPC: GOAWAY on every connection, calls in flight finish, then the connections
+      // close; the HTTP doors stop accepting and let requests in flight finish. Whatever is left is cut.
+      const grpcDrained = new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           log.warn('drain timed out; closing remaining connections');
           grpcServer.destroy();
           resolve();
-        }, settings.drainSeconds * 1000);
+        }, left());
         void grpcServer.close().then(() => {
           clearTimeout(force);
           resolve();
         });
       });
-      await Promise.all(fronts.map((front) => front.close(settings.drainSeconds * 1000)));
+      await Promise.all([grpcDrained, ...fronts.map((front) => front.close(left()))]);
       if (admin) {
         admin.closeAllConnections();
         await new Promise<void>((resolve) => admin.close(() => resolve()));
@@ -305,7 +310,7 @@ export async function startServer(
       keys.close();
       certificates?.close();
       await records?.close();
-      await tracing?.shutdown(Math.max(flushBy, Date.now() + 1000));
+      await tracing?.shutdown(deadline);
     })();
     return stopping;
   }

@@ -100,6 +100,7 @@ export function createHttpFront(deps: CheckDeps, options: HttpFrontOptions): Htt
       rawHeaders: req.rawHeaders,
       ...(body && { body: body.bytes, bodyCut: body.cut }),
     });
+    // The proxy's trace context (or the client's, passed on) is in this request's headers: the span's parent.
     const traceHeaders = frontDeps.tracing && ((name: string) => headerText(req.headers[name]));
     const answered = handleCheck(described.request, frontDeps, traceHeaders, described.refused);
     const answer = answered instanceof Promise ? await answered : answered;

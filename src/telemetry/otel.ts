@@ -1,4 +1,4 @@
-// OpenTelemetry tracing: one SERVER span per Check, in the trace Envoy is recording (trace-context.ts), and a
+// OpenTelemetry tracing: one SERVER span per Check, in the trace the proxy records (trace-context.ts), and a
 // CLIENT span per JWKS fetch, exported over OTLP by a batch processor whose queue is bounded. Imported only
 // when tracing is on (server/app.ts imports it dynamically), so a server without it loads no OpenTelemetry.
 // Tracing never changes a decision: a failure to trace is a Check without a span, an export failure a
@@ -8,6 +8,7 @@
 // the phases write what they met into it (a status object), and a JWKS fetch a Check starts is given it as
 // its parent (IdentifyStatus.keyFetch); a background refresh has no Check, so it is a root span.
 import {
+  type Attributes,
   DiagLogLevel,
   diag,
   ROOT_CONTEXT,
@@ -30,16 +31,43 @@ import type { DecisionLookupStatus } from '../cache/decisions.js';
 import type { OtlpProtocol, TracingSettings } from '../config/settings.js';
 import type { IdentifyStatus } from '../identity/authenticate.js';
 import type { KeyFetchOutcome, OnKeyFetch } from '../identity/key-store.js';
-import { type Decision, type DecisionLabel, specOf } from '../vocabulary/index.js';
+import { type Decision, type DecisionLabel, specOf, type Transport } from '../vocabulary/index.js';
 import type { CheckRequest } from '../wire/types.js';
-import { clientHeadersOf, parentOf, type TraceHeaders } from './trace-context.js';
+import { clientHeadersOf, parentOf, requestParentOf, type TraceHeaders } from './trace-context.js';
 
 export type { TraceHeaders } from './trace-context.js';
 
-/** The RPC Envoy calls: the span's name and its rpc.* attributes (OpenTelemetry's RPC conventions). */
+/** The RPC Envoy calls at the gRPC door: its span's name and rpc.* attributes (OpenTelemetry's RPC rules). */
 const RPC = { service: 'envoy.service.auth.v3.Authorization', method: 'Check' } as const;
 export const CHECK_SPAN_NAME = `${RPC.service}/${RPC.method}`;
+/**
+ * The HTTP doors' span name. OpenTelemetry's HTTP server convention names a span `{method} {http.route}`,
+ * the route being the server's template for one kind of request; a door serves one kind, a Check, whatever
+ * the method and path (the client's method at `--http`, the proxy's choice at `--forward-auth`, often GET).
+ * The method would split one operation into several names that describe the client or the proxy, not
+ * scopegate: the span is named after the operation, as the gRPC span is after its RPC.
+ */
+export const HTTP_CHECK_SPAN_NAME = 'scopegate.check';
 export const JWKS_SPAN_NAME = 'scopegate.jwks.fetch';
+
+/** What a Check's span says of the door it came in by; `scopegate.transport` as the metrics' label says it. */
+interface DoorSpan {
+  readonly name: string;
+  readonly attributes: Attributes;
+}
+const DOOR_SPANS: Readonly<Record<Transport, DoorSpan>> = {
+  grpc: {
+    name: CHECK_SPAN_NAME,
+    attributes: {
+      'rpc.system': 'grpc',
+      'rpc.service': RPC.service,
+      'rpc.method': RPC.method,
+      'scopegate.transport': 'grpc',
+    },
+  },
+  http: { name: HTTP_CHECK_SPAN_NAME, attributes: { 'scopegate.transport': 'http' } },
+  forward_auth: { name: HTTP_CHECK_SPAN_NAME, attributes: { 'scopegate.transport': 'forward_auth' } },
+};
 
 /** Read by the SDK, never changed by it: one of each for every span. */
 const CHECK_SPAN: SpanOptions = Object.freeze({ kind: SpanKind.SERVER });
@@ -60,12 +88,14 @@ export interface CheckSpan extends IdentifyStatus, DecisionLookupStatus {
 
 export interface Tracing {
   /**
-   * Runs one Check with its span (parented per trace-context.ts) and ends the span when the answer is
-   * ready. `check` gets no span when starting one failed: the Check goes on untraced.
+   * Runs one Check with its span (named for its door, parented per trace-context.ts) and ends the span when
+   * the answer is ready. `check` gets no span when starting one failed: the Check goes on untraced.
    */
   traceCheck<T>(
     request: CheckRequest,
-    metadata: TraceHeaders | undefined,
+    transport: Transport,
+    /** The call's own trace headers: the gRPC metadata, or the headers of the request an HTTP door got. */
+    traceHeaders: TraceHeaders | undefined,
     check: (span: CheckSpan | undefined) => T | Promise<T>,
   ): T | Promise<T>;
   /** A JWKS fetch no Check started (a background refresh, start-up): a root span. */
@@ -136,24 +166,31 @@ export async function openTracing(
     };
   }
 
-  function startCheck(request: CheckRequest, metadata: TraceHeaders | undefined): TracedCheck {
-    const parent = parentOf(metadata, () => clientHeadersOf(request));
+  function startCheck(
+    request: CheckRequest,
+    transport: Transport,
+    traceHeaders: TraceHeaders | undefined,
+  ): TracedCheck {
+    const door = DOOR_SPANS[transport];
+    // An HTTP door's request is both the call and the client's request: its headers are the only place.
+    const parent =
+      transport === 'grpc'
+        ? parentOf(traceHeaders, () => clientHeadersOf(request))
+        : requestParentOf(traceHeaders);
     // The sampler decides first; a span it drops gets nothing it would throw away.
-    const span = tracer.startSpan(CHECK_SPAN_NAME, CHECK_SPAN, parent.context);
+    const span = tracer.startSpan(door.name, CHECK_SPAN, parent.context);
     if (span.isRecording()) {
-      span.setAttribute('rpc.system', 'grpc');
-      span.setAttribute('rpc.service', RPC.service);
-      span.setAttribute('rpc.method', RPC.method);
+      span.setAttributes(door.attributes);
       span.setAttribute('scopegate.parent', parent.source);
     }
     return new TracedCheck(span, settings.identities, jwksFetch);
   }
 
   return {
-    traceCheck(request, metadata, check) {
+    traceCheck(request, transport, traceHeaders, check) {
       let traced: TracedCheck;
       try {
-        traced = startCheck(request, metadata);
+        traced = startCheck(request, transport, traceHeaders);
       } catch {
         return check(undefined);
       }
@@ -201,7 +238,8 @@ class TracedCheck implements CheckSpan {
     if (!span.isRecording()) return;
     span.setAttribute('scopegate.decision', label);
     span.setAttribute('scopegate.reason', decision.reason);
-    span.setAttribute('scopegate.dry_run', decision.dryRun === true);
+    // Decided under a dry-run policy or route, allowed or denied (the decision says whether it was let through).
+    span.setAttribute('scopegate.dry_run', decision.underDryRun === true);
     span.setAttribute('scopegate.request_id', requestId);
     if (decision.route !== undefined) span.setAttribute('scopegate.route', decision.route);
     if (decision.policy !== undefined) span.setAttribute('scopegate.policy', decision.policy);

@@ -1,8 +1,10 @@
-// Whose trace a Check belongs to. Envoy's own context arrives in the gRPC metadata of the Check call (its
-// tracer's headers: W3C `traceparent`/`tracestate`, or B3 in one `b3` header or several `x-b3-*` ones); the
-// trace headers inside the CheckRequest's HTTP headers are the client's, so they are the parent only when
-// the metadata carries no context (Envoy not tracing). In each place W3C is tried first, then B3; a malformed
-// header is ignored (the next format, or place, is tried), never a deny. Loaded only when tracing is on.
+// Whose trace a Check belongs to. At the gRPC door, Envoy's own context arrives in the gRPC metadata of the
+// Check call (its tracer's headers: W3C `traceparent`/`tracestate`, or B3 in one `b3` header or several
+// `x-b3-*` ones); the trace headers inside the CheckRequest's HTTP headers are the client's, so they are the
+// parent only when the metadata carries no context (Envoy not tracing). At an HTTP door there is one place:
+// the headers of the request scopegate received, whoever put them there (the proxy's tracer, or the client
+// through a proxy that passes them on). In each place W3C is tried first, then B3; a malformed header is
+// ignored (the next format, or place, is tried), never a deny. Loaded only when tracing is on.
 // Every Check asks, traced or not, and most carry no context at all: that answer costs three lookups.
 import {
   type Context,
@@ -19,8 +21,11 @@ import type { CheckRequest } from '../wire/types.js';
 /** Header (or metadata key) → its first value as text; names are lower case. */
 export type TraceHeaders = (name: string) => string | undefined;
 
-/** Where the parent came from, for the span (and for tests). */
-export type ParentSource = 'grpc_metadata' | 'http_headers' | 'none';
+/**
+ * Where the parent came from, for the span (and for tests): the gRPC call's metadata or the CheckRequest's
+ * HTTP headers (gRPC door), the request an HTTP door received (`request_headers`), or nowhere.
+ */
+export type ParentSource = 'grpc_metadata' | 'http_headers' | 'request_headers' | 'none';
 
 const formats = [new W3CTraceContextPropagator(), new B3Propagator()];
 
@@ -62,7 +67,7 @@ export interface Parent {
 
 const NO_PARENT: Parent = Object.freeze({ context: ROOT_CONTEXT, source: 'none' });
 
-/** The Check span's parent: Envoy's context from the call's metadata, else the client's from its headers. */
+/** A gRPC Check's parent: Envoy's context from the call's metadata, else the client's from its headers. */
 export function parentOf(
   metadata: TraceHeaders | undefined,
   httpHeaders: (() => TraceHeaders | undefined) | undefined,
@@ -73,6 +78,12 @@ export function parentOf(
   const fromClient = client && contextIn(client);
   if (fromClient) return { context: fromClient, source: 'http_headers' };
   return NO_PARENT;
+}
+
+/** An HTTP door's Check span's parent: the context in the received request's headers, read once. */
+export function requestParentOf(headers: TraceHeaders | undefined): Parent {
+  const found = headers && contextIn(headers);
+  return found ? { context: found, source: 'request_headers' } : NO_PARENT;
 }
 
 /**

@@ -23,6 +23,11 @@ export interface Decision {
   /** A deny under `mode: dry_run`: counted and logged as dry_run_deny, but the request goes through. */
   readonly dryRun?: boolean;
   /**
+   * Decided under `mode: dry_run` (the route's, else the policy's), whatever the outcome: an allow, a deny it
+   * let through (`dryRun`), or one it enforces all the same (`request_malformed`). The trace span says it.
+   */
+  readonly underDryRun?: boolean;
+  /**
    * Present only on a decision that answers many requests (one the decision cache keeps): room for its
    * answer, built and encoded once (src/response/kept.ts). A decision without it is answered afresh.
    */

@@ -18,6 +18,7 @@ const SCHEMA_PACKAGES: Record<string, string> = {
   'security.istio.io': '@kubernetes-models/istio',
   'networking.istio.io': '@kubernetes-models/istio',
   'install.istio.io': '@kubernetes-models/istio',
+  'telemetry.istio.io': '@kubernetes-models/istio',
   'monitoring.coreos.com': '@kubernetes-models/prometheus-operator',
   'gateway.networking.k8s.io': '@kubernetes-models/gateway-api',
   'gateway.envoyproxy.io': '@kubernetes-models/envoy-gateway',

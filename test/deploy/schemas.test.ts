@@ -140,9 +140,9 @@ describe.skipIf(skipWithoutKustomize)(
 
 // The mesh configs are not `kubectl apply -k` objects (istioctl or Helm reads them), so they are read directly.
 // Istio's schema leaves meshConfig open, so their fields are checked against MeshConfig.ExtensionProvider's
-// EnvoyExternalAuthorizationGrpcProvider and EnvoyExternalAuthorizationHttpProvider in istio/api
-// (mesh/v1alpha1/config.proto): a misspelt field would be ignored by Istio and silently fall back to a
-// default such as the 600 s timeout.
+// EnvoyExternalAuthorizationGrpcProvider, EnvoyExternalAuthorizationHttpProvider and
+// OpenTelemetryTracingProvider in istio/api (mesh/v1alpha1/config.proto): a misspelt field would be ignored by
+// Istio and silently fall back to a default such as the 600 s timeout.
 const COMMON_PROVIDER_FIELDS = ['service', 'port', 'timeout', 'failOpen', 'statusOnError'];
 const PROVIDER_FIELDS: Record<string, string[]> = {
   envoyExtAuthzGrpc: [...COMMON_PROVIDER_FIELDS, 'includeRequestBodyInCheck'],
@@ -156,6 +156,7 @@ const PROVIDER_FIELDS: Record<string, string[]> = {
     'headersToDownstreamOnDeny',
     'headersToDownstreamOnAllow',
   ],
+  opentelemetry: ['service', 'port', 'maxTagLength', 'http', 'resourceDetectors'],
 };
 const REQUEST_BODY_FIELDS = ['maxRequestBytes', 'allowPartialMessage', 'packAsBytes'];
 
@@ -177,29 +178,57 @@ function fieldProblems(config: K8sObject): string[] {
   });
 }
 
+/** A field each provider does not have, though one might expect it (another product's name for a setting). */
+const MISSPELT: Record<string, string> = {
+  envoyExtAuthzGrpc: 'failureModeAllow',
+  envoyExtAuthzHttp: 'allowedUpstreamHeaders',
+  opentelemetry: 'endpoint',
+};
+
 describe.each([
-  ['deploy/istio/mesh-config.yaml', 'envoyExtAuthzGrpc', 'failureModeAllow'],
-  ['deploy/istio/mesh-config-http.yaml', 'envoyExtAuthzHttp', 'allowedUpstreamHeaders'],
-])('%s', (file, kind, misspelt) => {
+  ['deploy/istio/mesh-config.yaml', ['envoyExtAuthzGrpc']],
+  ['deploy/istio/mesh-config-http.yaml', ['envoyExtAuthzHttp']],
+  ['deploy/istio/mesh-config-tracing.yaml', ['envoyExtAuthzGrpc', 'opentelemetry']],
+])('%s', (file, kinds) => {
   const operator = parse(readFileSync(join(repoRoot, file), 'utf8')) as K8sObject;
 
   it('is a valid IstioOperator', async () => {
     expect(await schemaProblems(operator)).toEqual([]);
   });
 
-  it(`uses only fields the ${kind} provider has`, () => {
+  it(`uses only fields the ${kinds.join(' and ')} providers have`, () => {
     const providers = (operator.spec as { meshConfig: { extensionProviders: object[] } }).meshConfig
       .extensionProviders;
-    expect(providers.map((p) => Object.keys(p).filter((k) => k !== 'name'))).toEqual([[kind]]);
+    expect(providers.map((p) => Object.keys(p).filter((k) => k !== 'name'))).toEqual(kinds.map((k) => [k]));
     expect(fieldProblems(operator)).toEqual([]);
   });
 
-  it('the check can fail: a misspelt field is reported', () => {
+  it.each(kinds)('the check can fail: a misspelt field of the %s provider is reported', (kind) => {
     const broken = copy(operator);
+    const misspelt = MISSPELT[kind]!;
     const provider = (broken.spec as { meshConfig: { extensionProviders: Record<string, object>[] } })
-      .meshConfig.extensionProviders[0]!;
+      .meshConfig.extensionProviders[kinds.indexOf(kind)]!;
     provider[kind] = { ...provider[kind], [misspelt]: false };
     const name = (provider as { name?: string }).name;
     expect(fieldProblems(broken)).toEqual([`${name}: unknown field ${misspelt}`]);
+  });
+});
+
+// The Telemetry resource is applied on its own (kubectl apply -f), so it too is read directly.
+describe('deploy/istio/telemetry-tracing.yaml', () => {
+  const telemetry = parse(
+    readFileSync(join(repoRoot, 'deploy/istio/telemetry-tracing.yaml'), 'utf8'),
+  ) as K8sObject;
+
+  it('is a valid Telemetry', async () => {
+    expect(await schemaProblems(telemetry)).toEqual([]);
+  });
+
+  it('the check can fail: a provider without a name is rejected', async () => {
+    const broken = copy(telemetry);
+    (broken.spec as { tracing: { providers: object[] }[] }).tracing[0]!.providers = [{}];
+    expect((await schemaProblems(broken)).join('\n')).toMatch(
+      /providers\/0 must have required property name/,
+    );
   });
 });

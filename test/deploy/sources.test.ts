@@ -250,4 +250,14 @@ describe('the Istio extension provider and policies', () => {
       })),
     );
   });
+
+  it('the tracing mesh config registers that same provider, and the Telemetry turns on its tracing provider', () => {
+    const [scopegate, tracer] = yaml('deploy/istio/mesh-config-tracing.yaml').spec.meshConfig
+      .extensionProviders;
+    expect(scopegate).toEqual(provider);
+    const telemetry = yaml('deploy/istio/telemetry-tracing.yaml');
+    expect(telemetry.spec.tracing.map((t: { providers: object[] }) => t.providers)).toEqual([
+      [{ name: tracer.name }],
+    ]);
+  });
 });

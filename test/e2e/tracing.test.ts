@@ -1,10 +1,12 @@
 // One trace through a real Envoy running envoy/envoy-tracing.yaml (its OpenTelemetry tracer) and scopegate
 // (`serve --tracing`), both exporting OTLP/gRPC to a real receiver on loopback: scopegate's Check span is a
 // child of Envoy's ext_authz span in Envoy's trace, says what was decided, and a denied request's log line
-// carries that trace id. And what Envoy really puts in the Check call's gRPC metadata, seen by a recording
-// authorization server in scopegate's place.
+// carries that trace id. And what Envoy really puts in the Check call's gRPC metadata, and in the request its
+// http_service sends the --http door, seen by a recording authorization server in scopegate's place.
+import { createServer, type IncomingHttpHeaders } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { localEnvoyConfig, repoRoot, startEnvoy } from '../../src/dev/envoy.js';
 import { sendThrough } from '../../src/dev/stack.js';
 import { authorizationService } from '../../src/wire/proto.js';
@@ -70,6 +72,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('one trace: Envoy (OpenTelemetry tra
         'rpc.system': 'grpc',
         'rpc.service': 'envoy.service.auth.v3.Authorization',
         'rpc.method': 'Check',
+        'scopegate.transport': 'grpc',
         'scopegate.parent': 'grpc_metadata',
         'scopegate.decision': 'deny',
         'scopegate.reason': 'token_missing',
@@ -150,44 +153,129 @@ const traceKeys = (map: Record<string, string>) =>
     .filter((k) => TRACE_KEYS.test(k))
     .sort();
 
+/**
+ * Envoy with this config in front of a recording server in scopegate's place: a plain request and one with
+ * the client's own traceparent, both denied; then `check`, while Envoy still runs (it exports its spans).
+ */
+async function throughEnvoy(configText: string, check: () => Promise<void>): Promise<void> {
+  const envoy = await startEnvoy({ bin: requireEnvoy(), configText });
+  try {
+    for (const headers of [{}, { traceparent: CLIENT_TRACEPARENT }] as Record<string, string>[])
+      expect((await sendThrough(envoy.url, { path: TRANSACTIONS, headers })).status).toBe(403);
+    await check();
+  } finally {
+    await envoy.stop();
+  }
+}
+
+/**
+ * The trace headers Envoy sent for the plain request and the client-traced one (Envoy 1.40: `traceparent` and an
+ * empty `tracestate`; no B3, that is the Zipkin tracer's): the second continues the client's trace with a span
+ * of Envoy's own, returned as Envoy exported it.
+ */
+async function envoysSpan(
+  plain: Record<string, string>,
+  withClientContext: Record<string, string>,
+): Promise<ReceivedSpan> {
+  expect(traceKeys(plain)).toEqual(['traceparent', 'tracestate']);
+  expect(plain.tracestate).toBe('');
+  expect(plain.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  const [, traceId, spanId] = withClientContext.traceparent!.split('-');
+  expect(traceId).toBe(CLIENT_TRACE);
+  expect(spanId).not.toBe('b7ad6b7169203331');
+  return receiver.waitFor((s) => s.traceId === CLIENT_TRACE && s.spanId === spanId);
+}
+
 describe.skipIf(skipWithoutEnvoy)(
   suiteName('what Envoy sends in the Check call (envoy-tracing.yaml)'),
   () => {
     it("W3C traceparent (and an empty tracestate) in the gRPC metadata, naming Envoy's ext_authz span; the client's own stays in the HTTP headers", async () => {
       const authz = await startRecordingAuthz();
-      const envoy = await startEnvoy({
-        bin: requireEnvoy(),
-        configText: localEnvoyConfig(`${repoRoot()}/envoy/envoy-tracing.yaml`, {
-          scopegate: authz.port,
-          inventory: 9,
-          otelCollector: Number(receiver.address.split(':')[1]),
-        }),
+      const config = localEnvoyConfig(`${repoRoot()}/envoy/envoy-tracing.yaml`, {
+        scopegate: authz.port,
+        inventory: 9,
+        otelCollector: Number(receiver.address.split(':')[1]),
       });
       try {
-        expect((await sendThrough(envoy.url, { path: TRANSACTIONS })).status).toBe(403);
-        expect(
-          (await sendThrough(envoy.url, { path: TRANSACTIONS, headers: { traceparent: CLIENT_TRACEPARENT } }))
-            .status,
-        ).toBe(403);
-        const [plain, withClientContext] = authz.calls;
-        // Envoy 1.40: `traceparent` and an empty `tracestate`; no B3 (that is the Zipkin tracer's).
-        expect(traceKeys(plain!.metadata)).toEqual(['traceparent', 'tracestate']);
-        expect(plain!.metadata.tracestate).toBe('');
-        expect(plain!.metadata.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
-        expect(traceKeys(plain!.headers)).toEqual([]);
-
-        // Envoy continues the client's trace: same trace id, its own span id, in the metadata; the client's
-        // header reaches the CheckRequest as the client sent it.
-        const [, traceId, spanId] = withClientContext!.metadata.traceparent!.split('-');
-        expect(traceId).toBe(CLIENT_TRACE);
-        expect(spanId).not.toBe('b7ad6b7169203331');
-        expect(withClientContext!.headers.traceparent).toBe(CLIENT_TRACEPARENT);
-        const extAuthz: ReceivedSpan = await receiver.waitFor(
-          (s) => s.traceId === CLIENT_TRACE && s.spanId === spanId,
-        );
-        expect(extAuthz.resource['service.name']).toBe('envoy');
+        await throughEnvoy(config, async () => {
+          const [plain, withClientContext] = authz.calls;
+          const extAuthz = await envoysSpan(plain!.metadata, withClientContext!.metadata);
+          expect(extAuthz.resource['service.name']).toBe('envoy');
+          // The CheckRequest's headers are the client's: none from a plain request, its own unchanged.
+          expect(traceKeys(plain!.headers)).toEqual([]);
+          expect(withClientContext!.headers.traceparent).toBe(CLIENT_TRACEPARENT);
+        });
       } finally {
-        await envoy.stop();
+        authz.close();
+      }
+    });
+  },
+);
+
+/** In scopegate's `--http` place: an HTTP authorization server that records each request's headers and denies. */
+async function startRecordingHttpAuthz(): Promise<{
+  port: number;
+  calls: IncomingHttpHeaders[];
+  close(): void;
+}> {
+  const calls: IncomingHttpHeaders[] = [];
+  const server = createServer((req, res) => {
+    calls.push(req.headers);
+    req.resume();
+    req.on('end', () => res.writeHead(403, { 'content-length': '0' }).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return { port, calls, close: () => server.close() };
+}
+
+/** envoy/envoy-http.yaml (http_service) with envoy-tracing.yaml's OpenTelemetry tracer and its collector cluster. */
+function httpServiceTraced(authz: number, otelCollector: number): string {
+  type Config = {
+    static_resources: {
+      listeners: Array<{ filter_chains: Array<{ filters: Array<{ typed_config: { tracing?: unknown } }> }> }>;
+      clusters: Array<{ name: string }>;
+    };
+  };
+  const local = (file: string) =>
+    parse(
+      localEnvoyConfig(`${repoRoot()}/envoy/${file}`, {
+        scopegate: 9,
+        scopegateHttp: authz,
+        inventory: 9,
+        otelCollector,
+      }),
+    ) as Config;
+  const manager = (config: Config) =>
+    config.static_resources.listeners[0]!.filter_chains[0]!.filters[0]!.typed_config;
+  const http = local('envoy-http.yaml');
+  const traced = local('envoy-tracing.yaml');
+  manager(http).tracing = manager(traced).tracing;
+  http.static_resources.clusters.push(
+    traced.static_resources.clusters.find((c) => c.name === 'otel_collector')!,
+  );
+  return stringify(http);
+}
+
+describe.skipIf(skipWithoutEnvoy)(
+  suiteName('what Envoy sends the --http door (envoy-http.yaml with the OpenTelemetry tracer)'),
+  () => {
+    it("W3C traceparent (and an empty tracestate) in the request's headers, naming Envoy's span for the call; it replaces the client's own", async () => {
+      const authz = await startRecordingHttpAuthz();
+      try {
+        await throughEnvoy(
+          httpServiceTraced(authz.port, Number(receiver.address.split(':')[1])),
+          async () => {
+            const [plain, withClientContext] = authz.calls.map(
+              (headers) => headers as Record<string, string>,
+            );
+            // Although allowed_headers names traceparent, the client's does not reach the door: Envoy's own
+            // context (its span for the call) takes its place.
+            const call = await envoysSpan(plain!, withClientContext!);
+            expect(call).toMatchObject({ kind: 'SPAN_KIND_CLIENT', resource: { 'service.name': 'envoy' } });
+          },
+        );
+      } finally {
         authz.close();
       }
     });

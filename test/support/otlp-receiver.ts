@@ -1,6 +1,9 @@
-// A real OTLP/gRPC trace receiver on loopback (what a Collector's otlp receiver does), decoding the real
-// protobuf with OTLP's own message definitions (./otlp/trace_service.proto): Envoy's OpenTelemetry tracer
-// and scopegate export to it, and tests read the spans as a tracing backend would store them.
+// Real OTLP trace receivers on loopback (what a Collector's otlp receiver does): OTLP/gRPC, and OTLP/HTTP
+// taking both `http/protobuf` and `http/json` on /v1/traces. Protobuf is decoded with OTLP's own message
+// definitions (./otlp/trace_service.proto), JSON as the OTLP/JSON encoding specifies it (hex ids, enums as
+// numbers). Envoy's OpenTelemetry tracer and scopegate export to them, and tests read the spans as a tracing
+// backend would store them.
+import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -24,6 +27,8 @@ export interface OtlpReceiver {
   readonly address: string;
   readonly endpoint: string;
   readonly spans: ReceivedSpan[];
+  /** The content type of each export received (OTLP/HTTP only): which protocol the exporter spoke. */
+  readonly contentTypes: string[];
   /** Resolves once a span matching `test` has arrived (rejects after `ms`). */
   waitFor(test: (span: ReceivedSpan) => boolean, ms?: number): Promise<ReceivedSpan>;
   close(): Promise<void>;
@@ -67,6 +72,8 @@ const definition = protoLoader.loadSync(PROTO, {
 const traceService = definition[
   'opentelemetry.proto.collector.trace.v1.TraceService'
 ] as grpc.ServiceDefinition;
+/** The same decoder the gRPC server uses, for an http/protobuf body. */
+const decodeExport = traceService.Export!.requestDeserialize as (bytes: Buffer) => WireRequest;
 
 function attributesOf(list: WireKeyValue[] = []): Record<string, string | number | boolean> {
   const out: Record<string, string | number | boolean> = {};
@@ -82,13 +89,14 @@ function attributesOf(list: WireKeyValue[] = []): Record<string, string | number
 
 const hex = (bytes: Buffer | undefined) => (bytes ? bytes.toString('hex') : '');
 
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+/** The spans received so far, and a way to wait for one: what every receiver here shares. */
+function spanStore(): Pick<OtlpReceiver, 'spans' | 'waitFor'> & { add(request: WireRequest): void } {
   const spans: ReceivedSpan[] = [];
   const waiters = new Set<() => void>();
-  const server = new grpc.Server();
-  server.addService(traceService, {
-    Export: (call: grpc.ServerUnaryCall<WireRequest, unknown>, done: grpc.sendUnaryData<unknown>) => {
-      for (const resourceSpans of call.request.resource_spans ?? []) {
+  return {
+    spans,
+    add(request) {
+      for (const resourceSpans of request.resource_spans ?? []) {
         const resource = attributesOf(resourceSpans.resource?.attributes);
         for (const scope of resourceSpans.scope_spans ?? [])
           for (const span of scope.spans ?? [])
@@ -104,18 +112,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
             });
       }
       for (const wake of waiters) wake();
-      done(null, {});
     },
-  });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, bound) =>
-      err ? reject(err) : resolve(bound),
-    ),
-  );
-  return {
-    address: `127.0.0.1:${port}`,
-    endpoint: `http://127.0.0.1:${port}`,
-    spans,
     waitFor(test, ms = 15_000) {
       return new Promise((resolve, reject) => {
         const check = () => {
@@ -133,6 +130,116 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         check();
       });
     },
+  };
+}
+
+export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+  const store = spanStore();
+  const server = new grpc.Server();
+  server.addService(traceService, {
+    Export: (call: grpc.ServerUnaryCall<WireRequest, unknown>, done: grpc.sendUnaryData<unknown>) => {
+      store.add(call.request);
+      done(null, {});
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, bound) =>
+      err ? reject(err) : resolve(bound),
+    ),
+  );
+  return {
+    address: `127.0.0.1:${port}`,
+    endpoint: `http://127.0.0.1:${port}`,
+    spans: store.spans,
+    contentTypes: [],
+    waitFor: store.waitFor,
     close: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
+  };
+}
+
+/** OTLP/HTTP on /v1/traces (the exporters' default path under OTEL_EXPORTER_OTLP_ENDPOINT). */
+export async function startOtlpHttpReceiver(): Promise<OtlpReceiver> {
+  const store = spanStore();
+  const contentTypes: string[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const type = req.headers['content-type'] ?? '';
+      const body = Buffer.concat(chunks);
+      if (req.method !== 'POST' || req.url !== '/v1/traces') return void res.writeHead(404).end();
+      contentTypes.push(type);
+      if (type === 'application/x-protobuf') store.add(decodeExport(body));
+      else if (type === 'application/json') store.add(wireOfJson(JSON.parse(body.toString('utf8'))));
+      else return void res.writeHead(415).end();
+      res.writeHead(200, { 'content-type': type }).end(type === 'application/json' ? '{}' : '');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    address: `127.0.0.1:${port}`,
+    endpoint: `http://127.0.0.1:${port}`,
+    spans: store.spans,
+    contentTypes,
+    waitFor: store.waitFor,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+interface JsonKeyValue {
+  key: string;
+  value?: { stringValue?: string; boolValue?: boolean; intValue?: string | number; doubleValue?: number };
+}
+
+/** OTLP/JSON in the protobuf shape above: camelCase fields, hex ids, span kinds and status codes as numbers. */
+function wireOfJson(json: {
+  resourceSpans?: Array<{
+    resource?: { attributes?: JsonKeyValue[] };
+    scopeSpans?: Array<{
+      spans?: Array<{
+        traceId?: string;
+        spanId?: string;
+        parentSpanId?: string;
+        name?: string;
+        kind?: number;
+        attributes?: JsonKeyValue[];
+        status?: { code?: number; message?: string };
+      }>;
+    }>;
+  }>;
+}): WireRequest {
+  const KINDS = ['UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'];
+  const CODES = ['UNSET', 'OK', 'ERROR'];
+  const bytes = (id: string | undefined) => (id ? Buffer.from(id, 'hex') : undefined);
+  const keyValues = (list: JsonKeyValue[] = []): WireKeyValue[] =>
+    list.map(({ key, value = {} }) => ({
+      key,
+      value: {
+        ...(value.stringValue !== undefined && { string_value: value.stringValue }),
+        ...(value.boolValue !== undefined && { bool_value: value.boolValue }),
+        ...(value.intValue !== undefined && { int_value: String(value.intValue) }),
+        ...(value.doubleValue !== undefined && { double_value: value.doubleValue }),
+      },
+    }));
+  return {
+    resource_spans: (json.resourceSpans ?? []).map((resourceSpans) => ({
+      resource: { attributes: keyValues(resourceSpans.resource?.attributes) },
+      scope_spans: (resourceSpans.scopeSpans ?? []).map((scope) => ({
+        spans: (scope.spans ?? []).map((span) => ({
+          trace_id: bytes(span.traceId),
+          span_id: bytes(span.spanId),
+          parent_span_id: bytes(span.parentSpanId),
+          name: span.name,
+          kind: `SPAN_KIND_${KINDS[span.kind ?? 0]}`,
+          attributes: keyValues(span.attributes),
+          status: { code: `STATUS_CODE_${CODES[span.status?.code ?? 0]}`, message: span.status?.message },
+        })),
+      })),
+    })),
   };
 }

@@ -144,6 +144,32 @@ describe('the order of the phases', () => {
     ]);
   });
 
+  it('every decision under dry_run says so, an allow too; under enforce none does', async () => {
+    const dryRunPolicy = compile(
+      examplePolicyText(jwks.uri).replace('name: inventory\n', 'name: inventory\nmode: dry_run\n'),
+    );
+    const dryRun: Snapshot = {
+      policy: dryRunPolicy,
+      authenticator: new Authenticator(dryRunPolicy, registry),
+    };
+    const reader = await mintToken(key, supportThreadClaims('inventory.read'));
+    const read = (token: string | undefined) =>
+      checkRequestFor({
+        method: 'GET',
+        path: '/api/inventory/transactions',
+        headers: [],
+        ...(token !== undefined && { token }),
+      });
+    const seen = async (request: CheckRequest, under: Snapshot) => {
+      const { decision } = await decide(request, under);
+      return [decision.reason, decision.underDryRun === true, decision.dryRun === true];
+    };
+    expect(await seen(read(reader), dryRun)).toEqual(['allowed', true, false]);
+    expect(await seen(read(undefined), dryRun)).toEqual(['token_missing', true, true]);
+    expect(await seen(read(reader), snapshot)).toEqual(['allowed', false, false]);
+    expect(await seen(read(undefined), snapshot)).toEqual(['token_missing', false, false]);
+  });
+
   it('says what it read, for a decision record: the identity, and the locations with their source', async () => {
     const token = await mintToken(key, supportThreadClaims('inventory.write'));
     const { gathered } = await decided(post(token, '{"location":"WH03"}'));

@@ -13,7 +13,7 @@ import type { CompiledPolicy } from '../../../src/policy/types.js';
 import type { DecisionRecord } from '../../../src/record/types.js';
 import { type Answer, decodeAnswer, EncodedAnswer } from '../../../src/response/kept.js';
 import { Metrics } from '../../../src/telemetry/metrics.js';
-import { CHECK_SPAN_NAME, JWKS_SPAN_NAME } from '../../../src/telemetry/otel.js';
+import { CHECK_SPAN_NAME, HTTP_CHECK_SPAN_NAME, JWKS_SPAN_NAME } from '../../../src/telemetry/otel.js';
 import { ok, type Principal } from '../../../src/vocabulary/index.js';
 import { checkRequestFor } from '../../../src/wire/check-request.js';
 import type { CheckRequest } from '../../../src/wire/types.js';
@@ -276,11 +276,74 @@ describe('traced (serve --tracing): the same answers, the deny line joined to th
       trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
       span_id: span!.spanContext().spanId,
     });
+    expect(span!.name).toBe(CHECK_SPAN_NAME);
     expect(span!.attributes).toMatchObject({
+      'scopegate.transport': 'grpc',
+      'scopegate.parent': 'grpc_metadata',
       'scopegate.reason': 'token_missing',
       'scopegate.policy': 'inventory',
     });
   });
+
+  it.each(['http', 'forward_auth'] as const)(
+    "at the %s door the span is the Check's, not the RPC's, and the received request's traceparent is its parent",
+    async (transport) => {
+      const recorded = await recordTracing();
+      const { deps } = depsFor(verifying(), { tracing: recorded.tracing, transport });
+      const client = '0af7651916cd43dd8448eb211c80319c';
+      const received = (name: string) =>
+        name === 'traceparent' ? `00-${client}-b7ad6b7169203331-01` : undefined;
+      handleCheck(list(undefined), deps, received);
+      const [span] = await recorded.flush();
+      expect(span!.name).toBe(HTTP_CHECK_SPAN_NAME);
+      expect(span!.parentSpanContext?.spanId).toBe('b7ad6b7169203331');
+      expect(span!.spanContext().traceId).toBe(client);
+      expect(span!.attributes).toMatchObject({
+        'scopegate.transport': transport,
+        'scopegate.parent': 'request_headers',
+        'scopegate.reason': 'token_missing',
+      });
+      expect(Object.keys(span!.attributes).filter((name) => name.startsWith('rpc.'))).toEqual([]);
+    },
+  );
+
+  it.each(['grpc', 'http'] as const)(
+    'at the %s door a malformed traceparent or b3 gets the answer no trace context gets, and a trace of its own',
+    async (transport) => {
+      const recorded = await recordTracing();
+      const token = await mintToken(key, supportThreadClaims('inventory.read'));
+      const malformed: Array<[string, string]>[] = [
+        [['traceparent', 'garbage']],
+        [['traceparent', `00-${'0'.repeat(32)}-00f067aa0ba902b7-01`]],
+        [['b3', 'not-b3']],
+        [
+          ['x-b3-traceid', 'zz'],
+          ['x-b3-spanid', 'e457b5a2e4d86bd1'],
+        ],
+      ];
+      for (const bad of malformed)
+        for (const presented of [token, undefined]) {
+          const plain = decodeAnswer(await handleCheck(list(presented), depsFor(verifying()).deps));
+          // In the call's own headers and in the request's: every place a context is looked for.
+          const callHeaders = (name: string) => bad.find(([n]) => n === name)?.[1];
+          const traced = decodeAnswer(
+            await handleCheck(
+              list(presented, bad),
+              depsFor(verifying(), { tracing: recorded.tracing, transport }).deps,
+              callHeaders,
+            ),
+          );
+          expect(answerOf(traced).reason).toBe(presented ? 'allowed' : 'token_missing');
+          expect(traced).toEqual(plain);
+        }
+      const spans = await recorded.flush();
+      expect(spans).toHaveLength(malformed.length * 2);
+      for (const span of spans) {
+        expect(span.parentSpanContext).toBeUndefined();
+        expect(span.attributes['scopegate.parent']).toBe('none');
+      }
+    },
+  );
 
   it("a deny's decision record carries the trace id of the Check's span", async () => {
     const recorded = await recordTracing();

@@ -1,7 +1,9 @@
 // `serve` in-process: the policy is loaded and compiled before any port is bound (a broken one is a
 // PolicyLoadError naming FILE:LINE:COL), revisions swap live with the last good one kept on a broken edit,
-// the verified-token cache is shared by every revision, and stop() drains and closes what was opened.
+// the verified-token cache is shared by every revision, and stop() drains and closes what was opened, all
+// within the drain time (a traced server's flush included).
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,6 +12,7 @@ import { PolicyLoadError, startServer } from '../../../src/server/app.js';
 import { createLogger } from '../../../src/telemetry/log.js';
 import { Metrics } from '../../../src/telemetry/metrics.js';
 import { connectHealth } from '../../support/grpc-client.js';
+import { sendHttp } from '../../support/http-front.js';
 import { captureLog } from '../../support/logs.js';
 import { examplePolicyText } from '../../support/policies.js';
 import { type Harness, type HarnessOptions, onlySnapshot, startHarness } from '../../support/scopegate.js';
@@ -207,6 +210,53 @@ describe('stopping', () => {
       await expect(health.check('', 500)).rejects.toBeDefined();
     } finally {
       health.close();
+    }
+  });
+
+  it('traced, a request held until the drain ends and a collector that never answers: all within the drain time', async () => {
+    // A collector that takes connections and never answers them.
+    const sockets = new Set<Socket>();
+    const collector = createServer((socket) => void sockets.add(socket));
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    const { port } = collector.address() as { port: number };
+    const env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+      // Nothing is exported before the shutdown: the flush is the only export.
+      OTEL_BSP_SCHEDULE_DELAY: '60000',
+    };
+    // The exporter and the batch processor read these from the process's environment.
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    let held: Socket | undefined;
+    try {
+      const { running } = await harness({
+        flags: ['--tracing', '--http', '127.0.0.1:0', '--drain-seconds', '2'],
+        env,
+      });
+      const address = running.httpAddress!;
+      const target = '/api/inventory/transactions';
+      // One traced Check: its span waits in the queue.
+      expect((await sendHttp(address, { method: 'GET', target, headers: [] })).status).toBe(401);
+      // A request whose body never comes: in flight until the drain gives up on it.
+      const [host, httpPort] = address.split(':');
+      held = connect({ host: host!, port: Number(httpPort) }, () =>
+        held!.write(`POST ${target} HTTP/1.1\r\nhost: ${address}\r\ncontent-length: 10\r\n\r\n`),
+      );
+      held.on('error', () => {});
+      await new Promise((resolve) => setTimeout(resolve, 200));
+
+      const started = Date.now();
+      await running.stop();
+      const took = Date.now() - started;
+      // The drain waited for the held request (until 2 s less the flush's share, 0.5 s)...
+      expect(took).toBeGreaterThanOrEqual(1_400);
+      // ...and the flush, which the collector never lets finish, ended with the drain time, not after it.
+      expect(took).toBeLessThan(2_000 + 400);
+    } finally {
+      process.env = saved;
+      held?.destroy();
+      for (const socket of sockets) socket.destroy();
+      collector.close();
     }
   });
 });

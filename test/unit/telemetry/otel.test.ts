@@ -1,11 +1,17 @@
 // What a Check's span says, exported by the real trace SDK: a SERVER span named after the RPC in the trace
-// Envoy is recording, the decision and its reason, route, policy and revision, cache results and dry-run;
+// Envoy is recording (at an HTTP door, after the Check, parented by the received request's own headers), the
+// door, the decision and its reason, route, policy and revision, cache results and dry-run;
 // subject and client only when asked for; ERROR only when scopegate is failing; a JWKS fetch a Check waited
 // for is its child. A Check whose span cannot be started is answered untraced.
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CHECK_SPAN_NAME, JWKS_SPAN_NAME, openTracing } from '../../../src/telemetry/otel.js';
+import {
+  CHECK_SPAN_NAME,
+  HTTP_CHECK_SPAN_NAME,
+  JWKS_SPAN_NAME,
+  openTracing,
+} from '../../../src/telemetry/otel.js';
 import type { Decision } from '../../../src/vocabulary/index.js';
 import type { CheckRequest } from '../../../src/wire/types.js';
 import { captureLog } from '../../support/logs.js';
@@ -35,7 +41,7 @@ afterEach(() => {
 describe('the Check span', () => {
   it("is a SERVER span named after the RPC, child of Envoy's span, saying what was decided", async () => {
     const { tracing, flush } = await recordTracing();
-    const ids = tracing.traceCheck(request, fromEnvoy, (span) => {
+    const ids = tracing.traceCheck(request, 'grpc', fromEnvoy, (span) => {
       span?.decided(scopeMissing, 'deny', 'req-1');
       return { traceId: span?.traceId, spanId: span?.spanId };
     });
@@ -48,6 +54,7 @@ describe('the Check span', () => {
       'rpc.system': 'grpc',
       'rpc.service': 'envoy.service.auth.v3.Authorization',
       'rpc.method': 'Check',
+      'scopegate.transport': 'grpc',
       'scopegate.parent': 'grpc_metadata',
       'scopegate.decision': 'deny',
       'scopegate.reason': 'scope_missing',
@@ -63,7 +70,7 @@ describe('the Check span', () => {
 
   it('names the subject and client only with --trace-identities', async () => {
     const { tracing, flush } = await recordTracing({ identities: true });
-    tracing.traceCheck(request, fromEnvoy, (span) => span?.decided(scopeMissing, 'deny', 'req-1'));
+    tracing.traceCheck(request, 'grpc', fromEnvoy, (span) => span?.decided(scopeMissing, 'deny', 'req-1'));
     const [span] = await flush();
     expect(span!.attributes).toMatchObject({
       'scopegate.subject': 'svc-inventory-sync',
@@ -71,16 +78,19 @@ describe('the Check span', () => {
     });
   });
 
-  it('a dry-run deny says so', async () => {
+  it('a Check decided under a dry-run policy says so, whether it was allowed or denied', async () => {
     const { tracing, flush } = await recordTracing();
-    tracing.traceCheck(request, undefined, (span) =>
-      span?.decided({ ...scopeMissing, dryRun: true }, 'dry_run_deny', 'req-1'),
+    tracing.traceCheck(request, 'grpc', undefined, (span) =>
+      span?.decided({ ...scopeMissing, underDryRun: true, dryRun: true }, 'dry_run_deny', 'req-1'),
     );
-    const [span] = await flush();
+    const allowed: Decision = { reason: 'allowed', detail: 'allowed', revision: 'rev-1', underDryRun: true };
+    tracing.traceCheck(request, 'grpc', undefined, (span) => span?.decided(allowed, 'allow', 'req-2'));
+    const [span, allow] = await flush();
     expect(span!.attributes).toMatchObject({
       'scopegate.decision': 'dry_run_deny',
       'scopegate.dry_run': true,
     });
+    expect(allow!.attributes).toMatchObject({ 'scopegate.decision': 'allow', 'scopegate.dry_run': true });
     // No context in the metadata nor in the client's headers: a trace of its own.
     expect(span!.parentSpanContext).toBeUndefined();
     expect(span!.attributes['scopegate.parent']).toBe('none');
@@ -89,7 +99,7 @@ describe('the Check span', () => {
   it('is an ERROR only when scopegate is failing (internal_error, keys_unavailable)', async () => {
     const { tracing, flush } = await recordTracing();
     for (const reason of ['keys_unavailable', 'internal_error', 'token_expired', 'allowed'] as const)
-      tracing.traceCheck(request, undefined, (span) =>
+      tracing.traceCheck(request, 'grpc', undefined, (span) =>
         span?.decided(
           { reason, detail: reason, revision: 'rev-1' },
           reason === 'allowed' ? 'allow' : 'deny',
@@ -107,7 +117,7 @@ describe('the Check span', () => {
 
   it('ends when a Check that had to wait is answered, with the cache results the phases wrote into it', async () => {
     const { tracing, flush } = await recordTracing();
-    const answered = tracing.traceCheck(request, fromEnvoy, async (span) => {
+    const answered = tracing.traceCheck(request, 'grpc', fromEnvoy, async (span) => {
       // What the caches do with a status object (cache/tokens.ts, cache/decisions.ts): no context manager.
       if (span) span.tokenCache = 'miss';
       await new Promise((resolve) => setTimeout(resolve, 5));
@@ -127,7 +137,7 @@ describe('the Check span', () => {
 
   it('says nothing of a cache that was not asked', async () => {
     const { tracing, flush } = await recordTracing();
-    tracing.traceCheck(request, undefined, (span) => span?.decided(scopeMissing, 'deny', 'req-1'));
+    tracing.traceCheck(request, 'grpc', undefined, (span) => span?.decided(scopeMissing, 'deny', 'req-1'));
     const [span] = await flush();
     expect(Object.keys(span!.attributes).filter((name) => name.startsWith('scopegate.cache.'))).toEqual([]);
   });
@@ -135,7 +145,7 @@ describe('the Check span', () => {
   it('a sampler that drops it records nothing, yet the log still gets the ids', async () => {
     process.env.OTEL_TRACES_SAMPLER = 'always_off';
     const { tracing, flush } = await recordTracing();
-    const ids = tracing.traceCheck(request, undefined, (span) => {
+    const ids = tracing.traceCheck(request, 'grpc', undefined, (span) => {
       span?.decided(scopeMissing, 'deny', 'req-1');
       return span?.traceId;
     });
@@ -156,17 +166,73 @@ describe("the client's own context, when Envoy sends none", () => {
     ],
   ])('is read from %s', async (_how, http) => {
     const { tracing, flush } = await recordTracing();
-    tracing.traceCheck({ attributes: { request: { http } } } as CheckRequest, undefined, () => {});
+    tracing.traceCheck({ attributes: { request: { http } } } as CheckRequest, 'grpc', undefined, () => {});
     const [span] = await flush();
     expect(span!.spanContext().traceId).toBe(CLIENT);
     expect(span!.attributes['scopegate.parent']).toBe('http_headers');
   });
 });
 
+describe('at an HTTP door (--http, --forward-auth)', () => {
+  const CLIENT = '0af7651916cd43dd8448eb211c80319c';
+  const received =
+    (headers: Record<string, string>) =>
+    (name: string): string | undefined =>
+      headers[name];
+  // What the door described: here with a context of its own, which an HTTP door's span must never read.
+  const described: CheckRequest = {
+    attributes: {
+      request: {
+        http: { headers: { ':path': '/', traceparent: `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01` } },
+      },
+    },
+  };
+
+  it.each(['http', 'forward_auth'] as const)(
+    '%s: a SERVER span named after the Check, not the RPC, saying its door; its parent is the received traceparent',
+    async (transport) => {
+      const { tracing, flush } = await recordTracing();
+      const headers = received({ traceparent: `00-${CLIENT}-b7ad6b7169203331-01` });
+      tracing.traceCheck(described, transport, headers, (span) =>
+        span?.decided(scopeMissing, 'deny', 'req-1'),
+      );
+      const [span] = await flush();
+      expect(span).toMatchObject({ name: HTTP_CHECK_SPAN_NAME, kind: SpanKind.SERVER });
+      expect(span!.spanContext().traceId).toBe(CLIENT);
+      expect(span!.parentSpanContext?.spanId).toBe('b7ad6b7169203331');
+      expect(span!.attributes).toMatchObject({
+        'scopegate.transport': transport,
+        'scopegate.parent': 'request_headers',
+        'scopegate.reason': 'scope_missing',
+      });
+      expect(Object.keys(span!.attributes).filter((name) => name.startsWith('rpc.'))).toEqual([]);
+    },
+  );
+
+  it('a malformed traceparent is ignored (B3 next to it is read), and no other place is tried', async () => {
+    const { tracing, flush } = await recordTracing();
+    tracing.traceCheck(described, 'http', received({ traceparent: 'garbage' }), () => {});
+    tracing.traceCheck(
+      described,
+      'http',
+      received({ traceparent: 'garbage', b3: `${CLIENT}-b7ad6b7169203331-1` }),
+      () => {},
+    );
+    tracing.traceCheck(described, 'forward_auth', undefined, () => {});
+    const [malformed, b3, none] = await flush();
+    expect(malformed!.parentSpanContext).toBeUndefined();
+    expect(malformed!.attributes['scopegate.parent']).toBe('none');
+    expect(b3!.spanContext().traceId).toBe(CLIENT);
+    expect(b3!.attributes['scopegate.parent']).toBe('request_headers');
+    expect(none!.parentSpanContext).toBeUndefined();
+    expect(none!.attributes['scopegate.parent']).toBe('none');
+  });
+});
+
 describe('the JWKS fetch span', () => {
   it('is a child of the Check that started it, even after awaits, with the keys it loaded', async () => {
     const { tracing, flush } = await recordTracing();
-    await tracing.traceCheck(request, fromEnvoy, async (span) => {
+    await tracing.traceCheck(request, 'grpc', fromEnvoy, async (span) => {
       // As the key store does: the fetch starts after the Check has awaited its token's verification.
       await new Promise((resolve) => setTimeout(resolve, 1));
       span?.keyFetch?.('https://idp.example.com/', 'uri')({ ok: true, keys: 2 });
@@ -189,7 +255,7 @@ describe('the JWKS fetch span', () => {
 
   it('a background refresh is a root span, even while a Check is running', async () => {
     const { tracing, flush } = await recordTracing();
-    tracing.traceCheck(request, fromEnvoy, () => {
+    tracing.traceCheck(request, 'grpc', fromEnvoy, () => {
       tracing.jwksFetch(
         'https://idp.example.com/',
         'file',
@@ -212,7 +278,7 @@ describe('the JWKS fetch span', () => {
 describe('no context manager', () => {
   it('a traced Check leaves no span active, during it or after', async () => {
     const { tracing } = await recordTracing();
-    const during = await tracing.traceCheck(request, fromEnvoy, async () => {
+    const during = await tracing.traceCheck(request, 'grpc', fromEnvoy, async () => {
       await new Promise((resolve) => setTimeout(resolve, 1));
       return trace.getActiveSpan();
     });
@@ -235,7 +301,7 @@ describe('tracing never changes the Check', () => {
         },
       },
     };
-    expect(tracing.traceCheck(broken as CheckRequest, undefined, (span) => span ?? 'untraced')).toBe(
+    expect(tracing.traceCheck(broken as CheckRequest, 'grpc', undefined, (span) => span ?? 'untraced')).toBe(
       'untraced',
     );
     expect(trace.getActiveSpan()).toBeUndefined();
@@ -248,7 +314,7 @@ describe('tracing never changes the Check', () => {
       captureLog('warn').log,
       hanging,
     );
-    tracing.traceCheck(request, undefined, () => {});
+    tracing.traceCheck(request, 'grpc', undefined, () => {});
     const started = Date.now();
     await tracing.shutdown(Date.now() + 200);
     expect(Date.now() - started).toBeGreaterThanOrEqual(150);

@@ -1,12 +1,13 @@
 // Whose trace a Check joins: Envoy's context from the call's gRPC metadata (W3C, B3 single, B3 multi; W3C
-// first when both are there), else the client's own from its HTTP headers; a malformed header is ignored,
-// never a deny.
+// first when both are there), else the client's own from its HTTP headers; at an HTTP door, the received
+// request's headers alone. A malformed header is ignored, never a deny.
 import { trace } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
 import {
   clientHeadersOf,
   contextIn,
   parentOf,
+  requestParentOf,
   type TraceHeaders,
 } from '../../../src/telemetry/trace-context.js';
 
@@ -116,6 +117,16 @@ describe("parentOf: Envoy's metadata first, the client's headers only without it
     expect(parentOf(undefined, () => undefined).source).toBe('none');
     expect(parentOf(headers({}), () => headers({ traceparent: 'x' })).source).toBe('none');
     expect(trace.getSpanContext(parentOf(undefined, undefined).context)).toBeUndefined();
+  });
+});
+
+describe("requestParentOf: an HTTP door's request is the only place", () => {
+  it('its context, labelled request_headers; a malformed or missing one: a new trace', () => {
+    const found = requestParentOf(headers({ traceparent: traceparent(CLIENT_TRACE) }));
+    expect(found.source).toBe('request_headers');
+    expect(trace.getSpanContext(found.context)?.traceId).toBe(CLIENT_TRACE);
+    for (const none of [undefined, headers({}), headers({ traceparent: 'malformed', b3: 'not-b3' })])
+      expect(requestParentOf(none).source).toBe('none');
   });
 });
 

@@ -1,6 +1,7 @@
 // The HTTP front doors over real HTTP on loopback: Envoy's http_service door answers exactly what the gRPC
 // door answers (status, headers, body), the forward-auth door reads the original request only from the
-// forwarded headers and refuses a request without them, and both are counted under their transport.
+// forwarded headers and refuses a request without them (the other doors never read them), --http-path-prefix
+// is taken off before the path is read, and both are counted under their transport.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FrontReply, sendHttp } from '../support/http-front.js';
 import {
@@ -108,6 +109,79 @@ describe("Envoy's http_service door answers as the gRPC door does", () => {
       ],
     });
     expect([reply.status, reply.body?.reason]).toEqual([400, 'request_malformed']);
+  });
+});
+
+describe('the forward-auth headers mean nothing to the other doors', () => {
+  // What a client could send to steer the decision to another route: only the forward-auth door reads them,
+  // where a proxy overwrites them.
+  const steering = (method: string, uri: string): Array<[string, string]> => [
+    ['x-forwarded-method', method],
+    ['x-forwarded-uri', uri],
+    ['x-original-method', method],
+    ['x-original-uri', uri],
+  ];
+
+  it('the gRPC and --http doors decide the request line, whatever X-Forwarded-*/X-Original-* say', async () => {
+    const token = await h.syncToken('inventory.read');
+    const auth: [string, string] = ['authorization', `Bearer ${token}`];
+    const cases = [
+      // The real request is allowed; the headers name a route that does not exist.
+      { method: 'GET', path: LIST, headers: steering('DELETE', '/api/nowhere'), route: 'list_transactions' },
+      // The real request is no route; the headers name an allowed one.
+      { method: 'GET', path: '/api/nowhere', headers: steering('GET', LIST), route: undefined },
+    ];
+    for (const { method, path, headers, route } of cases) {
+      const grpc = await h.send({ method, path, token, headers });
+      const http = await sendHttp(h.running.httpAddress!, {
+        method,
+        target: path,
+        headers: [auth, ...headers],
+      });
+      const expected = route === undefined ? [403, 'route_unknown', undefined] : [200, 'allowed', route];
+      expect([grpc.status, grpc.reason, grpc.headers.get('x-scopegate-route')], `gRPC ${path}`).toEqual(
+        expected,
+      );
+      expect(
+        [http.status, http.headers.get('x-scopegate-meta-reason'), http.headers.get('x-scopegate-route')],
+        `--http ${path}`,
+      ).toEqual(expected);
+    }
+    // The forward-auth door, given the same headers, decides what they name.
+    const steered = await forwardAuth([auth, ...steering('GET', LIST)], 'GET', '/api/nowhere');
+    expect([steered.status, steered.headers.get('x-scopegate-route')]).toEqual([200, 'list_transactions']);
+  });
+});
+
+describe('--http-path-prefix: Envoy puts its path_prefix before each path', () => {
+  let prefixed: Harness;
+  beforeAll(async () => {
+    prefixed = await startHarness(undefined, {
+      flags: ['--http', '127.0.0.1:0', '--http-path-prefix', '/authz'],
+    });
+  });
+  afterAll(async () => prefixed?.close());
+
+  it('a request under the prefix is decided as the path without it; one without it is request_malformed', async () => {
+    const token = await prefixed.syncToken('inventory.read');
+    const get = (target: string) =>
+      sendHttp(prefixed.running.httpAddress!, {
+        method: 'GET',
+        target,
+        headers: [['authorization', `Bearer ${token}`]],
+      });
+    const allowed = await get(`/authz${LIST}`);
+    expect([allowed.status, allowed.headers.get('x-scopegate-route')]).toEqual([200, 'list_transactions']);
+    const item = await get('/authz/api/inventory/locations/WH99/items');
+    expect([item.status, item.body?.reason, item.body?.route]).toEqual([
+      403,
+      'location_denied',
+      'list_location_items',
+    ]);
+    for (const target of [LIST, `/authzx${LIST}`, '/authz', `/other${LIST}`]) {
+      const refused = await get(target);
+      expect([refused.status, refused.body?.reason], target).toEqual([400, 'request_malformed']);
+    }
   });
 });
 

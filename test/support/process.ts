@@ -19,6 +19,9 @@ export interface Served {
   readonly child: ChildProcess;
   readonly grpc: string;
   readonly admin: string;
+  /** The HTTP front doors' addresses, when served (`--http`, `--forward-auth`). */
+  readonly http?: string;
+  readonly forwardAuth?: string;
   readonly lines: () => Array<Record<string, unknown>>;
   /** Everything the process wrote to stderr so far (say, the stack of a crash). */
   readonly stderr: () => string;
@@ -59,6 +62,8 @@ export function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Serv
             child,
             grpc: String(entry.grpc),
             admin: String(entry.admin),
+            ...(typeof entry.http === 'string' && { http: entry.http }),
+            ...(typeof entry.forward_auth === 'string' && { forwardAuth: entry.forward_auth }),
             lines: () => lines,
             stderr: () => stderr,
             exited,

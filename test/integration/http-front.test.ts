@@ -1,9 +1,10 @@
 // The HTTP front doors over real HTTP on loopback: Envoy's http_service door answers exactly what the gRPC
 // door answers (status, headers, body), the forward-auth door reads the original request only from the
 // forwarded headers and refuses a request without them (the other doors never read them), --http-path-prefix
-// is taken off before the path is read, and both are counted under their transport.
+// is taken off before the path is read, and every door's decisions are logged and counted under its transport.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FrontReply, sendHttp } from '../support/http-front.js';
+import { captureLog } from '../support/logs.js';
 import {
   type Harness,
   type HttpLike,
@@ -14,8 +15,12 @@ import {
 } from '../support/scopegate.js';
 
 let h: Harness;
+const logged = captureLog('info');
 beforeAll(async () => {
-  h = await startHarness(undefined, { flags: ['--http', '127.0.0.1:0', '--forward-auth', '127.0.0.1:0'] });
+  h = await startHarness(undefined, {
+    flags: ['--http', '127.0.0.1:0', '--forward-auth', '127.0.0.1:0'],
+    log: logged.log,
+  });
 });
 afterAll(async () => h?.close());
 
@@ -274,6 +279,35 @@ describe("the forward-auth door, asked for a deny in headers (nginx auth_request
     expect(allowed.headers.get('x-scopegate-subject')).toBe('svc-inventory-sync');
     // The ask is the door's, not the request's: it is no client-sent identity header to remove.
     expect(allowed.headers.get('x-envoy-auth-headers-to-remove')).toBeUndefined();
+  });
+});
+
+describe('logs', () => {
+  it('each door’s decision lines name it: transport grpc, http or forward_auth', async () => {
+    // A deny each (denies are logged at info), found again by the request id its answer names.
+    const grpc = await h.send({ method: 'GET', path: LIST });
+    const http = await sendHttp(h.running.httpAddress!, { method: 'GET', target: LIST, headers: [] });
+    const forwardAuthReply = await forwardAuth([
+      ['x-forwarded-method', 'GET'],
+      ['x-forwarded-uri', LIST],
+    ]);
+    for (const [transport, body] of [
+      ['grpc', grpc.body],
+      ['http', http.body],
+      ['forward_auth', forwardAuthReply.body],
+    ] as const) {
+      const requestId = body?.request_id;
+      expect(requestId, transport).toEqual(expect.any(String));
+      const lines = logged.text.filter((line) => line.includes(`"request_id":"${requestId}"`));
+      expect(lines, transport).toHaveLength(1);
+      expect(JSON.parse(lines[0]!), transport).toMatchObject({
+        msg: 'decision',
+        reason: 'token_missing',
+        transport,
+      });
+      // Named once: the door's child logger says it, the line itself does not say it again.
+      expect(lines[0]!.match(/"transport":/g), transport).toHaveLength(1);
+    }
   });
 });
 

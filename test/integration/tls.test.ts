@@ -156,7 +156,7 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
     const problems: string[] = [];
     const files = new CertificateFiles({ cert, key }, (problem) => problems.push(problem), 3_600_000);
     const grpcServer = createGrpcServer(
-      { current: () => undefined as never, metrics: undefined as never, log: undefined as never },
+      { current: () => undefined as never, metrics: undefined as never, log: createLogger('silent') },
       new HealthStatus(),
     );
     try {

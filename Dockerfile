@@ -25,6 +25,7 @@ COPY examples ./examples
 # The example's dev keys are generated at start-up into this folder, never baked into the image.
 RUN mkdir -p examples/inventory/dev-keys && chown node:node examples/inventory/dev-keys
 USER node
-EXPOSE 9191 9464
+# gRPC and admin (serve's defaults), and the HTTP doors' ports the shipped configs use (--http, --forward-auth).
+EXPOSE 9191 9464 9192 9193
 ENTRYPOINT ["node", "bin/scopegate.js"]
 CMD ["serve", "--policy", "/etc/scopegate/policy.yaml"]

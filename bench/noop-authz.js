@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The Node transport floors for bench/compare.js, ext_authz servers that allow every request without looking
 // at it:
-//   - gRPC (default): a grpc-js Authorization service. Same @grpc/grpc-js, same protos and loader options
-//     (dist/wire/proto.js) and the same server options as scopegate, so the difference between the two is
-//     scopegate's own work, not the transport.
+//   - gRPC (default): a grpc-js Authorization service on scopegate's protos and loader options
+//     (dist/wire/proto.js): the floor of a do-nothing grpc-js server, not of scopegate's own transport.
+//     scopegate's gRPC door runs on node:http2 (src/server/h2-grpc.ts), so scopegate ÷ this floor mixes
+//     scopegate's own work with the difference between the two gRPC servers.
 //   - HTTP (--http HOST:PORT): a node:http server for Envoy's `http_service` that reads the request (body
 //     included, as scopegate's --http door does) and answers 200 with no headers: the floor of `serve --http`.
 //

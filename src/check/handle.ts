@@ -135,7 +135,8 @@ function finish(
   deps.metrics.recordDecision(decision, label, seconds, deps.transport);
   span?.decided(decision, label, requestId);
   logDecision(deps.log, decision, label, requestId, seconds, span);
-  if (deps.records) keepRecord(deps.records, request, checked, label, requestId, span, snapshot);
+  if (deps.records)
+    keepRecord(deps.records, deps.transport ?? 'grpc', request, checked, label, requestId, span, snapshot);
   return answer;
 }
 
@@ -150,6 +151,7 @@ class HeaderNames implements Iterable<string> {
 /** The decision record, when this one is recorded: queued, never waited for; a failure is only counted. */
 function keepRecord(
   records: NonNullable<CheckDeps['records']>,
+  transport: Transport,
   request: CheckRequest,
   { decision, facts, gathered }: Checked,
   label: DecisionLabel,
@@ -167,6 +169,7 @@ function keepRecord(
         time: new Date(),
         requestId,
         sampledAt,
+        transport,
         ...(span !== undefined && { traceId: span.traceId }),
         ...(snapshot && { policy: snapshot.policy }),
       },

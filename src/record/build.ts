@@ -6,7 +6,7 @@ import type { CompiledPolicy } from '../policy/types.js';
 import { readRequest } from '../request/facts.js';
 import { policyKeysOf } from '../request/policy-keys.js';
 import type { RequestFacts } from '../request/types.js';
-import type { Decision, DecisionLabel, Denial, Outcome, Principal } from '../vocabulary/index.js';
+import type { Decision, DecisionLabel, Denial, Outcome, Principal, Transport } from '../vocabulary/index.js';
 import type { CheckRequest } from '../wire/types.js';
 import { tokenBasis } from './basis.js';
 import {
@@ -26,6 +26,8 @@ export interface RecordContext {
   readonly time: Date;
   readonly requestId: string;
   readonly traceId?: string;
+  /** The front door the Check came in by. */
+  readonly transport?: Transport;
   /** The share of such decisions recorded: 1 for denies. */
   readonly sampledAt: number;
   /** The policy revision that decided; absent when no policy owned the request. */
@@ -58,6 +60,7 @@ export function recordOf(request: CheckRequest, decided: Decided, context: Recor
     time: context.time.toISOString(),
     request_id: context.requestId,
     ...(context.traceId !== undefined && { trace_id: context.traceId }),
+    ...(context.transport !== undefined && { transport: context.transport }),
     ...(decision.policy !== undefined && { policy: decision.policy }),
     revision: decision.revision,
     ...policyKeys(request),

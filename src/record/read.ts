@@ -2,7 +2,7 @@
 // of scopegate understands or a named reason it is not one. Nothing is skipped silently: a line that is not
 // JSON, JSON that is not a decision record (a log line sharing stdout), a record of another format version,
 // and a record that breaks its schema are each told apart, so the reader can count and report them.
-import { isReason } from '../vocabulary/index.js';
+import { isReason, TRANSPORTS } from '../vocabulary/index.js';
 import { type DecisionRecord, RECORD_TYPE, RECORD_VERSION } from './types.js';
 
 export type LineProblem = 'unparsable' | 'foreign' | 'unknown_version' | 'invalid';
@@ -15,6 +15,7 @@ export type ReadLine =
 export const MAX_RECORD_CHARS = 1024 * 1024;
 
 const DECISIONS = new Set(['allow', 'deny', 'dry_run_deny']);
+const DOORS = new Set<unknown>(TRANSPORTS);
 
 const problem = (kind: LineProblem, detail: string): ReadLine => ({ ok: false, problem: kind, detail });
 
@@ -67,6 +68,8 @@ function invalidField(r: Record<string, unknown>): string | undefined {
     (!isString(r.time) && 'time') ||
     (!isString(r.request_id) && 'request_id') ||
     (!optional(r.trace_id, isString) && 'trace_id') ||
+    // Absent in records written before doors were recorded: those still read.
+    (!optional(r.transport, (t) => DOORS.has(t)) && 'transport') ||
     (!optional(r.policy, isString) && 'policy') ||
     (!isString(r.revision) && 'revision') ||
     (!optional(r.policy_keys, isPolicyKeys) && 'policy_keys') ||

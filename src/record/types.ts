@@ -4,7 +4,15 @@
 // policy's decision can depend on that is not the policy itself, and never a token, a query value, another
 // header or the body. The JSON Schema is decision-record.schema.json at the repository root.
 import type { CompiledLocationSource } from '../policy/types.js';
-import type { DecisionLabel, DenyReason, Missing, Outcome, Principal, Reason } from '../vocabulary/index.js';
+import type {
+  DecisionLabel,
+  DenyReason,
+  Missing,
+  Outcome,
+  Principal,
+  Reason,
+  Transport,
+} from '../vocabulary/index.js';
 
 /** Marks a line as a decision record among other JSON lines (logs share stdout with records). */
 export const RECORD_TYPE = 'scopegate.decision';
@@ -50,6 +58,8 @@ export interface DecisionRecord {
   readonly request_id: string;
   /** The trace the Check belonged to, when tracing is on. */
   readonly trace_id?: string;
+  /** The front door the Check came in by; absent in records written before doors were recorded. */
+  readonly transport?: Transport;
   /** The policy (name) that owned the request; absent when none did (policy_unknown). */
   readonly policy?: string;
   readonly revision: string;

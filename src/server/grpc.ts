@@ -104,10 +104,12 @@ const decodeCheckRequest = authorizationService.Check.requestDeserialize as (byt
  * Envoy puts the trace context (traceparent, b3, …) of the request it asks about.
  */
 export function checkMethod(deps: CheckDeps): UnaryMethod<CheckRequest>['handle'] {
+  // The door's lines say which door, as the HTTP doors' do: one child logger, made here, not one per Check.
+  const door: CheckDeps = { ...deps, transport: 'grpc', log: deps.log.child({ transport: 'grpc' }) };
   return (request, headers) => {
     let answered: Answer | Promise<Answer>;
     try {
-      answered = handleCheck(request, deps, deps.tracing && ((name) => headerText(headers[name])));
+      answered = handleCheck(request, door, door.tracing && ((name) => headerText(headers[name])));
     } catch {
       answered = lastResort();
     }
@@ -141,7 +143,10 @@ export function createGrpcServer(deps: CheckDeps, health: HealthStatus): GrpcSer
   return new H2GrpcServer({
     methods: new Map<string, GrpcMethod>([[CHECK_PATH, check], ...health.methods()]),
     onError: (err, path) =>
-      deps.log?.error({ err: { message: (err as Error)?.message }, path }, 'gRPC method failed'),
+      deps.log.error(
+        { transport: 'grpc', err: { message: (err as Error)?.message }, path },
+        'gRPC method failed',
+      ),
   });
 }
 

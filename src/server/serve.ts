@@ -1,5 +1,5 @@
-// `scopegate serve` as a process: alone (one process serves gRPC and admin), or as one worker of
-// `--workers N` (gRPC only; the primary in workers.ts serves admin and passes signals on). Both drain on
+// `scopegate serve` as a process: alone (one process serves every door and admin), or as one worker of
+// `--workers N` (the doors only; the primary in workers.ts serves admin and passes signals on). Both drain on
 // SIGTERM/SIGINT and exit 0; SIGHUP re-reads the policy.
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';

@@ -1,9 +1,9 @@
-// `serve --workers N`: N worker processes answer Check on one gRPC port. Node's cluster module accepts in the
-// primary and hands each new connection to the next worker, so every Envoy (or Envoy worker thread) connection
-// is served by one worker and the load spreads by connection. The primary only supervises: it serves the
-// admin edge (metrics aggregated across workers, ready only when every worker is), passes SIGHUP and SIGTERM
-// on, and replaces a worker that dies. Each worker watches the policy file itself, so a change reaches all of
-// them without the primary in the path.
+// `serve --workers N`: N worker processes answer Check on each door's one port (gRPC, --http, --forward-auth).
+// Node's cluster module accepts in the primary and hands each new connection to the next worker, so every
+// proxy (or Envoy worker thread) connection is served by one worker and the load spreads by connection. The
+// primary only supervises: it serves the admin edge (metrics aggregated across workers, ready only when every
+// worker is), passes SIGHUP and SIGTERM on, and replaces a worker that dies. Each worker watches the policy
+// file itself, so a change reaches all of them without the primary in the path.
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IContainer, IPodSpec } from 'kubernetes-models/v1';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { envTwin, SERVE_FLAGS, type ServeSettings, serveSettings } from '../../src/config/settings.js';
 import { allContainers, copy, podTemplates } from './checks.js';
 import {
@@ -108,10 +109,25 @@ describe('the Dockerfile and `scopegate serve` defaults', () => {
     expect(read('Dockerfile')).toMatch(/^ENV NODE_OPTIONS=--max-semi-space-size=16$/m);
   });
 
-  it('the image exposes exactly the ports serve binds by default, on every interface', () => {
+  it('the image exposes exactly the ports serve binds by default, and the HTTP doors’ ports the shipped configs use', () => {
     expect(imageDefaults.listen).toEqual({ host: '0.0.0.0', port: 9191 });
     expect(imageDefaults.admin).toEqual({ host: '0.0.0.0', port: 9464 });
-    expect(image.expose.toSorted()).toEqual([imageDefaults.listen.port, imageDefaults.admin.port].toSorted());
+    // The HTTP doors are off by default; docker-compose.yml serves them (as the Kubernetes components do).
+    const { SCOPEGATE_HTTP, SCOPEGATE_FORWARD_AUTH } = (
+      parse(read('docker-compose.yml')) as {
+        services: { scopegate: { environment: Record<string, string> } };
+      }
+    ).services.scopegate.environment;
+    const doors = serveSettings(['--policy', 'p.yaml'], { SCOPEGATE_HTTP, SCOPEGATE_FORWARD_AUTH });
+    expect([doors.http?.port, doors.forwardAuth?.port]).toEqual([9192, 9193]);
+    expect(image.expose.toSorted()).toEqual(
+      [
+        imageDefaults.listen.port,
+        imageDefaults.admin.port,
+        doors.http!.port,
+        doors.forwardAuth!.port,
+      ].toSorted(),
+    );
   });
 });
 

@@ -301,9 +301,15 @@ describe.skipIf(skipWithoutKustomize)(kustomizeSuiteName('the central policy set
           'request_id',
           'service',
           'time',
+          'transport',
         ].sort(),
       );
-      expect(line).toMatchObject({ msg: 'decision', decision: 'deny', policy_revision: '' });
+      expect(line).toMatchObject({
+        msg: 'decision',
+        decision: 'deny',
+        policy_revision: '',
+        transport: 'grpc',
+      });
     }
     // The detail says which rule failed and on what: the host no policy claims, or the name no file has.
     expect(lines[0]!.detail).toBe(

@@ -4,12 +4,14 @@
 // changes nothing, against the policy granting WH03 flips exactly the WH03 deny, and against the policy with
 // one permission removed flips exactly the records that permission decided, with the right new reasons.
 // Lines that are not records (corrupt, foreign, another format version) are counted and named, not skipped.
+// Each record names the front door its Check came in by; records written before that still replay.
 import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { replayCommand } from '../../src/review/replay-command.js';
+import { sendHttp } from '../support/http-front.js';
 import { type Harness, type HttpLike, startHarness } from '../support/scopegate.js';
 import { post } from './known-traffic.js';
 
@@ -91,6 +93,14 @@ async function replay(args: string[]) {
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
+/** A validator of decision-record.schema.json. */
+function recordSchema() {
+  const schema = JSON.parse(
+    readFileSync(new URL('../../decision-record.schema.json', import.meta.url), 'utf8'),
+  );
+  return new Ajv2020({ strict: true, allErrors: true }).compile(schema);
+}
+
 function candidate(name: string, edit: (text: string) => string): string {
   const text = edit(policyText);
   expect(text).not.toBe(policyText);
@@ -102,10 +112,7 @@ function candidate(name: string, edit: (text: string) => string): string {
 describe('the records the server writes', () => {
   it('one per decision, each valid against decision-record.schema.json', async () => {
     expect(lines).toHaveLength(19);
-    const schema = JSON.parse(
-      readFileSync(new URL('../../decision-record.schema.json', import.meta.url), 'utf8'),
-    );
-    const validate = new Ajv2020({ strict: true, allErrors: true }).compile(schema);
+    const validate = recordSchema();
     for (const line of lines) {
       const record = JSON.parse(line);
       expect(validate(record), `${JSON.stringify(validate.errors)}\n${line}`).toBe(true);
@@ -147,6 +154,44 @@ describe('the records the server writes', () => {
     expect(all).not.toContain('secret');
     expect(all).not.toContain('ITEM001');
   });
+
+  it('name the front door each Check came in by: gRPC here', () => {
+    expect(new Set(lines.map((line) => JSON.parse(line).transport))).toEqual(new Set(['grpc']));
+  });
+});
+
+describe('records from the HTTP front doors', () => {
+  it('name their door, and validate against the schema', async () => {
+    const file = join(dir, 'doors.jsonl');
+    const doors = await startHarness(undefined, {
+      flags: ['--decision-log', file, '--http', '127.0.0.1:0', '--forward-auth', '127.0.0.1:0'],
+    });
+    const list = '/api/inventory/transactions';
+    const ids: Record<string, unknown> = {
+      grpc: (await doors.send({ method: 'GET', path: list })).body?.request_id,
+      http: (await sendHttp(doors.running.httpAddress!, { method: 'GET', target: list, headers: [] })).body
+        ?.request_id,
+      forward_auth: (
+        await sendHttp(doors.running.forwardAuthAddress!, {
+          method: 'GET',
+          target: '/auth',
+          headers: [
+            ['x-forwarded-method', 'GET'],
+            ['x-forwarded-uri', list],
+          ],
+        })
+      ).body?.request_id,
+    };
+    await doors.close(); // drains the record writer
+    const records = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    const validate = recordSchema();
+    for (const record of records) expect(validate(record), JSON.stringify(validate.errors)).toBe(true);
+    expect(Object.fromEntries(records.map((r) => [r.transport, r.request_id]))).toEqual(ids);
+    expect(records.map((r) => r.reason)).toEqual(['token_missing', 'token_missing', 'token_missing']);
+  });
 });
 
 describe('scopegate replay of the support thread', () => {
@@ -155,6 +200,20 @@ describe('scopegate replay of the support thread', () => {
     expect(code).toBe(0);
     const report = JSON.parse(out);
     expect([report.records, report.unchanged, report.cannot_replay.count]).toEqual([19, 19, 0]);
+  });
+
+  it('records written before the door was recorded (no transport) replay as they did', async () => {
+    const old = join(dir, 'before-transport.jsonl');
+    const stripped = lines.map((line) => {
+      const { transport, ...rest } = JSON.parse(line);
+      expect(transport).toBe('grpc');
+      return JSON.stringify(rest);
+    });
+    writeFileSync(old, `${stripped.join('\n')}\n`);
+    const { code, out } = await replay(['--policy', h.policyFile, '--json', old]);
+    expect(code).toBe(0);
+    const report = JSON.parse(out);
+    expect([report.records, report.unchanged]).toEqual([19, 19]);
   });
 
   it('against the policy granting WH03: exactly the WH03 deny becomes an allow (exit 3)', async () => {

@@ -1,8 +1,10 @@
 // The HTTP front doors over real HTTP on loopback: Envoy's http_service door answers exactly what the gRPC
 // door answers (status, headers, body), the forward-auth door reads the original request only from the
-// forwarded headers and refuses a request without them, and both are counted under their transport.
+// forwarded headers and refuses a request without them (the other doors never read them), --http-path-prefix
+// is taken off before the path is read, and every door's decisions are logged and counted under its transport.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FrontReply, sendHttp } from '../support/http-front.js';
+import { captureLog } from '../support/logs.js';
 import {
   type Harness,
   type HttpLike,
@@ -13,8 +15,12 @@ import {
 } from '../support/scopegate.js';
 
 let h: Harness;
+const logged = captureLog('info');
 beforeAll(async () => {
-  h = await startHarness(undefined, { flags: ['--http', '127.0.0.1:0', '--forward-auth', '127.0.0.1:0'] });
+  h = await startHarness(undefined, {
+    flags: ['--http', '127.0.0.1:0', '--forward-auth', '127.0.0.1:0'],
+    log: logged.log,
+  });
 });
 afterAll(async () => h?.close());
 
@@ -111,6 +117,79 @@ describe("Envoy's http_service door answers as the gRPC door does", () => {
   });
 });
 
+describe('the forward-auth headers mean nothing to the other doors', () => {
+  // What a client could send to steer the decision to another route: only the forward-auth door reads them,
+  // where a proxy overwrites them.
+  const steering = (method: string, uri: string): Array<[string, string]> => [
+    ['x-forwarded-method', method],
+    ['x-forwarded-uri', uri],
+    ['x-original-method', method],
+    ['x-original-uri', uri],
+  ];
+
+  it('the gRPC and --http doors decide the request line, whatever X-Forwarded-*/X-Original-* say', async () => {
+    const token = await h.syncToken('inventory.read');
+    const auth: [string, string] = ['authorization', `Bearer ${token}`];
+    const cases = [
+      // The real request is allowed; the headers name a route that does not exist.
+      { method: 'GET', path: LIST, headers: steering('DELETE', '/api/nowhere'), route: 'list_transactions' },
+      // The real request is no route; the headers name an allowed one.
+      { method: 'GET', path: '/api/nowhere', headers: steering('GET', LIST), route: undefined },
+    ];
+    for (const { method, path, headers, route } of cases) {
+      const grpc = await h.send({ method, path, token, headers });
+      const http = await sendHttp(h.running.httpAddress!, {
+        method,
+        target: path,
+        headers: [auth, ...headers],
+      });
+      const expected = route === undefined ? [403, 'route_unknown', undefined] : [200, 'allowed', route];
+      expect([grpc.status, grpc.reason, grpc.headers.get('x-scopegate-route')], `gRPC ${path}`).toEqual(
+        expected,
+      );
+      expect(
+        [http.status, http.headers.get('x-scopegate-meta-reason'), http.headers.get('x-scopegate-route')],
+        `--http ${path}`,
+      ).toEqual(expected);
+    }
+    // The forward-auth door, given the same headers, decides what they name.
+    const steered = await forwardAuth([auth, ...steering('GET', LIST)], 'GET', '/api/nowhere');
+    expect([steered.status, steered.headers.get('x-scopegate-route')]).toEqual([200, 'list_transactions']);
+  });
+});
+
+describe('--http-path-prefix: Envoy puts its path_prefix before each path', () => {
+  let prefixed: Harness;
+  beforeAll(async () => {
+    prefixed = await startHarness(undefined, {
+      flags: ['--http', '127.0.0.1:0', '--http-path-prefix', '/authz'],
+    });
+  });
+  afterAll(async () => prefixed?.close());
+
+  it('a request under the prefix is decided as the path without it; one without it is request_malformed', async () => {
+    const token = await prefixed.syncToken('inventory.read');
+    const get = (target: string) =>
+      sendHttp(prefixed.running.httpAddress!, {
+        method: 'GET',
+        target,
+        headers: [['authorization', `Bearer ${token}`]],
+      });
+    const allowed = await get(`/authz${LIST}`);
+    expect([allowed.status, allowed.headers.get('x-scopegate-route')]).toEqual([200, 'list_transactions']);
+    const item = await get('/authz/api/inventory/locations/WH99/items');
+    expect([item.status, item.body?.reason, item.body?.route]).toEqual([
+      403,
+      'location_denied',
+      'list_location_items',
+    ]);
+    for (const target of [LIST, `/authzx${LIST}`, '/authz', `/other${LIST}`]) {
+      const refused = await get(target);
+      expect([refused.status, refused.body?.reason], target).toEqual([400, 'request_malformed']);
+    }
+  });
+});
+
 async function forwardAuth(
   headers: Array<[string, string]>,
   method = 'GET',
@@ -200,6 +279,35 @@ describe("the forward-auth door, asked for a deny in headers (nginx auth_request
     expect(allowed.headers.get('x-scopegate-subject')).toBe('svc-inventory-sync');
     // The ask is the door's, not the request's: it is no client-sent identity header to remove.
     expect(allowed.headers.get('x-envoy-auth-headers-to-remove')).toBeUndefined();
+  });
+});
+
+describe('logs', () => {
+  it('each door’s decision lines name it: transport grpc, http or forward_auth', async () => {
+    // A deny each (denies are logged at info), found again by the request id its answer names.
+    const grpc = await h.send({ method: 'GET', path: LIST });
+    const http = await sendHttp(h.running.httpAddress!, { method: 'GET', target: LIST, headers: [] });
+    const forwardAuthReply = await forwardAuth([
+      ['x-forwarded-method', 'GET'],
+      ['x-forwarded-uri', LIST],
+    ]);
+    for (const [transport, body] of [
+      ['grpc', grpc.body],
+      ['http', http.body],
+      ['forward_auth', forwardAuthReply.body],
+    ] as const) {
+      const requestId = body?.request_id;
+      expect(requestId, transport).toEqual(expect.any(String));
+      const lines = logged.text.filter((line) => line.includes(`"request_id":"${requestId}"`));
+      expect(lines, transport).toHaveLength(1);
+      expect(JSON.parse(lines[0]!), transport).toMatchObject({
+        msg: 'decision',
+        reason: 'token_missing',
+        transport,
+      });
+      // Named once: the door's child logger says it, the line itself does not say it again.
+      expect(lines[0]!.match(/"transport":/g), transport).toHaveLength(1);
+    }
   });
 });
 

@@ -1,17 +1,24 @@
-// TLS on the Check listener (`--tls-cert`, `--tls-key`, `--tls-client-ca`) with certificates this test makes
+// TLS on the Check listeners (`--tls-cert`, `--tls-key`, `--tls-client-ca`) with certificates this test makes
 // with openssl: a client that trusts the CA is answered, a plaintext client is not; with a client CA, only
-// clients holding a certificate it signed; rotated files are served without a restart, and a bad update keeps
-// the last good certificate. Unusable files are usage errors that name the flag and the file.
+// clients holding a certificate it signed; on the gRPC, --http and --forward-auth listeners alike. Rotated files
+// are served without a restart (gRPC and HTTPS), and a bad update keeps the last good certificate. Unusable
+// files are usage errors that name the flag and the file.
 import { writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SettingsError, serveSettings } from '../../src/config/settings.js';
+import type { Snapshot } from '../../src/check/decide.js';
+import { formatHostPort, SettingsError, serveSettings } from '../../src/config/settings.js';
 import { tlsSettings } from '../../src/config/tls.js';
+import { PolicySet } from '../../src/policy/set.js';
+import { listenHttp } from '../../src/server/admin.js';
 import { bindGrpc, createGrpcServer, HealthStatus } from '../../src/server/grpc.js';
+import { createHttpFront } from '../../src/server/http-front.js';
 import { CertificateFiles } from '../../src/server/tls.js';
+import { createLogger } from '../../src/telemetry/log.js';
+import { Metrics } from '../../src/telemetry/metrics.js';
 import { checkRequestFor } from '../../src/wire/check-request.js';
 import { loadClients } from '../../src/wire/proto.js';
 import {
@@ -69,7 +76,16 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
     let harness: Harness;
     beforeAll(async () => {
       harness = await startHarness(undefined, {
-        flags: ['--tls-cert', server.certFile, '--tls-key', server.keyFile, '--http', '127.0.0.1:0'],
+        flags: [
+          '--tls-cert',
+          server.certFile,
+          '--tls-key',
+          server.keyFile,
+          '--http',
+          '127.0.0.1:0',
+          '--forward-auth',
+          '127.0.0.1:0',
+        ],
       });
     });
     afterAll(() => harness?.close());
@@ -84,6 +100,12 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
       const address = harness.running.httpAddress!;
       expect(await httpsStatus(address, { ca: ca.cert })).toBe(401);
       expect(await httpsStatus(address, { ca: ca.cert }, 'http')).toBe('refused');
+    });
+
+    it('serves the forward-auth door over TLS too, and nothing in plaintext there', async () => {
+      const address = harness.running.forwardAuthAddress!;
+      expect(await httpsStatus(address, { ca: ca.cert, headers: FORWARDED })).toBe(401);
+      expect(await httpsStatus(address, { ca: ca.cert, headers: FORWARDED }, 'http')).toBe('refused');
     });
   });
 
@@ -100,6 +122,8 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
           ca.certFile,
           '--http',
           '127.0.0.1:0',
+          '--forward-auth',
+          '127.0.0.1:0',
         ],
       });
     });
@@ -112,13 +136,15 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
       expect(await attempt(address, trusting(stranger))).toBe(UNAVAILABLE);
     });
 
-    it('asks the HTTP front door’s clients for a certificate the client CA signed as well', async () => {
-      const address = harness.running.httpAddress!;
-      expect(await httpsStatus(address, { ca: ca.cert, cert: envoy.cert, key: envoy.key })).toBe(401);
-      expect(await httpsStatus(address, { ca: ca.cert })).toBe('refused');
-      expect(await httpsStatus(address, { ca: ca.cert, cert: stranger.cert, key: stranger.key })).toBe(
-        'refused',
-      );
+    it('asks the HTTP front doors’ clients for a certificate the client CA signed as well', async () => {
+      for (const address of [harness.running.httpAddress!, harness.running.forwardAuthAddress!]) {
+        const tls = { ca: ca.cert, headers: FORWARDED };
+        expect(await httpsStatus(address, { ...tls, cert: envoy.cert, key: envoy.key }), address).toBe(401);
+        expect(await httpsStatus(address, tls), address).toBe('refused');
+        expect(await httpsStatus(address, { ...tls, cert: stranger.cert, key: stranger.key }), address).toBe(
+          'refused',
+        );
+      }
     });
   });
 
@@ -130,7 +156,7 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
     const problems: string[] = [];
     const files = new CertificateFiles({ cert, key }, (problem) => problems.push(problem), 3_600_000);
     const grpcServer = createGrpcServer(
-      { current: () => undefined as never, metrics: undefined as never, log: undefined as never },
+      { current: () => undefined as never, metrics: undefined as never, log: createLogger('silent') },
       new HealthStatus(),
     );
     try {
@@ -161,6 +187,44 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
     } finally {
       files.close();
       grpcServer.destroy();
+    }
+  }, 30_000);
+
+  it('the HTTPS front doors serve rotated files without a restart too', async () => {
+    const cert = join(pki.dir, 'rotating-front.crt');
+    const key = join(pki.dir, 'rotating-front.key');
+    writeFileSync(cert, server.cert);
+    writeFileSync(key, server.key);
+    const files = new CertificateFiles({ cert, key }, () => {}, 3_600_000);
+    // No policy at all: every request is answered policy_unknown, which is all this test needs.
+    const deps = {
+      current: () => new PolicySet<Snapshot>([], false),
+      metrics: new Metrics(),
+      log: createLogger('silent'),
+    };
+    const fronts = (['http', 'forward_auth'] as const).map((transport) =>
+      createHttpFront(deps, { transport, tls: files }),
+    );
+    try {
+      const addresses = await Promise.all(
+        fronts.map(async (front) => formatHostPort(await listenHttp(front.server, '127.0.0.1', 0))),
+      );
+      const status = (address: string, trusted: string) =>
+        httpsStatus(address, { ca: trusted, headers: FORWARDED });
+      for (const address of addresses) expect(await status(address, ca.cert), address).toBe(403);
+
+      const other = await pki.authority('next-front-ca');
+      const next = await other.server('scopegate-next');
+      writeFileSync(cert, next.cert);
+      writeFileSync(key, next.key);
+      await files.refresh();
+      for (const address of addresses) {
+        expect(await status(address, other.cert), address).toBe(403);
+        expect(await status(address, ca.cert), address).toBe('refused');
+      }
+    } finally {
+      files.close();
+      await Promise.all(fronts.map((front) => front.close(0)));
     }
   }, 30_000);
 
@@ -196,15 +260,27 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
   });
 });
 
+/** What a forward-auth proxy says of the original request (the --http door reads them as any header). */
+const FORWARDED = { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/api/inventory/items' };
+
 /** The status of a GET through an HTTP front door over TLS ('http': in plaintext), or 'refused'. */
 function httpsStatus(
   address: string,
-  tls: { ca: string; cert?: string; key?: string },
+  { headers, ...tls }: { ca: string; cert?: string; key?: string; headers?: Record<string, string> },
   scheme: 'https' | 'http' = 'https',
 ): Promise<number | 'refused'> {
   const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.split(':').pop())];
   return new Promise((resolve) => {
-    const options = { host, port, path: '/api/inventory/items', method: 'GET', timeout: 2000 };
+    // A connection of its own (no agent): a kept-alive one would keep the certificate it shook hands with.
+    const options = {
+      host,
+      port,
+      path: '/api/inventory/items',
+      method: 'GET',
+      headers,
+      agent: false,
+      timeout: 2000,
+    };
     const request =
       scheme === 'https'
         ? httpsRequest({ ...options, ...tls, servername: 'localhost' }, (response) => {

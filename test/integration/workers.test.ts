@@ -1,5 +1,6 @@
 // `serve --workers 2` as users run it: the real binary, connections from separate clients (as separate Envoys
-// make), metrics read from the primary's /metrics, a policy edit and a dying worker while it serves.
+// make), metrics read from the primary's /metrics, a policy edit and a dying worker while it serves; and both
+// workers answering on the --http and --forward-auth ports too.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,15 +9,17 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { checkRequestFor } from '../../src/wire/check-request.js';
 import type { CheckRequest } from '../../src/wire/types.js';
 import { type AuthorizationConnection, connectAuthorization } from '../support/grpc-client.js';
+import { sendHttp } from '../support/http-front.js';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
 import { examplePolicyText, supportThreadClaims } from '../support/policies.js';
 import { runCli, type Served, serve } from '../support/process.js';
 import { parsePrometheusText } from '../support/prometheus.js';
 import { promtool, promtoolSuiteName, skipWithoutPromtool } from '../support/promtool.js';
 import { answerOf } from '../support/scopegate.js';
-import { mintToken, newSigningKey } from '../support/tokens.js';
+import { mintToken, newSigningKey, type SigningKey } from '../support/tokens.js';
 
 let jwks: JwksServer;
+let key: SigningKey;
 let served: Served;
 let policyFile: string;
 let listRequest: CheckRequest;
@@ -66,7 +69,7 @@ async function until(what: string, condition: () => Promise<boolean>, ms = 10_00
 }
 
 beforeAll(async () => {
-  const key = await newSigningKey('RS256');
+  key = await newSigningKey('RS256');
   jwks = await startJwksServer([key.publicJwk]);
   const dir = mkdtempSync(join(tmpdir(), 'scopegate-workers-'));
   policyFile = join(dir, 'policy.yaml');
@@ -228,5 +231,86 @@ describe('a broken policy with --workers 2', () => {
     const problems = run.stderr.split('\n').filter((l) => l.startsWith(`${file}:`));
     expect(problems.some((l) => l.includes('permisions'))).toBe(true);
     expect(new Set(problems).size).toBe(problems.length);
+  });
+});
+
+describe('serve --workers 2 with the HTTP front doors', () => {
+  let doors: Served;
+  beforeAll(async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'scopegate-workers-')), 'policy.yaml');
+    writeFileSync(file, examplePolicyText(jwks.uri));
+    doors = await serve(
+      [
+        '--policy',
+        file,
+        '--listen',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
+        '--http',
+        '127.0.0.1:0',
+        '--forward-auth',
+        '127.0.0.1:0',
+        '--workers',
+        '2',
+      ],
+      { SCOPEGATE_LOG_LEVEL: 'debug' },
+    );
+  });
+  afterAll(() => doors?.child.kill('SIGTERM'));
+
+  it('both workers answer on each door’s one port, and answer right', async () => {
+    expect([doors.http, doors.forwardAuth]).toEqual([expect.any(String), expect.any(String)]);
+    const token = await mintToken(key, supportThreadClaims());
+    const auth: [string, string] = ['authorization', `Bearer ${token}`];
+    const forwarded = (method: string, path: string): Array<[string, string]> => [
+      ['x-forwarded-method', method],
+      ['x-forwarded-uri', path],
+    ];
+    // Each request on a connection of its own: the primary hands each to the next worker.
+    for (let i = 0; i < 4; i++) {
+      const list = await sendHttp(doors.http!, {
+        method: 'GET',
+        target: '/api/inventory/transactions',
+        headers: [auth],
+      });
+      expect([list.status, list.headers.get('x-scopegate-route')]).toEqual([200, 'list_transactions']);
+      const denied = await sendHttp(doors.http!, {
+        method: 'GET',
+        target: '/api/inventory/locations/WH99/items',
+        headers: [auth],
+      });
+      expect([denied.status, denied.body?.reason]).toEqual([403, 'location_denied']);
+      const proxied = await sendHttp(doors.forwardAuth!, {
+        method: 'GET',
+        target: '/auth',
+        headers: [auth, ...forwarded('GET', '/api/inventory/transactions')],
+      });
+      expect([proxied.status, proxied.headers.get('x-scopegate-route')]).toEqual([200, 'list_transactions']);
+      const unread = await sendHttp(doors.forwardAuth!, {
+        method: 'GET',
+        target: '/auth',
+        headers: [auth, ...forwarded('POST', '/api/inventory/transactions')],
+      });
+      expect([unread.status, unread.body?.reason]).toEqual([403, 'body_unreadable']);
+    }
+    // Each decision is logged (allows at debug) by the worker that made it, under the door it came in by.
+    const workersOn = (transport: string) =>
+      new Set(
+        doors
+          .lines()
+          .filter((l) => l.msg === 'decision' && l.transport === transport)
+          .map((l) => l.worker),
+      );
+    await until(
+      'every decision to be logged',
+      async () => doors.lines().filter((l) => l.msg === 'decision').length === 16,
+    );
+    expect([...workersOn('http')].sort()).toEqual([1, 2]);
+    expect([...workersOn('forward_auth')].sort()).toEqual([1, 2]);
+    // And the primary's /metrics adds both workers' decisions up under each door.
+    const metrics = parsePrometheusText(await (await fetch(`http://${doors.admin}/metrics`)).text());
+    for (const transport of ['http', 'forward_auth'])
+      expect(metrics.value('scopegate_decisions_total', { transport }), transport).toBe(8);
   });
 });

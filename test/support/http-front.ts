@@ -1,7 +1,14 @@
 // A client for scopegate's HTTP front doors (`serve --http`, `--forward-auth`), and the translation of a
-// CheckRequest into the HTTP request Envoy's `http_service` would send for it, where HTTP can carry it.
+// CheckRequest into the HTTP request Envoy's `http_service` would send for it, where HTTP can carry it (and
+// into a forward-auth proxy's request describing it).
 import { connect } from 'node:net';
 import { headerValueText } from '../../src/response/encode.js';
+import {
+  DENY_IN_HEADERS,
+  FORWARDED_HOST,
+  FORWARDED_METHOD,
+  FORWARDED_URI,
+} from '../../src/wire/http-request.js';
 import type { CheckRequest } from '../../src/wire/types.js';
 
 export interface FrontRequest {
@@ -141,6 +148,30 @@ export function httpOfCheckRequest(check: CheckRequest): FrontRequest | { readon
     headers: sent,
     ...(bytes !== undefined && { body: typeof bytes === 'string' ? bytes : Buffer.from(bytes) }),
   };
+}
+
+/** The forward-auth protocol's own headers: a request sending them is not one a proxy would describe so. */
+const FORWARD_AUTH_OWN = new Set<string>([
+  ...FORWARDED_METHOD,
+  ...FORWARDED_URI,
+  FORWARDED_HOST,
+  DENY_IN_HEADERS,
+]);
+
+/**
+ * The auth request a forward-auth proxy (Traefik, Caddy) sends for the request `http`: a call of its own, with
+ * the original method, URI and host in X-Forwarded-* headers and the other headers as they are. The body goes
+ * too, as a proxy set to forward it sends it (Traefik's `forwardBody`): the door must read none of it.
+ */
+export function forwardAuthOf(http: FrontRequest): FrontRequest | { readonly uncarriable: string } {
+  const headers: Array<[string, string]> = [];
+  for (const [name, value] of http.headers) {
+    const lower = name.toLowerCase();
+    if (FORWARD_AUTH_OWN.has(lower)) return { uncarriable: `the forward-auth header ${lower}` };
+    headers.push(lower === 'host' ? [FORWARDED_HOST, value] : [name, value]);
+  }
+  headers.push(['x-forwarded-method', http.method], ['x-forwarded-uri', http.target]);
+  return { method: 'GET', target: '/auth', headers, ...(http.body !== undefined && { body: http.body }) };
 }
 
 function nonEmpty(value: string | Uint8Array | undefined | null): string | Uint8Array | undefined {

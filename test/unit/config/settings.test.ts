@@ -224,6 +224,68 @@ describe('serveSettings: tracing (off unless asked for; the standard OTEL_* vari
   });
 });
 
+describe('serveSettings: the HTTP front doors (off unless asked for)', () => {
+  it('are off by default, with no path prefix', () => {
+    const settings = serveSettings(base, {});
+    expect(settings).not.toHaveProperty('http');
+    expect(settings).not.toHaveProperty('forwardAuth');
+    expect(settings.httpPathPrefix).toBe('');
+  });
+
+  it('--http and --forward-auth, or SCOPEGATE_HTTP and SCOPEGATE_FORWARD_AUTH, open them', () => {
+    const flags = serveSettings([...base, '--http', '127.0.0.1:9192', '--forward-auth', ':9193'], {});
+    const twins = serveSettings(base, { SCOPEGATE_HTTP: '127.0.0.1:9192', SCOPEGATE_FORWARD_AUTH: ':9193' });
+    for (const settings of [flags, twins]) {
+      expect(settings.http).toEqual({ host: '127.0.0.1', port: 9192 });
+      expect(settings.forwardAuth).toEqual({ host: '0.0.0.0', port: 9193 });
+    }
+    // A flag wins over its twin.
+    expect(serveSettings([...base, '--http', '[::1]:0'], { SCOPEGATE_HTTP: ':9192' }).http).toEqual({
+      host: '::1',
+      port: 0,
+    });
+  });
+
+  it('--http-path-prefix (SCOPEGATE_HTTP_PATH_PREFIX) is the path Envoy puts before each path', () => {
+    expect(
+      serveSettings([...base, '--http', ':9192', '--http-path-prefix', '/authz/v1'], {}).httpPathPrefix,
+    ).toBe('/authz/v1');
+    expect(
+      serveSettings(base, { SCOPEGATE_HTTP: ':9192', SCOPEGATE_HTTP_PATH_PREFIX: '/authz' }).httpPathPrefix,
+    ).toBe('/authz');
+  });
+
+  const BAD_PREFIXES = ['authz', '/authz/', '/', '//authz', '/a//b', '/authz?x=1', '/a b', '/%2F'];
+  it.each<[string[], string | RegExp]>([
+    [['--http', 'localhost'], '--http: expected HOST:PORT (e.g. 127.0.0.1:9191 or [::1]:0), got "localhost"'],
+    [['--forward-auth', '9193'], /^--forward-auth: expected HOST:PORT/],
+    ...BAD_PREFIXES.map((prefix): [string[], string] => [
+      ['--http', ':9192', '--http-path-prefix', prefix],
+      `--http-path-prefix: expected a path such as /authz (segments, no trailing slash), got "${prefix}"`,
+    ]),
+    [
+      ['--http-path-prefix', '/authz'],
+      '--http-path-prefix: only with --http (Envoy http_service path_prefix)',
+    ],
+    [
+      ['--forward-auth', ':9193', '--http-path-prefix', '/authz'],
+      '--http-path-prefix: only with --http (Envoy http_service path_prefix)',
+    ],
+  ])('%j is a usage error', (args, message) => {
+    expect(() => serveSettings([...base, ...args], {})).toThrow(SettingsError);
+    expect(() => serveSettings([...base, ...args], {})).toThrow(message);
+  });
+
+  it('a prefix from the environment without a door is refused the same way', () => {
+    expect(() => serveSettings(base, { SCOPEGATE_HTTP_PATH_PREFIX: '/authz' })).toThrow(
+      '--http-path-prefix: only with --http',
+    );
+    expect(() =>
+      serveSettings(base, { SCOPEGATE_HTTP: ':9192', SCOPEGATE_HTTP_PATH_PREFIX: 'authz' }),
+    ).toThrow('--http-path-prefix: expected a path');
+  });
+});
+
 describe('HOST:PORT', () => {
   it.each([
     ['127.0.0.1:9191', { host: '127.0.0.1', port: 9191 }, '127.0.0.1:9191'],

@@ -58,7 +58,7 @@ describe('recordOf', () => {
           locations: { source: { body: 'location', steps: [] }, found: ok(['WH01']) },
         },
       },
-      { ...context, traceId: '0af7651916cd43dd8448eb211c80319c' },
+      { ...context, traceId: '0af7651916cd43dd8448eb211c80319c', transport: 'forward_auth' },
     );
     expect(record).toMatchObject({
       type: 'scopegate.decision',
@@ -66,6 +66,7 @@ describe('recordOf', () => {
       time: '2026-12-05T10:00:00.000Z',
       request_id: 'req-1',
       trace_id: '0af7651916cd43dd8448eb211c80319c',
+      transport: 'forward_auth',
       policy: 'inventory',
       method: 'POST',
       path: '/api/inventory/transactions',
@@ -95,6 +96,8 @@ describe('recordOf', () => {
     expect(record).toMatchObject({ method: 'POST', path: '/api/inventory/transactions', revision: '' });
     expect(record).not.toHaveProperty('token');
     expect(record).not.toHaveProperty('policy');
+    // No door given (a caller that does not know it): none recorded, as in records written before doors were.
+    expect(record).not.toHaveProperty('transport');
   });
 
   it('a request that cannot be read is recorded with why, and no method or path', () => {

@@ -22,8 +22,10 @@ const record = {
 const read = (value: unknown) => readRecordLine(typeof value === 'string' ? value : JSON.stringify(value));
 
 describe('readRecordLine', () => {
-  it('reads a record', () => {
+  it('reads a record, with the front door it came in by or (written before doors were recorded) without', () => {
     expect(read(record)).toEqual({ ok: true, record });
+    for (const transport of ['grpc', 'http', 'forward_auth'])
+      expect(read({ ...record, transport })).toEqual({ ok: true, record: { ...record, transport } });
     expect(
       read({
         ...record,
@@ -56,6 +58,8 @@ describe('readRecordLine', () => {
       { ...record, peer: 7 },
       { ...record, locations: { source: 'body:location', found: [1] } },
       { ...record, path: undefined },
+      { ...record, transport: 'smtp' },
+      { ...record, transport: null },
     ]) {
       expect(read(broken), JSON.stringify(broken)).toMatchObject({ ok: false, problem: 'invalid' });
     }

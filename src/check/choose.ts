@@ -1,12 +1,12 @@
 // Which policy of the set owns a request, as the server chooses it for every Check (and `explain` and `test`
-// for theirs): a set of one file owns every request without reading it; otherwise the request's context
+// for theirs, `replay` for a record's): a set of one file owns every request without reading it; otherwise the request's context
 // extension, destination principal and host decide (policy/set.ts). A request from an HTTP front door carries
 // neither a context extension nor a destination principal (nothing a client could not have written): it is
 // chosen by its host or the default, and only from a set that does not rely on the other two. A set that
 // chooses by destination, or has a policy only Envoy's context extension can name, refuses every request from
 // an HTTP door: there the host alone could pick another policy than Envoy's gRPC CheckRequest would (a
 // catch-all virtual host Envoy names a policy for passes any host the client sends).
-import type { PolicySet, Selection } from '../policy/set.js';
+import type { PolicyKeys, PolicySet, Selection } from '../policy/set.js';
 import { policyKeysOf } from '../request/policy-keys.js';
 import { carriesEnvoyAttributes, type Transport } from '../vocabulary/index.js';
 import type { CheckRequest } from '../wire/types.js';
@@ -17,11 +17,15 @@ export function choosePolicy<T>(
   transport: Transport = 'grpc',
 ): Selection<T> {
   if (set.only !== undefined) return set.only;
-  if (carriesEnvoyAttributes(transport)) return set.select(policyKeysOf(request));
+  return chooseByKeys(set, policyKeysOf(request), transport);
+}
+
+/** The same choice from keys already read (`replay` has them from a decision record). */
+export function chooseByKeys<T>(set: PolicySet<T>, keys: PolicyKeys, transport: Transport): Selection<T> {
+  if (carriesEnvoyAttributes(transport)) return set.select(keys);
   const refused = httpRefusalOf(set);
   if (refused !== undefined) return refused;
-  const { host } = policyKeysOf(request);
-  return set.select(host === undefined ? {} : { host });
+  return set.select(keys.host === undefined ? {} : { host: keys.host });
 }
 
 /** What the HTTP front doors answer every request of this set with, when they refuse it whole; else undefined. */

@@ -1,11 +1,12 @@
 // Re-deciding a decision record under a candidate policy (`scopegate replay`), from the record alone: no
-// token, no key, no body. The candidate set chooses the policy as the server would (policy/set.ts), then the
+// token, no key, no body. The candidate set chooses the policy as the server would (check/choose.ts), then the
 // server's own phases decide (check/decide.ts `decideFrom`) with each input taken from the record. What the
 // record does not hold is never guessed: the record "cannot be replayed", with the reason why, when the
 // candidate would read the token of a request whose token was never read, would verify tokens differently
 // (its authentication settings changed: the token itself is not kept), or its route reads locations from a
 // source the record has no value for.
 import { LRUCache } from 'lru-cache';
+import { chooseByKeys } from '../check/choose.js';
 import { decideFrom, type Inputs } from '../check/decide.js';
 import { identifyPeer } from '../identity/peer.js';
 import type { PolicySet } from '../policy/set.js';
@@ -35,11 +36,16 @@ const NO_FACTS: RequestFacts = Object.freeze({
 
 export function replayRecord(record: DecisionRecord, candidates: PolicySet<CompiledPolicy>): Replayed {
   const keys = record.policy_keys ?? {};
-  const chosen = candidates.select({
-    ...(keys.extension !== undefined && { extension: keys.extension }),
-    ...(keys.destination !== undefined && { destinationPrincipal: keys.destination }),
-    ...(keys.host !== undefined && { host: keys.host }),
-  });
+  // By the door it came in by: from an HTTP door, the candidate set may be one those doors refuse.
+  const chosen = chooseByKeys(
+    candidates,
+    {
+      ...(keys.extension !== undefined && { extension: keys.extension }),
+      ...(keys.destination !== undefined && { destinationPrincipal: keys.destination }),
+      ...(keys.host !== undefined && { host: keys.host }),
+    },
+    record.transport ?? 'grpc',
+  );
   if (!chosen.ok)
     return { ok: true, decision: { reason: 'policy_unknown', detail: chosen.detail, revision: '' } };
   const policy = chosen.value;

@@ -438,4 +438,21 @@ describe('replay: records of every reason in the table', () => {
       );
     }
   });
+
+  it('a record from an HTTP door is chosen for as that door would: a set it refuses is policy_unknown', async () => {
+    // The example claims hosts and a destination principal: over gRPC its host chooses it, over HTTP the set
+    // is refused whole (check/choose.ts), since the destination it chooses by cannot come through that door.
+    const set = new PolicySet([{ owns: example.owns, value: example }]);
+    const allowed = await recordFor(viaEnvoy(GET, sync('inventory.read')), example);
+    const keyed = { ...allowed, policy_keys: { host: 'inventory.example.com' } };
+    expect(replayRecord({ ...keyed, transport: 'grpc' }, set)).toMatchObject({
+      decision: { reason: 'allowed' },
+    });
+    expect(replayRecord(keyed, set)).toMatchObject({ decision: { reason: 'allowed' } });
+    for (const transport of ['http', 'forward_auth'] as const)
+      expect(replayRecord({ ...keyed, transport }, set)).toMatchObject({
+        ok: true,
+        decision: { reason: 'policy_unknown', detail: expect.stringMatching(/destination principal/) },
+      });
+  });
 });

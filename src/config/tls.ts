@@ -2,7 +2,8 @@
 // deployments outside a mesh (tokens and bodies must not cross a network in plaintext). Read and tried once at
 // start-up, so a missing file, a key that does not match its certificate or a file that is not PEM is a usage
 // error naming the flag and the file, never a server that starts and refuses every handshake. Only file names
-// and the TLS library's own reason appear in messages, never file contents.
+// and the TLS library's own reason appear in messages, never file contents. The contents checked are the ones
+// served first (server/tls.ts): read again, a file changed since the check would be served unchecked.
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 
@@ -13,6 +14,15 @@ export interface TlsSettings {
   readonly key: string;
   /** PEM CA bundle: when set, every client must present a certificate it signed. */
   readonly clientCa?: string;
+  /** What the files held when they were checked: the listeners start with these, not with a second read. */
+  readonly contents: TlsContents;
+}
+
+/** PEM contents of the TLS files, usable together. */
+export interface TlsContents {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly ca?: Buffer;
 }
 
 export type TlsFlag = 'tls-cert' | 'tls-key' | 'tls-client-ca';
@@ -26,7 +36,7 @@ export function tlsSettings(given: (flag: TlsFlag) => string | undefined): TlsSe
     return clientCa === undefined ? undefined : '--tls-client-ca needs --tls-cert and --tls-key';
   }
   if (cert === undefined || key === undefined) return '--tls-cert and --tls-key go together';
-  const pem: Record<string, string> = {};
+  const pem: Record<string, Buffer> = {};
   for (const [flag, file] of [
     ['tls-cert', cert],
     ['tls-key', key],
@@ -34,17 +44,28 @@ export function tlsSettings(given: (flag: TlsFlag) => string | undefined): TlsSe
   ] as const) {
     if (file === undefined) continue;
     try {
-      pem[flag] = readFileSync(file, 'utf8');
+      pem[flag] = readFileSync(file);
     } catch (err) {
       return `--${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
     }
   }
+  const ca = pem['tls-client-ca'];
+  const contents: TlsContents = {
+    cert: pem['tls-cert']!,
+    key: pem['tls-key']!,
+    ...(ca !== undefined && { ca }),
+  };
   try {
-    createSecureContext({ cert: pem['tls-cert'], key: pem['tls-key'], ca: pem['tls-client-ca'] });
+    createSecureContext(contents);
   } catch (err) {
     return `--tls-cert ${cert}, --tls-key ${key}${clientCa ? `, --tls-client-ca ${clientCa}` : ''}: not usable (${tlsReason(err)})`;
   }
-  return Object.freeze({ cert, key, ...(clientCa !== undefined && { clientCa }) });
+  return Object.freeze({
+    cert,
+    key,
+    ...(clientCa !== undefined && { clientCa }),
+    contents: Object.freeze(contents),
+  });
 }
 
 /**

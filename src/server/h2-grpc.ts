@@ -31,7 +31,8 @@ import {
 } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { gunzip, inflate } from 'node:zlib';
-import { type TlsContents, tlsServerOptions } from './tls.js';
+import type { TlsContents } from '../config/tls.js';
+import { tlsServerOptions } from './tls.js';
 
 /** The gRPC status codes this layer and its services send (grpc/status.proto). */
 export const GrpcStatus = {

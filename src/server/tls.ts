@@ -4,20 +4,12 @@
 // update is reported once and the listeners keep the last good set, rather than refusing every handshake.
 // Every listener (gRPC on node:http2, the HTTPS front doors) takes a change through `onChange`.
 
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
-import { type TlsSettings, tlsReason } from '../config/tls.js';
+import { type TlsContents, type TlsSettings, tlsReason } from '../config/tls.js';
 
 /** How often the files are read again. */
 export const TLS_REFRESH_MS = 60_000;
-
-/** The PEM contents in force. */
-export interface TlsContents {
-  readonly cert: Buffer;
-  readonly key: Buffer;
-  readonly ca?: Buffer;
-}
 
 /** node:tls server options for the files in force: a client CA means every client must present a certificate it signed. */
 export function tlsServerOptions({ cert, key, ca }: TlsContents) {
@@ -31,18 +23,13 @@ export class CertificateFiles {
   private reading = false;
   private lastProblem = '';
 
-  /** `settings` were checked at start-up (config/tls.ts), so the first read is a good one. */
+  /** Starts from the contents checked at start-up (config/tls.ts); the files are read again only to refresh. */
   constructor(
     private readonly settings: TlsSettings,
     private readonly onProblem: (message: string) => void,
     refreshMs = TLS_REFRESH_MS,
   ) {
-    const read = (file: string) => readFileSync(file);
-    this.contents = {
-      cert: read(settings.cert),
-      key: read(settings.key),
-      ...(settings.clientCa !== undefined && { ca: read(settings.clientCa) }),
-    };
+    this.contents = settings.contents;
     this.timer = setInterval(() => void this.refresh(), refreshMs);
     this.timer.unref();
   }

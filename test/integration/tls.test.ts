@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Snapshot } from '../../src/check/decide.js';
 import { formatHostPort, SettingsError, serveSettings } from '../../src/config/settings.js';
-import { tlsSettings } from '../../src/config/tls.js';
+import { type TlsSettings, tlsSettings } from '../../src/config/tls.js';
 import { PolicySet } from '../../src/policy/set.js';
 import { listenHttp } from '../../src/server/admin.js';
 import { bindGrpc, createGrpcServer, HealthStatus } from '../../src/server/grpc.js';
@@ -154,7 +154,7 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
     writeFileSync(cert, server.cert);
     writeFileSync(key, server.key);
     const problems: string[] = [];
-    const files = new CertificateFiles({ cert, key }, (problem) => problems.push(problem), 3_600_000);
+    const files = new CertificateFiles(checked(cert, key), (problem) => problems.push(problem), 3_600_000);
     const grpcServer = createGrpcServer(
       { current: () => undefined as never, metrics: undefined as never, log: createLogger('silent') },
       new HealthStatus(),
@@ -195,7 +195,7 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
     const key = join(pki.dir, 'rotating-front.key');
     writeFileSync(cert, server.cert);
     writeFileSync(key, server.key);
-    const files = new CertificateFiles({ cert, key }, () => {}, 3_600_000);
+    const files = new CertificateFiles(checked(cert, key), () => {}, 3_600_000);
     // No policy at all: every request is answered policy_unknown, which is all this test needs.
     const deps = {
       current: () => new PolicySet<Snapshot>([], false),
@@ -251,14 +251,39 @@ describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('TLS on the Check listener'
     expect(mismatched).not.toContain('PRIVATE KEY');
     expect(refused(['--tls-cert', ca.keyFile, '--tls-key', server.keyFile])).toMatch(/not usable/);
     // The environment twins work as the flags do.
-    expect(
-      tlsSettings((flag) => ({ 'tls-cert': server.certFile, 'tls-key': server.keyFile })[flag as string]),
-    ).toEqual({ cert: server.certFile, key: server.keyFile });
+    expect(checked(server.certFile, server.keyFile)).toMatchObject({
+      cert: server.certFile,
+      key: server.keyFile,
+    });
     expect(
       serveSettings(base, { SCOPEGATE_TLS_CERT: server.certFile, SCOPEGATE_TLS_KEY: server.keyFile }).tls,
-    ).toEqual({ cert: server.certFile, key: server.keyFile });
+    ).toMatchObject({ cert: server.certFile, key: server.keyFile });
+  });
+
+  it('starts serving the contents it checked, not a second read of the files', () => {
+    const cert = join(pki.dir, 'replaced.crt');
+    const key = join(pki.dir, 'replaced.key');
+    writeFileSync(cert, server.cert);
+    writeFileSync(key, server.key);
+    const settings = checked(cert, key);
+    // Replaced after the check, before the listeners start: not taken until a refresh checks it.
+    writeFileSync(key, 'not a key');
+    const files = new CertificateFiles(settings, () => {}, 3_600_000);
+    try {
+      expect(files.current.cert.toString()).toBe(server.cert);
+      expect(files.current.key.toString()).toBe(server.key);
+    } finally {
+      files.close();
+    }
   });
 });
+
+/** The settings of `--tls-cert cert --tls-key key`, checked. */
+function checked(cert: string, key: string): TlsSettings {
+  const settings = tlsSettings((flag) => ({ 'tls-cert': cert, 'tls-key': key })[flag as string]);
+  if (typeof settings !== 'object') throw new Error(`not usable: ${settings}`);
+  return settings;
+}
 
 /** What a forward-auth proxy says of the original request (the --http door reads them as any header). */
 const FORWARDED = { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/api/inventory/items' };

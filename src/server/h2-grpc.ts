@@ -261,7 +261,8 @@ export interface H2GrpcOptions {
 /** Certificate files kept current (server/tls.ts CertificateFiles). */
 export interface TlsSource {
   readonly current: TlsContents;
-  onChange(listener: (contents: TlsContents) => void): void;
+  /** Returns what removes the listener. */
+  onChange(listener: (contents: TlsContents) => void): () => void;
 }
 
 const SERVER_OPTIONS = {
@@ -289,9 +290,13 @@ export class H2GrpcServer {
     const server = tls
       ? createSecureServer({ ...SERVER_OPTIONS, ...tlsServerOptions(tls.current) })
       : createServer(SERVER_OPTIONS);
+    // A rotated certificate reaches new connections; open ones keep the one they shook hands with. The listener
+    // goes when the server closes or fails to listen: files shared by servers must not keep a closed one alive.
+    const stopHearing = tls?.onChange((contents) =>
+      (server as Http2SecureServer).setSecureContext(tlsServerOptions(contents)),
+    );
+    if (stopHearing) server.once('close', stopHearing);
     if (tls) {
-      // A rotated certificate reaches new connections; open ones keep the one they shook hands with.
-      tls.onChange((contents) => (server as Http2SecureServer).setSecureContext(tlsServerOptions(contents)));
       // A TLS socket's errors before or outside a session are not the session's (nodejs/node#35824).
       server.on('secureConnection', (socket: TLSSocket) => socket.on('error', ignore));
     }
@@ -301,9 +306,13 @@ export class H2GrpcServer {
     server.on('sessionError', ignore);
     server.on('stream', (stream, headers) => this.onStream(stream, headers));
     return new Promise((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (err: Error) => {
+        stopHearing?.();
+        reject(err);
+      };
+      server.once('error', failed);
       server.listen(port, host, () => {
-        server.off('error', reject);
+        server.off('error', failed);
         server.on('error', ignore);
         this.listeners.add(server);
         const address = server.address();

@@ -82,11 +82,12 @@ export function createHttpFront(deps: CheckDeps, options: HttpFrontOptions): Htt
   const server: Server = tls
     ? createHttpsServer({ ...serverOptions, ...tlsServerOptions(tls.current) }, onRequest)
     : createServer(serverOptions, onRequest);
-  // A rotated certificate reaches new connections; the ones open keep the one they shook hands with.
-  if (tls)
-    tls.onChange((contents) =>
-      (server as ReturnType<typeof createHttpsServer>).setSecureContext(tlsServerOptions(contents)),
-    );
+  // A rotated certificate reaches new connections; the ones open keep the one they shook hands with. The
+  // listener goes when the server closes: files shared by servers must not keep a closed one alive.
+  const stopHearing = tls?.onChange((contents) =>
+    (server as ReturnType<typeof createHttpsServer>).setSecureContext(tlsServerOptions(contents)),
+  );
+  if (stopHearing) server.once('close', stopHearing);
   // Node drops headers past its count limit without a word; the request phase refuses too many itself.
   server.maxHeadersCount = 0;
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => refuseUnparsed(err, socket));

@@ -38,9 +38,18 @@ export class CertificateFiles {
     return this.contents;
   }
 
-  /** Hears every change taken (a TLS server's setSecureContext). */
-  onChange(listener: (contents: TlsContents) => void): void {
+  /**
+   * Hears every change taken (a TLS server's setSecureContext). Returns what stops it: a server that closes
+   * removes its listener, so files shared by servers do not keep closed ones alive or keep updating them.
+   */
+  onChange(listener: (contents: TlsContents) => void): () => void {
     this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  /** Listeners registered (servers still open). */
+  get listenerCount(): number {
+    return this.changeListeners.size;
   }
 
   close(): void {

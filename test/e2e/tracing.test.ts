@@ -21,6 +21,7 @@ const TRANSACTIONS = '/api/inventory/transactions';
 /** A client's own W3C context, as a traced browser or service sends it. */
 const CLIENT_TRACE = '0af7651916cd43dd8448eb211c80319c';
 const CLIENT_TRACEPARENT = `00-${CLIENT_TRACE}-b7ad6b7169203331-01`;
+const portOf = (address: string) => Number(address.split(':').pop());
 
 let receiver: OtlpReceiver;
 beforeAll(async () => {
@@ -41,7 +42,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('one trace: Envoy (OpenTelemetry tra
       OTEL_BSP_SCHEDULE_DELAY: '100',
     });
     stack = await startStack('envoy-tracing.yaml', {
-      otelCollector: Number(receiver.address.split(':')[1]),
+      otelCollector: portOf(receiver.address),
       serveFlags: ['--tracing'],
       log: log.log,
     });
@@ -194,7 +195,7 @@ describe.skipIf(skipWithoutEnvoy)(
       const config = localEnvoyConfig(`${repoRoot()}/envoy/envoy-tracing.yaml`, {
         scopegate: authz.port,
         inventory: 9,
-        otelCollector: Number(receiver.address.split(':')[1]),
+        otelCollector: portOf(receiver.address),
       });
       try {
         await throughEnvoy(config, async () => {
@@ -229,21 +230,25 @@ async function startRecordingHttpAuthz(): Promise<{
   return { port, calls, close: () => server.close() };
 }
 
-/** envoy/envoy-http.yaml (http_service) with envoy-tracing.yaml's OpenTelemetry tracer and its collector cluster. */
-function httpServiceTraced(authz: number, otelCollector: number): string {
+/**
+ * envoy/envoy-http.yaml (http_service) with envoy-tracing.yaml's OpenTelemetry tracer and its collector cluster,
+ * asking the --http door on `scopegateHttp`. Envoy exports each span as it ends (its runtime's
+ * min_flush_spans, 5 by default, else a 5 s timer), so a test waits for no timer.
+ */
+function httpServiceTraced(ports: { scopegateHttp: number; inventory: number }): string {
   type Config = {
     static_resources: {
       listeners: Array<{ filter_chains: Array<{ filters: Array<{ typed_config: { tracing?: unknown } }> }> }>;
       clusters: Array<{ name: string }>;
     };
+    layered_runtime?: unknown;
   };
   const local = (file: string) =>
     parse(
       localEnvoyConfig(`${repoRoot()}/envoy/${file}`, {
         scopegate: 9,
-        scopegateHttp: authz,
-        inventory: 9,
-        otelCollector,
+        ...ports,
+        otelCollector: portOf(receiver.address),
       }),
     ) as Config;
   const manager = (config: Config) =>
@@ -254,6 +259,9 @@ function httpServiceTraced(authz: number, otelCollector: number): string {
   http.static_resources.clusters.push(
     traced.static_resources.clusters.find((c) => c.name === 'otel_collector')!,
   );
+  http.layered_runtime = {
+    layers: [{ name: 'flush_each_span', static_layer: { 'tracing.opentelemetry.min_flush_spans': 1 } }],
+  };
   return stringify(http);
 }
 
@@ -263,18 +271,13 @@ describe.skipIf(skipWithoutEnvoy)(
     it("W3C traceparent (and an empty tracestate) in the request's headers, naming Envoy's span for the call; it replaces the client's own", async () => {
       const authz = await startRecordingHttpAuthz();
       try {
-        await throughEnvoy(
-          httpServiceTraced(authz.port, Number(receiver.address.split(':')[1])),
-          async () => {
-            const [plain, withClientContext] = authz.calls.map(
-              (headers) => headers as Record<string, string>,
-            );
-            // Although allowed_headers names traceparent, the client's does not reach the door: Envoy's own
-            // context (its span for the call) takes its place.
-            const call = await envoysSpan(plain!, withClientContext!);
-            expect(call).toMatchObject({ kind: 'SPAN_KIND_CLIENT', resource: { 'service.name': 'envoy' } });
-          },
-        );
+        await throughEnvoy(httpServiceTraced({ scopegateHttp: authz.port, inventory: 9 }), async () => {
+          const [plain, withClientContext] = authz.calls.map((headers) => headers as Record<string, string>);
+          // Although allowed_headers names traceparent, the client's does not reach the door: Envoy's own
+          // context (its span for the call) takes its place.
+          const call = await envoysSpan(plain!, withClientContext!);
+          expect(call).toMatchObject({ kind: 'SPAN_KIND_CLIENT', resource: { 'service.name': 'envoy' } });
+        });
       } finally {
         authz.close();
       }

@@ -1,8 +1,9 @@
 // One trace through a real Envoy running envoy/envoy-tracing.yaml (its OpenTelemetry tracer) and scopegate
 // (`serve --tracing`), both exporting OTLP/gRPC to a real receiver on loopback: scopegate's Check span is a
 // child of Envoy's ext_authz span in Envoy's trace, says what was decided, and a denied request's log line
-// carries that trace id. And what Envoy really puts in the Check call's gRPC metadata, and in the request its
-// http_service sends the --http door, seen by a recording authorization server in scopegate's place.
+// carries that trace id; the same through envoy/envoy-http.yaml with that tracer, to scopegate's --http door. And
+// what Envoy really puts in the Check call's gRPC metadata, and in the request its http_service sends the --http
+// door, seen by a recording authorization server in scopegate's place.
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -96,6 +97,57 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('one trace: Envoy (OpenTelemetry tra
 
     const line = log.lines.find((l) => l.msg === 'decision' && l.request_id === requestId);
     expect(line).toMatchObject({ reason: 'token_missing', trace_id: check.traceId, span_id: check.spanId });
+  });
+
+  it("through envoy-http.yaml, traced: scopegate's --http span is the child of Envoy's span for the call, and a denied request's log line has the trace id", async () => {
+    // Another Envoy, http_service to this scopegate's --http door, tracing to the same receiver.
+    const envoy = await startEnvoy({
+      bin: requireEnvoy(),
+      configText: httpServiceTraced({
+        scopegateHttp: portOf(stack.scopegate.httpAddress!),
+        inventory: stack.upstream.port,
+      }),
+    });
+    try {
+      const answer = await sendThrough(envoy.url, { method: 'GET', path: TRANSACTIONS });
+      expect(answer.status).toBe(401);
+      const requestId = String(answer.json?.request_id);
+
+      const check = await receiver.waitFor(
+        (s) => s.name === 'scopegate.check' && s.attributes['scopegate.request_id'] === requestId,
+      );
+      expect(check).toMatchObject({
+        kind: 'SPAN_KIND_SERVER',
+        attributes: {
+          'scopegate.transport': 'http',
+          'scopegate.parent': 'request_headers',
+          'scopegate.decision': 'deny',
+          'scopegate.reason': 'token_missing',
+          'scopegate.policy': 'inventory',
+        },
+        resource: { 'service.name': 'scopegate' },
+      });
+      // Its parent is Envoy's ext_authz span (the CLIENT span of the call to the scopegate_http cluster, with
+      // ext_authz's own tags), under Envoy's span for the request: one trace.
+      const call = await envoySpan(check.traceId, check.parentSpanId);
+      expect(call).toMatchObject({
+        name: 'async scopegate_http egress',
+        kind: 'SPAN_KIND_CLIENT',
+        attributes: { ext_authz_status: 'ext_authz_unauthorized', upstream_cluster: 'scopegate_http' },
+      });
+      const ingress = await envoySpan(check.traceId, call.parentSpanId);
+      expect(ingress).toMatchObject({ kind: 'SPAN_KIND_SERVER', parentSpanId: '' });
+
+      const line = log.lines.find((l) => l.msg === 'decision' && l.request_id === requestId);
+      expect(line).toMatchObject({
+        transport: 'http',
+        reason: 'token_missing',
+        trace_id: check.traceId,
+        span_id: check.spanId,
+      });
+    } finally {
+      await envoy.stop();
+    }
   });
 
   it("an allowed request with the client's own traceparent: one trace, the client's, Envoy in between", async () => {

@@ -1,8 +1,9 @@
 // One trace through a real Envoy running envoy/envoy-tracing.yaml (its OpenTelemetry tracer) and scopegate
 // (`serve --tracing`), both exporting OTLP/gRPC to a real receiver on loopback: scopegate's Check span is a
 // child of Envoy's ext_authz span in Envoy's trace, says what was decided, and a denied request's log line
-// carries that trace id. And what Envoy really puts in the Check call's gRPC metadata, and in the request its
-// http_service sends the --http door, seen by a recording authorization server in scopegate's place.
+// carries that trace id; the same through envoy/envoy-http.yaml with that tracer, to scopegate's --http door. And
+// what Envoy really puts in the Check call's gRPC metadata, and in the request its http_service sends the --http
+// door, seen by a recording authorization server in scopegate's place.
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +22,7 @@ const TRANSACTIONS = '/api/inventory/transactions';
 /** A client's own W3C context, as a traced browser or service sends it. */
 const CLIENT_TRACE = '0af7651916cd43dd8448eb211c80319c';
 const CLIENT_TRACEPARENT = `00-${CLIENT_TRACE}-b7ad6b7169203331-01`;
+const portOf = (address: string) => Number(address.split(':').pop());
 
 let receiver: OtlpReceiver;
 beforeAll(async () => {
@@ -41,7 +43,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('one trace: Envoy (OpenTelemetry tra
       OTEL_BSP_SCHEDULE_DELAY: '100',
     });
     stack = await startStack('envoy-tracing.yaml', {
-      otelCollector: Number(receiver.address.split(':')[1]),
+      otelCollector: portOf(receiver.address),
       serveFlags: ['--tracing'],
       log: log.log,
     });
@@ -95,6 +97,57 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('one trace: Envoy (OpenTelemetry tra
 
     const line = log.lines.find((l) => l.msg === 'decision' && l.request_id === requestId);
     expect(line).toMatchObject({ reason: 'token_missing', trace_id: check.traceId, span_id: check.spanId });
+  });
+
+  it("through envoy-http.yaml, traced: scopegate's --http span is the child of Envoy's span for the call, and a denied request's log line has the trace id", async () => {
+    // Another Envoy, http_service to this scopegate's --http door, tracing to the same receiver.
+    const envoy = await startEnvoy({
+      bin: requireEnvoy(),
+      configText: httpServiceTraced({
+        scopegateHttp: portOf(stack.scopegate.httpAddress!),
+        inventory: stack.upstream.port,
+      }),
+    });
+    try {
+      const answer = await sendThrough(envoy.url, { method: 'GET', path: TRANSACTIONS });
+      expect(answer.status).toBe(401);
+      const requestId = String(answer.json?.request_id);
+
+      const check = await receiver.waitFor(
+        (s) => s.name === 'scopegate.check' && s.attributes['scopegate.request_id'] === requestId,
+      );
+      expect(check).toMatchObject({
+        kind: 'SPAN_KIND_SERVER',
+        attributes: {
+          'scopegate.transport': 'http',
+          'scopegate.parent': 'request_headers',
+          'scopegate.decision': 'deny',
+          'scopegate.reason': 'token_missing',
+          'scopegate.policy': 'inventory',
+        },
+        resource: { 'service.name': 'scopegate' },
+      });
+      // Its parent is Envoy's ext_authz span (the CLIENT span of the call to the scopegate_http cluster, with
+      // ext_authz's own tags), under Envoy's span for the request: one trace.
+      const call = await envoySpan(check.traceId, check.parentSpanId);
+      expect(call).toMatchObject({
+        name: 'async scopegate_http egress',
+        kind: 'SPAN_KIND_CLIENT',
+        attributes: { ext_authz_status: 'ext_authz_unauthorized', upstream_cluster: 'scopegate_http' },
+      });
+      const ingress = await envoySpan(check.traceId, call.parentSpanId);
+      expect(ingress).toMatchObject({ kind: 'SPAN_KIND_SERVER', parentSpanId: '' });
+
+      const line = log.lines.find((l) => l.msg === 'decision' && l.request_id === requestId);
+      expect(line).toMatchObject({
+        transport: 'http',
+        reason: 'token_missing',
+        trace_id: check.traceId,
+        span_id: check.spanId,
+      });
+    } finally {
+      await envoy.stop();
+    }
   });
 
   it("an allowed request with the client's own traceparent: one trace, the client's, Envoy in between", async () => {
@@ -194,7 +247,7 @@ describe.skipIf(skipWithoutEnvoy)(
       const config = localEnvoyConfig(`${repoRoot()}/envoy/envoy-tracing.yaml`, {
         scopegate: authz.port,
         inventory: 9,
-        otelCollector: Number(receiver.address.split(':')[1]),
+        otelCollector: portOf(receiver.address),
       });
       try {
         await throughEnvoy(config, async () => {
@@ -229,21 +282,25 @@ async function startRecordingHttpAuthz(): Promise<{
   return { port, calls, close: () => server.close() };
 }
 
-/** envoy/envoy-http.yaml (http_service) with envoy-tracing.yaml's OpenTelemetry tracer and its collector cluster. */
-function httpServiceTraced(authz: number, otelCollector: number): string {
+/**
+ * envoy/envoy-http.yaml (http_service) with envoy-tracing.yaml's OpenTelemetry tracer and its collector cluster,
+ * asking the --http door on `scopegateHttp`. Envoy exports each span as it ends (its runtime's
+ * min_flush_spans, 5 by default, else a 5 s timer), so a test waits for no timer.
+ */
+function httpServiceTraced(ports: { scopegateHttp: number; inventory: number }): string {
   type Config = {
     static_resources: {
       listeners: Array<{ filter_chains: Array<{ filters: Array<{ typed_config: { tracing?: unknown } }> }> }>;
       clusters: Array<{ name: string }>;
     };
+    layered_runtime?: unknown;
   };
   const local = (file: string) =>
     parse(
       localEnvoyConfig(`${repoRoot()}/envoy/${file}`, {
         scopegate: 9,
-        scopegateHttp: authz,
-        inventory: 9,
-        otelCollector,
+        ...ports,
+        otelCollector: portOf(receiver.address),
       }),
     ) as Config;
   const manager = (config: Config) =>
@@ -254,6 +311,9 @@ function httpServiceTraced(authz: number, otelCollector: number): string {
   http.static_resources.clusters.push(
     traced.static_resources.clusters.find((c) => c.name === 'otel_collector')!,
   );
+  http.layered_runtime = {
+    layers: [{ name: 'flush_each_span', static_layer: { 'tracing.opentelemetry.min_flush_spans': 1 } }],
+  };
   return stringify(http);
 }
 
@@ -263,18 +323,13 @@ describe.skipIf(skipWithoutEnvoy)(
     it("W3C traceparent (and an empty tracestate) in the request's headers, naming Envoy's span for the call; it replaces the client's own", async () => {
       const authz = await startRecordingHttpAuthz();
       try {
-        await throughEnvoy(
-          httpServiceTraced(authz.port, Number(receiver.address.split(':')[1])),
-          async () => {
-            const [plain, withClientContext] = authz.calls.map(
-              (headers) => headers as Record<string, string>,
-            );
-            // Although allowed_headers names traceparent, the client's does not reach the door: Envoy's own
-            // context (its span for the call) takes its place.
-            const call = await envoysSpan(plain!, withClientContext!);
-            expect(call).toMatchObject({ kind: 'SPAN_KIND_CLIENT', resource: { 'service.name': 'envoy' } });
-          },
-        );
+        await throughEnvoy(httpServiceTraced({ scopegateHttp: authz.port, inventory: 9 }), async () => {
+          const [plain, withClientContext] = authz.calls.map((headers) => headers as Record<string, string>);
+          // Although allowed_headers names traceparent, the client's does not reach the door: Envoy's own
+          // context (its span for the call) takes its place.
+          const call = await envoysSpan(plain!, withClientContext!);
+          expect(call).toMatchObject({ kind: 'SPAN_KIND_CLIENT', resource: { 'service.name': 'envoy' } });
+        });
       } finally {
         authz.close();
       }

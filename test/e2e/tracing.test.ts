@@ -10,7 +10,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { localEnvoyConfig, repoRoot, startEnvoy } from '../../src/dev/envoy.js';
+import { localEnvoyConfig, repoRoot, startEnvoy, withRuntime } from '../../src/dev/envoy.js';
 import { sendThrough } from '../../src/dev/stack.js';
 import { authorizationService } from '../../src/wire/proto.js';
 import type { CheckRequest } from '../../src/wire/types.js';
@@ -30,6 +30,8 @@ const TRANSACTIONS = '/api/inventory/transactions';
 const CLIENT_TRACE = '0af7651916cd43dd8448eb211c80319c';
 const CLIENT_TRACEPARENT = `00-${CLIENT_TRACE}-b7ad6b7169203331-01`;
 const portOf = (address: string) => Number(address.split(':').pop());
+/** Envoy's OpenTelemetry tracer exports each span as it ends (by default after 5 spans, else a 5 s timer). */
+const FLUSH_EACH_OTEL_SPAN = { 'tracing.opentelemetry.min_flush_spans': 1 };
 
 let receiver: OtlpReceiver;
 beforeAll(async () => {
@@ -51,6 +53,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('one trace: Envoy (OpenTelemetry tra
     });
     stack = await startStack('envoy-tracing.yaml', {
       otelCollector: portOf(receiver.address),
+      envoyRuntime: FLUSH_EACH_OTEL_SPAN,
       serveFlags: ['--tracing'],
       log: log.log,
     });
@@ -280,11 +283,14 @@ describe.skipIf(skipWithoutEnvoy)(
   () => {
     it("W3C traceparent (and an empty tracestate) in the gRPC metadata, naming Envoy's ext_authz span; the client's own stays in the HTTP headers", async () => {
       const authz = await startRecordingAuthz();
-      const config = localEnvoyConfig(`${repoRoot()}/envoy/envoy-tracing.yaml`, {
-        scopegate: authz.port,
-        inventory: 9,
-        otelCollector: portOf(receiver.address),
-      });
+      const config = withRuntime(
+        localEnvoyConfig(`${repoRoot()}/envoy/envoy-tracing.yaml`, {
+          scopegate: authz.port,
+          inventory: 9,
+          otelCollector: portOf(receiver.address),
+        }),
+        FLUSH_EACH_OTEL_SPAN,
+      );
       try {
         await throughEnvoy(config, async () => {
           const [plain, withClientContext] = authz.calls;
@@ -329,7 +335,6 @@ function httpServiceTraced(ports: { scopegateHttp: number; inventory: number }):
       listeners: Array<{ filter_chains: Array<{ filters: Array<{ typed_config: { tracing?: unknown } }> }> }>;
       clusters: Array<{ name: string }>;
     };
-    layered_runtime?: unknown;
   };
   const local = (file: string) =>
     parse(
@@ -347,10 +352,7 @@ function httpServiceTraced(ports: { scopegateHttp: number; inventory: number }):
   http.static_resources.clusters.push(
     traced.static_resources.clusters.find((c) => c.name === 'otel_collector')!,
   );
-  http.layered_runtime = {
-    layers: [{ name: 'flush_each_span', static_layer: { 'tracing.opentelemetry.min_flush_spans': 1 } }],
-  };
-  return stringify(http);
+  return withRuntime(stringify(http), FLUSH_EACH_OTEL_SPAN);
 }
 
 describe.skipIf(skipWithoutEnvoy)(
@@ -412,10 +414,7 @@ function zipkinTraced(ports: { scopegate: number; inventory: number; zipkin: num
       ],
     },
   });
-  config.layered_runtime = {
-    layers: [{ name: 'flush_each_span', static_layer: { 'tracing.zipkin.min_flush_spans': 1 } }],
-  };
-  return stringify(config);
+  return withRuntime(stringify(config), { 'tracing.zipkin.min_flush_spans': 1 });
 }
 
 /** Envoy's Zipkin span for its ext_authz gRPC call, in this trace. */

@@ -175,6 +175,18 @@ export function localEnvoyConfig(file: string, ports: LocalEnvoyPorts, tls?: Loc
   return stringify(config);
 }
 
+/**
+ * The config with `values` as a static runtime layer (`layered_runtime`), the shipped file unchanged: a test's
+ * way to set what Envoy reads from its runtime, such as a tracer's `min_flush_spans`. A config that already has
+ * a layered runtime is an error (this would replace it).
+ */
+export function withRuntime(configText: string, values: Record<string, unknown>): string {
+  const config = object(parse(configText), 'config');
+  if (config.layered_runtime !== undefined) throw new Error('Envoy config: it already has a layered_runtime');
+  config.layered_runtime = { layers: [{ name: 'test_runtime', static_layer: values }] };
+  return stringify(config);
+}
+
 export interface StartEnvoyOptions {
   readonly bin: string;
   /** The whole config (YAML or JSON), usually from `localEnvoyConfig`. */

@@ -13,7 +13,14 @@ import { serveSettings } from '../config/settings.js';
 import { type Running, startServer } from '../server/app.js';
 import { createLogger } from '../telemetry/log.js';
 import { Metrics } from '../telemetry/metrics.js';
-import { type LocalTlsFiles, localEnvoyConfig, type RunningEnvoy, repoRoot, startEnvoy } from './envoy.js';
+import {
+  type LocalTlsFiles,
+  localEnvoyConfig,
+  type RunningEnvoy,
+  repoRoot,
+  startEnvoy,
+  withRuntime,
+} from './envoy.js';
 import {
   type DevClient,
   type DevIssuer,
@@ -87,6 +94,11 @@ export interface EnvoyOptions {
   readonly envoyForwardsClientCert?: boolean;
   /** Where the `otel_collector` cluster of envoy-tracing.yaml points: an OTLP/gRPC receiver's port. */
   readonly otelCollector?: number;
+  /**
+   * Runtime values Envoy gets as a static layer (say `tracing.opentelemetry.min_flush_spans: 1`, so it exports
+   * each span as it ends instead of after 5 spans or 5 s); the shipped configs set none.
+   */
+  readonly envoyRuntime?: Record<string, unknown>;
   /**
    * The `transport_socket` the clusters that reach scopegate (`scopegate`, `scopegate_http`) get: TLS to a
    * scopegate serving `--tls-cert` (give it those flags as `serveFlags`). Without it they speak plaintext.
@@ -221,6 +233,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       if (front.envoyForwardsClientCert) configText = withClientCertForwarded(configText);
       if (front.scopegateTransportSocket)
         configText = withScopegateTransportSocket(configText, front.scopegateTransportSocket);
+      if (front.envoyRuntime) configText = withRuntime(configText, front.envoyRuntime);
       const running = await startEnvoy({
         bin: options.envoyBin,
         configText,

@@ -3,17 +3,24 @@
 // child of Envoy's ext_authz span in Envoy's trace, says what was decided, and a denied request's log line
 // carries that trace id; the same through envoy/envoy-http.yaml with that tracer, to scopegate's --http door. And
 // what Envoy really puts in the Check call's gRPC metadata, and in the request its http_service sends the --http
-// door, seen by a recording authorization server in scopegate's place.
+// door, seen by a recording authorization server in scopegate's place. And envoy/envoy.yaml with Envoy's Zipkin
+// tracer (posting to a Zipkin collector on loopback): what it sends in the Check call (B3), and that scopegate's
+// Check span is the child of its ext_authz span.
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { localEnvoyConfig, repoRoot, startEnvoy } from '../../src/dev/envoy.js';
+import { localEnvoyConfig, repoRoot, startEnvoy, withRuntime } from '../../src/dev/envoy.js';
 import { sendThrough } from '../../src/dev/stack.js';
 import { authorizationService } from '../../src/wire/proto.js';
 import type { CheckRequest } from '../../src/wire/types.js';
 import { captureLog } from '../support/logs.js';
-import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '../support/otlp-receiver.js';
+import {
+  type OtlpReceiver,
+  type ReceivedSpan,
+  startOtlpReceiver,
+  startZipkinCollector,
+} from '../support/otlp-receiver.js';
 import { requireEnvoy, skipWithoutEnvoy, suiteName } from './envoy-required.js';
 import { type Stack, startStack } from './stack.js';
 
@@ -23,6 +30,8 @@ const TRANSACTIONS = '/api/inventory/transactions';
 const CLIENT_TRACE = '0af7651916cd43dd8448eb211c80319c';
 const CLIENT_TRACEPARENT = `00-${CLIENT_TRACE}-b7ad6b7169203331-01`;
 const portOf = (address: string) => Number(address.split(':').pop());
+/** Envoy's OpenTelemetry tracer exports each span as it ends (by default after 5 spans, else a 5 s timer). */
+const FLUSH_EACH_OTEL_SPAN = { 'tracing.opentelemetry.min_flush_spans': 1 };
 
 let receiver: OtlpReceiver;
 beforeAll(async () => {
@@ -44,6 +53,7 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('one trace: Envoy (OpenTelemetry tra
     });
     stack = await startStack('envoy-tracing.yaml', {
       otelCollector: portOf(receiver.address),
+      envoyRuntime: FLUSH_EACH_OTEL_SPAN,
       serveFlags: ['--tracing'],
       log: log.log,
     });
@@ -150,6 +160,35 @@ describe.skipIf(skipWithoutEnvoy)(suiteName('one trace: Envoy (OpenTelemetry tra
     }
   });
 
+  it("through envoy.yaml with Envoy's Zipkin tracer: scopegate's Check span (parent grpc_metadata) is the child of Envoy's Zipkin ext_authz span, in its trace", async () => {
+    const zipkin = await startZipkinCollector();
+    const envoy = await startEnvoy({
+      bin: requireEnvoy(),
+      configText: zipkinTraced({
+        scopegate: portOf(stack.scopegate.grpcAddress),
+        inventory: stack.upstream.port,
+        zipkin: portOf(zipkin.address),
+      }),
+    });
+    try {
+      const answer = await sendThrough(envoy.url, { method: 'GET', path: TRANSACTIONS });
+      expect(answer.status).toBe(401);
+      const check = await checkSpanOf(String(answer.json?.request_id));
+      expect(check.attributes).toMatchObject({
+        'scopegate.parent': 'grpc_metadata',
+        'scopegate.reason': 'token_missing',
+      });
+      // Envoy's trace id is 64-bit: scopegate's is the same, zero-padded to 128 bits (as B3 says).
+      expect(check.traceId.slice(0, 16)).toBe('0000000000000000');
+      const call = await zipkinCheckSpan(zipkin, check.traceId.slice(16));
+      expect(check.parentSpanId).toBe(call.spanId);
+      expect(call.attributes).toMatchObject({ ext_authz_status: 'ext_authz_unauthorized' });
+    } finally {
+      await envoy.stop();
+      await zipkin.close();
+    }
+  });
+
   it("an allowed request with the client's own traceparent: one trace, the client's, Envoy in between", async () => {
     const token = await stack.clientToken('sync', 'inventory.read');
     const answer = await stack.send({
@@ -244,11 +283,14 @@ describe.skipIf(skipWithoutEnvoy)(
   () => {
     it("W3C traceparent (and an empty tracestate) in the gRPC metadata, naming Envoy's ext_authz span; the client's own stays in the HTTP headers", async () => {
       const authz = await startRecordingAuthz();
-      const config = localEnvoyConfig(`${repoRoot()}/envoy/envoy-tracing.yaml`, {
-        scopegate: authz.port,
-        inventory: 9,
-        otelCollector: portOf(receiver.address),
-      });
+      const config = withRuntime(
+        localEnvoyConfig(`${repoRoot()}/envoy/envoy-tracing.yaml`, {
+          scopegate: authz.port,
+          inventory: 9,
+          otelCollector: portOf(receiver.address),
+        }),
+        FLUSH_EACH_OTEL_SPAN,
+      );
       try {
         await throughEnvoy(config, async () => {
           const [plain, withClientContext] = authz.calls;
@@ -293,7 +335,6 @@ function httpServiceTraced(ports: { scopegateHttp: number; inventory: number }):
       listeners: Array<{ filter_chains: Array<{ filters: Array<{ typed_config: { tracing?: unknown } }> }> }>;
       clusters: Array<{ name: string }>;
     };
-    layered_runtime?: unknown;
   };
   const local = (file: string) =>
     parse(
@@ -311,10 +352,7 @@ function httpServiceTraced(ports: { scopegateHttp: number; inventory: number }):
   http.static_resources.clusters.push(
     traced.static_resources.clusters.find((c) => c.name === 'otel_collector')!,
   );
-  http.layered_runtime = {
-    layers: [{ name: 'flush_each_span', static_layer: { 'tracing.opentelemetry.min_flush_spans': 1 } }],
-  };
-  return stringify(http);
+  return withRuntime(stringify(http), FLUSH_EACH_OTEL_SPAN);
 }
 
 describe.skipIf(skipWithoutEnvoy)(
@@ -336,3 +374,89 @@ describe.skipIf(skipWithoutEnvoy)(
     });
   },
 );
+
+/**
+ * envoy/envoy.yaml (gRPC ext_authz to `scopegate`) with Envoy's Zipkin tracer, posting Zipkin JSON v2 to the
+ * collector on `zipkin` (a `zipkin` cluster added here, on loopback). Envoy posts each span as it ends (runtime
+ * min_flush_spans 1; else 5 spans or a 5 s timer), so a test waits for no timer.
+ */
+function zipkinTraced(ports: { scopegate: number; inventory: number; zipkin: number }): string {
+  const config = parse(
+    localEnvoyConfig(`${repoRoot()}/envoy/envoy.yaml`, {
+      scopegate: ports.scopegate,
+      inventory: ports.inventory,
+    }),
+  );
+  config.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing = {
+    random_sampling: { value: 100 },
+    provider: {
+      name: 'envoy.tracers.zipkin',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.config.trace.v3.ZipkinConfig',
+        collector_cluster: 'zipkin',
+        collector_endpoint: '/api/v2/spans',
+        collector_endpoint_version: 'HTTP_JSON',
+      },
+    },
+  };
+  config.static_resources.clusters.push({
+    name: 'zipkin',
+    type: 'STATIC',
+    connect_timeout: '1s',
+    load_assignment: {
+      cluster_name: 'zipkin',
+      endpoints: [
+        {
+          lb_endpoints: [
+            { endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: ports.zipkin } } } },
+          ],
+        },
+      ],
+    },
+  });
+  return withRuntime(stringify(config), { 'tracing.zipkin.min_flush_spans': 1 });
+}
+
+/** Envoy's Zipkin span for its ext_authz gRPC call, in this trace. */
+const zipkinCheckSpan = (zipkin: OtlpReceiver, traceId: string) =>
+  zipkin.waitFor(
+    (s) =>
+      s.traceId === traceId &&
+      s.kind === 'CLIENT' &&
+      s.name === 'async envoy.service.auth.v3.Authorization.Check egress',
+  );
+
+describe.skipIf(skipWithoutEnvoy)(suiteName('what Envoy sends in the Check call (its Zipkin tracer)'), () => {
+  it("B3 in several x-b3-* entries of the gRPC metadata (64-bit trace id), naming Envoy's ext_authz span; no b3, no traceparent; a client's traceparent is not continued", async () => {
+    const authz = await startRecordingAuthz();
+    const zipkin = await startZipkinCollector();
+    try {
+      const config = zipkinTraced({ scopegate: authz.port, inventory: 9, zipkin: portOf(zipkin.address) });
+      await throughEnvoy(config, async () => {
+        const [plain, withClientContext] = authz.calls;
+        for (const { metadata } of [plain!, withClientContext!]) {
+          expect(traceKeys(metadata)).toEqual([
+            'x-b3-parentspanid',
+            'x-b3-sampled',
+            'x-b3-spanid',
+            'x-b3-traceid',
+          ]);
+          expect(metadata['x-b3-traceid']).toMatch(/^[0-9a-f]{16}$/);
+          expect(metadata['x-b3-sampled']).toBe('1');
+          const call = await zipkinCheckSpan(zipkin, metadata['x-b3-traceid']!);
+          expect(call.spanId).toBe(metadata['x-b3-spanid']);
+          expect(call.parentSpanId).toBe(metadata['x-b3-parentspanid']);
+          expect(call.attributes).toMatchObject({ upstream_cluster: 'scopegate' });
+        }
+        // Envoy's Zipkin tracer reads B3 only: the client's traceparent starts no continued trace, and stays
+        // (unchanged) in the CheckRequest's headers.
+        expect(withClientContext!.metadata['x-b3-traceid']).not.toBe(CLIENT_TRACE.slice(16));
+        expect(withClientContext!.headers.traceparent).toBe(CLIENT_TRACEPARENT);
+        expect(traceKeys(plain!.headers)).toEqual([]);
+      });
+    } finally {
+      authz.close();
+      await zipkin.close();
+    }
+  });
+});

@@ -90,17 +90,26 @@ function attributesOf(list: WireKeyValue[] = []): Record<string, string | number
 const hex = (bytes: Buffer | undefined) => (bytes ? bytes.toString('hex') : '');
 
 /** The spans received so far, and a way to wait for one: what every receiver here shares. */
-function spanStore(): Pick<OtlpReceiver, 'spans' | 'waitFor'> & { add(request: WireRequest): void } {
+function spanStore(): Pick<OtlpReceiver, 'spans' | 'waitFor'> & {
+  add(request: WireRequest): void;
+  push(received: ReceivedSpan[]): void;
+} {
   const spans: ReceivedSpan[] = [];
   const waiters = new Set<() => void>();
+  const push = (received: ReceivedSpan[]) => {
+    spans.push(...received);
+    for (const wake of waiters) wake();
+  };
   return {
     spans,
+    push,
     add(request) {
+      const received: ReceivedSpan[] = [];
       for (const resourceSpans of request.resource_spans ?? []) {
         const resource = attributesOf(resourceSpans.resource?.attributes);
         for (const scope of resourceSpans.scope_spans ?? [])
           for (const span of scope.spans ?? [])
-            spans.push({
+            received.push({
               traceId: hex(span.trace_id),
               spanId: hex(span.span_id),
               parentSpanId: hex(span.parent_span_id),
@@ -111,7 +120,7 @@ function spanStore(): Pick<OtlpReceiver, 'spans' | 'waitFor'> & { add(request: W
               resource,
             });
       }
-      for (const wake of waiters) wake();
+      push(received);
     },
     waitFor(test, ms = 15_000) {
       return new Promise((resolve, reject) => {
@@ -157,22 +166,27 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   };
 }
 
-/** OTLP/HTTP on /v1/traces (the exporters' default path under OTEL_EXPORTER_OTLP_ENDPOINT). */
-export async function startOtlpHttpReceiver(): Promise<OtlpReceiver> {
+type SpanStore = ReturnType<typeof spanStore>;
+
+/**
+ * An HTTP receiver on loopback taking POSTs on `path` (404 otherwise): `take` stores a body's spans and says
+ * what to answer; each POST's content type is recorded.
+ */
+async function startHttpReceiver(
+  path: string,
+  take: (type: string, body: Buffer, store: SpanStore) => { status: number; type?: string; body?: string },
+): Promise<OtlpReceiver> {
   const store = spanStore();
   const contentTypes: string[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
+      if (req.method !== 'POST' || req.url !== path) return void res.writeHead(404).end();
       const type = req.headers['content-type'] ?? '';
-      const body = Buffer.concat(chunks);
-      if (req.method !== 'POST' || req.url !== '/v1/traces') return void res.writeHead(404).end();
       contentTypes.push(type);
-      if (type === 'application/x-protobuf') store.add(decodeExport(body));
-      else if (type === 'application/json') store.add(wireOfJson(JSON.parse(body.toString('utf8'))));
-      else return void res.writeHead(415).end();
-      res.writeHead(200, { 'content-type': type }).end(type === 'application/json' ? '{}' : '');
+      const answer = take(type, Buffer.concat(chunks), store);
+      res.writeHead(answer.status, answer.type ? { 'content-type': answer.type } : {}).end(answer.body ?? '');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -189,6 +203,52 @@ export async function startOtlpHttpReceiver(): Promise<OtlpReceiver> {
         server.close(() => resolve());
       }),
   };
+}
+
+/** OTLP/HTTP on /v1/traces (the exporters' default path under OTEL_EXPORTER_OTLP_ENDPOINT). */
+export function startOtlpHttpReceiver(): Promise<OtlpReceiver> {
+  return startHttpReceiver('/v1/traces', (type, body, store) => {
+    if (type === 'application/x-protobuf') store.add(decodeExport(body));
+    else if (type === 'application/json') store.add(wireOfJson(JSON.parse(body.toString('utf8'))));
+    else return { status: 415 };
+    return { status: 200, type, body: type === 'application/json' ? '{}' : '' };
+  });
+}
+
+/** A span as Zipkin's JSON v2 encoding has it (POST /api/v2/spans, a list of them). */
+interface ZipkinSpan {
+  traceId: string;
+  id: string;
+  parentId?: string;
+  name?: string;
+  kind?: string;
+  localEndpoint?: { serviceName?: string };
+  tags?: Record<string, string>;
+}
+
+/**
+ * A Zipkin collector on loopback (POST /api/v2/spans, JSON v2; what Envoy's Zipkin tracer sends with
+ * `collector_endpoint_version: HTTP_JSON`), its spans read in the OTLP shape: ids as Zipkin's hex (a 64-bit trace
+ * id stays 16 digits), kind as Zipkin's (`CLIENT`, `SERVER`; '' when absent), tags as attributes, the local
+ * endpoint's service name as `service.name`.
+ */
+export function startZipkinCollector(): Promise<OtlpReceiver> {
+  return startHttpReceiver('/api/v2/spans', (_type, body, store) => {
+    const spans = JSON.parse(body.toString('utf8')) as ZipkinSpan[];
+    store.push(
+      spans.map((span) => ({
+        traceId: span.traceId,
+        spanId: span.id,
+        parentSpanId: span.parentId ?? '',
+        name: span.name ?? '',
+        kind: span.kind ?? '',
+        attributes: { ...span.tags },
+        status: { code: 'STATUS_CODE_UNSET', message: '' },
+        resource: { 'service.name': span.localEndpoint?.serviceName ?? '' },
+      })),
+    );
+    return { status: 202 };
+  });
 }
 
 interface JsonKeyValue {

@@ -7,7 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { findEnvoy, localEnvoyConfig, repoRoot, startEnvoy, VENV_ENVOY } from '../../../src/dev/envoy.js';
+import {
+  findEnvoy,
+  localEnvoyConfig,
+  repoRoot,
+  startEnvoy,
+  VENV_ENVOY,
+  withRuntime,
+} from '../../../src/dev/envoy.js';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'scopegate-envoy-unit-'));
 
@@ -131,6 +138,20 @@ describe('localEnvoyConfig', () => {
     ];
     for (const [content, message] of cases)
       expect(() => localEnvoyConfig(file(content), { scopegate: 1, inventory: 2 })).toThrow(message);
+  });
+});
+
+describe('withRuntime', () => {
+  it('adds the values as one static runtime layer and changes nothing else; a config with a runtime is refused', () => {
+    const before = config(['scopegate']);
+    const after = parse(withRuntime(stringify(before), { 'tracing.opentelemetry.min_flush_spans': 1 }));
+    expect(after).toEqual({
+      ...before,
+      layered_runtime: {
+        layers: [{ name: 'test_runtime', static_layer: { 'tracing.opentelemetry.min_flush_spans': 1 } }],
+      },
+    });
+    expect(() => withRuntime(stringify(after), {})).toThrow('it already has a layered_runtime');
   });
 });
 

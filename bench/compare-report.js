@@ -209,6 +209,13 @@ export function ratios({ direct, envoy, concurrencies }) {
     undefined,
     'addedP50',
   );
+  // The canned floors send scopegate's own answers: what Envoy's work with those answers leaves of the plain
+  // floor (no server can beat its canned floor by much), and how near scopegate comes to doing nothing else.
+  const [canned, cannedHttp] = [shape('canned'), shape('canned-http')];
+  add('Envoy: req/s, canned HTTP ÷ noop HTTP', cannedHttp, noopHttp, cannedHttp?.rps / noopHttp?.rps);
+  add('Envoy: req/s, scopegate HTTP ÷ canned HTTP', sgHttp, cannedHttp, sgHttp?.rps / cannedHttp?.rps);
+  add('Envoy: req/s, canned (grpc-js) ÷ noop (grpc-js)', canned, noop, canned?.rps / noop?.rps);
+  add('Envoy: req/s, scopegate ÷ canned (grpc-js)', sg, canned, sg?.rps / canned?.rps);
   return rows;
 }
 
@@ -232,6 +239,8 @@ export const LABELS = {
   noop: 'noop grpc-js (Node floor)',
   'noop-http': 'do-nothing HTTP (node:http floor)',
   'scopegate-http': 'scopegate (HTTP)',
+  canned: "grpc-js sending scopegate's answers (canned floor)",
+  'canned-http': "node:http sending scopegate's answers (canned HTTP floor)",
   envoy: 'Envoy alone (floor)',
   rbac: 'Envoy jwt_authn + rbac, in-process',
 };
@@ -286,6 +295,7 @@ function envoyTable(envoy) {
       'authz CPU s',
       'checks per authz CPU-s',
       'Envoy CPU s',
+      'Envoy CPU µs per request',
       'authz peak RSS MiB',
       'answers',
     ],
@@ -302,6 +312,7 @@ function envoyTable(envoy) {
       e.authz ? n1(e.authz.cpuSeconds) : '–',
       e.authz ? n0(checksPerCpu(e)) : '–',
       n1(e.envoyUsage?.cpuSeconds),
+      n0((e.envoyUsage?.cpuSeconds * 1e6) / e.count),
       e.authz ? n0(e.authz.peakRssMiB) : '–',
       verdict(e),
     ]),
@@ -372,6 +383,13 @@ export function markdown(run) {
     '- **Envoy + scopegate (HTTP)**: the same scopegate process, asked by Envoy over HTTP (envoy/envoy-http.yaml,' +
       ' `http_service` to `serve --http`) instead of gRPC; **Envoy + do-nothing HTTP**: a node:http server that' +
       ' reads each request and answers 200, the floor of that transport (bench/noop-authz.js --http).',
+    '- **canned floors** (grpc-js, node:http): the do-nothing servers answering each distinct request with the answer' +
+      ' scopegate gave it, asked once and kept (bench/noop-authz.js --answers-from): Envoy copies the same identity' +
+      ' headers, takes the same dynamic metadata and sends the same deny bodies as behind scopegate, while the server' +
+      " does next to nothing. The plain floors' empty allow costs Envoy less (see Envoy CPU µs per request), so" +
+      " canned ÷ noop is about as near the plain floor as any server sending scopegate's answers can come, and" +
+      ' scopegate ÷ canned is how much its own work costs on top. (grpc-js encodes each kept answer again; scopegate' +
+      ' sends kept bytes.)',
     "- **checks per CPU-s**: Checks answered per CPU-second the server's process tree used (the steadier figure on" +
       ' a shared 2-core machine, where the load generator and the servers share the CPUs).',
     '- **answers**: checked one by one before and after the load, and counted during each cell by the server' +

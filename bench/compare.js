@@ -4,7 +4,8 @@
 //   and a do-nothing grpc-js ext_authz (the Node transport floor); and HTTP through Envoy (wrk) with no
 //   authorization (the floor), with jwt_authn + rbac in-process (bench/envoy-rbac.yaml), with gRPC ext_authz
 //   to each of them (envoy/envoy.yaml), and with HTTP ext_authz (envoy/envoy-http.yaml, `http_service`) to
-//   scopegate's `--http` door and to a do-nothing node:http server (the HTTP floor). Every contestant gets the
+//   scopegate's `--http` door and to a do-nothing node:http server (the HTTP floor), and to the canned floors of
+//   both doors (do-nothing servers answering with scopegate's own answers). Every contestant gets the
 //   same requests (bench/compare-mix.js: 8 allowed, 2 denied, round-robin) and must answer them as expected,
 //   or it is flagged broken, not ranked.
 //
@@ -30,7 +31,7 @@
 //
 // Flags: --seconds N (per cell, 1..60), --concurrency 1,16,64 (ghz), --connections 8 (wrk),
 // --only scopegate,opa,noop,rbac,envoy (scopegate brings its caches-off twin and its HTTP door through Envoy,
-// opa its io_jwt-cache twin, noop its HTTP twin through Envoy),
+// opa its io_jwt-cache twin, noop its HTTP twin and, with scopegate, the canned floors through Envoy),
 // --distinct N (tokens of the cache-miss cells, 0: none), --scopegate-args "...", --noop-workers N (default: as many gRPC
 // processes as scopegate runs), --envoy-workers N (processes of the scopegate and the do-nothing servers Envoy asks;
 // default 1, as the Kubernetes manifests run it: Envoy and wrk share these 2 cores), --node PATH (the Node.js binary for every Node process the bench starts:
@@ -82,7 +83,13 @@ const { ensureDevKeys } = await dist('dev/keys.js');
 
 /** What --only names; scopegate, opa and noop each bring their twins (`TWINS`). */
 const CHOICES = ['envoy', 'rbac', 'noop', 'opa', 'scopegate'];
-const TWINS = { scopegate: ['scopegate-nocache', 'scopegate-http'], opa: ['opa-jwt'], noop: ['noop-http'] };
+const TWINS = {
+  scopegate: ['scopegate-nocache', 'scopegate-http'],
+  opa: ['opa-jwt'],
+  noop: ['noop-http', 'canned', 'canned-http'],
+};
+/** The canned floors replay scopegate's answers: they run only where scopegate does. */
+const CANNED = ['canned', 'canned-http'];
 /** Direct cells: which servers run which token regime. */
 const DIRECT = {
   repeated: ['scopegate', 'scopegate-nocache', 'opa', 'opa-jwt', 'noop'],
@@ -91,9 +98,22 @@ const DIRECT = {
 /**
  * Through-Envoy order: floors first, so a broken setup shows before the contestants run. A `-http` shape is
  * Envoy's HTTP ext_authz (envoy/envoy-http.yaml) to the same program's HTTP door: scopegate-http is the very
- * scopegate process of the gRPC cells (`serve --http`), noop-http a do-nothing node:http server.
+ * scopegate process of the gRPC cells (`serve --http`), noop-http a do-nothing node:http server. The canned
+ * floors are the do-nothing servers answering each request with the answer scopegate gave it (once, kept):
+ * Envoy's work with scopegate's answers, without scopegate's (bench/noop-authz.js --answers-from).
  */
-const SHAPES = ['envoy', 'rbac', 'noop', 'noop-http', 'opa', 'opa-jwt', 'scopegate', 'scopegate-http'];
+const SHAPES = [
+  'envoy',
+  'rbac',
+  'noop',
+  'noop-http',
+  'canned',
+  'canned-http',
+  'opa',
+  'opa-jwt',
+  'scopegate',
+  'scopegate-http',
+];
 /** The comparator's io_jwt cache when on: as many entries as scopegate's default token cache. */
 const JWT_CACHE_ENTRIES = 10_000;
 const CACHES_OFF = ['--token-cache-size', '0', '--decision-cache-size', '0'];
@@ -117,7 +137,8 @@ function options() {
   const unknown = only.filter((name) => !CHOICES.includes(name));
   if (unknown.length > 0)
     throw new Error(`--only: unknown ${unknown.join(', ')} (known: ${CHOICES.join(', ')})`);
-  only.push(...only.flatMap((name) => TWINS[name] ?? []));
+  const twins = only.flatMap((name) => TWINS[name] ?? []);
+  only.push(...twins.filter((name) => only.includes('scopegate') || !CANNED.includes(name)));
   const count = (text, max, what) => {
     const n = Number(text);
     if (!Number.isInteger(n) || n < 1 || n > max)
@@ -257,6 +278,16 @@ async function prepare(o, tools) {
     ];
     servers['noop-envoy'] = await start('noop-envoy', node, floor('--listen'));
     servers['noop-http'] = await start('noop-http', node, floor('--http'));
+    // The canned floors ask the scopegate Envoy asks, once per distinct request, on the same door.
+    const asked = servers['scopegate-envoy']?.listening;
+    if (asked) {
+      servers.canned = await start('canned', node, [...floor('--listen'), '--answers-from', asked.grpc]);
+      servers['canned-http'] = await start('canned-http', node, [
+        ...floor('--http'),
+        '--answers-from',
+        asked.http,
+      ]);
+    }
   }
   o.noopWorkers ??= 1;
   return { dir, keyFile, jwksFile, mix, distinctMix, requests, servers, limitSeconds, start, tools };

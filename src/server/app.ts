@@ -93,10 +93,18 @@ export async function startServer(
   metrics: Metrics,
   options: { admin?: boolean; worker?: number } = {},
 ): Promise<Running> {
+  // A failed start leaves nothing behind: what is opened adds how to close it here, and a step that fails
+  // closes it all, last opened first, before its error goes on. Nothing is served yet, so nothing drains.
+  const closers: Array<() => unknown> = [];
+  const abandon = async (err: unknown): Promise<never> => {
+    for (const close of closers.reverse()) await close();
+    throw err;
+  };
   // Off: not even imported, so a server without tracing loads no OpenTelemetry module (README, "Tracing").
   const tracing: Tracing | undefined = settings.tracing
     ? await (await import('../telemetry/otel.js')).openTracing(settings.tracing, log)
     : undefined;
+  if (tracing) closers.push(() => tracing.shutdown(Date.now()));
   // One key store per issuer, one verified-token cache and one decision cache, whatever the number of
   // policies and revisions: a policy edit does not make every token verify again, and memory is bounded by
   // the caches' sizes, not by the policies.
@@ -106,6 +114,7 @@ export async function startServer(
     // Fetches no Check started; one a Check starts is its span's child (identity/authenticate.ts, keyFetch).
     ...(tracing && { onFetch: tracing.jwksFetch }),
   });
+  closers.push(() => keys.close());
   // A traced Check's span learns its cache results from decide() (check/decide.ts, CheckStatus).
   const onLookup = (cache: 'token' | 'decision', result: 'hit' | 'miss') =>
     metrics.recordCacheLookup(cache, result);
@@ -204,9 +213,10 @@ export async function startServer(
   });
   if (!opened.ok) {
     metrics.policyReloads.inc({ policy: '', result: 'error' });
-    throw new PolicyLoadError(opened.problems.map(formatProblem).join('\n'));
+    return abandon(new PolicyLoadError(opened.problems.map(formatProblem).join('\n')));
   }
   const source = opened.source;
+  closers.push(() => source.close());
   served = () => source.current();
   sayHttpRefusal();
   for (const { file } of opened.loaded.swapped) {
@@ -217,6 +227,7 @@ export async function startServer(
   const current = () => source.current();
 
   const records = settings.decisionLog && decisionRecords(settings.decisionLog, options.worker, log, metrics);
+  if (records) closers.push(() => records.close());
   const health = new HealthStatus();
   const checkDeps = {
     current,
@@ -227,10 +238,14 @@ export async function startServer(
     ...(records && { records }),
   };
   const grpcServer = createGrpcServer(checkDeps, health);
+  closers.push(() => grpcServer.destroy());
   // TLS (--tls-cert): one set of certificate files for every listener that takes Checks, kept current.
   const certificates =
     settings.tls && new CertificateFiles(settings.tls, (problem) => log.warn({ problem }, 'tls'));
-  const grpcPort = await grpcServer.listen(settings.listen.host, settings.listen.port, certificates);
+  if (certificates) closers.push(() => certificates.close());
+  const grpcPort = await grpcServer
+    .listen(settings.listen.host, settings.listen.port, certificates)
+    .catch(abandon);
   // The HTTP front doors: the same Check path, caches and records, each its own listener (shared by the
   // workers of `--workers N` as the gRPC port is: Node's cluster hands each connection to one worker).
   const fronts: HttpFront[] = [];
@@ -241,12 +256,10 @@ export async function startServer(
       ...(certificates && { tls: certificates }),
     });
     fronts.push(front);
+    // Even one that fails to listen is closed: closing is what stops it hearing the certificate files.
+    closers.push(() => front.close(0));
     metrics.transportServed(transport);
-    const bound = await listenHttp(front.server, at.host, at.port).catch((err) => {
-      grpcServer.destroy();
-      for (const opened of fronts) opened.server.close();
-      throw err;
-    });
+    const bound = await listenHttp(front.server, at.host, at.port).catch(abandon);
     return formatHostPort(bound);
   };
   const httpAddress = settings.http && (await openFront('http', settings.http));
@@ -266,7 +279,8 @@ export async function startServer(
           readiness,
         })
       : undefined;
-  const adminBound = admin && (await listenHttp(admin, settings.admin.host, settings.admin.port));
+  const adminBound =
+    admin && (await listenHttp(admin, settings.admin.host, settings.admin.port).catch(abandon));
   // Watched only once serving: a failed start leaves nothing behind. A change made since the first read is
   // still caught, by the first poll.
   source.watch();

@@ -1,20 +1,26 @@
 // `serve` in-process: the policy is loaded and compiled before any port is bound (a broken one is a
 // PolicyLoadError naming FILE:LINE:COL), revisions swap live with the last good one kept on a broken edit,
 // the verified-token cache is shared by every revision, and stop() drains and closes what was opened, all
-// within the drain time (a traced server's flush included).
+// within the drain time (a traced server's flush included); a start that fails while listening closes it all.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { serveSettings } from '../../../src/config/settings.js';
+import { KeyRegistry } from '../../../src/identity/index.js';
+import { PolicySource } from '../../../src/policy/source.js';
 import { PolicyLoadError, startServer } from '../../../src/server/app.js';
+import { CertificateFiles } from '../../../src/server/tls.js';
+import { DecisionRecords } from '../../../src/telemetry/decision-records.js';
 import { createLogger } from '../../../src/telemetry/log.js';
 import { Metrics } from '../../../src/telemetry/metrics.js';
+import { makePki, opensslSuiteName, type Pki, skipWithoutOpenssl } from '../../support/certs.js';
 import { connectHealth } from '../../support/grpc-client.js';
 import { sendHttp } from '../../support/http-front.js';
 import { captureLog } from '../../support/logs.js';
 import { examplePolicyText } from '../../support/policies.js';
+import { freePort } from '../../support/reverse-proxies.js';
 import { type Harness, type HarnessOptions, onlySnapshot, startHarness } from '../../support/scopegate.js';
 
 let h: Harness | undefined;
@@ -96,6 +102,97 @@ describe('starting', () => {
   it('an issuer whose keys cannot be fetched is a readiness problem naming the issuer', async () => {
     const { running } = await harness({ jwksDown: true });
     expect(running.readiness().problems.join('\n')).toContain('https://dev-issuer.scopegate.local/');
+  });
+});
+
+describe('a start that fails while listening leaves nothing behind', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  /** A server holding 127.0.0.1:`port` (0: any), as another process would; rejects when the port is taken. */
+  async function hold(port = 0): Promise<Server> {
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', resolve);
+    });
+    return server;
+  }
+  const release = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+
+  /**
+   * `serve` with gRPC, both front doors, admin and decision records, `taken`'s port held by another server:
+   * the start fails with EADDRINUSE, and every port it bound can be bound again.
+   */
+  async function failToStart(taken: 'admin' | 'forward-auth', flags: string[] = []): Promise<void> {
+    const dir = mkdtempSync(join(tmpdir(), 'scopegate-app-'));
+    writeFileSync(join(dir, 'policy.yaml'), examplePolicyText());
+    const held = await hold();
+    const ports = {
+      listen: await freePort(),
+      http: await freePort(),
+      'forward-auth': await freePort(),
+      admin: await freePort(),
+      [taken]: (held.address() as { port: number }).port,
+    };
+    const settings = serveSettings(
+      [
+        ...['--policy', join(dir, 'policy.yaml'), '--decision-log', join(dir, 'decisions.jsonl')],
+        ...Object.entries(ports).flatMap(([flag, port]) => [`--${flag}`, `127.0.0.1:${port}`]),
+        ...flags,
+      ],
+      {},
+    );
+    try {
+      await expect(
+        startServer(settings, createLogger('silent'), new Metrics({ defaultMetrics: false })),
+      ).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    } finally {
+      await release(held);
+    }
+    for (const [flag, port] of Object.entries(ports))
+      if (flag !== taken) await expect(hold(port).then(release), `--${flag}`).resolves.toBeUndefined();
+  }
+
+  it.each(['admin', 'forward-auth'] as const)(
+    '--%s on a port taken: the ports bound before are free again; keys, policy source and records are closed',
+    async (taken) => {
+      // A failed start returns nothing to ask: what closed is seen on the classes.
+      const closed = {
+        keys: vi.spyOn(KeyRegistry.prototype, 'close'),
+        source: vi.spyOn(PolicySource.prototype, 'close'),
+        records: vi.spyOn(DecisionRecords.prototype, 'close'),
+      };
+      await failToStart(taken);
+      expect(
+        Object.fromEntries(Object.entries(closed).map(([name, spy]) => [name, spy.mock.calls.length])),
+      ).toEqual({ keys: 1, source: 1, records: 1 });
+    },
+  );
+
+  describe.skipIf(skipWithoutOpenssl)(opensslSuiteName('with TLS'), () => {
+    let pki: Pki;
+    let tls: string[];
+    beforeAll(async () => {
+      pki = await makePki();
+      const { certFile, keyFile } = await (await pki.authority('failed-start-ca')).server('scopegate');
+      tls = ['--tls-cert', certFile, '--tls-key', keyFile];
+    }, 30_000);
+    afterAll(() => pki?.remove());
+
+    it.each(['admin', 'forward-auth'] as const)(
+      '--%s on a port taken: the certificate files are closed and no listener is left on them',
+      async (taken) => {
+        const heard = vi.spyOn(CertificateFiles.prototype, 'onChange');
+        const closed = vi.spyOn(CertificateFiles.prototype, 'close');
+        await failToStart(taken, tls);
+        const files = heard.mock.contexts[0] as CertificateFiles;
+        expect(closed.mock.contexts).toHaveLength(1);
+        expect(closed.mock.contexts[0]).toBe(files);
+        // A destroyed gRPC listener stops hearing once its server has closed, a moment later (tls.test.ts).
+        await new Promise((resolve) => setImmediate(resolve));
+        expect(files.listenerCount).toBe(0);
+      },
+    );
   });
 });
 

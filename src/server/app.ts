@@ -97,7 +97,12 @@ export async function startServer(
   // closes it all, last opened first, before its error goes on. Nothing is served yet, so nothing drains.
   const closers: Array<() => unknown> = [];
   const abandon = async (err: unknown): Promise<never> => {
-    for (const close of closers.reverse()) await close();
+    for (const close of closers.reverse()) {
+      // A closer that fails must not hide why the start failed, nor keep the rest from closing.
+      await Promise.resolve()
+        .then(close)
+        .catch(() => {});
+    }
     throw err;
   };
   // Off: not even imported, so a server without tracing loads no OpenTelemetry module (README, "Tracing").

@@ -56,15 +56,19 @@ Usage:
                      else print FILE:LINE:COL: field: message and exit 1.
   scopegate explain  --policy FILE|DIR [--token JWT | --claims FILE_OR_JSON] --method M --path P
                      [--header k:v]... [--body JSON] [--host H] [--context-extension k=v]...
-                     [--destination-principal SPIFFE_ID] [--peer SPIFFE_ID] [--no-verify] [--json]
+                     [--destination-principal SPIFFE_ID] [--peer SPIFFE_ID]
+                     [--door grpc|http|forward-auth] [--no-verify] [--json]
                      Trace one decision: the policy chosen and why, route, the peer (--peer: the calling
                      workload, as Envoy's mTLS source.principal), token and client scopes, each
                      permission by scope and by role, grant type, locations, the reason, and what to change
                      (exit 0 allowed, 1 denied). --no-verify decodes the token without checking its
-                     signature (and says so, loudly).
+                     signature (and says so, loudly). --door judges the request as serve's --http or
+                     --forward-auth door would (default grpc): the policy by host or default only, and no
+                     peer, destination principal or context extension (forward-auth: no body) to give.
   scopegate test     --policy FILE|DIR CASES.yaml...
-                     Policy unit tests: run each case (claims + request + expected decision/reason) and
-                     print ✓/✗ per case and "N passed, M failed"; exit 1 if any case fails.
+                     Policy unit tests: run each case (claims + request + expected decision/reason, and
+                     optionally the door: http or forward-auth) and print ✓/✗ per case and
+                     "N passed, M failed"; exit 1 if any case fails.
   scopegate diff     OLD NEW [--json]
                      What changed in meaning between two policies (each a FILE or DIR): routes added,
                      removed or changed, permissions a route now requires or no longer requires, the grants

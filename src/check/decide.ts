@@ -271,14 +271,7 @@ export function decide(
       });
     },
     peer() {
-      // An HTTP request names no peer Envoy vouched for: a header saying one is the client's own word.
-      gathered.peer = carriesEnvoyAttributes(door.transport)
-        ? identifyPeer(facts.peer)
-        : deny(
-            'peer_missing',
-            "this route needs the calling workload's identity (mTLS), which the HTTP front door cannot carry: use the gRPC front door",
-            { missing: { peer: null } },
-          );
+      gathered.peer = peerThrough(door, facts);
       return gathered.peer;
     },
     locations: (match) =>
@@ -309,6 +302,17 @@ export function decide(
     if (!('decision' in result)) throw new Error(`decide: no ${result.unknown} input`);
     return { decision: result.decision, facts, gathered };
   });
+}
+
+/** The calling workload as the door names it (identity/peer.ts), or why it names none. */
+export function peerThrough(door: Door, facts: RequestFacts): Outcome<string> {
+  // An HTTP request names no peer Envoy vouched for: a header saying one is the client's own word.
+  if (carriesEnvoyAttributes(door.transport)) return identifyPeer(facts.peer);
+  return deny(
+    'peer_missing',
+    "this route needs the calling workload's identity (mTLS), which the HTTP front door cannot carry: use the gRPC front door",
+    { missing: { peer: null } },
+  );
 }
 
 /** Who a decision is about: the token's subject, client and issuer, and the peer when one was needed. */

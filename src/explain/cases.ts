@@ -1,7 +1,8 @@
-// `scopegate test`: policy unit tests. A YAML file of cases — claims, an HTTP request, the expected decision
-// and/or reason (and optionally what must be named as missing) — each run through the same trace as
-// `explain`, so a case passes exactly when the server would decide that way. The file is read like a policy:
-// capped in size, duplicate keys refused, aliases bounded, and every mistake reported as FILE:LINE:COL.
+// `scopegate test`: policy unit tests. A YAML file of cases — claims, an HTTP request, the door it comes in by
+// (gRPC unless it says), the expected decision and/or reason (and optionally what must be named as missing) —
+// each run through the same trace as `explain`, so a case passes exactly when the server would decide that
+// way. The file is read like a policy: capped in size, duplicate keys refused, aliases bounded, and every
+// mistake reported as FILE:LINE:COL.
 import { isMap, isScalar, isSeq, type Node, type YAMLMap } from 'yaml';
 import { choosePolicy } from '../check/choose.js';
 import { closest } from '../config/problems.js';
@@ -17,8 +18,9 @@ import {
 import type { PolicySet } from '../policy/set.js';
 import type { CompiledPolicy, PolicyProblem } from '../policy/types.js';
 import type { Missing } from '../vocabulary/index.js';
-import { type DecisionLabel, REASON_CODES, type Reason } from '../vocabulary/index.js';
+import { type DecisionLabel, REASON_CODES, type Reason, type Transport } from '../vocabulary/index.js';
 import { checkRequestFor } from '../wire/check-request.js';
+import { DOOR_NAMES, doorNamed, uncarried, uncarriedProblem } from './door.js';
 import { type HttpRequestSpec, StandInSigner, unverifiedRequest } from './identity.js';
 import { terminalSafe } from './render.js';
 import { type Trace, traceCheck, traceUnowned } from './trace.js';
@@ -52,6 +54,8 @@ export interface PolicyCase {
   /** Absent: the request carries no token. */
   readonly claims?: Readonly<Record<string, unknown>>;
   readonly request: CaseRequest;
+  /** The front door the request comes in by; absent: gRPC. */
+  readonly door?: Transport;
   readonly expect: CaseExpectation;
 }
 
@@ -200,8 +204,9 @@ class CaseReader extends YamlReader {
       return undefined;
     }
     const before = this.problems.length;
-    this.onlyKeys(node, field, ['name', 'claims', 'request', 'expect']);
+    this.onlyKeys(node, field, ['name', 'claims', 'request', 'door', 'expect']);
     const name = this.stringIn(node, 'name', field, true);
+    const door = this.readDoor(node, field);
 
     let claims: Record<string, unknown> | undefined;
     const claimsNode = this.child(node, 'claims');
@@ -214,10 +219,42 @@ class CaseReader extends YamlReader {
     }
 
     const request = this.readRequest(node, field);
+    if (request && door) {
+      const requestMap = this.child(node, 'request') as YAMLMap;
+      for (const part of uncarried(door.transport, request)) {
+        const problem = uncarriedProblem(part, door.name, (name) => `door: ${name}`);
+        this.report(this.child(requestMap, part), `${field}.request.${part}`, problem);
+      }
+    }
     const expect = this.readExpect(node, field);
     if (this.problems.length > before || !name || !request || !expect) return undefined;
     const { file, line } = this.pos(node);
-    return { name, file, line, ...(claims && { claims }), request, expect };
+    return {
+      name,
+      file,
+      line,
+      ...(claims && { claims }),
+      request,
+      ...(door && { door: door.transport }),
+      expect,
+    };
+  }
+
+  /** The case's `door`, by the name `--door` takes; undefined when absent or not a door (reported). */
+  private readDoor(node: YAMLMap, field: string): { name: string; transport: Transport } | undefined {
+    const name = this.stringIn(node, 'door', field, false);
+    if (name === undefined) return undefined;
+    const transport = doorNamed(name);
+    if (transport === undefined) {
+      const suggestion = closest(name, DOOR_NAMES);
+      this.report(
+        this.child(node, 'door'),
+        `${field}.door`,
+        `unknown door "${name}"; ${suggestion ? `did you mean "${suggestion}"?` : `one of ${DOOR_NAMES.join(', ')}`}`,
+      );
+      return undefined;
+    }
+    return { name, transport };
   }
   private readRequest(node: YAMLMap, field: string): CaseRequest | undefined {
     const map = this.mapping(node, 'request', field, true);
@@ -422,13 +459,16 @@ export async function runCases(
   const results: CaseResult[] = [];
   for (const policyCase of cases) {
     const credential = policyCase.claims ? 'claims' : 'none';
-    const chosen = choosePolicy(set, checkRequestFor(policyCase.request));
+    const door = policyCase.door ?? 'grpc';
+    const chosen = choosePolicy(set, checkRequestFor(policyCase.request), door);
     let trace: Trace;
-    if (!chosen.ok) trace = traceUnowned(chosen.detail, { credential, verified: false });
+    if (!chosen.ok) trace = traceUnowned(chosen.detail, { door, credential, verified: false });
     else {
       const policy = chosen.value;
-      const prepared = await unverifiedRequest(policy, policyCase.request, policyCase.claims, signer, now);
+      const { request, claims } = policyCase;
+      const prepared = await unverifiedRequest(policy, request, claims, signer, now, door);
       trace = await traceCheck({
+        door,
         policy,
         chosenBy: chosen.by,
         request: prepared.request,

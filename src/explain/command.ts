@@ -4,16 +4,17 @@ import { parseArgs } from 'node:util';
 import { choosePolicy } from '../check/choose.js';
 import { formatProblem } from '../config/problems.js';
 import { readTextFile } from '../config/text-file.js';
-import { Authenticator } from '../identity/authenticate.js';
-import { KeyRegistry } from '../identity/index.js';
 import type { PolicySet } from '../policy/set.js';
 import { loadPolicySet } from '../policy/source.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import { parseStrictJson } from '../request/json.js';
+import { carriesEnvoyAttributes, type Transport } from '../vocabulary/index.js';
 import { checkRequestFor } from '../wire/check-request.js';
 import { loadCasesFile, renderResults, runCases } from './cases.js';
+import { DOOR_NAMES, doorNamed, type Uncarried, uncarried, uncarriedProblem } from './door.js';
 import {
   decodeClaims,
+  envoyOnlyIdentity,
   type HttpRequestSpec,
   StandInSigner,
   unverifiedIdentity,
@@ -60,6 +61,7 @@ export async function explainCommand(
       'context-extension': { type: 'string', multiple: true, default: [] },
       'destination-principal': { type: 'string' },
       peer: { type: 'string' },
+      door: { type: 'string', default: 'grpc' },
       'no-verify': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
@@ -73,6 +75,8 @@ export async function explainCommand(
     return io.usage('explain takes one of --token JWT or --claims FILE_OR_JSON, not both');
   }
   if (!values.path) return io.usage('explain needs --path PATH');
+  const door = doorNamed(values.door);
+  if (door === undefined) return io.usage(`--door is one of ${DOOR_NAMES.join(', ')}, not "${values.door}"`);
   const headers: Array<[string, string]> = [];
   for (const header of values.header) {
     const colon = header.indexOf(':');
@@ -102,6 +106,11 @@ export async function explainCommand(
     }),
     ...(values.peer !== undefined && { peer: values.peer }),
   };
+  const [refused] = uncarried(door, http);
+  if (refused !== undefined) {
+    const why = uncarriedProblem(refused, values.door, (name) => `--door ${name}`);
+    return io.usage(`${FLAG_OF[refused]}: ${why}`);
+  }
 
   let claims: Record<string, unknown> | undefined;
   if (values.claims !== undefined) {
@@ -112,13 +121,13 @@ export async function explainCommand(
 
   const set = await loadSet(policyPath, io);
   if (!set) return 2;
-  // The policy the server would choose for this request; the rest of the trace is that policy's.
-  const chosen = choosePolicy(set, checkRequestFor(http));
+  // The policy the server's door would choose for this request; the rest of the trace is that policy's.
+  const chosen = choosePolicy(set, checkRequestFor(http), door);
   const credential = claims !== undefined ? 'claims' : values.token !== undefined ? 'token' : 'none';
   const verified = credential === 'token' && !values['no-verify'];
   const warnings = values['no-verify'] ? [NOT_VERIFIED_WARNING] : [];
   if (!chosen.ok) {
-    return printTrace(traceUnowned(chosen.detail, { credential, verified, warnings }), values.json, io);
+    return printTrace(traceUnowned(chosen.detail, { door, credential, verified, warnings }), values.json, io);
   }
   const policy = chosen.value;
   const chosenBy = chosen.by;
@@ -127,13 +136,14 @@ export async function explainCommand(
   const signer = new StandInSigner();
   let trace: Trace;
   if (credential !== 'token') {
-    const prepared = await unverifiedRequest(policy, http, claims, signer, now);
-    trace = await traceCheck({ policy, chosenBy, ...prepared, credential, verified: false });
+    const prepared = await unverifiedRequest(policy, http, claims, signer, now, door);
+    trace = await traceCheck({ door, policy, chosenBy, ...prepared, credential, verified: false });
   } else if (values['no-verify']) {
     trace = await traceCheck({
+      door,
       policy,
       chosenBy,
-      ...(await decodedTokenRequest(policy, http, values.token!, signer, now)),
+      ...(await decodedTokenRequest(policy, http, values.token!, signer, now, door)),
       credential: 'token',
       verified: false,
       warnings: [NOT_VERIFIED_WARNING],
@@ -145,6 +155,7 @@ export async function explainCommand(
     });
     try {
       trace = await traceCheck({
+        door,
         policy,
         chosenBy,
         request: checkRequestFor({ ...http, token: values.token! }),
@@ -161,6 +172,14 @@ export async function explainCommand(
   return printTrace(trace, values.json, io);
 }
 
+/** The flag that sets each part of the request a door may not carry. */
+const FLAG_OF: Readonly<Record<Uncarried, string>> = {
+  peer: '--peer',
+  destinationPrincipal: '--destination-principal',
+  contextExtensions: '--context-extension',
+  body: '--body',
+};
+
 function printTrace(trace: Trace, json: boolean, io: CommandIO): number {
   if (json) {
     // Whoever pipes the JSON into jq still sees that nothing was verified.
@@ -174,7 +193,8 @@ function printTrace(trace: Trace, json: boolean, io: CommandIO): number {
 
 /**
  * --no-verify: the token as sent, read without its signature. A policy that trusts only Envoy's jwt_authn
- * gets the decoded claims as jwt_authn metadata, as Envoy would pass them on.
+ * gets the decoded claims as jwt_authn metadata, as Envoy would pass them on through the gRPC door; an HTTP
+ * door passes on only the token.
  */
 async function decodedTokenRequest(
   policy: CompiledPolicy,
@@ -182,13 +202,14 @@ async function decodedTokenRequest(
   token: string,
   signer: StandInSigner,
   now: () => number,
+  door: Transport,
 ) {
   const request = checkRequestFor({ ...http, token });
   if (policy.issuers.length > 0) return { request, identity: unverifiedIdentity(policy, signer, now) };
   const claims = decodeClaims(token);
-  if (claims === undefined)
-    return { request, identity: new Authenticator(policy, new KeyRegistry(), { now }) };
-  return unverifiedRequest(policy, http, claims, signer, now);
+  if (claims === undefined || !carriesEnvoyAttributes(door))
+    return { request, identity: envoyOnlyIdentity(policy, now) };
+  return unverifiedRequest(policy, http, claims, signer, now, door);
 }
 
 export async function testCommand(args: string[], io: CommandIO): Promise<number> {

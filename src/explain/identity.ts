@@ -5,7 +5,8 @@
 //   other check the server makes (typ, iss, aud, exp, nbf, iat, algorithm pinning, claim shapes) still runs
 //   on the real code; only "was it signed by the issuer" is taken on trust — and the trace says so, loudly.
 // A policy that trusts only Envoy's jwt_authn gets the claims the way Envoy would hand them over: as
-// jwt_authn metadata, read by the real Authenticator.
+// jwt_authn metadata, read by the real Authenticator; through an HTTP door, which carries no such metadata,
+// only the caller's token arrives, and the real Authenticator judges that.
 
 import { randomUUID } from 'node:crypto';
 import {
@@ -24,8 +25,8 @@ import type { CompiledPolicy } from '../policy/types.js';
 import { ALLOWED_ALGORITHMS } from '../policy/validate-authentication.js';
 import { JWT_AUTHN_NAMESPACE } from '../request/facts.js';
 import type { RequestFacts } from '../request/types.js';
-import type { Principal } from '../vocabulary/index.js';
-import { deny, type Outcome } from '../vocabulary/index.js';
+import type { Principal, Transport } from '../vocabulary/index.js';
+import { carriesEnvoyAttributes, deny, type Outcome } from '../vocabulary/index.js';
 import { checkRequestFor, type HttpCall } from '../wire/check-request.js';
 import type { CheckRequest, ProtoValue } from '../wire/types.js';
 
@@ -163,7 +164,8 @@ export type HttpRequestSpec = Omit<HttpCall, 'token'>;
 /**
  * The CheckRequest and identity phase for a caller given by claims (no signature), or by no claims at all
  * (then any Authorization header the request names is read, signature unchecked). With issuers, the claims
- * ride in a stand-in bearer token; a policy that trusts only Envoy's jwt_authn gets them as its metadata.
+ * ride in a stand-in bearer token; a policy that trusts only Envoy's jwt_authn gets them as its metadata
+ * when the door carries it (gRPC), else a bearer token only Envoy's jwt_authn could have vouched for.
  */
 export async function unverifiedRequest(
   policy: CompiledPolicy,
@@ -171,19 +173,32 @@ export async function unverifiedRequest(
   claims: Readonly<Record<string, unknown>> | undefined,
   signer: StandInSigner,
   now: () => number = Date.now,
+  door: Transport = 'grpc',
 ): Promise<{ request: CheckRequest; identity: IdentityPhase }> {
   if (claims === undefined) {
     return { request: checkRequestFor(http), identity: unverifiedIdentity(policy, signer, now) };
   }
   if (policy.issuers.length === 0 && policy.envoyJwtAuthn !== undefined) {
+    if (!carriesEnvoyAttributes(door)) {
+      const token = await tokenForClaims(claims, policy, signer, now());
+      return { request: checkRequestFor({ ...http, token }), identity: envoyOnlyIdentity(policy, now) };
+    }
     const withExp = { exp: Math.floor(now() / 1000) + DEFAULT_CLAIMS_LIFETIME_SECONDS, ...claims };
     return {
       request: withJwtAuthnClaims(checkRequestFor(http), policy.envoyJwtAuthn.metadataKey, withExp),
-      identity: new Authenticator(policy, new KeyRegistry(), { now }),
+      identity: envoyOnlyIdentity(policy, now),
     };
   }
   const token = await tokenForClaims(claims, policy, signer, now());
   return { request: checkRequestFor({ ...http, token }), identity: unverifiedIdentity(policy, signer, now) };
+}
+
+/**
+ * The server's own identity phase for a policy that verifies no token itself: it reads jwt_authn's metadata,
+ * and refuses a bearer token, without a key.
+ */
+export function envoyOnlyIdentity(policy: CompiledPolicy, now: () => number): IdentityPhase {
+  return new Authenticator(policy, new KeyRegistry(), { now });
 }
 
 /** The server's own identity phase over real key stores. Close the registry when done. */

@@ -1,6 +1,7 @@
 // A Trace for people (aligned text, ✓/✗ per check, the fix in the user's words) and for machines (one JSON
 // object whose field names are the Trace's own: `decision`, `reason`, `status`, `verified`, `hints`, …).
 import type { SelectedBy } from '../policy/set.js';
+import type { Transport } from '../vocabulary/index.js';
 import type { PermissionTrace, Trace } from './trace.js';
 
 const YES = '✓';
@@ -14,6 +15,13 @@ const CHOSEN_BY: Record<Exclude<SelectedBy, 'only policy'>, string> = {
   'destination principal': 'chosen by the destination principal (the called workload)',
   host: 'chosen by the host',
   default: 'chosen as the default: no other policy owns this request',
+};
+
+/** What an HTTP door asked about is, as `explain` says it; the gRPC door, the default, goes unsaid. */
+const DOOR: Record<Exclude<Transport, 'grpc'>, string> = {
+  http: 'http (serve --http): chooses the policy by host or default; carries no peer, destination principal or context extension',
+  forward_auth:
+    'forward-auth (serve --forward-auth): chooses the policy by host or default; carries no peer, destination principal, context extension or body',
 };
 
 /** The warning printed first, in capitals, whenever a token's signature was not checked. */
@@ -49,6 +57,7 @@ export function renderTrace(trace: Trace): string {
   const row = (label: string, text: string) => lines.push(`${label.padEnd(12)}${text}`.trimEnd());
   const more = (text: string) => lines.push(`${' '.repeat(12)}${text}`);
 
+  if (trace.door !== 'grpc') row('door', DOOR[trace.door]);
   const { policy } = trace;
   if (!policy.chosen) {
     row('policy', `${NO} none: ${policy.detail}`);

@@ -5,7 +5,7 @@
 // the one Envoy's caller would get. The tables around it read the same compiled policy and call the same
 // decision functions; they show *why*, they never decide.
 
-import { decide } from '../check/decide.js';
+import { type Door, decide, peerThrough } from '../check/decide.js';
 import {
   checkLocations,
   checkPeerPermissions,
@@ -16,7 +16,6 @@ import {
   subjectOf,
 } from '../decision/evaluate.js';
 import { fixHints, type Who } from '../decision/hints.js';
-import { identifyPeer } from '../identity/peer.js';
 import type { SelectedBy } from '../policy/set.js';
 import type {
   CompiledLocationSource,
@@ -38,6 +37,7 @@ import {
   type Principal,
   REASONS,
   type Reason,
+  type Transport,
 } from '../vocabulary/index.js';
 import type { CheckRequest } from '../wire/types.js';
 import type { IdentityPhase } from './identity.js';
@@ -68,6 +68,8 @@ export interface PermissionTrace {
 }
 
 export interface Trace {
+  /** The front door the request was judged as coming in by: it chooses the policy and carries the peer. */
+  readonly door: Transport;
   /** The policy that decided, and why it owns the request; or why none does (then the reason is policy_unknown). */
   readonly policy:
     | {
@@ -165,6 +167,8 @@ export interface Trace {
 }
 
 export interface TraceInput {
+  /** The front door the request comes in by (default gRPC): the server's decision for that door. */
+  readonly door?: Transport;
   readonly policy: CompiledPolicy;
   /** Why the set chose this policy (default: it is the only one). */
   readonly chosenBy?: SelectedBy;
@@ -181,6 +185,7 @@ const sorted = (items: Iterable<string>) => [...items].sort();
 
 export async function traceCheck(input: TraceInput): Promise<Trace> {
   const { policy, request } = input;
+  const door: Door = { transport: input.door ?? 'grpc' };
   const read = readRequest(request);
   const needs =
     (read.ok && policy.matchRoute(read.value.method, read.value.path)?.route.identity) || policy.identity;
@@ -190,13 +195,18 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
 
   // The decision is the server pipeline's own, fed the identity outcome computed above (authenticating
   // once: a token cache or a key refresh must not make the trace and the decision disagree).
-  const { decision } = await decide(request, {
-    policy,
-    authenticator: {
-      // check() identifies only requests it could read, and those already have their outcome.
-      identify: () => identity ?? deny('internal_error', 'identity was not checked'),
+  const { decision } = await decide(
+    request,
+    {
+      policy,
+      authenticator: {
+        // check() identifies only requests it could read, and those already have their outcome.
+        identify: () => identity ?? deny('internal_error', 'identity was not checked'),
+      },
     },
-  });
+    undefined,
+    door,
+  );
 
   const who: Who = {
     subject: identity?.ok ? identity.value.subject : decision.subject,
@@ -205,6 +215,7 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
   };
   const label = decisionLabel(decision);
   const base = {
+    door: door.transport,
     policy: {
       chosen: true as const,
       name: policy.name,
@@ -253,7 +264,7 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
       }
     : { matched: false as const };
 
-  const peer = needs === 'token' ? undefined : { peer: peerTrace(policy, facts, match?.route) };
+  const peer = needs === 'token' ? undefined : { peer: peerTrace(policy, facts, match?.route, door) };
   if (needs === 'peer')
     return { ...base, request: requestTrace, ...peer, route: routeTrace, hints, alsoNeeded: [] };
   if (!identity?.ok) {
@@ -303,9 +314,10 @@ export async function traceCheck(input: TraceInput): Promise<Trace> {
 /** The trace of a request no policy of the set owns: the server denies it before reading anything else. */
 export function traceUnowned(
   detail: string,
-  input: Pick<TraceInput, 'credential' | 'verified' | 'warnings'>,
+  input: Pick<TraceInput, 'door' | 'credential' | 'verified' | 'warnings'>,
 ): Trace {
   return {
+    door: input.door ?? 'grpc',
     policy: { chosen: false, detail },
     credential: input.credential,
     verified: input.verified,
@@ -321,13 +333,14 @@ export function traceUnowned(
   };
 }
 
-/** The peer as the server judges it (identity/peer.ts, then the policy's `peers`), and what its roles lack. */
+/** The peer as the server's door judges it (then the policy's `peers`), and what its roles lack. */
 function peerTrace(
   policy: CompiledPolicy,
   facts: RequestFacts,
   route: CompiledRoute | undefined,
+  door: Door,
 ): NonNullable<Trace['peer']> {
-  const id = identifyPeer(facts.peer);
+  const id = peerThrough(door, facts);
   if (!id.ok) return { ok: false, reason: id.reason, detail: id.detail };
   const known = peerOf(policy, id.value);
   if (!known.ok) return { ok: false, id: id.value, reason: known.reason, detail: known.detail };

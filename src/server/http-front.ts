@@ -17,6 +17,7 @@ import { type CheckDeps, handleCheck, lastResort } from '../check/handle.js';
 import { DEFAULT_REQUEST_LIMITS } from '../request/facts.js';
 import { denyInHeaders, type HttpReply, httpReplyFor } from '../response/http-reply.js';
 import type { Answer } from '../response/kept.js';
+import { carriesBody } from '../vocabulary/index.js';
 import {
   type Described,
   describeEnvoyHttp,
@@ -93,7 +94,7 @@ export function createHttpFront(deps: CheckDeps, options: HttpFrontOptions): Htt
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => refuseUnparsed(err, socket));
 
   async function answer(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = options.transport === 'http' ? await readBody(req, maxBodyBytes) : undefined;
+    const body = carriesBody(options.transport) ? await readBody(req, maxBodyBytes) : undefined;
     if (res.destroyed) return;
     const described = describe({
       method: req.method ?? '',

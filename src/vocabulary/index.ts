@@ -22,5 +22,5 @@ export {
   specOf,
 } from './reasons.js';
 export { spiffeIdProblem } from './spiffe.js';
-export { carriesEnvoyAttributes, TRANSPORTS, type Transport } from './transport.js';
+export { carriesBody, carriesEnvoyAttributes, TRANSPORTS, type Transport } from './transport.js';
 export type { Principal, SigningKeyRef } from './types.js';

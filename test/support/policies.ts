@@ -41,6 +41,16 @@ export function shipmentsPolicyText(jwksUri?: string): string {
   return examplePolicyText(jwksUri, SHIPMENTS_POLICY_FILE);
 }
 
+/** A policy that verifies no token itself: only Envoy's jwt_authn vouches for callers, by its metadata. */
+export const JWT_AUTHN_ONLY_POLICY_TEXT = `version: 1
+authentication:
+  envoyJwtAuthn: { metadataKey: jwt_payload }
+scopes:
+  inventory.read: [INV_TRANSACTION_READ]
+routes:
+  - { name: list_transactions, method: GET, path: /api/inventory/transactions, permissions: [INV_TRANSACTION_READ] }
+`;
+
 export function compile(text: string, file = 'policy.yaml'): CompiledPolicy {
   const result = parsePolicy(text, file);
   if (!result.ok)

@@ -14,7 +14,7 @@ import {
 import { formatProblem } from '../../../src/policy/index.js';
 import { PolicySet } from '../../../src/policy/set.js';
 import { loadPolicySet } from '../../../src/policy/source.js';
-import { compile, examplePolicyText } from '../../support/policies.js';
+import { compile, examplePolicyText, shipmentsPolicyText } from '../../support/policies.js';
 
 const policy = compile(examplePolicyText());
 /** The example policy as `--policy FILE` serves it: it owns every request. */
@@ -249,6 +249,73 @@ describe('cases against a policy set', () => {
       'cases.yaml:3:45: cases[0].request.host: must be a non-empty string',
       'cases.yaml:3:89: cases[0].request.contextExtensions.scopegate_policy: an extension value must be a string (quote it)',
       'cases.yaml:4:23: cases[0].expect.policy: must be a non-empty string',
+    ]);
+  });
+});
+
+describe('cases at an HTTP front door (door: http, door: forward-auth)', () => {
+  const withoutPrincipals = (text: string) => text.replace(/^ {2}destinationPrincipals: .*\n/m, '');
+  const inventory = compile(withoutPrincipals(examplePolicyText()), 'inventory.yaml');
+  const shipments = compile(withoutPrincipals(shipmentsPolicyText()), 'shipments.yaml');
+  /** The mesh as a set an HTTP door can serve: each policy owns its hosts, none is chosen by destination. */
+  const byHost = new PolicySet([inventory, shipments].map((p) => ({ owns: p.owns, value: p })));
+  const DISPATCH =
+    '{ sub: svc-dispatch, client_id: dispatch, gty: client_credentials, scope: shipments.write }';
+
+  it('each case is decided as its door decides: the policy by host, or the whole set refused', async () => {
+    const text = `cases:
+  - name: over HTTP, shipments by its host
+    claims: ${DISPATCH}
+    request: { method: DELETE, path: /api/shipments/S1, host: shipments.example.com }
+    door: http
+    expect: { decision: allow, policy: shipments }
+  - name: forward auth, the same
+    claims: ${DISPATCH}
+    request: { method: DELETE, path: /api/shipments/S1, host: shipments.example.com }
+    door: forward-auth
+    expect: { decision: allow, policy: shipments }
+`;
+    const results = await runCases(byHost, casesOf(text));
+    expect(results.map((r) => [r.trace.door, r.failures])).toEqual([
+      ['http', []],
+      ['forward_auth', []],
+    ]);
+
+    // The mesh as shipped chooses by destination principal: no HTTP door serves it, as the server says.
+    const mesh = await loadPolicySet(join(import.meta.dirname, '../../../examples/mesh'));
+    const [refused] = await runCases(mesh.set, casesOf(text.replace('decision: allow', 'reason: allowed')));
+    expect(refused?.failures).toEqual([
+      'expected reason allowed, got policy_unknown',
+      'expected policy shipments, got none (policy_unknown)',
+    ]);
+    expect(refused?.trace.detail).toBe(
+      'this policy set chooses policies by destination principal, which the HTTP front door cannot carry: use the gRPC front door',
+    );
+  });
+
+  it('a door that is not one, and what a door cannot carry, are problems where they are written', () => {
+    const parsed = parseCases(
+      `cases:
+  - name: typo
+    request: { method: GET, path: /x }
+    door: htp
+    expect: { decision: deny }
+  - name: peer over HTTP
+    request: { method: GET, path: /x, peer: "spiffe://cluster.local/ns/a/sa/b", contextExtensions: { scopegate_policy: a } }
+    door: http
+    expect: { decision: deny }
+  - name: body over forward auth
+    request: { method: POST, path: /x, body: { location: WH01 } }
+    door: forward-auth
+    expect: { decision: deny }
+`,
+      'cases.yaml',
+    );
+    expect(!parsed.ok && parsed.problems.map(formatProblem)).toEqual([
+      'cases.yaml:4:11: cases[0].door: unknown door "htp"; did you mean "http"?',
+      "cases.yaml:7:45: cases[1].request.peer: door: http never carries the calling workload's identity (mTLS peer): leave it out, or use door: grpc",
+      "cases.yaml:7:100: cases[1].request.contextExtensions: door: http never carries Envoy's context extensions: leave it out, or use door: grpc",
+      'cases.yaml:11:46: cases[2].request.body: door: forward-auth never carries a body: leave it out, or use door: grpc or door: http',
     ]);
   });
 });

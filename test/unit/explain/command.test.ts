@@ -1,10 +1,11 @@
 // `explain --claims FILE`: the claims file is read like every file a person gives scopegate, capped and
 // strictly UTF-8, and a file that cannot be used is a usage error (exit 2) that says why, never its content.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { explainCommand, MAX_CLAIMS_BYTES } from '../../../src/explain/command.js';
+import { JWT_AUTHN_ONLY_POLICY_TEXT } from '../../support/policies.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'scopegate-claims-'));
 
@@ -200,5 +201,173 @@ describe('explain without a credential', () => {
     ]);
     expect(code).toBe(2);
     expect(err).toEqual(['explain takes one of --token JWT or --claims FILE_OR_JSON, not both']);
+  });
+});
+
+describe('explain --door: the request judged as an HTTP front door judges it', () => {
+  // The mesh without destination principals: over HTTP, each policy is chosen by its host. Files are read
+  // and written, never copied: the mesh's inventory.yaml is a link to the example policy.
+  const byHost = mkdtempSync(join(tmpdir(), 'scopegate-explain-door-'));
+  const policyText = (file: string) =>
+    readFileSync(join(MESH, file), 'utf8').replace(/^ {2}destinationPrincipals: .*\n/m, '');
+  for (const file of ['inventory.yaml', 'shipments.yaml'])
+    writeFileSync(join(byHost, file), policyText(file));
+  // And a policy only Envoy's context extension can name: no HTTP request could reach it.
+  const named = mkdtempSync(join(tmpdir(), 'scopegate-explain-door-'));
+  for (const file of ['inventory.yaml', 'shipments.yaml']) writeFileSync(join(named, file), policyText(file));
+  writeFileSync(
+    join(named, 'orders.yaml'),
+    policyText('shipments.yaml')
+      .replace(/^name: shipments$/m, 'name: orders')
+      .replace(/^match:\n {2}hosts: .*\n/m, ''),
+  );
+  const deleteShipment = ['--claims', dispatcher, '--method', 'DELETE', '--path', '/api/shipments/S1'];
+
+  test('a policy only a context extension names: --door http gets the server’s policy_unknown, gRPC picks it', async () => {
+    const refusal =
+      "this policy set has policies only Envoy's context extension can name (orders), which the HTTP front door cannot carry: give them match.hosts, or use the gRPC front door";
+    const http = await explain([
+      ...['--policy', named, ...deleteShipment, '--host', 'shipments.example.com', '--door', 'http'],
+    ]);
+    expect(http.code).toBe(1);
+    expect(http.out.split('\n').slice(0, 2)).toEqual([
+      'door        http (serve --http): chooses the policy by host or default; carries no peer, destination principal or context extension',
+      `policy      ✗ none: ${refusal}`,
+    ]);
+    expect(http.out).toContain('decision    DENY policy_unknown (HTTP 403)');
+    const json = await explain([
+      ...[
+        '--policy',
+        named,
+        ...deleteShipment,
+        '--host',
+        'shipments.example.com',
+        '--door',
+        'http',
+        '--json',
+      ],
+    ]);
+    expect(JSON.parse(json.out)).toMatchObject({
+      door: 'http',
+      policy: { chosen: false, detail: refusal },
+      reason: 'policy_unknown',
+      detail: refusal,
+    });
+
+    const grpc = await explain([
+      ...['--policy', named, ...deleteShipment, '--context-extension', 'scopegate_policy=orders', '--json'],
+    ]);
+    expect(grpc.code).toBe(0);
+    expect(JSON.parse(grpc.out)).toMatchObject({
+      door: 'grpc',
+      policy: { chosen: true, name: 'orders', chosenBy: 'context extension' },
+      decision: 'allow',
+    });
+  });
+
+  test('a set chosen by host: both HTTP doors choose by the host, and say which door was asked', async () => {
+    for (const [door, transport] of [
+      ['http', 'http'],
+      ['forward-auth', 'forward_auth'],
+    ]) {
+      const { code, out } = await explain([
+        ...['--policy', byHost, ...deleteShipment, '--host', 'shipments.example.com', '--door', door!],
+        '--json',
+      ]);
+      expect(code).toBe(0);
+      expect(JSON.parse(out)).toMatchObject({
+        door: transport,
+        policy: { chosen: true, name: 'shipments', chosenBy: 'host' },
+        decision: 'allow',
+      });
+    }
+    const text = await explain([
+      ...['--policy', byHost, ...deleteShipment, '--host', 'shipments.example.com', '--door', 'forward-auth'],
+    ]);
+    expect(text.out).toMatch(
+      /^door {8}forward-auth \(serve --forward-auth\): .* or body\npolicy {6}shipments: /,
+    );
+    // The default door says nothing of doors in text: the output it always gave.
+    const grpc = await explain([
+      ...['--policy', byHost, ...deleteShipment, '--host', 'shipments.example.com'],
+    ]);
+    expect(grpc.out).toMatch(/^policy {6}shipments: /);
+    expect(grpc.out).not.toMatch(/^door/m);
+  });
+
+  test('a peer route at the HTTP door is the server’s peer_missing, whatever the policy lists', async () => {
+    const INVENTORY = join(import.meta.dirname, '../../../examples/inventory/policy.yaml');
+    const { code, out } = await explain([
+      ...['--policy', INVENTORY, '--path', '/api/inventory/reports/stock', '--door', 'http', '--json'],
+    ]);
+    expect(code).toBe(1);
+    expect(JSON.parse(out)).toMatchObject({
+      door: 'http',
+      reason: 'peer_missing',
+      detail:
+        "this route needs the calling workload's identity (mTLS), which the HTTP front door cannot carry: use the gRPC front door",
+      peer: { ok: false, reason: 'peer_missing' },
+    });
+  });
+
+  test('a policy trusting only Envoy’s jwt_authn: its claims reach the gRPC door only', async () => {
+    const policy = join(mkdtempSync(join(tmpdir(), 'scopegate-explain-door-')), 'jwt-authn.yaml');
+    writeFileSync(policy, JWT_AUTHN_ONLY_POLICY_TEXT);
+    const claims = { sub: 'svc', scope: 'inventory.read', exp: Math.floor(Date.now() / 1000) + 600 };
+    const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const token = `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64(claims)}.c2ln`;
+    for (const given of [
+      ['--claims', JSON.stringify(claims)],
+      ['--token', token, '--no-verify'],
+    ]) {
+      const asked = ['--policy', policy, ...given, '--path', '/api/inventory/transactions', '--json'];
+      expect(JSON.parse((await explain(asked)).out)).toMatchObject({ decision: 'allow' });
+      expect(JSON.parse((await explain([...asked, '--door', 'http'])).out)).toMatchObject({
+        door: 'http',
+        reason: 'token_invalid',
+        detail: "the token was not verified by Envoy's jwt_authn filter",
+      });
+    }
+  });
+
+  test('what the door cannot carry is a usage error naming the option and the door, never dropped', async () => {
+    const asked = ['--policy', MESH, ...deleteShipment];
+    expect(await explain([...asked, '--door', 'http', '--peer', 'spiffe://cluster.local/ns/a/sa/b'])).toEqual(
+      {
+        code: 2,
+        out: '',
+        err: [
+          "--peer: --door http never carries the calling workload's identity (mTLS peer): leave it out, or use --door grpc",
+        ],
+      },
+    );
+    expect(
+      await explain([...asked, '--door', 'forward-auth', '--context-extension', 'scopegate_policy=x']),
+    ).toMatchObject({
+      code: 2,
+      err: [
+        "--context-extension: --door forward-auth never carries Envoy's context extensions: leave it out, or use --door grpc",
+      ],
+    });
+    expect(
+      await explain([...asked, '--door', 'http', '--destination-principal', 'spiffe://a/b']),
+    ).toMatchObject({
+      code: 2,
+      err: [expect.stringMatching(/^--destination-principal: --door http never carries/)],
+    });
+    expect(await explain([...asked, '--door', 'forward-auth', '--body', '{}'])).toMatchObject({
+      code: 2,
+      err: [
+        '--body: --door forward-auth never carries a body: leave it out, or use --door grpc or --door http',
+      ],
+    });
+  });
+
+  test('a door that is not one is a usage error listing the doors', async () => {
+    expect(await explain(['--policy', MESH, ...deleteShipment, '--door', 'forward_auth'])).toEqual({
+      code: 2,
+      out: '',
+      err: ['--door is one of grpc, http, forward-auth, not "forward_auth"'],
+    });
   });
 });

@@ -23,6 +23,7 @@ import {
   EXAMPLE_AUDIENCE,
   EXAMPLE_ISSUER,
   examplePolicy,
+  JWT_AUTHN_ONLY_POLICY_TEXT,
   supportThreadClaims,
 } from '../../support/policies.js';
 import { handBuiltToken, mintToken, newSigningKey, type SigningKey } from '../../support/tokens.js';
@@ -41,14 +42,7 @@ scopes:
 routes:
   - { name: list_transactions, method: GET, path: /api/inventory/transactions, permissions: [INV_TRANSACTION_READ] }
 `);
-const jwtAuthnOnly = compile(`version: 1
-authentication:
-  envoyJwtAuthn: { metadataKey: jwt_payload }
-scopes:
-  inventory.read: [INV_TRANSACTION_READ]
-routes:
-  - { name: list_transactions, method: GET, path: /api/inventory/transactions, permissions: [INV_TRANSACTION_READ] }
-`);
+const jwtAuthnOnly = compile(JWT_AUTHN_ONLY_POLICY_TEXT);
 
 function factsOf(request: CheckRequest): RequestFacts {
   const read = readRequest(request);
@@ -233,6 +227,26 @@ describe('unverifiedRequest', () => {
     expect(facts.jwtAuthnPayloads.get('jwt_payload')).toEqual({
       exp: Math.floor(now / 1000) + DEFAULT_CLAIMS_LIFETIME_SECONDS,
       ...claims,
+    });
+  });
+
+  it('claims, for a jwt_authn-only policy at an HTTP door: only the token arrives, and nothing vouches for it', async () => {
+    const claims = { iss: 'https://idp.example/', sub: 'svc', scope: 'inventory.read' };
+    const { request, identity } = await unverifiedRequest(
+      jwtAuthnOnly,
+      LIST,
+      claims,
+      signer,
+      Date.now,
+      'http',
+    );
+    const facts = factsOf(request);
+    expect(facts.jwtAuthnPayloads.size).toBe(0);
+    expect(facts.headers.get('authorization')).toMatch(/^Bearer /);
+    expect(await identity.authenticate(facts)).toEqual({
+      ok: false,
+      reason: 'token_invalid',
+      detail: "the token was not verified by Envoy's jwt_authn filter",
     });
   });
 });

@@ -17,6 +17,7 @@ const HOSTILE = [
 const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
 
 const hostileTrace = (text: string): Trace => ({
+  door: 'grpc',
   policy: {
     chosen: true,
     name: 'policy',

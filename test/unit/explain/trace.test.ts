@@ -279,6 +279,43 @@ describe('explain decides exactly as the server does', () => {
   }
 });
 
+describe('explain at an HTTP door decides as that door does', () => {
+  it('a peer route: the door carries no peer, whatever the request says, and the trace says why', async () => {
+    const policy = compile(examplePolicyText());
+    const request = checkRequestFor({
+      method: 'GET',
+      path: '/api/inventory/reports/stock',
+      headers: [],
+      peer: 'spiffe://cluster.local/ns/reporting/sa/reports',
+    });
+    const identity = unverifiedIdentity(policy, signer);
+    const authenticator = new Authenticator(policy, new KeyRegistry());
+    const server = await decide(request, { policy, authenticator }, undefined, { transport: 'http' });
+    const trace = await traceCheck({
+      door: 'http',
+      policy,
+      request,
+      identity,
+      credential: 'none',
+      verified: false,
+    });
+    expect(server.decision.reason).toBe('peer_missing');
+    expect(trace).toMatchObject({
+      door: 'http',
+      reason: server.decision.reason,
+      detail: server.decision.detail,
+      peer: { ok: false, reason: 'peer_missing', detail: server.decision.detail },
+    });
+    // The gRPC door carries the same peer, and lets it in.
+    expect(
+      await traceCheck({ policy, request, identity, credential: 'none', verified: false }),
+    ).toMatchObject({
+      door: 'grpc',
+      decision: 'allow',
+    });
+  });
+});
+
 describe('what --no-verify cannot see, and says', () => {
   it('a token signed by a key the issuer never published: the server refuses it, --no-verify does not', async () => {
     const policy = compile(examplePolicyText(jwks.uri));

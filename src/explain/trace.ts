@@ -1,8 +1,8 @@
 // The whole story of one decision, for `scopegate explain` and `scopegate test`: request facts, identity,
 // route, token and client scopes, every required permission with the scopes and roles that grant it, the
 // grant type, the locations, the final reason and what to change. The decision itself is the server's:
-// the trace runs `check` from src/pipeline.ts with the same identity outcome, so the reason it reports is
-// the one Envoy's caller would get. The tables around it read the same compiled policy and call the same
+// the trace runs check/decide.ts's `decide` with the same identity outcome and door, so the reason it reports
+// is the one Envoy's caller would get. The tables around it read the same compiled policy and call the same
 // decision functions; they show *why*, they never decide.
 
 import { type Door, decide, peerThrough } from '../check/decide.js';

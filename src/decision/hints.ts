@@ -90,7 +90,7 @@ export function fixHints(reason: Reason, missing: Missing | undefined, who: Who 
       return ['check the method and path, or add a route for them to the policy'];
     case 'policy_unknown':
       return [
-        'give this service a policy: name it in Envoy (context extension scopegate_policy), or list the host or destination principal under its match block',
+        "give this service a policy: list its host under a policy's match block, or (gRPC door only) name the policy in Envoy (context extension scopegate_policy) or list the destination principal",
       ];
     case 'keys_unavailable':
       return ["retry shortly; if it persists, check that scopegate can reach the issuer's JWKS"];

@@ -96,7 +96,9 @@ const DIRECT = {
   distinct: ['scopegate', 'opa', 'opa-jwt'],
 };
 /**
- * Through-Envoy order: floors first, so a broken setup shows before the contestants run. A `-http` shape is
+ * Through-Envoy order: Envoy alone first, so a broken setup shows before the contestants run; then each door's
+ * floors right before scopegate on that door, and the comparator next to scopegate's gRPC cell, so the cells a
+ * ratio compares run close together in time (a 2-core VM slows as sustained load goes on). A `-http` shape is
  * Envoy's HTTP ext_authz (envoy/envoy-http.yaml) to the same program's HTTP door: scopegate-http is the very
  * scopegate process of the gRPC cells (`serve --http`), noop-http a do-nothing node:http server. The canned
  * floors are the do-nothing servers answering each request with the answer scopegate gave it (once, kept):
@@ -106,12 +108,12 @@ const SHAPES = [
   'envoy',
   'rbac',
   'noop',
-  'noop-http',
   'canned',
-  'canned-http',
+  'scopegate',
   'opa',
   'opa-jwt',
-  'scopegate',
+  'noop-http',
+  'canned-http',
   'scopegate-http',
 ];
 /** The comparator's io_jwt cache when on: as many entries as scopegate's default token cache. */
